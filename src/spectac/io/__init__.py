@@ -1,0 +1,1 @@
+"""All file reading and writing of spectac lives here."""

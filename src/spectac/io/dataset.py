@@ -1,0 +1,201 @@
+"""The on-disk dataset of DESIGN.md: dataset.json, cases.csv and one folder per study.
+
+```
+DATASET/
+  dataset.json        format version, how it was made
+  cases.csv           a row per study (see CASE_COLUMNS)
+  studies/<case_id>/  nc.nii.gz, ac.nii.gz, and when known mu.nii.gz, truth.nii.gz, lv.json
+```
+Simulated and imported data meet here: everything downstream reads studies through
+:class:`Dataset` and never knows where a study came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from spectac.io.atomic import atomic_dir, write_text_atomic
+from spectac.io.nifti import read_nifti, write_nifti
+from spectac.volume import SpectacError, Volume
+
+FORMAT_VERSION = 1
+VOLUME_NAMES = ("nc", "ac", "mu", "truth")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Case:
+    """One study (a row of cases.csv). Defect fields are empty for imported clinical data.
+
+    ``defect_type`` is "none", "ischemia" (stress defect only) or "infarct" (rest and stress);
+    ``defect_territory`` is LAD, LCx or RCA; ``defect_severity`` is the fractional count reduction
+    of the defect core in this study (0 where this study shows no defect).
+    """
+
+    case_id: str
+    patient_id: str
+    state: str  # rest | stress
+    sex: str  # F | M
+    bmi: float | None = None
+    defect_type: str = ""
+    defect_territory: str = ""
+    defect_severity: float | None = None
+    defect_extent: float | None = None  # fraction of the LV myocardium inside the defect
+    split: str = ""
+
+    @property
+    def has_defect(self) -> bool | None:
+        """Whether this study shows a perfusion defect (None when unknown)."""
+        if self.defect_type == "":
+            return None
+        return bool(self.defect_severity and self.defect_severity > 0)
+
+
+CASE_COLUMNS = tuple(f.name for f in fields(Case))
+
+
+def _parse_case(row: dict[str, str], where: str) -> Case:
+    missing = [c for c in ("case_id", "patient_id", "state", "sex") if not row.get(c)]
+    if missing:
+        raise SpectacError(f"{where}: row without {', '.join(missing)}")
+
+    def num(key: str) -> float | None:
+        value = row.get(key, "")
+        if value in ("", None):
+            return None
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise SpectacError(f"{where}: {key}={value!r} is not a number") from exc
+
+    return Case(
+        case_id=row["case_id"],
+        patient_id=row["patient_id"],
+        state=row["state"],
+        sex=row["sex"],
+        bmi=num("bmi"),
+        defect_type=row.get("defect_type", "") or "",
+        defect_territory=row.get("defect_territory", "") or "",
+        defect_severity=num("defect_severity"),
+        defect_extent=num("defect_extent"),
+        split=row.get("split", "") or "",
+    )
+
+
+def cases_to_csv(cases: list[Case]) -> str:
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CASE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for case in cases:
+        row = asdict(case)
+        writer.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+class Dataset:
+    """A dataset folder, opened for reading. Nothing is read behind the caller's back except
+    dataset.json and cases.csv at opening."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], cases: list[Case]) -> None:
+        self.root = root
+        self.meta = meta
+        self.cases = cases
+        self._by_id = {c.case_id: c for c in cases}
+
+    @classmethod
+    def open(cls, root: str | Path) -> Dataset:
+        root = Path(root)
+        meta_path, cases_path = root / "dataset.json", root / "cases.csv"
+        if not root.is_dir():
+            raise SpectacError(f"{root}: no such dataset folder")
+        for path in (meta_path, cases_path):
+            if not path.is_file():
+                raise SpectacError(f"{path}: missing; is {root} a spectac dataset?")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise SpectacError(f"{meta_path}: not valid JSON ({exc})") from exc
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise SpectacError(f"{meta_path}: format_version {meta.get('format_version')} is not {FORMAT_VERSION}")
+        with cases_path.open(newline="") as f:
+            cases = [_parse_case(row, f"{cases_path} line {i + 2}") for i, row in enumerate(csv.DictReader(f))]
+        ids = [c.case_id for c in cases]
+        if len(set(ids)) != len(ids):
+            raise SpectacError(f"{cases_path}: duplicate case_id")
+        return cls(root, meta, cases)
+
+    def case(self, case_id: str) -> Case:
+        try:
+            return self._by_id[case_id]
+        except KeyError:
+            raise SpectacError(f"{self.root}: no case {case_id!r}") from None
+
+    def split(self, name: str | None) -> list[Case]:
+        """The cases of one split ('train', 'val', 'test'), or all cases for None/'all'."""
+        if name in (None, "all"):
+            return list(self.cases)
+        if name not in SPLITS:
+            raise SpectacError(f"unknown split {name!r}; choose from {', '.join(SPLITS)} or all")
+        return [c for c in self.cases if c.split == name]
+
+    def study_dir(self, case_id: str) -> Path:
+        return self.root / "studies" / case_id
+
+    def path(self, case_id: str, name: str) -> Path:
+        return self.study_dir(case_id) / f"{name}.nii.gz"
+
+    def has(self, case_id: str, name: str) -> bool:
+        return self.path(case_id, name).is_file()
+
+    def load(self, case_id: str, name: str) -> Volume:
+        """Load one volume ('nc', 'ac', 'mu' or 'truth') of a study."""
+        path = self.path(case_id, name)
+        if not path.is_file():
+            raise SpectacError(f"{path}: missing study volume")
+        return read_nifti(path)
+
+    def lv(self, case_id: str) -> dict[str, Any] | None:
+        """The LV geometry and defect truth of a simulated study, or None."""
+        path = self.study_dir(case_id) / "lv.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+def study_is_complete(root: str | Path, case_id: str) -> bool:
+    """A study folder exists only when whole (written atomically), so existence means complete."""
+    study = Path(root) / "studies" / case_id
+    return (study / "nc.nii.gz").is_file() and (study / "ac.nii.gz").is_file()
+
+
+def write_study(
+    root: str | Path,
+    case_id: str,
+    volumes: dict[str, Volume],
+    lv: dict[str, Any] | None = None,
+) -> Path:
+    """Write a study folder atomically: it appears with all its files or not at all."""
+    for name in volumes:
+        if name not in VOLUME_NAMES:
+            raise ValueError(f"unknown study volume {name!r}")
+    if "nc" not in volumes or "ac" not in volumes:
+        raise ValueError("a study needs at least nc and ac")
+    final = Path(root) / "studies" / case_id
+    with atomic_dir(final) as tmp:
+        for name, volume in volumes.items():
+            write_nifti(volume, tmp / f"{name}.nii.gz")
+        if lv is not None:
+            (tmp / "lv.json").write_text(json.dumps(lv, indent=1))
+    return final
+
+
+def write_manifest(root: str | Path, meta: dict[str, Any], cases: list[Case]) -> None:
+    """Write dataset.json and cases.csv (each atomically)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    meta = {"format_version": FORMAT_VERSION, **meta}
+    write_text_atomic(root / "dataset.json", json.dumps(meta, indent=1, default=str))
+    write_text_atomic(root / "cases.csv", cases_to_csv(cases))

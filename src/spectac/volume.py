@@ -1,0 +1,108 @@
+"""The one place the spatial conventions live.
+
+A :class:`Volume` is a float32 array indexed ``[x, y, z]`` in the DICOM patient frame (LPS: x to
+the patient's left, y to posterior, z to head), with its voxel spacing in mm, the LPS position of
+the centre of voxel ``[0, 0, 0]`` in mm, and the direction cosines of the three array axes.
+NIfTI files carry the matching RAS affine (``diag(-1, -1, 1, 1) @ affine_lps``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+class SpectacError(Exception):
+    """An error caused by the user's input: the CLI prints its message as one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3D image on a grid in the patient frame.
+
+    Attributes:
+        array: (X, Y, Z) float32 voxel values (counts, 1/cm, or labels).
+        spacing: voxel size along the array axes in mm.
+        origin: LPS position in mm of the centre of voxel [0, 0, 0].
+        direction: (3, 3) direction cosines; column i is the LPS direction of array axis i.
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise SpectacError(f"a volume must be 3D, got shape {self.array.shape}")
+        object.__setattr__(self, "array", np.asarray(self.array, dtype=np.float32))
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
+        object.__setattr__(self, "direction", np.asarray(self.direction, dtype=np.float64).reshape(3, 3))
+        if min(self.spacing) <= 0:
+            raise SpectacError(f"voxel spacing must be positive, got {self.spacing}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def affine_lps(self) -> np.ndarray:
+        """4x4 matrix mapping voxel indices (i, j, k, 1) to LPS mm."""
+        affine = np.eye(4)
+        affine[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
+        affine[:3, 3] = self.origin
+        return affine
+
+    @property
+    def affine_ras(self) -> np.ndarray:
+        """4x4 matrix mapping voxel indices to RAS mm, as NIfTI stores it."""
+        return LPS_TO_RAS @ self.affine_lps
+
+    @classmethod
+    def from_ras_affine(cls, array: np.ndarray, affine_ras: np.ndarray) -> Volume:
+        affine_lps = LPS_TO_RAS @ np.asarray(affine_ras, dtype=np.float64)
+        spacing = np.linalg.norm(affine_lps[:3, :3], axis=0)
+        if np.any(spacing <= 0):
+            raise SpectacError("the affine has a zero-length axis")
+        direction = affine_lps[:3, :3] / spacing[None, :]
+        return cls(array, tuple(spacing), tuple(affine_lps[:3, 3]), direction)
+
+    @classmethod
+    def centred(cls, array: np.ndarray, spacing: float | tuple[float, float, float]) -> Volume:
+        """A volume on an axis-aligned LPS grid whose centre is the origin of the patient frame."""
+        spacing = (spacing,) * 3 if np.isscalar(spacing) else tuple(spacing)  # type: ignore[assignment]
+        origin = tuple(-(n - 1) / 2 * s for n, s in zip(array.shape, spacing))
+        return cls(array, spacing, origin)  # type: ignore[arg-type]
+
+    def with_array(self, array: np.ndarray) -> Volume:
+        """The same grid with other voxel values."""
+        if array.shape != self.array.shape:
+            raise SpectacError(f"shape {array.shape} does not match the grid {self.array.shape}")
+        return Volume(array, self.spacing, self.origin, self.direction)
+
+    def same_grid(self, other: Volume, atol_mm: float = 1e-3) -> bool:
+        return self.shape == other.shape and bool(np.allclose(self.affine_lps, other.affine_lps, atol=atol_mm))
+
+    def world_coordinates(self) -> np.ndarray:
+        """(X, Y, Z, 3) LPS mm coordinates of every voxel centre."""
+        idx = np.stack(np.meshgrid(*[np.arange(n) for n in self.shape], indexing="ij"), axis=-1)
+        return idx @ self.affine_lps[:3, :3].T + self.affine_lps[:3, 3]
+
+    def index_of(self, point_lps: np.ndarray) -> np.ndarray:
+        """Continuous voxel index of an LPS point in mm."""
+        inv = np.linalg.inv(self.affine_lps)
+        return inv[:3, :3] @ np.asarray(point_lps, dtype=np.float64) + inv[:3, 3]
+
+    def point_of(self, index: np.ndarray) -> np.ndarray:
+        """LPS point in mm of a continuous voxel index."""
+        return self.affine_lps[:3, :3] @ np.asarray(index, dtype=np.float64) + self.affine_lps[:3, 3]
+
+
+def check_finite(array: np.ndarray, what: str) -> None:
+    """Raise a SpectacError when an array holds NaN or infinity."""
+    if not np.all(np.isfinite(array)):
+        raise SpectacError(f"{what} contains NaN or infinite values")
