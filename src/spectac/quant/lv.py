@@ -1,0 +1,359 @@
+"""Automatic detection of the left ventricle (LV) and its coordinate frame, from the image alone.
+
+The LV myocardium is modelled as a truncated prolate half-ellipsoid shell: the mid-wall surface has
+radius ``radius_mm`` across and reaches ``length_mm`` from the base plane to the mid-wall apex. The
+detection works on any perfusion image (NC, Chang, DL or CT-AC) and never looks at truth:
+
+1. smooth the image and list hot connected blobs at several thresholds; keep blobs with a plausible
+   size, in the left or central chest (the liver, which can be hotter, is large and right-sided);
+2. from each blob (and from several starting axes) fit the shell model by maximising the contrast
+   between the mid-wall and the cavity, the tissue just outside the wall and the region beyond the
+   open base (Nelder-Mead on points sampled by trilinear interpolation);
+3. keep the best fit. Because the model is closed at the apex and open at the base, the fit also
+   decides which end is the apex.
+
+The frame follows the AHA convention (see COMMON.md and docs/quantification.md): ``long_axis`` is
+the unit vector from base to apex, ``anterior`` the component of the patient's anterior direction
+(0, -1, 0) in LPS perpendicular to the long axis, and ``septal = long_axis x anterior``, which
+points to the patient's right (toward the septum) for any normal heart orientation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage, optimize
+
+from spectac.volume import SpectacError, Volume
+
+ANTERIOR_LPS = np.array([0.0, -1.0, 0.0])
+# A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
+TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
+WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
+
+
+@dataclass(frozen=True)
+class LVGeometry:
+    """The LV position, size and AHA frame in LPS millimetres.
+
+    Attributes:
+        center_mm: (3,) centroid of the LV myocardium.
+        long_axis: (3,) unit vector from base to apex.
+        anterior: (3,) unit vector perpendicular to ``long_axis`` toward the mid-anterior wall.
+        septal: (3,) unit vector ``long_axis x anterior``, toward the mid-septum.
+        radius_mm: mid-wall radius at the base.
+        length_mm: distance from the base plane to the mid-wall apex.
+        base_mm: (3,) centre of the base plane.
+        wall_mm: wall thickness assumed or measured.
+        score: the shell-fit contrast (image units; 0 when not fitted).
+    """
+
+    center_mm: np.ndarray
+    long_axis: np.ndarray
+    anterior: np.ndarray
+    septal: np.ndarray
+    radius_mm: float
+    length_mm: float
+    base_mm: np.ndarray
+    wall_mm: float = WALL_MM
+    score: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def apex_mm(self) -> np.ndarray:
+        """(3,) the epicardial apex."""
+        return self.base_mm + (self.length_mm + self.wall_mm / 2) * self.long_axis
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """(3, 3) matrix whose rows are anterior, septal and long_axis (LPS -> LV frame)."""
+        return np.stack([self.anterior, self.septal, self.long_axis])
+
+    @classmethod
+    def from_axes(
+        cls,
+        base_mm: np.ndarray,
+        long_axis: np.ndarray,
+        radius_mm: float,
+        length_mm: float,
+        wall_mm: float = WALL_MM,
+        score: float = 0.0,
+        anterior_hint: np.ndarray | None = None,
+    ) -> LVGeometry:
+        """The geometry of a shell with its base centre and long axis; the AHA frame is derived."""
+        long_axis = _unit(np.asarray(long_axis, dtype=np.float64))
+        anterior = aha_anterior(long_axis, anterior_hint)
+        septal = np.cross(long_axis, anterior)
+        base_mm = np.asarray(base_mm, dtype=np.float64)
+        centre = base_mm + shell_centroid_offset(radius_mm, length_mm, wall_mm) * long_axis
+        return cls(centre, long_axis, anterior, septal, float(radius_mm), float(length_mm), base_mm, wall_mm, score)
+
+    @classmethod
+    def from_lv_json(cls, lv: dict[str, Any]) -> LVGeometry:
+        """The truth geometry written by the simulator (lv.json of a study)."""
+        long_axis = _unit(np.asarray(lv["long_axis"], dtype=np.float64))
+        anterior = _unit(np.asarray(lv["anterior"], dtype=np.float64))
+        septal = _unit(np.asarray(lv.get("septal", np.cross(long_axis, anterior)), dtype=np.float64))
+        wall = float(lv.get("wall_mm", WALL_MM))
+        center = np.asarray(lv["center_mm"], dtype=np.float64)
+        if "base_mm" in lv:
+            base = np.asarray(lv["base_mm"], dtype=np.float64)
+        else:
+            base = center - 0.4 * float(lv["length_mm"]) * long_axis
+        if "apex_mm" in lv:
+            length = float(np.dot(np.asarray(lv["apex_mm"]) - base, long_axis)) - wall / 2
+        else:
+            length = float(lv["length_mm"]) - wall / 2
+        return cls(center, long_axis, anterior, septal, float(lv["radius_mm"]), length, base, wall)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "center_mm": self.center_mm.tolist(),
+            "long_axis": self.long_axis.tolist(),
+            "anterior": self.anterior.tolist(),
+            "septal": self.septal.tolist(),
+            "radius_mm": self.radius_mm,
+            "length_mm": self.length_mm,
+            "base_mm": self.base_mm.tolist(),
+            "apex_mm": self.apex_mm.tolist(),
+            "wall_mm": self.wall_mm,
+            "score": self.score,
+        }
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    if n == 0:
+        raise ValueError("zero vector has no direction")
+    return v / n
+
+
+def aha_anterior(long_axis: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
+    """The component of the patient's anterior direction (or ``hint``) perpendicular to the axis."""
+    ref = ANTERIOR_LPS if hint is None else np.asarray(hint, dtype=np.float64)
+    a = ref - np.dot(ref, long_axis) * long_axis
+    if np.linalg.norm(a) < 1e-6:  # long axis along anterior-posterior: fall back to superior
+        ref = np.array([0.0, 0.0, 1.0])
+        a = ref - np.dot(ref, long_axis) * long_axis
+    return _unit(a)
+
+
+def shell_centroid_offset(radius_mm: float, length_mm: float, wall_mm: float) -> float:
+    """Distance from the base plane to the centroid of the half-ellipsoid shell, along the axis.
+
+    A solid half-ellipsoid with semi-axes (a, a, c) has volume 2/3 pi a^2 c and first moment
+    pi/4 a^2 c^2 about its base plane; the shell is the outer solid minus the inner one.
+    """
+    ao, co = radius_mm + wall_mm / 2, length_mm + wall_mm / 2
+    ai, ci = max(radius_mm - wall_mm / 2, 0.0), max(length_mm - wall_mm / 2, 0.0)
+    volume = 2 / 3 * (ao**2 * co - ai**2 * ci)
+    moment = 1 / 4 * (ao**2 * co**2 - ai**2 * ci**2)
+    return moment / volume
+
+
+def _perpendicular_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    helper = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    e1 = _unit(np.cross(axis, helper))
+    return e1, np.cross(axis, e1)
+
+
+class _ShellTemplate:
+    """Sample points of the shell model in its own frame, for a unit shell (radius 1, length 1).
+
+    Points are scaled by (R, R, L) (or shifted along the normal) when placed in the image.
+    """
+
+    def __init__(self, n_psi: int = 9, n_theta: int = 16) -> None:
+        psi = (np.arange(n_psi) + 0.5) / n_psi * (np.pi / 2)  # 0 = apex, pi/2 = base
+        theta = np.arange(n_theta) / n_theta * 2 * np.pi
+        pp, tt = np.meshgrid(psi, theta, indexing="ij")
+        # unit half-ellipsoid surface: (sin psi cos t, sin psi sin t, cos psi)
+        self.surface = np.stack([np.sin(pp) * np.cos(tt), np.sin(pp) * np.sin(tt), np.cos(pp)], -1).reshape(-1, 3)
+        # base disc beyond the open base: the valve plane and atria are cold
+        r = np.sqrt((np.arange(4) + 0.5) / 4)
+        rr, tt2 = np.meshgrid(r, theta[::2], indexing="ij")
+        self.disc = np.stack([rr * np.cos(tt2), rr * np.sin(tt2), np.zeros_like(rr)], -1).reshape(-1, 3)
+
+
+_TEMPLATE = _ShellTemplate()
+
+
+def _frame_from_params(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    base = p[:3]
+    theta, phi = p[3], p[4]
+    axis = np.array([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
+    return base, axis, float(p[5]), float(p[6])
+
+
+def _axis_to_angles(axis: np.ndarray) -> tuple[float, float]:
+    axis = _unit(axis)
+    return float(np.arccos(np.clip(axis[2], -1, 1))), float(np.arctan2(axis[1], axis[0]))
+
+
+def _shell_points(base: np.ndarray, axis: np.ndarray, radius: float, length: float, wall: float) -> dict[str, np.ndarray]:
+    """LPS points (N, 3) on the mid-wall, in the cavity, outside the wall and beyond the base."""
+    e1, e2 = _perpendicular_basis(axis)
+    rot = np.stack([e1, e2, axis], axis=1)  # columns: local x, y, z in LPS
+    s = _TEMPLATE.surface
+    mid = s * np.array([radius, radius, length])
+    # outward normal of the ellipsoid x^2/R^2 + y^2/R^2 + z^2/L^2 = 1
+    normal = s / np.array([radius, radius, length])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    outside = mid + normal * (wall / 2 + 9.0)
+    cavity = mid - normal * (wall / 2 + 0.5 * max(min(radius, length) - wall, 0.0))
+    disc = _TEMPLATE.disc * np.array([radius - wall / 2, radius - wall / 2, 0.0]) - np.array([0, 0, 12.0])
+    return {k: v @ rot.T + base for k, v in {"mid": mid, "cavity": cavity, "outside": outside, "disc": disc}.items()}
+
+
+class _Sampler:
+    """Trilinear sampling of a volume at LPS points (outside the grid: 0)."""
+
+    def __init__(self, volume: Volume, array: np.ndarray) -> None:
+        inv = np.linalg.inv(volume.affine_lps)
+        self.m, self.t = inv[:3, :3], inv[:3, 3]
+        self.array = array
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        idx = points @ self.m.T + self.t
+        return ndimage.map_coordinates(self.array, idx.T, order=1, mode="constant", cval=0.0)
+
+
+def _fit_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> tuple[float, float]:
+    """(mid-wall minus surroundings, mid-wall mean) of the shell with parameters ``p``."""
+    base, axis, radius, length = _frame_from_params(p)
+    pts = _shell_points(base, axis, radius, length, wall)
+    mid = sample(pts["mid"]).mean()
+    others = 0.4 * sample(pts["cavity"]).mean() + 0.4 * sample(pts["outside"]).mean() + 0.2 * sample(pts["disc"]).mean()
+    return float(mid - others), float(mid)
+
+
+def _fit_score(sample: _Sampler, p: np.ndarray, wall: float) -> float:
+    return _fit_contrast(sample, p, wall)[0]
+
+
+def _relative_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> float:
+    """Contrast over the wall level: near 1 for a hollow shell, low for the edge of a solid organ."""
+    contrast, mid = _fit_contrast(sample, p, wall)
+    return contrast / mid if mid > 0 else 0.0
+
+
+# plausible mid-wall radius and length of an adult LV in mm
+RADIUS_RANGE = (14.0, 40.0)
+LENGTH_RANGE = (30.0, 90.0)
+
+
+def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -> tuple[np.ndarray, float]:
+    def cost(p: np.ndarray) -> float:
+        r, ell = p[5], p[6]
+        penalty = 0.0
+        for v, (lo, hi) in ((r, RADIUS_RANGE), (ell, LENGTH_RANGE)):
+            penalty += max(lo - v, 0.0) + max(v - hi, 0.0)
+        return -_fit_score(sample, p, wall) / scale + 0.05 * penalty
+
+    simplex_step = np.array([8.0, 8.0, 8.0, 0.25, 0.25, 5.0, 8.0])
+    simplex = np.vstack([start] + [start + np.eye(7)[i] * simplex_step[i] for i in range(7)])
+    res = optimize.minimize(
+        cost, start, method="Nelder-Mead", options={"initial_simplex": simplex, "maxfev": 700, "xatol": 0.3, "fatol": 1e-4}
+    )
+    return res.x, -float(res.fun)
+
+
+def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
+    """Hot blobs of plausible size that are not right-sided, with their centroid and main axes.
+
+    Each local maximum of the smoothed image seeds a blob (the connected region above half its
+    peak), so an LV colder than the liver or gut is still found.
+    """
+    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+    top = float(np.percentile(smooth, 99.9))
+    if top <= 0:
+        return []
+    body = smooth > 0.05 * top
+    centre_index = np.array(ndimage.center_of_mass(body)) if body.any() else (np.array(volume.shape) - 1) / 2
+    body_centre = volume.point_of(centre_index)
+    size = [max(3, round(30.0 / s) | 1) for s in volume.spacing]
+    peaks = np.argwhere((smooth == ndimage.maximum_filter(smooth, size=size)) & (smooth > 0.15 * top))
+    peaks = sorted(peaks.tolist(), key=lambda i: -smooth[tuple(i)])[:12]
+    found: list[dict[str, Any]] = []
+    grid = volume.world_coordinates()
+    for peak, frac in ((p, f) for p in peaks for f in (0.5, 0.7)):
+        # a blob is kept within a heart-sized ball around its peak, so an LV touching the liver or
+        # gut is not swallowed by them
+        near = np.linalg.norm(grid - volume.point_of(np.asarray(peak, float)), axis=-1) < 55.0
+        labels, _ = ndimage.label((smooth > frac * smooth[tuple(peak)]) & near)
+        mask = labels == labels[tuple(peak)]
+        ml = float(mask.sum()) * voxel_ml
+        if not 15 <= ml <= 450:
+            continue
+        idx = np.argwhere(mask).astype(np.float64)
+        pts = idx @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+        centre = pts.mean(axis=0)
+        # the heart is left of the midline or near it; the liver lies to the right
+        if centre[0] - body_centre[0] < -40.0:
+            continue
+        evals, evecs = np.linalg.eigh(np.cov((pts - centre).T))
+        if 4 * np.sqrt(evals[-1]) > 150.0:  # far longer than any heart
+            continue
+        if all(np.linalg.norm(centre - c["centre"]) > 15.0 for c in found):
+            found.append({"centre": centre, "axes": evecs[:, ::-1], "ml": ml})
+    return found[:8]
+
+
+def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
+    """Find the LV in a perfusion image and return its geometry and AHA frame.
+
+    Args:
+        volume: an MPI SPECT volume (X, Y, Z), any correction (NC, Chang, DL, CT-AC), in counts.
+        wall_mm: the wall thickness assumed by the shell model.
+
+    Returns:
+        The fitted :class:`LVGeometry` (``score`` is the wall-minus-surroundings contrast).
+
+    Raises:
+        SpectacError: when no LV-like structure is found (e.g. an empty or non-cardiac image).
+    """
+    array = np.asarray(volume.array, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise SpectacError("the image contains NaN or infinite values; cannot find the LV")
+    sigma = [6.0 / s for s in volume.spacing]  # light smoothing against noise, in voxels
+    smooth = ndimage.gaussian_filter(np.clip(array, 0, None), sigma)
+    candidates = _candidates(volume, smooth)
+    if not candidates:
+        raise SpectacError("no LV-like hot structure found in the image")
+    sample = _Sampler(volume, smooth)
+    scale = float(np.percentile(smooth, 99.9))
+    starts: list[np.ndarray] = []
+    for cand in candidates:
+        # starting axes: the typical orientation and the blob's principal axes; the fit decides the sign
+        for axis in [TYPICAL_LONG_AXIS] + [s * cand["axes"][:, i] for i in range(3) for s in (1, -1)]:
+            axis = _unit(axis)
+            if np.dot(axis, TYPICAL_LONG_AXIS) < -0.2:  # apex pointing right-posterior-superior: implausible
+                continue
+            r0, l0 = 27.0, 60.0
+            starts.append(np.array([*(cand["centre"] - 0.4 * l0 * axis), *_axis_to_angles(axis), r0, l0]))
+    # fit only the most shell-like starts; candidates compete by relative contrast: the liver or
+    # gut may be hotter than the LV, but they are solid, so the edge of one is a poor shell
+    ranked = sorted(starts, key=lambda s: -_relative_contrast(sample, s, wall_mm))
+    best: tuple[float, np.ndarray] | None = None
+    for start in ranked[:4]:
+        p, _ = _fit_shell(sample, start, wall_mm, scale)
+        score = _relative_contrast(sample, p, wall_mm)
+        if best is None or score > best[0]:
+            best = (score, p)
+    assert best is not None
+    score, p = best
+    if score <= 0.2:
+        raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
+    base, axis, radius, length = _frame_from_params(p)
+    return LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
+
+
+def axis_error_deg(a: LVGeometry, b: LVGeometry) -> float:
+    """Angle in degrees between two long axes."""
+    return float(np.degrees(np.arccos(np.clip(np.dot(a.long_axis, b.long_axis), -1.0, 1.0))))
+
+
+def centre_error_mm(a: LVGeometry, b: LVGeometry) -> float:
+    return float(np.linalg.norm(a.center_mm - b.center_mm))
