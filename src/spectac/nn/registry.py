@@ -1,0 +1,112 @@
+"""The one registry of network names: each entry builds its generator (and discriminator) from a
+plain config dict, the same dict that is saved as config.json beside the weights.
+
+| name         | generator                      | discriminator      | loss                    |
+|--------------|--------------------------------|--------------------|-------------------------|
+| unet-gan3d   | 3D U-Net                        | 3D patch (6 convs) | adversarial + lambda*L1 |
+| unet3d       | 3D U-Net                        | -                  | L1                      |
+| unet2d       | 2D U-Net over axial slices      | -                  | L1                      |
+| pix2pix2d    | 2D U-Net over axial slices      | 2D patch, slices   | adversarial + lambda*L1 |
+| resnet       | 3D dilated residual network     | -                  | L1                      |
+
+Every generator maps a normalised NC volume (B, 1, X, Y, Z) to the AC prediction of the same
+shape (see :mod:`spectac.nn.heads` for the output rule).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from spectac.nn.discriminator import PatchDiscriminator
+from spectac.nn.heads import ACPredictor, SliceWise
+from spectac.nn.resnet import DilatedResNet
+from spectac.nn.unet import UNet
+from spectac.volume import SpectacError
+
+Config = dict[str, Any]
+
+_UNET = {"channels": [16, 32, 64, 128], "norm": "instance", "output": "log-ratio"}
+_GAN = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model: how to build it and how it is trained."""
+
+    name: str
+    description: str
+    spatial_dims: int
+    build_backbone: Callable[[int, Config], nn.Module]
+    adversarial: bool
+    defaults: Config = field(default_factory=dict)
+
+
+def _unet(spatial_dims: int, config: Config) -> nn.Module:
+    return UNet(spatial_dims, 1, 1, channels=config["channels"], norm=config["norm"])
+
+
+def _resnet(spatial_dims: int, config: Config) -> nn.Module:
+    return DilatedResNet(spatial_dims, 1, 1, features=config["features"], dilations=config["dilations"], norm=config["norm"])
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the paper's 3DUnet-GAN)", 3, _unet, True,
+                  {**_UNET, **_GAN}),
+        ModelSpec("unet3d", "3D U-Net trained with L1 only", 3, _unet, False, dict(_UNET)),
+        ModelSpec("unet2d", "2D U-Net applied slice by slice (axial), L1 only", 2, _unet, False, dict(_UNET)),
+        ModelSpec("pix2pix2d", "2D U-Net + 2D patch discriminator, slice by slice (pix2pix)", 2, _unet, True,
+                  {**_UNET, **_GAN}),
+        ModelSpec("resnet", "3D dilated residual network at full resolution (after Mostafapour et al.)", 3, _resnet,
+                  False, {"features": 16, "dilations": [1, 2, 4, 8], "norm": "instance", "output": "log-ratio"}),
+    )
+}
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise SpectacError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}") from None
+
+
+def resolve_config(name: str, overrides: Config | None = None) -> Config:
+    """The full network config of a model: its defaults updated by ``overrides``.
+
+    Raises:
+        SpectacError: unknown model name or an override the model does not have.
+    """
+    spec = get_spec(name)
+    config = copy.deepcopy(spec.defaults)
+    unknown = set(overrides or {}) - set(config) - {"model"}
+    if unknown:
+        raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
+    config.update({k: v for k, v in (overrides or {}).items() if k != "model"})
+    return {"model": name, **config}
+
+
+def build_generator(config: Config) -> nn.Module:
+    """The generator of a resolved config: (B, 1, X, Y, Z) normalised NC -> (B, 1, X, Y, Z) AC."""
+    spec = get_spec(config["model"])
+    backbone = spec.build_backbone(spec.spatial_dims, config)
+    predictor = ACPredictor(backbone, config["output"])
+    return SliceWise(predictor) if spec.spatial_dims == 2 else predictor
+
+
+def build_discriminator(config: Config) -> nn.Module | None:
+    """The discriminator of an adversarial model ((B, 2, X, Y, Z) -> patch logits), else None."""
+    spec = get_spec(config["model"])
+    if not spec.adversarial:
+        return None
+    net = PatchDiscriminator(spec.spatial_dims, 2, channels=config["disc_channels"], norm=config["disc_norm"])
+    return SliceWise(net) if spec.spatial_dims == 2 else net

@@ -1,0 +1,100 @@
+"""Networks: shapes in 2D and 3D, the discriminator as the paper specifies it, the registry,
+the output rule and the normalisation round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from spectac.nn import ACPredictor, DilatedResNet, PatchDiscriminator, SliceWise, UNet
+from spectac.nn.normalisation import denormalise, nc_scale, normalise
+from spectac.nn.registry import build_discriminator, build_generator, model_names, resolve_config
+from spectac.volume import SpectacError
+
+torch.set_num_threads(1)
+SMALL = {"channels": [4, 8, 16]}
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("shape", [16, 20])
+def test_unet_keeps_shape(spatial_dims: int, shape: int) -> None:
+    net = UNet(spatial_dims, 1, 1, channels=(4, 8, 16))
+    x = torch.rand(2, 1, *([shape] * spatial_dims))
+    assert net(x).shape == x.shape
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_resnet_keeps_shape(spatial_dims: int) -> None:
+    net = DilatedResNet(spatial_dims, 1, 1, features=4, dilations=(1, 2))
+    x = torch.rand(2, 1, *([18] * spatial_dims))
+    assert net(x).shape == x.shape
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_registered_generators_map_volume_to_same_shape(name: str) -> None:
+    overrides = {"features": 4, "dilations": [1, 2]} if name == "resnet" else SMALL
+    config = resolve_config(name, overrides)
+    generator = build_generator(config)
+    x = torch.rand(2, 1, 16, 16, 12)
+    y = generator(x)
+    assert y.shape == x.shape
+    assert float(y.detach().min()) >= 0.0
+    discriminator = build_discriminator(config)
+    assert (discriminator is not None) == (name in ("unet-gan3d", "pix2pix2d"))
+    if discriminator is not None:
+        logits = discriminator(torch.cat([x, y], dim=1))
+        assert logits.shape[:2] == (2, 1) and logits.ndim == 5
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_discriminator_is_as_the_paper_specifies(spatial_dims: int) -> None:
+    disc = PatchDiscriminator(spatial_dims, in_channels=2)
+    convs = [m for m in disc.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    assert len(convs) == 6
+    assert all(c.kernel_size == (2,) * spatial_dims for c in convs)
+    assert [c.stride[0] for c in convs] == [2, 2, 2, 2, 1, 1]
+    assert convs[0].in_channels == 2 and convs[-1].out_channels == 1
+    norms = [m for m in disc.modules() if isinstance(m, (nn.InstanceNorm2d, nn.InstanceNorm3d))]
+    acts = [m for m in disc.modules() if isinstance(m, nn.LeakyReLU)]
+    assert len(acts) == 5 and len(norms) == 4  # between the six convolutions; none after the logits
+    x = torch.rand(1, 2, *([32] * spatial_dims))
+    assert disc(x).shape == (1, 1, *([32 // 16 + 2] * spatial_dims))
+
+
+def test_slicewise_applies_the_same_2d_network_to_every_axial_slice() -> None:
+    net2d = UNet(2, 1, 1, channels=(4, 8))
+    x = torch.rand(1, 1, 8, 8, 5)
+    y = SliceWise(net2d)(x)
+    for z in range(5):
+        torch.testing.assert_close(y[..., z], net2d(x[..., z]))
+
+
+def test_log_ratio_head_starts_as_identity_and_stays_non_negative() -> None:
+    model = ACPredictor(UNet(3, 1, 1, channels=(4, 8)), "log-ratio")
+    x = torch.rand(1, 1, 8, 8, 8)
+    torch.testing.assert_close(model(x), x)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    with torch.no_grad():
+        assert float(model(x - 0.5).min()) >= 0.0
+
+
+def test_unknown_model_and_option_are_user_errors() -> None:
+    with pytest.raises(SpectacError, match="unknown model"):
+        resolve_config("unet4d")
+    with pytest.raises(SpectacError, match="no option"):
+        resolve_config("unet3d", {"lambda_l1": 10})
+
+
+def test_normalisation_round_trip_uses_nc_alone() -> None:
+    rng = np.random.default_rng(0)
+    nc = rng.gamma(2.0, 50.0, size=(16, 16, 16)).astype(np.float32)
+    normalised, scale = normalise(nc)
+    assert scale == pytest.approx(np.percentile(nc, 99.9), rel=1e-6)
+    np.testing.assert_allclose(denormalise(normalised, scale), nc, rtol=1e-6)
+    assert nc_scale(nc * 3) == pytest.approx(3 * scale, rel=1e-6)
+    with pytest.raises(SpectacError, match="no positive counts"):
+        normalise(np.zeros((4, 4, 4), np.float32))
