@@ -1,0 +1,862 @@
+"""DICOM in and out: reconstructed SPECT volumes as clinical workstations export them.
+
+Read:
+- an NM multi-frame file (GE Xeleris / Discovery, Siemens syngo style): geometry from the Detector
+  Information Sequence (or the top level), frames stacked along the slice normal;
+- a folder of single-frame slices (NM, PT, secondary capture of SPECT, or CT for mu-maps), sorted
+  by position along the slice normal, with consistent geometry checked.
+
+Write: a new derived series in the same patient, study and frame of reference (an NM multi-frame
+file when the input was one, single-frame secondary-capture slices otherwise), and GE-style NM
+series of a simulated study so that import and correction can be exercised without a clinic.
+
+The array conventions are those of :mod:`spectac.volume`: a DICOM frame is indexed [row, col] =
+[y, x], so a multi-frame pixel array (frames, rows, cols) becomes [x, y, z] by ``transpose(2, 1, 0)``.
+See docs/dicom.md for the tags read and written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds
+
+from spectac.io.atomic import atomic_dir, atomic_path
+from spectac.volume import SpectacError, Volume
+
+NM_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
+PT_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+SC_STORAGES = {SC_STORAGE, "1.2.840.10008.5.1.4.1.1.7.2", "1.2.840.10008.5.1.4.1.1.7.3"}
+SPECT_MODALITIES = ("NM", "PT")
+SLICE_VECTOR = 0x00540080
+UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # pydicom's root: valid without registering our own
+
+PATIENT_KEYWORDS = (
+    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+    "PatientSize", "PatientWeight",
+)
+STUDY_KEYWORDS = (
+    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+    "StudyDescription",
+)
+# Attributes of the source series that a derived series keeps: they describe the same acquisition.
+SERIES_KEYWORDS = (
+    "Modality", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ProtocolName", "BodyPartExamined",
+    "PatientPosition", "SeriesDate", "SeriesTime", "AcquisitionDate", "AcquisitionTime", "Manufacturer",
+    "ManufacturerModelName", "EnergyWindowInformationSequence", "RadiopharmaceuticalInformationSequence",
+    "PatientOrientationCodeSequence", "PatientGantryRelationshipCodeSequence", "RotationInformationSequence",
+    "ActualFrameDuration", "PositionReferenceIndicator",
+)
+
+
+@dataclass
+class DicomContext:
+    """What a writer needs from the source series, as plain data (DICOM JSON dicts and strings).
+
+    Attributes:
+        source: the file or folder the volume was read from.
+        kind: "nm-multiframe" (one NM file of many frames) or "slices" (a folder of single frames).
+        modality: NM, PT, CT ... of the source series.
+        patient: Patient module attributes (DICOM JSON).
+        study: General Study module attributes (DICOM JSON).
+        series: attributes of the source series kept by a derived series (DICOM JSON).
+        frame_of_reference_uid: the Frame of Reference the volume's geometry lives in.
+        source_instances: (SOP Class UID, SOP Instance UID) of every source image, for references.
+    """
+
+    source: str
+    kind: str
+    modality: str
+    patient: dict[str, Any] = field(default_factory=dict)
+    study: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)
+    frame_of_reference_uid: str = ""
+    source_instances: list[tuple[str, str]] = field(default_factory=list)
+
+    def _value(self, module: dict[str, Any], keyword: str) -> str:
+        ds = Dataset.from_json(module) if module else Dataset()
+        value = ds.get(keyword, "")
+        return "" if value is None else str(value)
+
+    @property
+    def patient_id(self) -> str:
+        return self._value(self.patient, "PatientID")
+
+    @property
+    def patient_sex(self) -> str:
+        return self._value(self.patient, "PatientSex").upper()
+
+    @property
+    def study_uid(self) -> str:
+        return self._value(self.study, "StudyInstanceUID")
+
+    @property
+    def series_uid(self) -> str:
+        return self._value(self.series, "SeriesInstanceUID")
+
+    @property
+    def series_description(self) -> str:
+        return self._value(self.series, "SeriesDescription")
+
+    def text(self, keyword: str) -> str:
+        """A patient, study or series attribute as text ('' when absent)."""
+        for module in (self.patient, self.study, self.series):
+            value = self._value(module, keyword)
+            if value:
+                return value
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{exc.__class__.__name__}: {text[:160]}" if text else exc.__class__.__name__
+
+
+@contextlib.contextmanager
+def _guard(where: Path | str, what: str = "corrupt or unreadable DICOM") -> Iterator[None]:
+    """Turn any exception from pydicom or numpy into one SpectacError line naming the file.
+
+    pydicom converts elements lazily, so a damaged value can raise almost anything at first
+    access; the reader runs every such access inside this guard.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except SpectacError:
+        raise
+    except Exception as exc:
+        raise SpectacError(f"{where}: {what} ({_one_line(exc)})") from exc
+
+
+def _series_files(folder: Path) -> list[Path]:
+    """The files of a folder that may be DICOM (recursively), skipping hidden files and DICOMDIR."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or name.upper() == "DICOMDIR":
+                continue
+            files.append(Path(root) / name)
+    return files
+
+
+def _dcmread(path: Path, header_only: bool = False) -> Dataset:
+    if not path.is_file():
+        raise SpectacError(f"{path}: no such file")
+    with _guard(path):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=header_only)
+        except pydicom.errors.InvalidDicomError as exc:
+            raise SpectacError(f"{path}: not a DICOM file (no DICM preamble)") from exc
+        # Force the lazy conversion of every element now, inside the guard.
+        for element in ds.iterall():
+            _ = element.value
+    return ds
+
+
+def _modality_ok(ds: Dataset, path: Path, allowed: Sequence[str]) -> str:
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if modality in allowed:
+        return modality
+    # A secondary capture of SPECT: the SC IOD with a NM/PT/OT modality.
+    if sop_class in SC_STORAGES and modality in ("OT", "NM", "PT", "") and "NM" in allowed:
+        return modality or "OT"
+    expected = "/".join(allowed) + (" SPECT" if "NM" in allowed else "")
+    what = f"a {modality} series" if modality else "a series without Modality"
+    raise SpectacError(f"{path}: is {what}, expected {expected}")
+
+
+def _floats(value: Any, n: int, name: str, path: Path) -> np.ndarray:
+    try:
+        out = np.asarray([float(v) for v in (value if isinstance(value, (list, tuple, Sequence)) else [value])])
+    except (TypeError, ValueError) as exc:
+        raise SpectacError(f"{path}: {name} is not numeric ({value!r})") from exc
+    if out.shape != (n,) or not np.all(np.isfinite(out)):
+        raise SpectacError(f"{path}: {name} must hold {n} finite numbers, got {value!r}")
+    return out
+
+
+def _plane_geometry(ds: Dataset, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row direction, column direction, IPP, pixel spacing [row spacing, col spacing]) of a frame.
+
+    NM keeps Image Orientation/Position (Patient) in the Detector Information Sequence; other
+    objects (and some NM writers) at the top level. The NM location is preferred.
+    """
+    iop = ipp = None
+    detectors = ds.get("DetectorInformationSequence")
+    if detectors:
+        iop = detectors[0].get("ImageOrientationPatient")
+        ipp = detectors[0].get("ImagePositionPatient")
+    iop = iop if iop is not None else ds.get("ImageOrientationPatient")
+    ipp = ipp if ipp is not None else ds.get("ImagePositionPatient")
+    if iop is None or ipp is None:
+        raise SpectacError(
+            f"{path}: no Image Orientation/Position (Patient); the volume cannot be placed in the patient frame"
+        )
+    iop_v = _floats(list(iop), 6, "Image Orientation (Patient)", path)
+    ipp_v = _floats(list(ipp), 3, "Image Position (Patient)", path)
+    row, col = iop_v[:3], iop_v[3:]
+    for vec in (row, col):
+        norm = np.linalg.norm(vec)
+        if abs(norm - 1.0) > 1e-2:
+            raise SpectacError(f"{path}: Image Orientation (Patient) {list(iop_v)} is not made of unit vectors")
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    if abs(float(row @ col)) > 1e-3:
+        raise SpectacError(f"{path}: Image Orientation (Patient) {list(iop_v)} is not orthogonal")
+    if "PixelSpacing" not in ds or ds.PixelSpacing is None:
+        raise SpectacError(f"{path}: no Pixel Spacing")
+    spacing = _floats(list(ds.PixelSpacing), 2, "Pixel Spacing", path)
+    if np.any(spacing <= 0):
+        raise SpectacError(f"{path}: Pixel Spacing {list(spacing)} must be positive")
+    return row, col, ipp_v, spacing
+
+
+def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
+    """(slope, intercept) from Rescale Slope/Intercept, else the first Real World Value Mapping."""
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is None:
+        mappings = ds.get("RealWorldValueMappingSequence")
+        if mappings:
+            slope = mappings[0].get("RealWorldValueSlope")
+            intercept = mappings[0].get("RealWorldValueIntercept")
+    slope = 1.0 if slope in (None, "") else float(slope)
+    intercept = 0.0 if intercept in (None, "") else float(intercept)
+    if not (np.isfinite(slope) and np.isfinite(intercept)):
+        raise SpectacError(f"{path}: volume contains NaN or infinite values (Rescale Slope/Intercept)")
+    if slope == 0:
+        raise SpectacError(f"{path}: Rescale Slope is zero")
+    return slope, intercept
+
+
+def _pixels(ds: Dataset, path: Path) -> np.ndarray:
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise SpectacError(f"{path}: holds no pixel data")
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise SpectacError(f"{path}: is a colour image (Samples per Pixel {ds.SamplesPerPixel}), expected counts")
+    with _guard(path, "unreadable pixel data"):
+        array = np.asarray(ds.pixel_array, dtype=np.float32)
+    return array
+
+
+def _frame_count(ds: Dataset) -> int:
+    value = ds.get("NumberOfFrames", 1)
+    return 1 if value in (None, "") else int(value)
+
+
+def _check_nm_frames(ds: Dataset, path: Path, frames: int) -> None:
+    """Refuse raw projections and gated reconstructions: only a summed reconstruction is a volume."""
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    kind = image_type[2] if len(image_type) > 2 else ""
+    if kind in ("TOMO", "GATED TOMO", "STATIC", "DYNAMIC", "GATED", "WHOLE BODY"):
+        raise SpectacError(f"{path}: holds {kind} frames (Image Type), expected a reconstructed volume (RECON TOMO)")
+    pointers = ds.get("FrameIncrementPointer")
+    if pointers is not None:
+        pointers = [int(p) for p in (pointers if isinstance(pointers, (list, Sequence)) else [pointers])]
+        if 0x00540050 in pointers or 0x00540090 in pointers:  # Rotation / Angular View Vector
+            raise SpectacError(f"{path}: holds projection views, expected a reconstructed volume (RECON TOMO)")
+    slots = ds.get("NumberOfTimeSlots")
+    if kind == "RECON GATED TOMO" or (slots not in (None, "") and int(slots) > 1):
+        raise SpectacError(f"{path}: is a gated reconstruction; export the summed (ungated) series")
+    slices = ds.get("NumberOfSlices")
+    if slices not in (None, "") and int(slices) != frames:
+        raise SpectacError(f"{path}: Number of Frames {frames} but Number of Slices {slices}")
+
+
+def _volume_multiframe(ds: Dataset, path: Path) -> Volume:
+    frames = _frame_count(ds)
+    _check_nm_frames(ds, path, frames)
+    row, col, ipp, pixel_spacing = _plane_geometry(ds, path)
+    step = ds.get("SpacingBetweenSlices")
+    if step in (None, "") or float(step) == 0:
+        step = ds.get("SliceThickness")
+    if step in (None, "") or float(step) == 0:
+        raise SpectacError(f"{path}: neither Spacing Between Slices nor Slice Thickness gives the slice spacing")
+    step = float(step)
+    if not np.isfinite(step):
+        raise SpectacError(f"{path}: Spacing Between Slices is not finite")
+    normal = np.cross(row, col)
+    # A negative Spacing Between Slices means the frames advance against the normal.
+    direction = np.column_stack([row, col, normal * np.sign(step)])
+    pixels = _pixels(ds, path)
+    if pixels.shape != (frames, int(ds.Rows), int(ds.Columns)):
+        raise SpectacError(f"{path}: pixel data shape {pixels.shape} does not match {frames} frames")
+    slope, intercept = _rescale(ds, path)
+    array = pixels.transpose(2, 1, 0) * np.float32(slope) + np.float32(intercept)
+    return Volume(array, (pixel_spacing[1], pixel_spacing[0], abs(step)), tuple(ipp), direction)
+
+
+def _volume_slices(datasets: list[Dataset], paths: list[Path], folder: Path) -> Volume:
+    geometry = [_plane_geometry(ds, p) for ds, p in zip(datasets, paths)]
+    row, col, _, pixel_spacing = geometry[0]
+    shape = (int(datasets[0].Rows), int(datasets[0].Columns))
+    for (r, c, _, s), ds, p in zip(geometry, datasets, paths):
+        if not (np.allclose(r, row, atol=1e-4) and np.allclose(c, col, atol=1e-4)):
+            raise SpectacError(f"{p}: Image Orientation (Patient) differs from the other slices of {folder}")
+        if not np.allclose(s, pixel_spacing, rtol=1e-4):
+            raise SpectacError(f"{p}: inconsistent spacing: Pixel Spacing {list(s)} differs from {list(pixel_spacing)}")
+        if (int(ds.Rows), int(ds.Columns)) != shape:
+            raise SpectacError(f"{p}: {ds.Rows}x{ds.Columns} pixels, the other slices have {shape[0]}x{shape[1]}")
+    normal = np.cross(row, col)
+    positions = np.array([g[2] for g in geometry])
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    along, positions = along[order], positions[order]
+    steps = np.diff(along)
+    if np.any(steps < 1e-3):
+        i = int(np.argmin(steps))
+        raise SpectacError(f"{paths[order[i + 1]]}: two slices at the same position in {folder}")
+    step = float(np.median(steps))
+    if not np.allclose(steps, step, rtol=1e-2, atol=1e-2):
+        raise SpectacError(
+            f"{folder}: inconsistent spacing: slices {steps.min():.3g} to {steps.max():.3g} mm apart (gaps or missing files)"
+        )
+    in_plane = positions - np.outer(along - along[0], normal)
+    if not np.allclose(in_plane, in_plane[0], atol=max(0.01, 0.01 * step)):
+        raise SpectacError(f"{folder}: the slices are not stacked along their normal (tilted or shifted stack)")
+    planes = []
+    for i in order:
+        pixels = _pixels(datasets[i], paths[i])
+        if pixels.shape != shape:
+            raise SpectacError(f"{paths[i]}: pixel data shape {pixels.shape} is not {shape}")
+        slope, intercept = _rescale(datasets[i], paths[i])
+        planes.append(pixels.T * np.float32(slope) + np.float32(intercept))
+    array = np.stack(planes, axis=-1)
+    direction = np.column_stack([row, col, normal])
+    return Volume(array, (pixel_spacing[1], pixel_spacing[0], step), tuple(positions[0]), direction)
+
+
+def _json(ds: Dataset, keywords: Sequence[str]) -> dict[str, Any]:
+    out = Dataset()
+    for keyword in keywords:
+        if keyword in ds:
+            out.add(ds[keyword])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return out.to_json_dict()
+
+
+def _context(datasets: list[Dataset], source: Path, kind: str, modality: str) -> DicomContext:
+    first = datasets[0]
+    return DicomContext(
+        source=str(source),
+        kind=kind,
+        modality=modality,
+        patient=_json(first, PATIENT_KEYWORDS),
+        study=_json(first, STUDY_KEYWORDS),
+        series=_json(first, SERIES_KEYWORDS),
+        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "") or ""),
+        source_instances=[
+            (str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")))
+            for ds in datasets
+            if ds.get("SOPInstanceUID")
+        ],
+    )
+
+
+def read_series(
+    files: Sequence[Path], source: Path, allowed: Sequence[str] = SPECT_MODALITIES
+) -> tuple[Volume, DicomContext]:
+    """Read one series from its files (one multi-frame file, or single-frame slices).
+
+    Args:
+        files: the DICOM files of the series.
+        source: the file or folder to name in error messages and in the context.
+        allowed: modalities accepted (NM/PT SPECT by default; ("CT",) for a CT of a mu-map).
+    """
+    if not files:
+        raise SpectacError(f"{source}: holds no files")
+    datasets = [_dcmread(p) for p in files]
+    modalities = [_modality_ok(ds, p, allowed) for ds, p in zip(datasets, files)]
+    with _guard(source):
+        series = {str(ds.get("SeriesInstanceUID", "") or "") for ds in datasets}
+        if len(series) > 1:
+            raise SpectacError(
+                f"{source}: mixed series: {len(series)} Series Instance UIDs in one folder; give one series"
+            )
+        frames = [_frame_count(ds) for ds in datasets]
+        if len(datasets) == 1:
+            if frames[0] < 2:
+                raise SpectacError(f"{files[0]}: is a 2D image (a single frame), not a volume")
+            volume = _volume_multiframe(datasets[0], files[0])
+            kind = "nm-multiframe"
+        else:
+            if max(frames) > 1:
+                raise SpectacError(
+                    f"{source}: holds {len(datasets)} files of which some are multi-frame; give one series"
+                )
+            volume = _volume_slices(datasets, list(files), source)
+            kind = "slices"
+        if not np.all(np.isfinite(volume.array)):
+            raise SpectacError(f"{source}: volume contains NaN or infinite values")
+        if not np.any(volume.array):
+            raise SpectacError(f"{source}: volume is all zero")
+        return volume, _context(datasets, source, kind, modalities[0])
+
+
+def read_dicom_volume(path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES) -> tuple[Volume, DicomContext]:
+    """Read a reconstructed SPECT volume from an NM multi-frame file or a folder of slices.
+
+    Args:
+        path: an NM multi-frame file, or a folder holding one series (one multi-frame file or
+            single-frame slices; subfolders are searched, hidden files and DICOMDIR skipped).
+        allowed: accepted modalities.
+
+    Returns:
+        (volume, context): the volume (float32 [x, y, z], LPS geometry, values after rescale) and
+        what a writer needs to make a derived series of it.
+
+    Raises:
+        SpectacError: one line naming the file and the problem, for any unusable input.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SpectacError(f"{path}: no such file or folder")
+    try:
+        files = _series_files(path) if path.is_dir() else [path]
+        return read_series(files, path, allowed)
+    except SpectacError:
+        raise
+    except Exception as exc:
+        raise SpectacError(f"{path}: corrupt or unreadable DICOM ({_one_line(exc)})") from exc
+
+
+def is_dicom_path(path: str | Path) -> bool:
+    """Whether a path is a DICOM file or a folder (the NIfTI alternative is a .nii/.nii.gz file)."""
+    path = Path(path)
+    if path.is_dir():
+        return True
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return False
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(132)
+        return head[128:132] == b"DICM" or name.endswith(".dcm")
+    return name.endswith(".dcm") or "." not in name
+
+
+def scan_series(folder: str | Path) -> dict[str, list[Path]]:
+    """Group the DICOM files under a folder by Series Instance UID (headers only).
+
+    Non-DICOM files are skipped here (a clinic's export folder may hold reports); a damaged file of
+    a series is reported when that series is read.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SpectacError(f"{folder}: no such folder")
+    groups: dict[str, list[Path]] = {}
+    for path in _series_files(folder):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+            uid = str(ds.get("SeriesInstanceUID", "") or "")
+        except Exception:  # noqa: BLE001, S112 - not DICOM: not part of any series
+            continue
+        if uid:
+            groups.setdefault(uid, []).append(path)
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def _ds_number(value: float) -> str:
+    return format_number_as_ds(float(value))
+
+
+def _quantise(array: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """uint16 pixels with a slope (and an intercept only when values go negative) per volume.
+
+    The slope is chosen so the maximum maps to 65535, then rounded to the 16 characters a DS
+    holds; the pixels are computed with the rounded value, so pixel * slope + intercept is the
+    value within half a step.
+    """
+    low = min(0.0, float(array.min()))
+    high = float(array.max())
+    intercept = float(_ds_number(low)) if low < 0 else 0.0
+    slope = float(_ds_number((high - intercept) / 65535.0)) if high > intercept else 1.0
+    while slope > 0 and (high - intercept) / slope > 65535.49:  # the DS rounding went down
+        slope = float(_ds_number(slope * (1 + 1e-12) + 1e-300))
+    pixels = np.clip(np.rint((array - intercept) / slope), 0, 65535).astype(np.uint16)
+    return pixels, slope, intercept
+
+
+def _axes_for_dicom(volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+    """(array, row, col, first position, slice step, normal) with frames advancing along the normal.
+
+    DICOM fixes the slice normal as row x col; a volume whose third axis runs the other way is
+    written with its frames in reverse order so the spacing stays positive.
+    """
+    d = volume.direction
+    row, col = d[:, 0], d[:, 1]
+    normal = np.cross(row, col)
+    along = float(d[:, 2] @ normal)
+    array, origin = volume.array, np.asarray(volume.origin, dtype=np.float64)
+    if abs(float(row @ col)) > 1e-4 or abs(abs(along) - 1) > 1e-4:
+        raise SpectacError("the volume's axes are not orthogonal; DICOM cannot hold it without resampling")
+    if along < 0:
+        origin = volume.point_of(np.array([0.0, 0.0, volume.shape[2] - 1]))
+        array = array[:, :, ::-1]
+    return np.ascontiguousarray(array), row, col, origin, volume.spacing[2], normal
+
+
+def _now() -> tuple[str, str]:
+    now = _dt.datetime.now()
+    return now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+
+
+def _uid(seed: str | None, *parts: object) -> str:
+    if seed is None:
+        return generate_uid()
+    return generate_uid(prefix=UID_PREFIX, entropy_srcs=[seed, *map(str, parts)])
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def _base_dataset(context: DicomContext, sop_class: str, sop_uid: str) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    for module in (context.patient, context.study):
+        if module:
+            ds.update(Dataset.from_json(module))
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    for keyword in ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber"):
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    if "StudyInstanceUID" not in ds:
+        raise SpectacError(f"{context.source}: no Study Instance UID to attach the new series to")
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    return ds
+
+
+@dataclass
+class SeriesSpec:
+    """What distinguishes one written series (plain values; see write_dicom_series)."""
+
+    description: str
+    series_uid: str
+    series_number: int
+    derived: bool
+    corrected: list[str]
+    uid_seed: str | None
+
+
+def _series_module(ds: Dataset, context: DicomContext, spec: SeriesSpec, modality: str) -> None:
+    source = Dataset.from_json(context.series) if context.series else Dataset()
+    date, time = _now()
+    ds.Modality = modality
+    ds.SeriesInstanceUID = spec.series_uid
+    ds.SeriesNumber = spec.series_number
+    ds.SeriesDescription = spec.description[:64]
+    ds.SeriesDate, ds.SeriesTime = date, time
+    ds.ContentDate, ds.ContentTime = date, time
+    for keyword in ("BodyPartExamined", "PatientPosition", "AcquisitionDate", "AcquisitionTime", "ProtocolName"):
+        if keyword in source:
+            ds[keyword] = source[keyword]
+    ds.FrameOfReferenceUID = context.frame_of_reference_uid or _uid(spec.uid_seed, "for", context.study_uid)
+    ds.PositionReferenceIndicator = source.get("PositionReferenceIndicator", "")
+    ds.Manufacturer = "spectac" if spec.derived else str(source.get("Manufacturer", "spectac") or "spectac")
+    ds.ManufacturerModelName = "spectac" if spec.derived else str(source.get("ManufacturerModelName", "") or "")
+    ds.SoftwareVersions = _version()
+    ds.BurnedInAnnotation = "NO"
+    ds.Laterality = ""
+    if spec.derived and context.source_instances:
+        ds.DerivationDescription = spec.description[:1024]
+        references = []
+        for sop_class, sop_uid in context.source_instances[:1000]:
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
+            references.append(item)
+        ds.SourceImageSequence = DicomSequence(references)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("spectac")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "0"
+
+
+def _pixel_module(ds: Dataset, pixels: np.ndarray, slope: float, intercept: float) -> None:
+    """pixels: (frames, rows, cols) or (rows, cols) uint16."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape[-2], pixels.shape[-1]
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope = _ds_number(slope)
+    ds.RescaleIntercept = _ds_number(intercept)
+    ds.LargestImagePixelValue = int(pixels.max())
+    ds.SmallestImagePixelValue = int(pixels.min())
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    ds["PixelData"].VR = "OW"
+
+
+def _nm_dataset(
+    volume: Volume, context: DicomContext, spec: SeriesSpec, instance_uid: str
+) -> Dataset:
+    array, row, col, origin, step, _ = _axes_for_dicom(volume)
+    pixels, slope, intercept = _quantise(array)
+    ds = _base_dataset(context, NM_STORAGE, instance_uid)
+    _series_module(ds, context, spec, "NM")
+    source = Dataset.from_json(context.series) if context.series else Dataset()
+    # The NM IOD enumerates value 2 as PRIMARY only: a derived NM series is DERIVED\PRIMARY.
+    ds.ImageType = ["DERIVED" if spec.derived else "ORIGINAL", "PRIMARY", "RECON TOMO", "EMISSION"]
+    ds.InstanceNumber = 1
+    ds.PatientOrientation = ""
+    ds.CountsAccumulated = ""
+    ds.CorrectedImage = spec.corrected or ["UNIF", "COR"]
+    if spec.derived:
+        ds.LossyImageCompression = "00"
+    # NM/PET Patient Orientation module: supine, feet first is the usual cardiac set-up.
+    for keyword, default in (
+        ("PatientOrientationCodeSequence", _code("102538003", "SCT", "recumbent")),
+        ("PatientGantryRelationshipCodeSequence", _code("102540008", "SCT", "headfirst")),
+    ):
+        if keyword in source:
+            ds[keyword] = source[keyword]
+        else:
+            setattr(ds, keyword, DicomSequence([default]))
+    if "PatientOrientationCodeSequence" not in source:
+        modifier = _code("40199007", "SCT", "supine")
+        ds.PatientOrientationCodeSequence[0].PatientOrientationModifierCodeSequence = DicomSequence([modifier])
+    # NM Multi-frame: frames are slices.
+    ds.NumberOfFrames = array.shape[2]
+    ds.FrameIncrementPointer = SLICE_VECTOR
+    ds.SliceVector = list(range(1, array.shape[2] + 1))
+    ds.NumberOfSlices = array.shape[2]
+    ds.NumberOfEnergyWindows = 1
+    ds.NumberOfDetectors = 1
+    ds.NumberOfRotations = 1
+    # NM Isotope: keep the source's windows and radiopharmaceutical, else Tc-99m 140 keV +-10 %.
+    if "EnergyWindowInformationSequence" in source:
+        ds.EnergyWindowInformationSequence = source.EnergyWindowInformationSequence
+    else:
+        window = Dataset()
+        limits = Dataset()
+        limits.EnergyWindowLowerLimit, limits.EnergyWindowUpperLimit = "126", "154"
+        window.EnergyWindowRangeSequence = DicomSequence([limits])
+        window.EnergyWindowName = "Tc99m"
+        ds.EnergyWindowInformationSequence = DicomSequence([window])
+    if "RadiopharmaceuticalInformationSequence" in source:
+        ds.RadiopharmaceuticalInformationSequence = source.RadiopharmaceuticalInformationSequence
+    else:
+        drug = Dataset()
+        drug.RadionuclideCodeSequence = DicomSequence([_code("44588005", "SCT", "Technetium^99m^")])
+        drug.Radiopharmaceutical = "Tc99m Sestamibi"
+        ds.RadiopharmaceuticalInformationSequence = DicomSequence([drug])
+    # NM Detector: where the slices are.
+    detector = Dataset()
+    detector.ImagePositionPatient = [_ds_number(v) for v in origin]
+    detector.ImageOrientationPatient = [_ds_number(v) for v in (*row, *col)]
+    detector.CollimatorType = "PARA"
+    detector.FocalDistance = ""
+    detector.ZoomFactor = ""
+    detector.CenterOfRotationOffset = ""
+    detector.XFocusCenter = ""
+    detector.YFocusCenter = ""
+    ds.DetectorInformationSequence = DicomSequence([detector])
+    # NM TOMO Acquisition: the orbit of the source acquisition when known.
+    if "RotationInformationSequence" in source:
+        ds.RotationInformationSequence = source.RotationInformationSequence
+    else:
+        rotation = Dataset()
+        rotation.StartAngle = "0"
+        rotation.AngularStep = "3"
+        rotation.RotationDirection = "CW"
+        rotation.ScanArc = "180"
+        rotation.ActualFrameDuration = 20000
+        rotation.NumberOfFramesInRotation = 60
+        rotation.TableTraverse = ""
+        rotation.TableHeight = ""
+        ds.RotationInformationSequence = DicomSequence([rotation])
+    ds.TypeOfDetectorMotion = "STEP AND SHOOT"
+    # NM Reconstruction.
+    ds.SpacingBetweenSlices = _ds_number(step)
+    ds.SliceThickness = _ds_number(step)
+    ds.PixelSpacing = [_ds_number(volume.spacing[1]), _ds_number(volume.spacing[0])]
+    ds.ImagePositionPatient = detector.ImagePositionPatient
+    ds.ImageOrientationPatient = detector.ImageOrientationPatient
+    _pixel_module(ds, pixels.transpose(2, 1, 0), slope, intercept)
+    return ds
+
+
+def _slice_datasets(volume: Volume, context: DicomContext, spec: SeriesSpec) -> list[Dataset]:
+    """Single-frame secondary-capture slices with Image Position/Orientation (Patient)."""
+    array, row, col, origin, step, normal = _axes_for_dicom(volume)
+    pixels, slope, intercept = _quantise(array)
+    modality = context.modality if context.modality in ("NM", "PT", "OT", "CT") else "OT"
+    datasets = []
+    for k in range(array.shape[2]):
+        ds = _base_dataset(context, SC_STORAGE, _uid(spec.uid_seed, spec.series_uid, "slice", k))
+        _series_module(ds, context, spec, modality)
+        ds.ImageType = ["DERIVED" if spec.derived else "ORIGINAL", "SECONDARY" if spec.derived else "PRIMARY"]
+        ds.ConversionType = "WSD"
+        ds.RescaleType = "US"
+        ds.InstanceNumber = k + 1
+        ds.PatientOrientation = ""
+        ds.ImagePositionPatient = [_ds_number(v) for v in origin + k * step * normal]
+        ds.ImageOrientationPatient = [_ds_number(v) for v in (*row, *col)]
+        ds.PixelSpacing = [_ds_number(volume.spacing[1]), _ds_number(volume.spacing[0])]
+        ds.SliceThickness = _ds_number(step)
+        ds.SpacingBetweenSlices = _ds_number(step)
+        ds.SliceLocation = _ds_number(float((origin + k * step * normal) @ normal))
+        if spec.derived:
+            ds.LossyImageCompression = "00"
+        _pixel_module(ds, pixels[:, :, k].T, slope, intercept)
+        datasets.append(ds)
+    return datasets
+
+
+def _save(ds: Dataset, path: Path) -> None:
+    ds.save_as(path, enforce_file_format=True)
+
+
+def write_dicom_series(
+    volume: Volume,
+    context: DicomContext,
+    out: str | Path,
+    series_description: str | None = None,
+    method: str = "",
+    model_name: str = "",
+    *,
+    kind: str | None = None,
+    derived: bool = True,
+    attenuation_corrected: bool = True,
+    series_number: int | None = None,
+    uid_seed: str | None = None,
+) -> Path:
+    """Write a volume as a new DICOM series of the context's patient, study and frame of reference.
+
+    Args:
+        volume: the volume to write (any orthogonal orientation; values in counts).
+        context: from :func:`read_dicom_volume` (or :func:`new_context`).
+        out: a ``.dcm`` file (NM multi-frame only) or a folder to create; an existing non-empty
+            folder is refused so nothing of the user's is replaced.
+        series_description: defaults to "spectac AC <method> <model_name>".
+        method, model_name: name the correction in the description.
+        kind: "nm-multiframe" or "slices"; defaults to the kind of the source series.
+        derived: DERIVED\\SECONDARY image type (ORIGINAL\\PRIMARY for a simulated acquisition).
+        attenuation_corrected: list ATTN in Corrected Image (NM).
+        series_number: defaults to the source series number + 1000.
+        uid_seed: make the new UIDs a deterministic function of this seed (tests, exports).
+
+    Returns:
+        The written file or folder. It appears whole or not at all; the input is never touched.
+    """
+    out = Path(out)
+    kind = kind or context.kind
+    if kind not in ("nm-multiframe", "slices"):
+        raise ValueError(f"unknown DICOM output kind {kind!r}")
+    description = series_description or " ".join(p for p in ("spectac AC", method, model_name) if p)
+    source_number = Dataset.from_json(context.series).get("SeriesNumber") if context.series else None
+    number = series_number if series_number is not None else int(source_number or 0) + 1000
+    series_uid = _uid(uid_seed, "series", context.study_uid, description, number)
+    spec = SeriesSpec(
+        description, series_uid, number, derived, (["UNIF", "COR", "ATTN"] if attenuation_corrected else []), uid_seed
+    )
+    source = Path(context.source).resolve() if context.source else None
+    resolved = out.resolve()
+    if source is not None and (resolved == source or source in resolved.parents or resolved in source.parents):
+        raise SpectacError(f"{out}: the output must not be, hold or sit inside the input {context.source}")
+    if kind == "slices" and out.suffix.lower() == ".dcm":
+        raise SpectacError(f"{out}: single-frame slices need an output folder, not a .dcm file")
+    if out.suffix.lower() != ".dcm" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SpectacError(f"{out}: already exists; choose a new output folder")
+    if kind == "nm-multiframe":
+        ds = _nm_dataset(volume, context, spec, _uid(uid_seed, series_uid, "instance"))
+        if out.suffix.lower() == ".dcm":
+            with atomic_path(out, suffix=".dcm") as tmp:
+                _save(ds, tmp)
+        else:
+            with atomic_dir(out) as tmp:
+                _save(ds, tmp / "NM000001.dcm")
+        return out
+    datasets = _slice_datasets(volume, context, spec)
+    with atomic_dir(out) as tmp:
+        for k, ds in enumerate(datasets):
+            _save(ds, tmp / f"IM{k + 1:05d}.dcm")
+    return out
+
+
+def new_context(
+    patient_id: str,
+    study_uid: str,
+    frame_of_reference_uid: str,
+    *,
+    patient_name: str = "",
+    sex: str = "",
+    study_description: str = "",
+    study_date: str = "",
+    weight_kg: float | None = None,
+    height_m: float | None = None,
+    modality: str = "NM",
+    kind: str = "nm-multiframe",
+    series: dict[str, Any] | None = None,
+) -> DicomContext:
+    """A context for a series with no DICOM source (a simulated study)."""
+    patient = Dataset()
+    patient.PatientName = patient_name or patient_id
+    patient.PatientID = patient_id
+    patient.PatientBirthDate = ""
+    patient.PatientSex = sex if sex in ("M", "F", "O") else ""
+    if weight_kg is not None:
+        patient.PatientWeight = _ds_number(weight_kg)
+    if height_m is not None:
+        patient.PatientSize = _ds_number(height_m)
+    study = Dataset()
+    study.StudyInstanceUID = study_uid
+    study.StudyDate = study_date
+    study.StudyTime = ""
+    study.ReferringPhysicianName = ""
+    study.StudyID = "1"
+    study.AccessionNumber = ""
+    study.StudyDescription = study_description
+    return DicomContext(
+        source="",
+        kind=kind,
+        modality=modality,
+        patient=patient.to_json_dict(),
+        study=study.to_json_dict(),
+        series=series or {},
+        frame_of_reference_uid=frame_of_reference_uid,
+    )
