@@ -46,20 +46,46 @@ SLICE_VECTOR = 0x00540080
 UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # pydicom's root: valid without registering our own
 
 PATIENT_KEYWORDS = (
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-    "PatientSize", "PatientWeight",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
 )
 STUDY_KEYWORDS = (
-    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
     "StudyDescription",
 )
 # Attributes of the source series that a derived series keeps: they describe the same acquisition.
 SERIES_KEYWORDS = (
-    "Modality", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ProtocolName", "BodyPartExamined",
-    "PatientPosition", "SeriesDate", "SeriesTime", "AcquisitionDate", "AcquisitionTime", "Manufacturer",
-    "ManufacturerModelName", "EnergyWindowInformationSequence", "RadiopharmaceuticalInformationSequence",
-    "PatientOrientationCodeSequence", "PatientGantryRelationshipCodeSequence", "RotationInformationSequence",
-    "ActualFrameDuration", "PositionReferenceIndicator",
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "ProtocolName",
+    "BodyPartExamined",
+    "PatientPosition",
+    "SeriesDate",
+    "SeriesTime",
+    "AcquisitionDate",
+    "AcquisitionTime",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "EnergyWindowInformationSequence",
+    "RadiopharmaceuticalInformationSequence",
+    "PatientOrientationCodeSequence",
+    "PatientGantryRelationshipCodeSequence",
+    "RotationInformationSequence",
+    "ActualFrameDuration",
+    "PositionReferenceIndicator",
 )
 
 
@@ -189,7 +215,9 @@ def _modality_ok(ds: Dataset, path: Path, allowed: Sequence[str]) -> str:
 
 def _floats(value: Any, n: int, name: str, path: Path) -> np.ndarray:
     try:
-        out = np.asarray([float(v) for v in (value if isinstance(value, (list, tuple, Sequence)) else [value])])
+        out = np.asarray(
+            [float(v) for v in (value if isinstance(value, (list, tuple, Sequence)) else [value])]
+        )
     except (TypeError, ValueError) as exc:
         raise SpectacError(f"{path}: {name} is not numeric ({value!r})") from exc
     if out.shape != (n,) or not np.all(np.isfinite(out)):
@@ -220,7 +248,9 @@ def _plane_geometry(ds: Dataset, path: Path) -> tuple[np.ndarray, np.ndarray, np
     for vec in (row, col):
         norm = np.linalg.norm(vec)
         if abs(norm - 1.0) > 1e-2:
-            raise SpectacError(f"{path}: Image Orientation (Patient) {list(iop_v)} is not made of unit vectors")
+            raise SpectacError(
+                f"{path}: Image Orientation (Patient) {list(iop_v)} is not made of unit vectors"
+            )
     row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
     if abs(float(row @ col)) > 1e-3:
         raise SpectacError(f"{path}: Image Orientation (Patient) {list(iop_v)} is not orthogonal")
@@ -253,7 +283,9 @@ def _pixels(ds: Dataset, path: Path) -> np.ndarray:
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise SpectacError(f"{path}: holds no pixel data")
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-        raise SpectacError(f"{path}: is a colour image (Samples per Pixel {ds.SamplesPerPixel}), expected counts")
+        raise SpectacError(
+            f"{path}: is a colour image (Samples per Pixel {ds.SamplesPerPixel}), expected counts"
+        )
     with _guard(path, "unreadable pixel data"):
         array = np.asarray(ds.pixel_array, dtype=np.float32)
     return array
@@ -269,12 +301,16 @@ def _check_nm_frames(ds: Dataset, path: Path, frames: int) -> None:
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     kind = image_type[2] if len(image_type) > 2 else ""
     if kind in ("TOMO", "GATED TOMO", "STATIC", "DYNAMIC", "GATED", "WHOLE BODY"):
-        raise SpectacError(f"{path}: holds {kind} frames (Image Type), expected a reconstructed volume (RECON TOMO)")
+        raise SpectacError(
+            f"{path}: holds {kind} frames (Image Type), expected a reconstructed volume (RECON TOMO)"
+        )
     pointers = ds.get("FrameIncrementPointer")
     if pointers is not None:
         pointers = [int(p) for p in (pointers if isinstance(pointers, (list, Sequence)) else [pointers])]
         if 0x00540050 in pointers or 0x00540090 in pointers:  # Rotation / Angular View Vector
-            raise SpectacError(f"{path}: holds projection views, expected a reconstructed volume (RECON TOMO)")
+            raise SpectacError(
+                f"{path}: holds projection views, expected a reconstructed volume (RECON TOMO)"
+            )
     slots = ds.get("NumberOfTimeSlots")
     if kind == "RECON GATED TOMO" or (slots not in (None, "") and int(slots) > 1):
         raise SpectacError(f"{path}: is a gated reconstruction; export the summed (ungated) series")
@@ -291,7 +327,9 @@ def _volume_multiframe(ds: Dataset, path: Path) -> Volume:
     if step in (None, "") or float(step) == 0:
         step = ds.get("SliceThickness")
     if step in (None, "") or float(step) == 0:
-        raise SpectacError(f"{path}: neither Spacing Between Slices nor Slice Thickness gives the slice spacing")
+        raise SpectacError(
+            f"{path}: neither Spacing Between Slices nor Slice Thickness gives the slice spacing"
+        )
     step = float(step)
     if not np.isfinite(step):
         raise SpectacError(f"{path}: Spacing Between Slices is not finite")
@@ -314,9 +352,13 @@ def _volume_slices(datasets: list[Dataset], paths: list[Path], folder: Path) -> 
         if not (np.allclose(r, row, atol=1e-4) and np.allclose(c, col, atol=1e-4)):
             raise SpectacError(f"{p}: Image Orientation (Patient) differs from the other slices of {folder}")
         if not np.allclose(s, pixel_spacing, rtol=1e-4):
-            raise SpectacError(f"{p}: inconsistent spacing: Pixel Spacing {list(s)} differs from {list(pixel_spacing)}")
+            raise SpectacError(
+                f"{p}: inconsistent spacing: Pixel Spacing {list(s)} differs from {list(pixel_spacing)}"
+            )
         if (int(ds.Rows), int(ds.Columns)) != shape:
-            raise SpectacError(f"{p}: {ds.Rows}x{ds.Columns} pixels, the other slices have {shape[0]}x{shape[1]}")
+            raise SpectacError(
+                f"{p}: {ds.Rows}x{ds.Columns} pixels, the other slices have {shape[0]}x{shape[1]}"
+            )
     normal = np.cross(row, col)
     positions = np.array([g[2] for g in geometry])
     along = positions @ normal
@@ -333,7 +375,9 @@ def _volume_slices(datasets: list[Dataset], paths: list[Path], folder: Path) -> 
         )
     in_plane = positions - np.outer(along - along[0], normal)
     if not np.allclose(in_plane, in_plane[0], atol=max(0.01, 0.01 * step)):
-        raise SpectacError(f"{folder}: the slices are not stacked along their normal (tilted or shifted stack)")
+        raise SpectacError(
+            f"{folder}: the slices are not stacked along their normal (tilted or shifted stack)"
+        )
     planes = []
     for i in order:
         pixels = _pixels(datasets[i], paths[i])
@@ -414,7 +458,9 @@ def read_series(
         return volume, _context(datasets, source, kind, modalities[0])
 
 
-def read_dicom_volume(path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES) -> tuple[Volume, DicomContext]:
+def read_dicom_volume(
+    path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES
+) -> tuple[Volume, DicomContext]:
     """Read a reconstructed SPECT volume from an NM multi-frame file or a folder of slices.
 
     Args:
@@ -505,7 +551,9 @@ def _quantise(array: np.ndarray) -> tuple[np.ndarray, float, float]:
     return pixels, slope, intercept
 
 
-def _axes_for_dicom(volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+def _axes_for_dicom(
+    volume: Volume,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
     """(array, row, col, first position, slice step, normal) with frames advancing along the normal.
 
     DICOM fixes the slice normal as row x col; a volume whose third axis runs the other way is
@@ -587,13 +635,21 @@ def _series_module(ds: Dataset, context: DicomContext, spec: SeriesSpec, modalit
     ds.SeriesDescription = spec.description[:64]
     ds.SeriesDate, ds.SeriesTime = date, time
     ds.ContentDate, ds.ContentTime = date, time
-    for keyword in ("BodyPartExamined", "PatientPosition", "AcquisitionDate", "AcquisitionTime", "ProtocolName"):
+    for keyword in (
+        "BodyPartExamined",
+        "PatientPosition",
+        "AcquisitionDate",
+        "AcquisitionTime",
+        "ProtocolName",
+    ):
         if keyword in source:
             ds[keyword] = source[keyword]
     ds.FrameOfReferenceUID = context.frame_of_reference_uid or _uid(spec.uid_seed, "for", context.study_uid)
     ds.PositionReferenceIndicator = source.get("PositionReferenceIndicator", "")
     ds.Manufacturer = "spectac" if spec.derived else str(source.get("Manufacturer", "spectac") or "spectac")
-    ds.ManufacturerModelName = "spectac" if spec.derived else str(source.get("ManufacturerModelName", "") or "")
+    ds.ManufacturerModelName = (
+        "spectac" if spec.derived else str(source.get("ManufacturerModelName", "") or "")
+    )
     ds.SoftwareVersions = _version()
     ds.BurnedInAnnotation = "NO"
     ds.Laterality = ""
@@ -631,9 +687,7 @@ def _pixel_module(ds: Dataset, pixels: np.ndarray, slope: float, intercept: floa
     ds["PixelData"].VR = "OW"
 
 
-def _nm_dataset(
-    volume: Volume, context: DicomContext, spec: SeriesSpec, instance_uid: str
-) -> Dataset:
+def _nm_dataset(volume: Volume, context: DicomContext, spec: SeriesSpec, instance_uid: str) -> Dataset:
     array, row, col, origin, step, _ = _axes_for_dicom(volume)
     pixels, slope, intercept = _quantise(array)
     ds = _base_dataset(context, NM_STORAGE, instance_uid)
@@ -658,7 +712,9 @@ def _nm_dataset(
             setattr(ds, keyword, DicomSequence([default]))
     if "PatientOrientationCodeSequence" not in source:
         modifier = _code("40199007", "SCT", "supine")
-        ds.PatientOrientationCodeSequence[0].PatientOrientationModifierCodeSequence = DicomSequence([modifier])
+        ds.PatientOrientationCodeSequence[0].PatientOrientationModifierCodeSequence = DicomSequence(
+            [modifier]
+        )
     # NM Multi-frame: frames are slices.
     ds.NumberOfFrames = array.shape[2]
     ds.FrameIncrementPointer = SLICE_VECTOR
@@ -792,11 +848,18 @@ def write_dicom_series(
     number = series_number if series_number is not None else int(source_number or 0) + 1000
     series_uid = _uid(uid_seed, "series", context.study_uid, description, number)
     spec = SeriesSpec(
-        description, series_uid, number, derived, (["UNIF", "COR", "ATTN"] if attenuation_corrected else []), uid_seed
+        description,
+        series_uid,
+        number,
+        derived,
+        (["UNIF", "COR", "ATTN"] if attenuation_corrected else []),
+        uid_seed,
     )
     source = Path(context.source).resolve() if context.source else None
     resolved = out.resolve()
-    if source is not None and (resolved == source or source in resolved.parents or resolved in source.parents):
+    if source is not None and (
+        resolved == source or source in resolved.parents or resolved in source.parents
+    ):
         raise SpectacError(f"{out}: the output must not be, hold or sit inside the input {context.source}")
     if kind == "slices" and out.suffix.lower() == ".dcm":
         raise SpectacError(f"{out}: single-frame slices need an output folder, not a .dcm file")
@@ -860,3 +923,117 @@ def new_context(
         series=series or {},
         frame_of_reference_uid=frame_of_reference_uid,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# A simulated study as a clinic's export (GE-style NM multi-frame)
+# ---------------------------------------------------------------------------------------------
+
+SERIES_FOLDERS = {"nc": "nc", "ac": "ac", "mu": "mu"}
+
+
+def export_study_dicom(
+    dataset: Any,
+    case_id: str,
+    out_dir: str | Path,
+    *,
+    mu_as: str = "nm",
+    seed: str = "spectac-export",
+) -> dict[str, Path]:
+    """Write one simulated study as a clinic would export it: NC and CT-AC NM multi-frame series.
+
+    The series share the patient, study and frame of reference and differ by series, as on a GE
+    Discovery NM/CT (descriptions "STRESS IRNC" / "STRESS IRAC"). The mu-map, when the study has
+    one, becomes a vendor-style NM mu-map series (``mu_as="nm"``, values in 1/cm) or a CT series of
+    single-frame slices in HU (``mu_as="ct"``, through the inverse of the bilinear HU->mu model).
+
+    Layout: ``OUT/nc/<case_id>/``, ``OUT/ac/<case_id>/``, ``OUT/mu/<case_id>/``, so that
+    ``spectac import --nc OUT/nc --ac OUT/ac --mu OUT/mu`` reads it back. A series folder that
+    already exists is kept (an interrupted export resumes).
+
+    Args:
+        dataset: a :class:`spectac.io.dataset.Dataset`.
+        case_id: the study to export.
+        out_dir: the export folder.
+        mu_as: "nm" or "ct".
+        seed: UIDs are a deterministic function of the seed and the case.
+
+    Returns:
+        {"nc": folder, "ac": folder, "mu": folder (when written)}.
+    """
+    from spectac.io.importer import mu_to_hu
+
+    if mu_as not in ("nm", "ct"):
+        raise ValueError(f"mu_as must be 'nm' or 'ct', not {mu_as!r}")
+    case = dataset.case(case_id)
+    out_dir = Path(out_dir)
+    study_uid = _uid(seed, "study", case_id)
+    frame_uid = _uid(seed, "frame", case_id)
+    state = case.state.upper() if case.state in ("rest", "stress") else ""
+    context = new_context(
+        case.patient_id,
+        study_uid,
+        frame_uid,
+        patient_name=f"SIM^{case.patient_id}",
+        sex=case.sex,
+        study_description=f"Myocardial perfusion {case.state}".strip(),
+        study_date="20240101",
+    )
+    written: dict[str, Path] = {}
+    series = [("nc", f"{state} IRNC".strip(), 1, False), ("ac", f"{state} IRAC".strip(), 2, True)]
+    if dataset.has(case_id, "mu"):
+        series.append(("mu", "CTAC mu-map" if mu_as == "nm" else "CT for AC", 3, False))
+    for name, description, number, corrected in series:
+        target = out_dir / SERIES_FOLDERS[name] / case_id
+        written[name] = target
+        if target.is_dir() and any(target.iterdir()):
+            continue
+        volume = dataset.load(case_id, name)
+        if name == "mu" and mu_as == "ct":
+            ct_context = new_context(
+                case.patient_id,
+                study_uid,
+                frame_uid,
+                patient_name=f"SIM^{case.patient_id}",
+                sex=case.sex,
+                modality="CT",
+                kind="slices",
+            )
+            write_dicom_series(
+                volume.with_array(mu_to_hu(volume.array)),
+                ct_context,
+                target,
+                description,
+                derived=False,
+                attenuation_corrected=False,
+                series_number=number,
+                uid_seed=f"{seed}/{case_id}/{name}",
+            )
+            continue
+        write_dicom_series(
+            volume,
+            context,
+            target,
+            description,
+            derived=False,
+            attenuation_corrected=corrected,
+            series_number=number,
+            uid_seed=f"{seed}/{case_id}/{name}",
+        )
+    return written
+
+
+def export_dataset_dicom(
+    data: str | Path, out_dir: str | Path, split: str | None = None, *, mu_as: str = "nm"
+) -> dict[str, Any]:
+    """Export every study of a dataset split as DICOM (see :func:`export_study_dicom`)."""
+    from spectac.io.dataset import Dataset
+    from spectac.progress import track
+
+    dataset = Dataset.open(data)
+    cases = dataset.split(split)
+    if not cases:
+        raise SpectacError(f"{dataset.root}: no study in split {split!r}")
+    for case in track(cases, "export DICOM", total=len(cases)):
+        export_study_dicom(dataset, case.case_id, out_dir, mu_as=mu_as)
+    return {"studies": len(cases), "folder": Path(out_dir)}
