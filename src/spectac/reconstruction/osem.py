@@ -1,0 +1,88 @@
+"""OSEM reconstruction and the clinical post-filter.
+
+NC = OSEM with a system matrix without attenuation; CT-AC = OSEM with the mu-map in the system
+matrix. Both model the collimator blur by default (resolution recovery, as clinical cardiac
+software does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from spectac.acquisition.projector import SpectProjector
+
+
+@dataclass(frozen=True)
+class ReconConfig:
+    """OSEM and post-filter settings (defaults give images like clinical cardiac OSEM).
+
+    The Butterworth filter is applied in 3D: H(f) = 1 / sqrt(1 + (f / cutoff)^(2 order)), with f
+    in cycles/cm.
+    """
+
+    iterations: int = 4
+    subsets: int = 6
+    psf: bool = True
+    butterworth_cutoff_per_cm: float = 0.4
+    butterworth_order: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def subset_views(n_views: int, n_subsets: int) -> list[torch.Tensor]:
+    """Interleaved subsets of view indices (view i goes to subset i mod n_subsets)."""
+    return [torch.arange(s, n_views, n_subsets) for s in range(n_subsets)]
+
+
+@torch.no_grad()
+def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, subsets: int) -> torch.Tensor:
+    """Ordered-subsets expectation maximisation.
+
+    Args:
+        projections: (A, V, Z) measured counts.
+        projector: the system matrix model.
+
+    Returns:
+        (X, Y, Z) reconstructed object in counts.
+    """
+    if iterations < 1 or subsets < 1:
+        raise ValueError("OSEM needs at least one iteration and one subset")
+    projections = torch.as_tensor(projections, dtype=torch.float32)
+    groups = subset_views(projector.n_views, subsets)
+    sensitivities = [projector.sensitivity(views) for views in groups]
+    x = torch.ones(projector.shape)
+    # Voxels no view sees (outside the field of view) stay zero.
+    seen = sum(sensitivities) > 1e-6 * max(float(s.max()) for s in sensitivities)
+    x = x * seen
+    for _ in range(iterations):
+        for views, sensitivity in zip(groups, sensitivities):
+            expected = projector.forward(x, views)
+            ratio = projections[views] / torch.clamp(expected, min=1e-6)
+            ratio = torch.where(expected > 1e-6, ratio, torch.zeros_like(ratio))
+            update = projector.backward(ratio, views)
+            x = torch.where(sensitivity > 1e-6, x * update / torch.clamp(sensitivity, min=1e-6), torch.zeros_like(x))
+    return x
+
+
+def butterworth_filter(volume: np.ndarray, spacing_mm: float, cutoff_per_cm: float, order: int) -> np.ndarray:
+    """3D Butterworth low-pass filter in the frequency domain (cutoff in cycles/cm)."""
+    if cutoff_per_cm <= 0:
+        return volume
+    freqs = [np.fft.fftfreq(n, d=spacing_mm / 10.0) for n in volume.shape]
+    fx, fy, fz = np.meshgrid(*freqs, indexing="ij", sparse=True)
+    f = np.sqrt(fx**2 + fy**2 + fz**2)
+    response = 1.0 / np.sqrt(1.0 + (f / cutoff_per_cm) ** (2 * order))
+    filtered = np.fft.ifftn(np.fft.fftn(volume) * response).real
+    return np.maximum(filtered, 0.0).astype(np.float32)
+
+
+def reconstruct(projections: torch.Tensor, projector: SpectProjector, config: ReconConfig) -> np.ndarray:
+    """OSEM then the post-filter: the image a clinical workstation would show, in counts."""
+    x = osem(projections, projector, config.iterations, config.subsets)
+    return butterworth_filter(
+        x.numpy(), projector.spacing_mm, config.butterworth_cutoff_per_cm, config.butterworth_order
+    )

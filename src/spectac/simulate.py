@@ -1,0 +1,372 @@
+"""Simulated MPI cohorts: phantom -> acquisition -> NC and CT-AC OSEM -> dataset.
+
+Every random thing is drawn from the cohort seed: patient ``i`` gets the i-th child of
+``SeedSequence(seed)``, so a study's bytes do not depend on the order, the number of workers, or
+which studies were already written (a run is resumable). Each study is computed with one torch
+thread so the same seed gives the same bytes on any machine setting; parallelism is over studies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spectac import __version__
+from spectac.acquisition.projector import SpectProjector
+from spectac.acquisition.protocol import Protocol
+from spectac.io.dataset import Case, study_is_complete, write_manifest, write_study
+from spectac.io.nifti import read_nifti
+from spectac.phantom.anatomy import PatientParams, build_phantom, draw_patient
+from spectac.progress import track
+from spectac.reconstruction.osem import ReconConfig, reconstruct
+from spectac.volume import SpectacError, Volume
+
+STATES = ("stress", "rest")
+# Expected total counts per study (mean, SD) when the user does not fix them: one-day protocol,
+# a few million counts as clinical Tc-99m MPI acquisitions give.
+DEFAULT_COUNTS = {"stress": (4.0e6, 0.6e6), "rest": (3.0e6, 0.45e6)}
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """The whole configuration of a simulation run (saved in dataset.json)."""
+
+    protocol: Protocol = Protocol()
+    recon: ReconConfig = ReconConfig()
+    shape: tuple[int, int, int] = (64, 64, 64)
+    counts: float | None = None  # None: drawn per study around DEFAULT_COUNTS
+    split: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    defect_probability: float = 0.5
+    position_shift_mm: float = 3.0  # SD of the patient shift between studies
+    supersample: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        counts: float | None = None,
+        views: int = 60,
+        arc: float = 180.0,
+        iterations: int = 4,
+        subsets: int = 6,
+        scatter: bool = False,
+        split: str = "40/40/20",
+    ) -> SimulationConfig:
+        """Validated configuration from command-line values (SpectacError on bad values)."""
+        if counts is not None and not counts > 0:
+            raise SpectacError(f"--counts must be positive, got {counts:g}")
+        if iterations < 1 or subsets < 1:
+            raise SpectacError("--iterations and --subsets must be at least 1")
+        if views < 1:
+            raise SpectacError(f"--views must be at least 1, got {views}")
+        if subsets > views:
+            raise SpectacError(f"--subsets ({subsets}) cannot exceed --views ({views})")
+        start = -135.0 if arc == 180.0 else -90.0
+        protocol = Protocol(n_views=views, arc_deg=arc, start_deg=start, counts=counts or 4.0e6, scatter=scatter)
+        return cls(
+            protocol=protocol,
+            recon=ReconConfig(iterations=iterations, subsets=subsets),
+            counts=counts,
+            split=parse_split(split),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["protocol"] = self.protocol.to_dict()
+        data["recon"] = self.recon.to_dict()
+        return data
+
+    @property
+    def spacing_mm(self) -> float:
+        return self.protocol.pixel_mm
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = [float(p) for p in text.split("/")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
+        raise SpectacError(f"--split must look like 40/40/20 (train/val/test), got {text!r}")
+    total = sum(parts)
+    return (parts[0] / total, parts[1] / total, parts[2] / total)
+
+
+def assign_splits(patient_ids: list[str], proportions: tuple[float, float, float], seed: int) -> dict[str, str]:
+    """Patient-wise split: rest and stress of one patient always fall on the same side."""
+    order = np.random.default_rng(np.random.SeedSequence([seed, 7919])).permutation(len(patient_ids))
+    n = len(patient_ids)
+    n_train = int(round(proportions[0] * n))
+    n_val = int(round(proportions[1] * n))
+    n_val = min(n_val, n - n_train)
+    splits = {}
+    for rank, i in enumerate(order):
+        splits[patient_ids[i]] = "train" if rank < n_train else ("val" if rank < n_train + n_val else "test")
+    return splits
+
+
+def patient_params(seed: int, index: int, defect_probability: float) -> PatientParams:
+    child = np.random.SeedSequence(seed).spawn(index + 1)[index]
+    return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability)
+
+
+def acquire(
+    truth: np.ndarray, mu_map: np.ndarray, protocol: Protocol, spacing_mm: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, SpectProjector]:
+    """Noisy projections of an activity (in counts) through the attenuating body.
+
+    Returns the Poisson projections (A, V, Z) and the projector with the mu-map (CT-AC model).
+    """
+    projector = SpectProjector(truth.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
+    expected = projector.forward(torch.from_numpy(truth))
+    if protocol.scatter:
+        expected = expected + scatter_projections(expected, protocol, spacing_mm)
+    counts = rng.poisson(expected.numpy().astype(np.float64)).astype(np.float32)
+    return torch.from_numpy(counts), projector
+
+
+def scatter_projections(primary: torch.Tensor, protocol: Protocol, spacing_mm: float) -> torch.Tensor:
+    """A scatter component: the primary projections convolved with a broad Gaussian, scaled so
+    scatter is ``scatter_fraction`` of all counts in the photopeak window."""
+    from scipy.ndimage import gaussian_filter
+
+    sigma = protocol.scatter_fwhm_mm / (2 * np.sqrt(2 * np.log(2))) / spacing_mm
+    broad = gaussian_filter(primary.numpy(), sigma=(0, sigma, sigma), mode="constant")
+    sf = protocol.scatter_fraction
+    return torch.from_numpy(broad * (sf / (1 - sf)) * primary.sum().item() / max(broad.sum(), 1e-9))
+
+
+def simulate_study(
+    params: PatientParams, state: str, config: SimulationConfig, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One study: the phantom of a patient in a state, acquired and reconstructed NC and CT-AC.
+
+    Returns:
+        volumes: nc, ac, mu, truth (X, Y, Z) float32 arrays (counts; mu in 1/cm);
+        info: the LV truth (lv.json) and the study's drawn acquisition values.
+    """
+    shift = tuple(float(v) for v in rng.normal(0.0, config.position_shift_mm, 3))
+    phantom = build_phantom(
+        params, state, config.shape, config.spacing_mm, shift_mm=shift, supersample=config.supersample
+    )
+    if config.counts is not None:
+        counts = config.counts
+    else:
+        mean, sd = DEFAULT_COUNTS[state]
+        counts = float(max(rng.normal(mean, sd), 0.3 * mean))
+    truth, mu_map = _scaled_truth(phantom.activity, phantom.mu_map, counts, config)
+    projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
+    volumes = _reconstruct_pair(projections, ac_model, mu_map, config)
+    volumes.update(mu=mu_map, truth=truth)
+    info = {"lv": phantom.lv, "counts": counts, "measured_counts": float(projections.sum()), "shift_mm": shift}
+    return volumes, info
+
+
+def _scaled_truth(activity: np.ndarray, mu_map: np.ndarray, counts: float, config: SimulationConfig):
+    """Scale relative uptake so the noiseless attenuated projections hold ``counts`` in total."""
+    probe = SpectProjector(activity.shape, config.spacing_mm, config.protocol, mu_map=mu_map, psf=False)
+    total = float(probe.forward(torch.from_numpy(activity)).sum())
+    if total <= 0:
+        raise SpectacError("the phantom has no activity inside the field of view")
+    return (activity * (counts / total)).astype(np.float32), mu_map.astype(np.float32)
+
+
+def _reconstruct_pair(
+    projections: torch.Tensor, ac_model: SpectProjector, mu_map: np.ndarray, config: SimulationConfig
+) -> dict[str, np.ndarray]:
+    shape, spacing, protocol = ac_model.shape, config.spacing_mm, config.protocol
+    radii = ac_model.radii_mm
+    ac_projector = ac_model
+    if not config.recon.psf:
+        ac_projector = SpectProjector(shape, spacing, protocol, mu_map=mu_map, psf=False, radii_mm=radii)
+    nc_projector = SpectProjector(shape, spacing, protocol, mu_map=None, psf=config.recon.psf, radii_mm=radii)
+    return {
+        "nc": reconstruct(projections, nc_projector, config.recon),
+        "ac": reconstruct(projections, ac_projector, config.recon),
+    }
+
+
+def _study_task(seed: int, index: int, state: str, config: SimulationConfig) -> tuple[dict, dict, dict]:
+    torch.set_num_threads(1)
+    params = patient_params(seed, index, config.defect_probability)
+    study_seed = np.random.SeedSequence([seed, index, STATES.index(state), 1])
+    volumes, info = simulate_study(params, state, config, np.random.default_rng(study_seed))
+    return volumes, info, params.to_dict()
+
+
+def _write_simulated_study(out: Path, case_id: str, volumes: dict, info: dict, params: dict, config) -> None:
+    spacing = config.spacing_mm
+    vols = {name: Volume.centred(arr, spacing) for name, arr in volumes.items()}
+    lv = dict(info["lv"])
+    lv["phantom"] = {"params": params, "counts": info["counts"], "measured_counts": info["measured_counts"]}
+    write_study(out, case_id, vols, lv=lv)
+
+
+def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]:
+    ids = [f"P{i:03d}" for i in range(patients)]
+    splits = assign_splits(ids, config.split, seed)
+    cases = []
+    for i, pid in enumerate(ids):
+        params = patient_params(seed, i, config.defect_probability)
+        defect = params.defects[0] if params.defects else None
+        for state in STATES:
+            severity = 0.0 if defect is None else (defect.stress_severity if state == "stress" else defect.rest_severity)
+            cases.append(
+                Case(
+                    case_id=f"{pid}_{state}",
+                    patient_id=pid,
+                    state=state,
+                    sex=params.sex,
+                    bmi=params.bmi,
+                    defect_type=defect.type if defect else "none",
+                    defect_territory=defect.territory if defect else "",
+                    defect_severity=round(severity, 4),
+                    defect_extent=None,
+                    split=splits[pid],
+                )
+            )
+    return cases
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".spectac-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SpectacError(f"{out}: cannot write the dataset here ({exc.strerror or exc})") from exc
+
+
+def _check_resume(out: Path, meta: dict[str, Any]) -> None:
+    """A folder holding another simulation must not be mixed with this one."""
+    path = out / "dataset.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpectacError(f"{path}: exists but is not valid JSON; choose another --out") from exc
+    keys = ("source", "seed", "patients", "config")
+    if any(json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(meta.get(k), sort_keys=True, default=str) for k in keys):
+        raise SpectacError(f"{out}: holds a different dataset (other seed, size or settings); choose another --out")
+
+
+def simulate_cohort(
+    out: str | Path, patients: int, seed: int, config: SimulationConfig, workers: int = 1
+) -> dict[str, int]:
+    """Simulate ``patients`` patients (a stress and a rest study each) into the dataset ``out``.
+
+    Studies already present are skipped, so an interrupted run resumes. Returns counts of studies
+    written and skipped.
+    """
+    if patients < 1:
+        raise SpectacError(f"--patients must be at least 1, got {patients}")
+    if workers < 1:
+        raise SpectacError(f"--workers must be at least 1, got {workers}")
+    out = Path(out)
+    meta = {
+        "source": "simulation",
+        "spectac_version": __version__,
+        "seed": seed,
+        "patients": patients,
+        "config": config.to_dict(),
+        "protocol": config.protocol.to_dict(),
+    }
+    _check_writable(out)
+    _check_resume(out, meta)
+    cases = _case_rows(seed, patients, config)
+    write_manifest(out, meta, cases)
+    todo = [(i, state) for i in range(patients) for state in STATES if not study_is_complete(out, f"P{i:03d}_{state}")]
+    skipped = 2 * patients - len(todo)
+    if workers == 1:
+        for i, state in track(todo, "simulating studies", total=len(todo)):
+            volumes, info, params = _study_task(seed, i, state, config)
+            _write_simulated_study(out, f"P{i:03d}_{state}", volumes, info, params, config)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_study_task, seed, i, state, config): (i, state) for i, state in todo}
+            for future in track(as_completed(futures), "simulating studies", total=len(todo)):
+                i, state = futures[future]
+                volumes, info, params = future.result()
+                _write_simulated_study(out, f"P{i:03d}_{state}", volumes, info, params, config)
+    return {"written": len(todo), "skipped": skipped}
+
+
+def simulate_user_phantom(
+    activity_path: str | Path, mu_path: str | Path, out: str | Path, config: SimulationConfig, seed: int = 0
+) -> Path:
+    """Acquire and reconstruct a user's own phantom (e.g. from XCAT) into a one-study dataset.
+
+    Both NIfTI files must share one grid; they are resampled onto the simulation grid (64^3 at
+    the protocol's pixel size, centred on the phantom's centre).
+    """
+    activity = read_nifti(activity_path)
+    mu = read_nifti(mu_path)
+    if activity.shape != mu.shape:
+        raise SpectacError(f"{mu_path}: shape {mu.shape} does not match the activity's {activity.shape}")
+    if not activity.same_grid(mu, atol_mm=0.01):
+        raise SpectacError(f"{mu_path}: its affine differs from the activity's; both must share one grid")
+    if activity.array.min() < 0:
+        raise SpectacError(f"{activity_path}: activity must not be negative")
+    if mu.array.min() < 0 or mu.array.max() > 2.0:
+        raise SpectacError(f"{mu_path}: mu values must lie in [0, 2] 1/cm at 140 keV (got {mu.array.max():.3g})")
+    if activity.array.max() <= 0:
+        raise SpectacError(f"{activity_path}: the activity is all zero")
+    out = Path(out)
+    _check_writable(out)
+    act = resample_to_simulation_grid(activity, config, mean_preserving=True)
+    mu_map = resample_to_simulation_grid(mu, config, mean_preserving=False)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 424242]))
+    counts = config.counts or DEFAULT_COUNTS["stress"][0]
+    truth, mu_map = _scaled_truth(act, mu_map, counts, config)
+    torch.set_num_threads(1)
+    projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
+    volumes = _reconstruct_pair(projections, ac_model, mu_map, config)
+    volumes.update(mu=mu_map, truth=truth)
+    meta = {
+        "source": "user-phantom",
+        "spectac_version": __version__,
+        "seed": seed,
+        "activity": str(Path(activity_path).resolve()),
+        "mu": str(Path(mu_path).resolve()),
+        "config": config.to_dict(),
+        "protocol": config.protocol.to_dict(),
+    }
+    case = Case(case_id="user_stress", patient_id="user", state="stress", sex="", split="test")
+    write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()})
+    write_manifest(out, meta, [case])
+    return out
+
+
+def resample_to_simulation_grid(volume: Volume, config: SimulationConfig, mean_preserving: bool) -> np.ndarray:
+    """Resample a volume onto the simulation grid centred on the volume's own centre.
+
+    Downsampling first smooths with a Gaussian matched to the size ratio so small structures keep
+    their mean value (partial volume) instead of aliasing.
+    """
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    target_spacing = config.spacing_mm
+    array = volume.array
+    ratio = np.asarray(target_spacing) / np.asarray(volume.spacing)
+    if mean_preserving and np.any(ratio > 1):
+        array = gaussian_filter(array, sigma=np.maximum(ratio - 1, 0) * 0.5)
+    centre = volume.point_of((np.asarray(volume.shape) - 1) / 2)
+    axes = [(np.arange(n) - (n - 1) / 2) * target_spacing for n in config.shape]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1) + centre
+    inv = np.linalg.inv(volume.affine_lps)
+    index = grid @ inv[:3, :3].T + inv[:3, 3]
+    out = map_coordinates(array, np.moveaxis(index, -1, 0), order=1, mode="constant", cval=0.0)
+    return np.maximum(out, 0).astype(np.float32)
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
