@@ -80,6 +80,42 @@ def simulate(
     info(f"{summary['written']} studies written, {summary['skipped']} already present, in {out}")
 
 
+@app.command("import")
+@user_errors
+def import_dicom(
+    nc: Path = typer.Option(..., "--nc", help="Folder of NC SPECT DICOM series (any layout)."),
+    ac: Path = typer.Option(..., "--ac", help="Folder of CT-AC SPECT DICOM series of the same studies."),
+    out: Path = typer.Option(..., "--out", "-o", help="New dataset folder."),
+    mu: Optional[Path] = typer.Option(None, "--mu", help="Folder of CT (HU) or vendor NM mu-map series."),
+    split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
+    seed: int = typer.Option(0, help="Seed of the patient split."),
+) -> None:
+    """Build a training dataset from a clinic's NC and CT-AC DICOM series, paired by study."""
+    from spectac.io.importer import import_dicom_dataset
+
+    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed)
+    info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
+    if summary["unpaired"]:
+        info(f"{len(summary['unpaired'])} NC series had no AC series and were skipped: {summary['unpaired'][0]} ...")
+
+
+@app.command("export-dicom")
+@user_errors
+def export_dicom(
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Export folder: OUT/nc, OUT/ac, OUT/mu."),
+    split: str = typer.Option("all", help="Split to export: train, val, test or all."),
+    mu_as: str = typer.Option("nm", help="Write the mu-map as an NM series (nm) or a CT series in HU (ct)."),
+) -> None:
+    """Write the studies of a dataset as GE-style NM DICOM series (NC, CT-AC, mu-map)."""
+    from spectac.io.dicom import export_dataset_dicom
+
+    if mu_as not in ("nm", "ct"):
+        raise SpectacError(f"--mu-as {mu_as!r}: choose nm or ct")
+    summary = export_dataset_dicom(data, out, None if split == "all" else split, mu_as=mu_as)
+    info(f"{summary['studies']} studies written as DICOM in {summary['folder']}")
+
+
 def main() -> None:
     app()
 
