@@ -1,0 +1,227 @@
+"""Run a correction method over the studies of a dataset: ``spectac predict``.
+
+Predictions go to ``RUN/predictions/<method>/<case_id>.nii.gz`` (each written atomically; a
+prediction already there is kept, so an interrupted run resumes), and the resolved options to
+``RUN/predictions/<method>/config.json``. A run folder made with other options for the same
+method is refused rather than mixed.
+
+Adding a method
+---------------
+A method is a function ``predict(nc: Volume, context: MethodContext) -> Volume`` that sees only
+the NC volume and the context (case id, the acquisition protocol, the options and whatever the
+method's ``prepare`` returned): never the CT-AC target, the mu-map or the phantom truth. Register
+it once, at import time of its module::
+
+    from spectac.correction.run import MethodContext, register_method
+
+    def _load(options: dict) -> MyNet:                  # optional: runs once per predict call
+        return MyNet.load(options["checkpoint"])
+
+    def _predict(nc: Volume, context: MethodContext) -> Volume:
+        return nc.with_array(context.state.apply(nc.array))
+
+    register_method("unet-gan3d", _predict, prepare=_load, defaults={"checkpoint": None},
+                    description="3D U-Net GAN (issue 4)")
+
+and add the module's name to :data:`METHOD_MODULES` so that ``spectac predict`` imports it.
+Options reach the method from ``predict_dataset(..., **options)`` (the CLI's ``--mu``,
+``--iterations`` and repeated ``--set key=value``); unknown options are refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spectac.acquisition.protocol import Protocol
+from spectac.correction.chang import DEFAULT_MU_PER_CM, chang_first_order, chang_iterative, protocol_of
+from spectac.io.atomic import write_text_atomic
+from spectac.io.dataset import Dataset
+from spectac.io.nifti import write_nifti
+from spectac.progress import track
+from spectac.volume import SpectacError, Volume, check_finite
+
+#: Modules that register further methods when imported (e.g. the deep-learning correction).
+#: A name whose module does not exist yet is skipped.
+METHOD_MODULES: list[str] = ["spectac.correction.deep"]
+
+
+@dataclass
+class MethodContext:
+    """What a method may know about a study besides its NC volume."""
+
+    case_id: str
+    protocol: Protocol
+    options: dict[str, Any]
+    state: Any = None  # what the method's ``prepare`` returned (a loaded network, ...)
+
+
+PredictFn = Callable[[Volume, MethodContext], Volume]
+PrepareFn = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    predict: PredictFn
+    prepare: PrepareFn | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(
+    name: str,
+    predict: PredictFn,
+    *,
+    prepare: PrepareFn | None = None,
+    defaults: dict[str, Any] | None = None,
+    description: str = "",
+) -> None:
+    """Register (or replace) a correction method under ``name`` (see the module docstring)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"invalid method name {name!r}")
+    _METHODS[name] = Method(name, predict, prepare, dict(defaults or {}), description)
+
+
+def _load_method_modules() -> None:
+    for module in METHOD_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the module exists but is broken: say so
+                raise
+
+
+def available_methods() -> dict[str, Method]:
+    _load_method_modules()
+    return dict(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    methods = available_methods()
+    if name not in methods:
+        raise SpectacError(f"unknown method {name!r}; choose from {', '.join(sorted(methods))}")
+    return methods[name]
+
+
+# ---- the classical methods ---------------------------------------------------------------------
+
+
+def _predict_nc(nc: Volume, context: MethodContext) -> Volume:
+    return nc
+
+
+def _predict_chang(nc: Volume, context: MethodContext) -> Volume:
+    return chang_first_order(nc, context.protocol, mu=float(context.options["mu"]))
+
+
+def _predict_chang_iterative(nc: Volume, context: MethodContext) -> Volume:
+    return chang_iterative(
+        nc, context.protocol, mu=float(context.options["mu"]), iterations=int(context.options["iterations"])
+    )
+
+
+register_method("nc", _predict_nc, description="the NC image itself (how far NC is from CT-AC)")
+register_method("chang", _predict_chang, defaults={"mu": DEFAULT_MU_PER_CM}, description="first-order Chang")
+register_method(
+    "chang-iterative",
+    _predict_chang_iterative,
+    defaults={"mu": DEFAULT_MU_PER_CM, "iterations": 2},
+    description="multiple-order Chang (first order + reprojection-error updates)",
+)
+
+
+# ---- running over a dataset --------------------------------------------------------------------
+
+
+def predictions_dir(run: str | Path, method: str) -> Path:
+    return Path(run) / "predictions" / method
+
+
+def resolve_options(method: Method, options: dict[str, Any]) -> dict[str, Any]:
+    """The method's defaults updated by the given options (``None`` values mean "default")."""
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(method.defaults))
+    if unknown:
+        known = ", ".join(sorted(method.defaults)) or "none"
+        raise SpectacError(f"method {method.name!r} takes no option {', '.join(unknown)} (options: {known})")
+    return {**method.defaults, **given}
+
+
+def predict_dataset(
+    data: str | Path,
+    run: str | Path,
+    method: str,
+    split: str | None = "test",
+    **options: Any,
+) -> dict[str, Any]:
+    """Predict the AC volume of every study of a split with one method.
+
+    Args:
+        data: dataset folder.
+        run: run folder; predictions go to RUN/predictions/<method>/.
+        method: a registered method name (``available_methods()``).
+        split: 'train', 'val', 'test', or None/'all' for every study.
+        **options: method options (see each method's ``defaults``).
+
+    Returns:
+        {"method", "written", "skipped", "folder"}.
+
+    Raises:
+        SpectacError: unknown method or option, no study in the split, a missing or unreadable NC
+            volume, a run folder made with other options, or a method returning a wrong grid.
+    """
+    dataset = Dataset.open(data)
+    spec = get_method(method)
+    resolved = resolve_options(spec, options)
+    cases = dataset.split(split)
+    if not cases:
+        raise SpectacError(f"{dataset.root}: no study in split {split!r}")
+    protocol = protocol_of(dataset.meta)
+    out = predictions_dir(run, method)
+    config = {
+        "method": method,
+        "options": resolved,
+        "dataset": str(Path(data).resolve()),
+        "split": split or "all",
+        "protocol": protocol.to_dict(),
+    }
+    config_path = out / "config.json"
+    if config_path.is_file():
+        try:
+            previous = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise SpectacError(f"{config_path}: not valid JSON ({exc})") from exc
+        same = {k: previous.get(k) for k in ("method", "options", "dataset")}
+        if same != {k: config[k] for k in ("method", "options", "dataset")}:
+            raise SpectacError(
+                f"{config_path}: these predictions were made with other options "
+                f"({json.dumps(previous.get('options'))}); use another --out or remove the folder"
+            )
+        config["split"] = previous.get("split") if previous.get("split") == config["split"] else "mixed"
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(config_path, json.dumps(config, indent=1, default=str) + "\n")
+
+    state = spec.prepare(resolved) if spec.prepare is not None else None
+    written = skipped = 0
+    for case in track(cases, f"predict {method}", total=len(cases)):
+        target = out / f"{case.case_id}.nii.gz"
+        if target.is_file():
+            skipped += 1
+            continue
+        nc = dataset.load(case.case_id, "nc")
+        context = MethodContext(case.case_id, protocol, dict(resolved), state)
+        result = spec.predict(nc, context)
+        if not isinstance(result, Volume) or not result.same_grid(nc):
+            raise SpectacError(f"method {method!r} returned a volume off the NC grid for {case.case_id}")
+        check_finite(result.array, f"the {method} prediction of {case.case_id}")
+        write_nifti(result, target)
+        written += 1
+    return {"method": method, "written": written, "skipped": skipped, "folder": out}

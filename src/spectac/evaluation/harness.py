@@ -1,0 +1,267 @@
+"""``spectac evaluate``: score every method's predictions of a run against CT-AC.
+
+Layers (nnU-Net style): pure maths in :mod:`spectac.evaluation.metrics`; one study in
+:func:`score_study`; a whole run in :func:`evaluate_run`; the CLI only parses and prints.
+
+:func:`evaluate_run` reads ``RUN/predictions/<method>/<case_id>.nii.gz`` for every method
+folder and every study of the split, and writes (each file atomically):
+
+- ``RUN/metrics.csv``: a row per study and method (whole volume and ``heart_*`` columns);
+- ``RUN/table1.csv`` and ``RUN/table1.md``: mean +- SD per method (the paper's Table 1 + NMAE);
+- ``RUN/figure3_boxplots.png``: the paper's Figure 3;
+- ``RUN/wilcoxon.csv``: paired Wilcoxon signed-rank tests between methods;
+- ``RUN/report.html``: the sections of this module and of every registered evaluator.
+
+Every study of the split must be scorable by every method: a missing prediction or reference, or
+a prediction on another grid, stops the evaluation with an error naming the file before anything
+is written, so no mean silently leaves a study out.
+
+Extending the evaluation
+------------------------
+Other stages (clinical quantification, detection) add outputs and report sections with an
+evaluator, a function ``evaluator(context: EvaluationContext) -> list[ReportSection]`` that may
+write its own files into ``context.run`` (atomically). Register it when its module is imported::
+
+    from spectac.evaluation.harness import register_evaluator
+    register_evaluator("clinical", evaluate_clinical)
+
+and add the module's name to :data:`EVALUATOR_MODULES`. Evaluators run in registration order after
+the image metrics, with the per-study metrics already in ``context.metrics``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spectac.evaluation.figures import metric_boxplots
+from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region
+from spectac.evaluation.metrics import image_metrics
+from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html, table_html, write_report
+from spectac.evaluation.stats import TABLE1_METRICS, paired_wilcoxon, table1, table1_markdown
+from spectac.io.atomic import atomic_path, write_text_atomic
+from spectac.io.dataset import Case, Dataset
+from spectac.io.nifti import read_nifti
+from spectac.progress import track
+from spectac.volume import SpectacError, Volume
+
+#: Modules that register evaluators when imported; names whose module does not exist are skipped.
+EVALUATOR_MODULES: list[str] = ["spectac.evaluation.clinical"]
+
+METRIC_COLUMNS = ("me", "mae", "rmse", "ssim", "psnr", "nmae", "nrmse")
+HEART_COLUMNS = tuple(f"heart_{c}" for c in METRIC_COLUMNS)
+CSV_COLUMNS = ("case_id", "method", *METRIC_COLUMNS, *HEART_COLUMNS, "lv_max")
+
+
+@dataclass
+class EvaluationContext:
+    """What an evaluator gets: the dataset, the run folder, the evaluated studies and methods,
+    and the per-study image metrics (a DataFrame with :data:`CSV_COLUMNS`)."""
+
+    dataset: Dataset
+    run: Path
+    split: str | None
+    cases: list[Case]
+    methods: list[str]
+    metrics: pd.DataFrame
+    outputs: dict[str, Path] = field(default_factory=dict)  # evaluators may record what they wrote
+
+    def prediction_path(self, method: str, case_id: str) -> Path:
+        return self.run / "predictions" / method / f"{case_id}.nii.gz"
+
+
+Evaluator = Callable[[EvaluationContext], list[ReportSection]]
+_EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register_evaluator(name: str, evaluator: Evaluator) -> None:
+    """Register (or replace) an extra evaluator run by :func:`evaluate_run` (see module docstring)."""
+    _EVALUATORS[name] = evaluator
+
+
+def registered_evaluators() -> dict[str, Evaluator]:
+    for module in EVALUATOR_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return dict(_EVALUATORS)
+
+
+# ---- one study ---------------------------------------------------------------------------------
+
+
+def check_prediction_grid(prediction: Volume, reference: Volume, where: Path, reference_path: Path) -> None:
+    if prediction.shape != reference.shape:
+        raise SpectacError(
+            f"{where}: shape {prediction.shape} differs from the reference {reference_path} shape {reference.shape}"
+        )
+    if not prediction.same_grid(reference, atol_mm=1e-2):
+        raise SpectacError(f"{where}: voxel grid (spacing/origin/orientation) differs from the reference {reference_path}")
+
+
+def score_study(prediction: Volume, reference: Volume, heart: np.ndarray) -> dict[str, float]:
+    """All image metrics of one prediction against its CT-AC reference (same grid).
+
+    Args:
+        prediction: the corrected volume.
+        reference: the CT-AC volume.
+        heart: (X, Y, Z) bool heart region in the reference.
+
+    Returns:
+        The metric columns of metrics.csv, plus ``lv_max`` (the normalisation of NMAE/NRMSE).
+    """
+    lv_max = float(np.max(reference.array[heart]))
+    out = image_metrics(prediction.array, reference.array, heart=heart, lv_max=lv_max)
+    out["lv_max"] = lv_max
+    return out
+
+
+# ---- a run -------------------------------------------------------------------------------------
+
+
+def run_methods(run: Path) -> list[str]:
+    """The method folders of RUN/predictions that hold at least one prediction (sorted, "nc" first)."""
+    root = run / "predictions"
+    if not root.is_dir():
+        raise SpectacError(f"{root}: no predictions folder; run `spectac predict` first")
+    methods = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.nii.gz")))
+    if not methods:
+        raise SpectacError(f"{root}: no predictions (no <method>/<case_id>.nii.gz); run `spectac predict` first")
+    return sorted(methods, key=lambda m: (m != "nc", m))
+
+
+def compute_metrics(dataset: Dataset, run: Path, cases: list[Case], methods: list[str]) -> pd.DataFrame:
+    """Score every (study, method); refuse anything that cannot be scored."""
+    # Check every file exists before the (slow) scoring, so a mistake shows at once.
+    known = {c.case_id for c in dataset.cases}
+    for method in methods:
+        folder = run / "predictions" / method
+        for case in cases:
+            path = folder / f"{case.case_id}.nii.gz"
+            if not path.is_file():
+                raise SpectacError(f"{path}: missing prediction of study {case.case_id} by method {method}")
+        for path in sorted(folder.glob("*.nii.gz")):
+            case_id = path.name[: -len(".nii.gz")]
+            if case_id not in known:
+                raise SpectacError(f"{path}: study {case_id} is not in the dataset {dataset.root}")
+    for case in cases:
+        if not dataset.has(case.case_id, "ac"):
+            raise SpectacError(f"{dataset.path(case.case_id, 'ac')}: missing study volume (CT-AC reference)")
+
+    rows = []
+    for case in track(cases, "evaluate", total=len(cases)):
+        reference_path = dataset.path(case.case_id, "ac")
+        reference = dataset.load(case.case_id, "ac")
+        heart = heart_region(reference, HEART_RADIUS_MM)
+        for method in methods:
+            path = run / "predictions" / method / f"{case.case_id}.nii.gz"
+            prediction = read_nifti(path)
+            check_prediction_grid(prediction, reference, path, reference_path)
+            try:
+                scores = score_study(prediction, reference, heart)
+            except SpectacError as exc:
+                raise SpectacError(f"{path}: cannot be scored ({exc})") from exc
+            rows.append({"case_id": case.case_id, "method": method, **scores})
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
+
+
+def image_quality_sections(metrics: pd.DataFrame, table: pd.DataFrame, tests: pd.DataFrame, figure: bytes,
+                           split: str | None) -> list[ReportSection]:
+    heart = metrics.rename(columns={f"heart_{c}": c for c in METRIC_COLUMNS}, errors="ignore")
+    heart_table = table1(heart[["case_id", "method", *METRIC_COLUMNS]])
+    mae_tests = tests[tests["metric"].isin(["mae", "nmae", "ssim", "psnr"])]
+    return [
+        ReportSection(
+            "Image quality against CT-AC (Table 1)",
+            paragraph(
+                f"Whole-volume metrics per method over the {len(set(metrics['case_id']))} studies of split "
+                f"'{split or 'all'}', mean ± SD. ME, MAE and RMSE in counts, PSNR with MAX = reference maximum, "
+                "SSIM 3D with a Gaussian window (sigma 1.5), NMAE in percent of the reference LV maximum."
+            )
+            + _markdown_table_html(table),
+            order=100,
+        ),
+        ReportSection(
+            "Heart region",
+            paragraph(f"The same metrics inside a {HEART_RADIUS_MM:.0f} mm sphere around the LV found in CT-AC.")
+            + _markdown_table_html(heart_table),
+            order=110,
+        ),
+        ReportSection("Distribution per study (Figure 3)", png_html(figure, "boxplots of the metrics per method"),
+                      order=120),
+        ReportSection(
+            "Paired Wilcoxon signed-rank tests",
+            paragraph("Two-sided, paired by study; all metrics are in RUN/wilcoxon.csv.") + table_html(mae_tests),
+            order=130,
+        ),
+    ]
+
+
+def _markdown_table_html(table: pd.DataFrame) -> str:
+    frame = pd.DataFrame({"method": table["method"], "n": table["n"]})
+    for col in TABLE1_METRICS:
+        digits = 3 if col == "ssim" else 2
+        frame[col.upper()] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table[f"{col}_mean"], table[f"{col}_sd"])]
+    return table_html(frame)
+
+
+def evaluate_run(data: str | Path, run: str | Path, split: str | None = "test") -> dict[str, Any]:
+    """Score the predictions of a run and write metrics, Table 1, Figure 3, tests and the report.
+
+    Args:
+        data: dataset folder (the CT-AC references).
+        run: run folder holding ``predictions/<method>/``.
+        split: 'train', 'val', 'test', or None/'all'.
+
+    Returns:
+        {"methods", "studies", "outputs": {name: path}, "table1": DataFrame}.
+
+    Raises:
+        SpectacError: no predictions, a missing prediction or reference, a prediction on another
+            grid, an unscorable study, or an empty split.
+    """
+    dataset = Dataset.open(data)
+    run = Path(run)
+    methods = run_methods(run)
+    cases = dataset.split(split)
+    if not cases:
+        raise SpectacError(f"{dataset.root}: no study in split {split!r}")
+    metrics = compute_metrics(dataset, run, cases, methods)
+    table = table1(metrics)
+    tests = paired_wilcoxon(metrics)
+    figure = figure_png(metric_boxplots(metrics, title=f"split {split or 'all'}"))
+
+    outputs = {
+        "metrics": run / "metrics.csv",
+        "table1_csv": run / "table1.csv",
+        "table1_md": run / "table1.md",
+        "figure3": run / "figure3_boxplots.png",
+        "wilcoxon": run / "wilcoxon.csv",
+    }
+    _write_csv(metrics, outputs["metrics"])
+    _write_csv(table, outputs["table1_csv"])
+    write_text_atomic(outputs["table1_md"], table1_markdown(table))
+    with atomic_path(outputs["figure3"], suffix=".png") as tmp:
+        tmp.write_bytes(figure)
+    _write_csv(tests, outputs["wilcoxon"])
+
+    sections = image_quality_sections(metrics, table, tests, figure, split)
+    context = EvaluationContext(dataset, run, split, cases, methods, metrics)
+    for evaluator in registered_evaluators().values():
+        sections.extend(evaluator(context))
+    outputs.update(context.outputs)
+    outputs["report"] = write_report(run, sections, title="spectac evaluation",
+                                     meta=f"dataset {dataset.root}, run {run}, split {split or 'all'};")
+    return {"methods": methods, "studies": len(cases), "outputs": outputs, "table1": table}

@@ -1,0 +1,71 @@
+"""The heart region in which the ``heart_*`` metrics are computed, found in the CT-AC reference.
+
+The region is a sphere (70 mm radius by default) around the centre of the left-ventricular
+myocardium. The centre comes from a deliberately simple detector (see :func:`find_lv_centre`):
+the hottest compact blob of the smoothed reference once blobs as large as the liver are set aside.
+NOTE: issue 5 builds ``spectac.quant.lv`` (LV segmentation); when it offers a detector, this
+module should take the centre from it instead, keeping the sphere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from spectac.volume import SpectacError, Volume
+
+HEART_RADIUS_MM = 70.0
+# A myocardium (wall only, as thresholded) is roughly 100-250 ml; the liver is ~1500 ml.
+_MIN_LV_ML = 10.0
+_MAX_LV_ML = 700.0
+_MAX_LV_EXTENT_MM = 160.0
+
+
+def find_lv_centre(reference: Volume) -> np.ndarray:
+    """LPS position (mm) of the LV myocardium in a CT-AC (or any perfusion) image.
+
+    The reference is smoothed (sigma ~ 7 mm), thresholded at decreasing fractions of its robust
+    maximum, and split into connected blobs; blobs larger than an LV or wider than 16 cm (the
+    liver, gut) are skipped, and the blob with the largest total counts wins. Its
+    count-weighted centroid is returned.
+    """
+    image = np.clip(np.asarray(reference.array, dtype=np.float64), 0, None)
+    spacing = np.asarray(reference.spacing, dtype=np.float64)
+    smooth = ndimage.gaussian_filter(image, sigma=7.0 / spacing)
+    peak = float(np.percentile(smooth, 99.95))
+    if not peak > 0:
+        raise SpectacError("the reference image is empty: no heart to find")
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    for fraction in (0.6, 0.5, 0.4, 0.3, 0.2):
+        labels, _ = ndimage.label(smooth > fraction * peak)
+        best, best_total = 0, -1.0
+        for label, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is None:
+                continue
+            blob = labels[box] == label
+            volume_ml = blob.sum() * voxel_ml
+            extent = max((s.stop - s.start) * d for s, d in zip(box, spacing))
+            if not (_MIN_LV_ML <= volume_ml <= _MAX_LV_ML) or extent > _MAX_LV_EXTENT_MM:
+                continue
+            total = float(smooth[box][blob].sum())
+            if total > best_total:
+                best, best_total = label, total
+        if best:
+            centre_idx = ndimage.center_of_mass(smooth, labels, best)
+            return reference.point_of(np.asarray(centre_idx))
+    # Nothing compact: fall back on the hottest voxel (a tiny or very unusual image).
+    return reference.point_of(np.asarray(np.unravel_index(int(np.argmax(smooth)), smooth.shape), dtype=float))
+
+
+def sphere_mask(reference: Volume, centre_mm: np.ndarray, radius_mm: float) -> np.ndarray:
+    """(X, Y, Z) bool mask of the voxels whose centre lies within ``radius_mm`` of ``centre_mm``."""
+    coords = reference.world_coordinates()
+    return np.linalg.norm(coords - np.asarray(centre_mm)[None, None, None, :], axis=-1) <= radius_mm
+
+
+def heart_region(reference: Volume, radius_mm: float = HEART_RADIUS_MM) -> np.ndarray:
+    """(X, Y, Z) bool heart region: a sphere around the detected LV centre of the reference."""
+    mask = sphere_mask(reference, find_lv_centre(reference), radius_mm)
+    if not mask.any():
+        raise SpectacError("the heart region is empty")
+    return mask
