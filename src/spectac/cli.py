@@ -10,7 +10,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -114,6 +114,56 @@ def export_dicom(
         raise SpectacError(f"--mu-as {mu_as!r}: choose nm or ct")
     summary = export_dataset_dicom(data, out, None if split == "all" else split, mu_as=mu_as)
     info(f"{summary['studies']} studies written as DICOM in {summary['folder']}")
+
+
+def _parse_settings(settings: list[str]) -> dict[str, Any]:
+    """--set key=value pairs; values parsed as JSON when they can be (numbers, true/false, null)."""
+    import json
+
+    options: dict[str, Any] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpectacError(f"--set expects key=value, got {item!r}")
+        try:
+            options[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = value
+    return options
+
+
+@app.command()
+@user_errors
+def predict(
+    method: Annotated[str, typer.Option("--method", "-m", help="Correction method: nc, chang, chang-iterative, or a registered network.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; predictions go to RUN/predictions/<method>/.")],
+    split: Annotated[str, typer.Option(help="Split to predict: train, val, test or all.")] = "test",
+    mu: Annotated[float | None, typer.Option(help="Chang: uniform mu inside the body in 1/cm (default 0.12; water 0.153).")] = None,
+    iterations: Annotated[int | None, typer.Option(help="chang-iterative: number of error updates (default 2).")] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="Further method option key=value (repeatable).")] = None,
+) -> None:
+    """Correct the NC studies of a dataset with one method (resumable; existing predictions kept)."""
+    from spectac.correction.run import predict_dataset
+
+    options = {"mu": mu, "iterations": iterations, **_parse_settings(settings or [])}
+    summary = predict_dataset(data, out, method, None if split == "all" else split, **options)
+    info(f"{method}: {summary['written']} predictions written, {summary['skipped']} already present, in {summary['folder']}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder (the CT-AC references).")],
+    run: Annotated[Path, typer.Option("--run", "-r", help="Run folder holding predictions/<method>/.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate: train, val, test or all.")] = "test",
+) -> None:
+    """Score every method of a run against CT-AC: metrics.csv, Table 1, Figure 3, Wilcoxon tests, report.html."""
+    from spectac.evaluation.harness import evaluate_run
+
+    summary = evaluate_run(data, run, None if split == "all" else split)
+    info(f"{len(summary['methods'])} methods x {summary['studies']} studies scored; report: {summary['outputs']['report']}")
+    info(summary["outputs"]["table1_md"].read_text().rstrip())
 
 
 def main() -> None:
