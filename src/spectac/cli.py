@@ -80,42 +80,6 @@ def simulate(
     info(f"{summary['written']} studies written, {summary['skipped']} already present, in {out}")
 
 
-@app.command("import")
-@user_errors
-def import_dicom(
-    nc: Path = typer.Option(..., "--nc", help="Folder of NC SPECT DICOM series (any layout)."),
-    ac: Path = typer.Option(..., "--ac", help="Folder of CT-AC SPECT DICOM series of the same studies."),
-    out: Path = typer.Option(..., "--out", "-o", help="New dataset folder."),
-    mu: Optional[Path] = typer.Option(None, "--mu", help="Folder of CT (HU) or vendor NM mu-map series."),
-    split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
-    seed: int = typer.Option(0, help="Seed of the patient split."),
-) -> None:
-    """Build a training dataset from a clinic's NC and CT-AC DICOM series, paired by study."""
-    from spectac.io.importer import import_dicom_dataset
-
-    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed)
-    info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
-    if summary["unpaired"]:
-        info(f"{len(summary['unpaired'])} NC series had no AC series and were skipped: {summary['unpaired'][0]} ...")
-
-
-@app.command("export-dicom")
-@user_errors
-def export_dicom(
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder."),
-    out: Path = typer.Option(..., "--out", "-o", help="Export folder: OUT/nc, OUT/ac, OUT/mu."),
-    split: str = typer.Option("all", help="Split to export: train, val, test or all."),
-    mu_as: str = typer.Option("nm", help="Write the mu-map as an NM series (nm) or a CT series in HU (ct)."),
-) -> None:
-    """Write the studies of a dataset as GE-style NM DICOM series (NC, CT-AC, mu-map)."""
-    from spectac.io.dicom import export_dataset_dicom
-
-    if mu_as not in ("nm", "ct"):
-        raise SpectacError(f"--mu-as {mu_as!r}: choose nm or ct")
-    summary = export_dataset_dicom(data, out, None if split == "all" else split, mu_as=mu_as)
-    info(f"{summary['studies']} studies written as DICOM in {summary['folder']}")
-
-
 def _parse_settings(settings: list[str]) -> dict[str, Any]:
     """--set key=value pairs; values parsed as JSON when they can be (numbers, true/false, null)."""
     import json
@@ -164,6 +128,92 @@ def evaluate(
     summary = evaluate_run(data, run, None if split == "all" else split)
     info(f"{len(summary['methods'])} methods x {summary['studies']} studies scored; report: {summary['outputs']['report']}")
     info(summary["outputs"]["table1_md"].read_text().rstrip())
+
+
+@app.command()
+@user_errors
+def train(
+    model: str = typer.Option("unet-gan3d", help="Network: unet-gan3d, unet3d, unet2d, pix2pix2d or resnet."),
+    data: Path = typer.Option(..., "--data", help="Dataset folder with train and val splits."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder (created, or resumed when it holds this run)."),
+    epochs: int = typer.Option(60, help="Maximum number of epochs."),
+    batch_size: int = typer.Option(1, help="Volumes per step."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [default: 2e-4 GAN, 1e-3 otherwise]."),
+    seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
+    patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
+    channels: Optional[str] = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
+) -> None:
+    """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
+    from spectac.training import TrainOptions, train_model
+
+    network = {"channels": [int(c) for c in channels.split(",")]} if channels else None
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience)
+    summary = train_model(data, out, model, options, network)
+    if summary["epochs_run"] == 0:
+        info(f"{out}: already trained to epoch {summary['last_epoch']} (best {summary['best_epoch']}); nothing to do")
+        return
+    info(
+        f"{model}: epochs {summary['start_epoch']}-{summary['last_epoch']}"
+        f"{' (stopped early)' if summary['stopped_early'] else ''}, best epoch {summary['best_epoch']} "
+        f"val L1 {summary['best_val_l1']:.4g}, {summary['seconds_per_epoch']:.1f} s/epoch; weights in {out / 'best.pt'}"
+    )
+
+
+@app.command()
+@user_errors
+def correct(
+    input: Path = typer.Argument(..., help="NC study (NIfTI)."),
+    output: Path = typer.Option(..., "--output", "-o", help="AC study to write (NIfTI)."),
+    method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, ...)."),
+    weights: Optional[Path] = typer.Option(None, help="Model folder or .pt [default: the shipped weights]."),
+) -> None:
+    """Attenuation-correct one NC study: NIfTI in gives NIfTI out, DICOM in a new DICOM series out."""
+    from spectac.correction.deep import correct_file
+    from spectac.io.dicom import is_dicom_path
+
+    if is_dicom_path(input):
+        from spectac.correction.files import correct_path
+
+        summary = correct_path(input, output, method, weights)
+        info(f"{method}: wrote {summary['kind']} {summary['output']}")
+        return
+    info(f"wrote {correct_file(input, output, method, weights)}")
+
+
+@app.command("import")
+@user_errors
+def import_dicom(
+    nc: Path = typer.Option(..., "--nc", help="Folder of NC SPECT DICOM series (any layout)."),
+    ac: Path = typer.Option(..., "--ac", help="Folder of CT-AC SPECT DICOM series of the same studies."),
+    out: Path = typer.Option(..., "--out", "-o", help="New dataset folder."),
+    mu: Optional[Path] = typer.Option(None, "--mu", help="Folder of CT (HU) or vendor NM mu-map series."),
+    split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
+    seed: int = typer.Option(0, help="Seed of the patient split."),
+) -> None:
+    """Build a training dataset from a clinic's NC and CT-AC DICOM series, paired by study."""
+    from spectac.io.importer import import_dicom_dataset
+
+    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed)
+    info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
+    if summary["unpaired"]:
+        info(f"{len(summary['unpaired'])} NC series had no AC series and were skipped: {summary['unpaired'][0]} ...")
+
+
+@app.command("export-dicom")
+@user_errors
+def export_dicom(
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Export folder: OUT/nc, OUT/ac, OUT/mu."),
+    split: str = typer.Option("all", help="Split to export: train, val, test or all."),
+    mu_as: str = typer.Option("nm", help="Write the mu-map as an NM series (nm) or a CT series in HU (ct)."),
+) -> None:
+    """Write the studies of a dataset as GE-style NM DICOM series (NC, CT-AC, mu-map)."""
+    from spectac.io.dicom import export_dataset_dicom
+
+    if mu_as not in ("nm", "ct"):
+        raise SpectacError(f"--mu-as {mu_as!r}: choose nm or ct")
+    summary = export_dataset_dicom(data, out, None if split == "all" else split, mu_as=mu_as)
+    info(f"{summary['studies']} studies written as DICOM in {summary['folder']}")
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""Training of the networks of spectac.nn: data, steps, checkpoints and the training loop."""
+
+from spectac.training.train import TrainOptions, train_model
+
+__all__ = ["TrainOptions", "train_model"]

@@ -1,0 +1,203 @@
+"""Deep-learning attenuation correction: apply a trained network to an NC volume.
+
+``correct_nc`` normalises the NC volume by a scale computed from it alone, runs the generator on
+the whole volume (resampled to the training voxel size if the study's differs), and returns the
+AC prediction in counts on the NC grid. Models are model folders written by ``spectac train``
+(``best.pt`` + ``config.json``) or the shipped ones in ``spectac/data/models/<name>/``.
+
+The registered methods (``unet-gan3d``, ``unet3d``, ``unet2d``, ``pix2pix2d``, ``resnet``) take one
+option, ``weights`` (a model folder or a ``.pt`` file; default: the shipped weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import nn
+
+from spectac.io.checkpoint import load_checkpoint
+from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
+from spectac.nn.registry import build_generator, model_names
+from spectac.volume import SpectacError, Volume
+
+WEIGHTS_NAME = "best.pt"
+#: A study whose voxel size differs from the training one by more than this is resampled.
+SPACING_TOLERANCE = 0.02
+
+
+@dataclass
+class DeepModel:
+    """A trained generator ready for inference."""
+
+    name: str
+    generator: nn.Module
+    config: dict[str, Any]
+    path: Path
+
+    @property
+    def percentile(self) -> float:
+        return float(self.config.get("normalisation", {}).get("percentile", DEFAULT_PERCENTILE))
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float] | None:
+        spacing = self.config.get("data", {}).get("spacing_mm")
+        return tuple(float(s) for s in spacing) if spacing else None  # type: ignore[return-value]
+
+
+def shipped_model_dir(name: str) -> Path:
+    """Where the shipped weights of a model live: ``spectac/data/models/<name>/``."""
+    return Path(str(resources.files("spectac"))) / "data" / "models" / name
+
+
+def load_model(model_dir_or_weights: str | Path) -> DeepModel:
+    """Load a generator from a model folder (its best.pt) or a weights file (.pt).
+
+    Raises:
+        SpectacError: missing or unreadable weights, or weights that do not fit their config.
+    """
+    path = Path(model_dir_or_weights)
+    weights = path / WEIGHTS_NAME if path.is_dir() else path
+    if path.is_dir() and not weights.is_file():
+        raise SpectacError(f"{path}: no {WEIGHTS_NAME} in this model folder; train with spectac train")
+    state = load_checkpoint(weights)
+    config = state.get("config")
+    if not isinstance(config, dict) or "network" not in config or "generator" not in state:
+        raise SpectacError(f"{weights}: not a spectac model checkpoint (no config or generator weights)")
+    try:
+        generator = build_generator(config["network"])
+        generator.load_state_dict(state["generator"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise SpectacError(f"{weights}: the weights do not fit their configuration ({exc})") from exc
+    generator.eval()
+    return DeepModel(config["model"], generator, config, weights)
+
+
+def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
+    """The model to run for method ``name``: ``weights`` if given, else the shipped weights.
+
+    Raises:
+        SpectacError: no weights given and none shipped, or weights of another model.
+    """
+    if weights is None:
+        folder = shipped_model_dir(name)
+        if not (folder / WEIGHTS_NAME).is_file():
+            raise SpectacError(f"no shipped weights for {name}; train with spectac train or pass --weights")
+        weights = folder
+    model = load_model(weights)
+    if model.name != name:
+        raise SpectacError(f"{model.path}: these are weights of {model.name}, not {name}")
+    return model
+
+
+def _resample(array: np.ndarray, shape: tuple[int, ...], order: int = 1) -> np.ndarray:
+    zoom = [n / m for n, m in zip(shape, array.shape)]
+    out = ndimage.zoom(array, zoom, order=order, mode="nearest", grid_mode=True)
+    return out[tuple(slice(0, n) for n in shape)].astype(np.float32)
+
+
+@torch.no_grad()
+def predict_normalised(generator: nn.Module, nc: np.ndarray) -> np.ndarray:
+    """Run a generator on one normalised NC volume: (X, Y, Z) -> (X, Y, Z), >= 0."""
+    generator.eval()
+    x = torch.from_numpy(np.ascontiguousarray(nc, dtype=np.float32))[None, None]
+    return generator(x)[0, 0].numpy()
+
+
+def correct_nc(nc: Volume, model: DeepModel) -> Volume:
+    """Predict the AC volume of one study from its NC volume alone.
+
+    Args:
+        nc: NC volume in counts, (X, Y, Z).
+        model: a loaded model (:func:`load_model`).
+
+    Returns:
+        The AC prediction in counts (>= 0) on the NC grid.
+    """
+    array = nc.array
+    trained = model.spacing_mm
+    resampled = trained is not None and not np.allclose(nc.spacing, trained, rtol=SPACING_TOLERANCE)
+    if resampled:
+        # values are interpolated, not summed: counts per voxel stay on the study's own scale
+        shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(nc.shape, nc.spacing, trained))
+        array = _resample(array, shape)
+    normalised, scale = normalise(array, model.percentile)
+    prediction = predict_normalised(model.generator, normalised)
+    if resampled:
+        prediction = _resample(prediction, nc.shape)
+    return nc.with_array(denormalise(prediction, scale))
+
+
+# ---- registration with `spectac predict` -------------------------------------------------------
+
+
+def _prepare(name: str) -> Any:
+    def prepare(options: dict[str, Any]) -> DeepModel:
+        return resolve_model(name, options.get("weights"))
+
+    return prepare
+
+
+def _predict(nc: Volume, context: Any) -> Volume:
+    return correct_nc(nc, context.state)
+
+
+def register_deep_methods() -> None:
+    """Register every model of the network registry as a correction method."""
+    from spectac.correction.run import register_method
+
+    for name in model_names():
+        register_method(name, _predict, prepare=_prepare(name), defaults={"weights": None},
+                        description=f"deep-learning AC ({name})")
+
+
+register_deep_methods()
+
+
+# ---- one study from a file: `spectac correct` ----------------------------------------------------
+
+
+def correct_file(input: str | Path, output: str | Path, method: str = "unet-gan3d",
+                 weights: str | Path | None = None) -> Path:
+    """Correct one NC study file with any registered method and write the AC file atomically.
+
+    The file type is chosen by name: ``.nii`` / ``.nii.gz`` (NIfTI) for now.
+
+    Args:
+        input: the NC study.
+        output: where to write the AC study (never the input).
+        method: a method of ``spectac predict`` (deep models, chang, ...).
+        weights: model folder or .pt for deep methods (default: the shipped weights).
+
+    Raises:
+        SpectacError: unreadable input, output equal to input, unknown method, missing weights.
+    """
+    from spectac.acquisition.protocol import Protocol
+    from spectac.correction.run import MethodContext, get_method, resolve_options
+    from spectac.io.nifti import read_nifti, write_nifti
+
+    input, output = Path(input), Path(output)
+    if output.resolve() == input.resolve():
+        raise SpectacError(f"{output}: the output would overwrite the input; choose another -o")
+    if not _is_nifti(input):
+        raise SpectacError(f"{input}: unsupported file type; give a NIfTI file (.nii or .nii.gz)")
+    if not _is_nifti(output):
+        raise SpectacError(f"{output}: the output must be a NIfTI file name (.nii or .nii.gz)")
+    spec = get_method(method)
+    options = resolve_options(spec, {"weights": None if weights is None else str(weights)}
+                              if "weights" in spec.defaults else {})
+    if weights is not None and "weights" not in spec.defaults:
+        raise SpectacError(f"method {method!r} takes no --weights")
+    nc = read_nifti(input)
+    state = spec.prepare(options) if spec.prepare is not None else None
+    ac = spec.predict(nc, MethodContext(input.name, Protocol(), options, state))
+    return write_nifti(ac, output)
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.endswith((".nii", ".nii.gz"))

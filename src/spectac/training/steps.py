@@ -1,0 +1,121 @@
+"""One optimisation step: supervised (L1) or adversarial (pix2pix: GAN loss + lambda * L1).
+
+The adversarial step reads as pix2pix does: ``backward_D`` on a real and a fake pair,
+``backward_G`` with the discriminator frozen by ``set_requires_grad``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def set_requires_grad(nets: nn.Module | Iterable[nn.Module | None], requires_grad: bool) -> None:
+    """Freeze or unfreeze networks (the discriminator is frozen while the generator learns)."""
+    for net in [nets] if isinstance(nets, nn.Module) else nets:
+        if net is not None:
+            for param in net.parameters():
+                param.requires_grad = requires_grad
+
+
+class SupervisedStep:
+    """Voxel-wise L1 between the generated and the CT-AC volume (unet3d, unet2d, resnet).
+
+    Args:
+        generator: (B, 1, ...) normalised NC -> AC.
+        optimizer: optimiser of the generator.
+    """
+
+    adversarial = False
+
+    def __init__(self, generator: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.generator = generator
+        self.optimizer = optimizer
+        self.l1 = nn.L1Loss()
+
+    def __call__(self, nc: torch.Tensor, ac: torch.Tensor) -> dict[str, float]:
+        """nc, ac: (B, 1, X, Y, Z) normalised. Returns the losses of this step."""
+        self.generator.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.l1(self.generator(nc), ac)
+        loss.backward()
+        self.optimizer.step()
+        return {"l1": loss.item()}
+
+
+class AdversarialStep:
+    """Conditional GAN step as in pix2pix: the discriminator sees NC concatenated with the real
+    (CT-AC) or the generated AC; the generator minimises the GAN loss plus ``lambda_l1`` x L1.
+
+    Args:
+        generator: (B, 1, ...) normalised NC -> AC.
+        discriminator: (B, 2, ...) -> patch logits.
+        optimizer_g, optimizer_d: their optimisers.
+        lambda_l1: weight of the L1 term (100 in pix2pix).
+    """
+
+    adversarial = True
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer_g: torch.optim.Optimizer,
+        optimizer_d: torch.optim.Optimizer,
+        lambda_l1: float = 100.0,
+    ) -> None:
+        self.generator = generator
+        self.discriminator = discriminator
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.lambda_l1 = lambda_l1
+        self.gan = nn.BCEWithLogitsLoss()  # the "vanilla" GAN loss of pix2pix
+        self.l1 = nn.L1Loss()
+
+    def _gan_loss(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        return self.gan(logits, torch.full_like(logits, 1.0 if real else 0.0))
+
+    def backward_D(self, nc: torch.Tensor, ac: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Discriminator loss on a real and a fake pair; the fake is detached from the generator."""
+        loss_fake = self._gan_loss(self.discriminator(torch.cat([nc, fake.detach()], dim=1)), real=False)
+        loss_real = self._gan_loss(self.discriminator(torch.cat([nc, ac], dim=1)), real=True)
+        loss = 0.5 * (loss_fake + loss_real)
+        loss.backward()
+        return loss
+
+    def backward_G(self, nc: torch.Tensor, ac: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generator loss: fool the discriminator, and stay close to CT-AC voxel by voxel."""
+        loss_gan = self._gan_loss(self.discriminator(torch.cat([nc, fake], dim=1)), real=True)
+        loss_l1 = self.l1(fake, ac)
+        (loss_gan + self.lambda_l1 * loss_l1).backward()
+        return loss_gan, loss_l1
+
+    def __call__(self, nc: torch.Tensor, ac: torch.Tensor) -> dict[str, float]:
+        """nc, ac: (B, 1, X, Y, Z) normalised. Returns the losses of this step."""
+        self.generator.train()
+        self.discriminator.train()
+        fake = self.generator(nc)
+
+        set_requires_grad(self.discriminator, True)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        loss_d = self.backward_D(nc, ac, fake)
+        self.optimizer_d.step()
+
+        set_requires_grad(self.discriminator, False)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        loss_gan, loss_l1 = self.backward_G(nc, ac, fake)
+        self.optimizer_g.step()
+        return {"l1": loss_l1.item(), "g_gan": loss_gan.item(), "d": loss_d.item()}
+
+
+@torch.no_grad()
+def mean_l1(generator: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean voxel-wise L1 of the generator over (nc, ac) batches (the validation objective)."""
+    generator.eval()
+    total, count = 0.0, 0
+    for nc, ac in batches:
+        total += float((generator(nc) - ac).abs().sum())
+        count += ac.numel()
+    return total / max(count, 1)

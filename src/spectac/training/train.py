@@ -1,0 +1,245 @@
+"""Train a registered network on a dataset: ``spectac train``.
+
+MODEL_DIR after a run::
+
+    config.json   the resolved configuration (model, network, training, normalisation, data)
+    best.pt       generator weights with the best validation L1, with the config inside
+    last.pt       everything needed to resume (all weights, optimisers, epoch, history)
+    log.csv       one row per epoch (losses, validation L1, seconds)
+    tensorboard/  the same curves for TensorBoard, when it is installed
+
+Each epoch ends by writing best.pt (if improved), then last.pt, then log.csv, each atomically,
+so a run killed at any moment resumes from the last finished epoch when the same command is run
+again. Data order and augmentation are drawn from (seed, epoch), so a resumed run sees the same
+batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spectac import __version__
+from spectac.io.atomic import write_text_atomic
+from spectac.io.checkpoint import load_checkpoint, save_checkpoint
+from spectac.io.dataset import Dataset
+from spectac.nn.normalisation import DEFAULT_PERCENTILE
+from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config
+from spectac.progress import track
+from spectac.training.data import Augmentation, Pair, batches, load_pairs
+from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
+from spectac.volume import SpectacError
+
+#: Settings that may change between a run and its resumption (they do not change what an epoch does).
+RESUMABLE_CHANGES = ("epochs", "patience")
+
+
+@dataclass
+class TrainOptions:
+    """How to train (saved in config.json under "training").
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: volumes per step.
+        lr: Adam learning rate; None: 2e-4 for adversarial models (pix2pix), 1e-3 otherwise.
+        seed: seeds weights, data order and augmentation.
+        patience: stop after this many epochs without a better validation L1 (0: never).
+        min_delta: smallest decrease of the validation L1 that counts as better.
+        augmentation: intensity and shift ranges (see :class:`Augmentation`).
+        percentile: the NC percentile used as the normalisation scale.
+    """
+
+    epochs: int = 60
+    batch_size: int = 1
+    lr: float | None = None
+    seed: int = 0
+    patience: int = 15
+    min_delta: float = 1e-5
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    percentile: float = DEFAULT_PERCENTILE
+
+    def resolved_lr(self, adversarial: bool) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return 2e-4 if adversarial else 1e-3
+
+
+def _build_config(model: str, network: dict[str, Any] | None, options: TrainOptions, dataset: Dataset,
+                  train: list[Pair], val: list[Pair]) -> dict[str, Any]:
+    spec = get_spec(model)
+    training = asdict(options)
+    training["lr"] = options.resolved_lr(spec.adversarial)
+    training["betas"] = [0.5, 0.999] if spec.adversarial else [0.9, 0.999]
+    first = dataset.load(train[0].case_id, "nc")
+    return {
+        "model": model,
+        "network": resolve_config(model, network),
+        "training": training,
+        "normalisation": {"method": "nc-percentile", "percentile": options.percentile},
+        "selection": "val-l1" if val else "train-l1",
+        "data": {
+            "dataset": str(Path(dataset.root).resolve()),
+            "train_cases": len(train),
+            "val_cases": len(val),
+            "shape": list(first.shape),
+            "spacing_mm": list(first.spacing),
+        },
+        "spectac_version": __version__,
+    }
+
+
+def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
+    def strip(config: dict[str, Any]) -> dict[str, Any]:
+        config = json.loads(json.dumps(config))
+        for key in RESUMABLE_CHANGES:
+            config["training"].pop(key, None)
+        config.pop("spectac_version", None)
+        return config
+
+    return strip(previous) == strip(current)
+
+
+def _log_csv(history: list[dict[str, float]]) -> str:
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _summary_writer(out: Path, start_epoch: int) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # TensorBoard is optional; log.csv has the same numbers
+        return None
+    return SummaryWriter(str(out / "tensorboard"), purge_step=start_epoch)
+
+
+def train_model(
+    data: str | Path,
+    out: str | Path,
+    model: str,
+    options: TrainOptions | None = None,
+    network: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on the train split of ``data``, selecting by validation L1; resume if
+    ``out`` holds an unfinished run of the same configuration.
+
+    Args:
+        data: dataset folder (spectac.io.dataset layout) with train (and val) cases.
+        out: model folder to write (see the module docstring).
+        model: a name of :mod:`spectac.nn.registry`.
+        options: training options.
+        network: overrides of the network defaults (e.g. {"channels": [8, 16, 32, 64]}).
+
+    Returns:
+        {"model", "out", "start_epoch", "epochs_run", "last_epoch", "best_epoch", "best_val_l1",
+         "stopped_early", "seconds_per_epoch"}.
+
+    Raises:
+        SpectacError: unknown model, no training cases, or ``out`` holding a different run.
+    """
+    options = options or TrainOptions()
+    out = Path(out)
+    spec = get_spec(model)
+    dataset = Dataset.open(data)
+    train = load_pairs(dataset, "train", options.percentile)
+    if not train:
+        raise SpectacError(f"{dataset.root}: no study in the train split")
+    val = load_pairs(dataset, "val", options.percentile)
+    config = _build_config(model, network, options, dataset, train, val)
+
+    torch.manual_seed(options.seed)
+    generator = build_generator(config["network"])
+    discriminator = build_discriminator(config["network"])
+    lr, betas = config["training"]["lr"], tuple(config["training"]["betas"])
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if discriminator else None
+    if spec.adversarial:
+        step = AdversarialStep(generator, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"])
+    else:
+        step = SupervisedStep(generator, optimizer_g)
+
+    state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
+    last_path = out / "last.pt"
+    if last_path.is_file():
+        last = load_checkpoint(last_path)
+        if not _same_run(last["config"], config):
+            raise SpectacError(
+                f"{out} holds a run with another configuration (see its config.json); "
+                "choose another --out or delete that folder"
+            )
+        generator.load_state_dict(last["generator"])
+        optimizer_g.load_state_dict(last["optimizer_g"])
+        if discriminator is not None:
+            discriminator.load_state_dict(last["discriminator"])
+            optimizer_d.load_state_dict(last["optimizer_d"])
+        state = {k: last[k] for k in state}
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "config.json", json.dumps(config, indent=1) + "\n")
+
+    start_epoch = state["epoch"] + 1
+    stale = state["epoch"] - state["best_epoch"]
+    stopped_early = options.patience > 0 and state["epoch"] > 0 and stale >= options.patience
+    writer = _summary_writer(out, start_epoch) if start_epoch <= options.epochs and not stopped_early else None
+    seconds: list[float] = []
+    epoch = state["epoch"]
+    for epoch in range(start_epoch, options.epochs + 1):
+        if stopped_early:
+            break
+        started = time.perf_counter()
+        rng = np.random.default_rng([options.seed, epoch])
+        losses: dict[str, list[float]] = {}
+        n_batches = -(-len(train) // options.batch_size)
+        for nc, ac in track(batches(train, options.batch_size, rng, options.augmentation),
+                            f"{model} epoch {epoch}/{options.epochs}", total=n_batches):
+            for key, value in step(nc, ac).items():
+                losses.setdefault(key, []).append(value)
+        train_l1 = float(np.mean(losses["l1"]))
+        val_l1 = mean_l1(generator, batches(val, options.batch_size)) if val else train_l1
+        elapsed = time.perf_counter() - started
+        seconds.append(elapsed)
+        row = {"epoch": epoch, **{f"train_{k}": float(np.mean(v)) for k, v in losses.items()},
+               "val_l1": val_l1, "seconds": elapsed}
+        state["history"].append(row)
+        state["epoch"] = epoch
+        if val_l1 < state["best_val_l1"] - options.min_delta:
+            state["best_val_l1"], state["best_epoch"] = val_l1, epoch
+            save_checkpoint({"config": config, "generator": generator.state_dict(), "epoch": epoch,
+                             "val_l1": val_l1}, out / "best.pt")
+        last = {"config": config, **state, "generator": generator.state_dict(), "optimizer_g": optimizer_g.state_dict()}
+        if discriminator is not None:
+            last.update(discriminator=discriminator.state_dict(), optimizer_d=optimizer_d.state_dict())
+        save_checkpoint(last, last_path)
+        write_text_atomic(out / "log.csv", _log_csv(state["history"]))
+        if writer is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, epoch)
+            writer.flush()
+        if options.patience > 0 and epoch - state["best_epoch"] >= options.patience:
+            stopped_early = True
+            break
+    if writer is not None:
+        writer.close()
+    return {
+        "model": model,
+        "out": out,
+        "start_epoch": start_epoch,
+        "epochs_run": len(seconds),
+        "last_epoch": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "best_val_l1": state["best_val_l1"],
+        "stopped_early": stopped_early,
+        "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
+    }

@@ -1,0 +1,182 @@
+"""Training: a GAN step learns, checkpoints round-trip, `spectac train` writes and resumes,
+`spectac correct` corrects a NIfTI study."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from spectac.cli import app
+from spectac.correction import deep
+from spectac.correction.deep import correct_nc, load_model, resolve_model
+from spectac.io.checkpoint import load_checkpoint, save_checkpoint
+from spectac.io.dataset import Case, write_manifest, write_study
+from spectac.io.nifti import read_nifti, write_nifti
+from spectac.nn.registry import build_discriminator, build_generator, resolve_config
+from spectac.training.data import Augmentation, augment_pair, shift_zero_fill
+from spectac.training.steps import AdversarialStep, set_requires_grad
+from spectac.volume import SpectacError, Volume
+
+torch.set_num_threads(1)
+N = 16
+TINY = "4,8"
+
+
+def synthetic_pair(rng: np.random.Generator, n: int = N) -> tuple[np.ndarray, np.ndarray]:
+    """AC: a smooth blob ("heart") in a body; NC: AC times an attenuation-like factor that falls
+    with depth in an ellipsoidal body (a Chang-like exp(-mu * depth))."""
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n)] * 3, indexing="ij")
+    a, b = rng.uniform(0.7, 0.9), rng.uniform(0.5, 0.7)
+    body = (x / a) ** 2 + (y / b) ** 2
+    centre = rng.uniform(-0.2, 0.2, size=3)
+    heart = np.exp(-(((x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2) / 0.05))
+    ac = np.where(body < 1, 20.0 + 200.0 * heart, 0.0)
+    factor = np.exp(-2.0 * np.clip(1 - np.sqrt(body), 0, 1))
+    return (ac * factor).astype(np.float32), ac.astype(np.float32)
+
+
+def write_synthetic_dataset(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(n_train + n_val):
+        nc, ac = synthetic_pair(rng)
+        case_id = f"p{i:02d}_rest"
+        write_study(root, case_id, {"nc": Volume.centred(nc, 6.8), "ac": Volume.centred(ac, 6.8)})
+        cases.append(Case(case_id, f"p{i:02d}", "rest", "F", split="train" if i < n_train else "val"))
+    write_manifest(root, {"source": "test"}, cases)
+    return root
+
+
+def test_gan_steps_lower_the_l1_term_on_a_tiny_case() -> None:
+    torch.manual_seed(0)
+    config = resolve_config("unet-gan3d", {"channels": [4, 8]})
+    generator, discriminator = build_generator(config), build_discriminator(config)
+    nc, ac = (torch.from_numpy(v)[None, None] / 200.0 for v in synthetic_pair(np.random.default_rng(1)))
+    step = AdversarialStep(generator, discriminator, torch.optim.Adam(generator.parameters(), 2e-3, betas=(0.5, 0.999)),
+                           torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999)), lambda_l1=100.0)
+    with torch.no_grad():
+        before = float((generator(nc) - ac).abs().mean())
+    losses = [step(nc, ac) for _ in range(12)]
+    with torch.no_grad():
+        after = float((generator(nc) - ac).abs().mean())
+    assert after < 0.85 * before
+    assert {"l1", "g_gan", "d"} <= set(losses[-1])
+    # the discriminator is frozen while the generator learns and unfrozen for its own step
+    assert not any(p.requires_grad for p in discriminator.parameters())
+    set_requires_grad(discriminator, True)
+    assert all(p.requires_grad for p in discriminator.parameters())
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    config = resolve_config("resnet", {"features": 4, "dilations": [1, 2]})
+    generator = build_generator(config)
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # move the zero-initialised head away from identity
+    save_checkpoint({"config": {"model": "resnet", "network": config}, "generator": generator.state_dict()},
+                    tmp_path / "best.pt")
+    model = load_model(tmp_path)
+    x = torch.rand(1, 1, 12, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(model.generator(x), generator.eval()(x), rtol=0, atol=0)
+
+
+def test_corrupt_or_missing_weights_are_user_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SpectacError, match="not a readable checkpoint"):
+        load_model(tmp_path)
+    monkeypatch.setattr(deep, "shipped_model_dir", lambda name: tmp_path / "models" / name)
+    with pytest.raises(SpectacError, match="no shipped weights for unet3d; train with spectac train or pass --weights"):
+        resolve_model("unet3d")
+
+
+def test_augmentation_moves_both_images_together() -> None:
+    rng = np.random.default_rng(0)
+    nc, ac = synthetic_pair(rng)
+    factor, shift = Augmentation(intensity=0.1, shift_voxels=2).draw(np.random.default_rng(5))
+    nc_a, ac_a = augment_pair(nc, ac, factor, shift)
+    assert 0.9 <= factor <= 1.1 and all(abs(s) <= 2 for s in shift)
+    np.testing.assert_allclose(nc_a, shift_zero_fill(nc, shift) * factor)
+    np.testing.assert_allclose(ac_a, shift_zero_fill(ac, shift) * factor)
+    moved = shift_zero_fill(ac, (1, 0, -2))
+    np.testing.assert_array_equal(moved[1:, :, :-2], ac[:-1, :, 2:])
+    assert not moved[0].any() and not moved[:, :, -2:].any()
+
+
+def _log_epochs(model_dir: Path) -> list[int]:
+    with (model_dir / "log.csv").open() as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_train_cli_writes_best_weights_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "data")
+    out = tmp_path / "model"
+    runner = CliRunner()
+    args = ["train", "--model", "unet-gan3d", "--data", str(data), "--out", str(out), "--channels", TINY,
+            "--seed", "1", "--patience", "0"]
+    first = runner.invoke(app, args + ["--epochs", "2"])
+    assert first.exit_code == 0, first.output
+    assert _log_epochs(out) == [1, 2]
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "unet-gan3d" and config["network"]["channels"] == [4, 8]
+    assert config["network"]["lambda_l1"] == 100.0 and config["data"]["train_cases"] == 4
+    weights_after_2 = load_checkpoint(out / "last.pt")["generator"]
+
+    # an interrupted run is the same as a finished shorter one: rerunning with more epochs resumes
+    second = runner.invoke(app, args + ["--epochs", "3"])
+    assert second.exit_code == 0, second.output
+    assert "epochs 3-3" in second.output
+    assert _log_epochs(out) == [1, 2, 3]
+    last = load_checkpoint(out / "last.pt")
+    assert last["epoch"] == 3
+    assert any(not torch.equal(last["generator"][k], weights_after_2[k]) for k in weights_after_2)
+    best = load_checkpoint(out / "best.pt")
+    assert best["epoch"] == last["best_epoch"]
+
+    again = runner.invoke(app, args + ["--epochs", "3"])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+
+    other = runner.invoke(app, args[:-4] + ["--seed", "2", "--epochs", "4"])
+    assert other.exit_code == 2 and "another configuration" in other.output
+
+    # `spectac correct` on one NIfTI study with these weights
+    nc = read_nifti(data / "studies" / "p05_rest" / "nc.nii.gz")
+    target = tmp_path / "ac.nii.gz"
+    result = runner.invoke(app, ["correct", str(data / "studies" / "p05_rest" / "nc.nii.gz"), "-o", str(target),
+                                 "--method", "unet-gan3d", "--weights", str(out)])
+    assert result.exit_code == 0, result.output
+    ac = read_nifti(target)
+    assert ac.same_grid(nc) and float(ac.array.min()) >= 0.0
+    np.testing.assert_allclose(ac.array, correct_nc(nc, load_model(out)).array, rtol=1e-5, atol=1e-4)
+    wrong = runner.invoke(app, ["correct", str(target), "-o", str(target), "--method", "unet-gan3d",
+                                "--weights", str(out)])
+    assert wrong.exit_code == 2 and "overwrite the input" in wrong.output
+    mismatch = runner.invoke(app, ["correct", str(target), "-o", str(tmp_path / "x.nii.gz"), "--method", "unet3d",
+                                   "--weights", str(out)])
+    assert mismatch.exit_code == 2 and "weights of unet-gan3d" in mismatch.output
+
+
+def test_correct_nc_predicts_in_counts_from_nc_alone(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = resolve_config("unet3d", {"channels": [4, 8]})
+    save_checkpoint({"config": {"model": "unet3d", "network": config, "data": {"spacing_mm": [6.8] * 3}},
+                     "generator": build_generator(config).state_dict()}, tmp_path / "best.pt")
+    model = load_model(tmp_path / "best.pt")
+    nc, _ = synthetic_pair(np.random.default_rng(2))
+    volume = Volume.centred(nc, 6.8)
+    # an untrained log-ratio model returns NC: the normalisation is undone exactly
+    np.testing.assert_allclose(correct_nc(volume, model).array, nc, rtol=1e-5, atol=1e-4)
+    # the prediction scales with the counts (the scale comes from the NC volume)
+    np.testing.assert_allclose(correct_nc(volume.with_array(3 * nc), model).array, 3 * nc, rtol=1e-5, atol=1e-3)
+    # a finer grid is resampled to the training voxel size and back onto the study's grid
+    fine = Volume.centred(np.repeat(nc, 2, axis=2), (6.8, 6.8, 3.4))
+    assert correct_nc(fine, model).same_grid(fine)
+    write_nifti(volume, tmp_path / "nc.nii.gz")
