@@ -92,7 +92,8 @@ class LVGeometry:
 
     @classmethod
     def from_lv_json(cls, lv: dict[str, Any]) -> LVGeometry:
-        """The truth geometry written by the simulator (lv.json of a study)."""
+        """The truth geometry written by the simulator (lv.json of a study: ``length_mm`` from the
+        base plane to the epicardial apex, ``radius_mm`` the epicardial radius)."""
         long_axis = _unit(np.asarray(lv["long_axis"], dtype=np.float64))
         anterior = _unit(np.asarray(lv["anterior"], dtype=np.float64))
         septal = _unit(np.asarray(lv.get("septal", np.cross(long_axis, anterior)), dtype=np.float64))
@@ -106,7 +107,8 @@ class LVGeometry:
             length = float(np.dot(np.asarray(lv["apex_mm"]) - base, long_axis)) - wall / 2
         else:
             length = float(lv["length_mm"]) - wall / 2
-        return cls(center, long_axis, anterior, septal, float(lv["radius_mm"]), length, base, wall)
+        # the simulator's radius_mm is the outer (epicardial) radius at the base; ours is mid-wall
+        return cls(center, long_axis, anterior, septal, float(lv["radius_mm"]) - wall / 2, length, base, wall)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,9 +156,15 @@ def shell_centroid_offset(radius_mm: float, length_mm: float, wall_mm: float) ->
 
 
 def _perpendicular_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    helper = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    e1 = _unit(np.cross(axis, helper))
-    return e1, np.cross(axis, e1)
+    x, y, z = axis
+    # cross products written out: np.cross costs more than the rest of a fit evaluation
+    if abs(z) < 0.9:  # axis x (0, 0, 1)
+        e1 = np.array([y, -x, 0.0])
+    else:  # axis x (1, 0, 0)
+        e1 = np.array([0.0, z, -y])
+    e1 /= np.sqrt(e1 @ e1)
+    e2 = np.array([y * e1[2] - z * e1[1], z * e1[0] - x * e1[2], x * e1[1] - y * e1[0]])
+    return e1, e2
 
 
 class _ShellTemplate:
@@ -195,16 +203,18 @@ def _axis_to_angles(axis: np.ndarray) -> tuple[float, float]:
 def _shell_points(base: np.ndarray, axis: np.ndarray, radius: float, length: float, wall: float) -> dict[str, np.ndarray]:
     """LPS points (N, 3) on the mid-wall, in the cavity, outside the wall and beyond the base."""
     e1, e2 = _perpendicular_basis(axis)
-    rot = np.stack([e1, e2, axis], axis=1)  # columns: local x, y, z in LPS
+    rot = np.stack([e1, e2, axis])  # rows: local x, y, z in LPS
     s = _TEMPLATE.surface
-    mid = s * np.array([radius, radius, length])
+    scale = np.array([radius, radius, length])
+    mid = s * scale
     # outward normal of the ellipsoid x^2/R^2 + y^2/R^2 + z^2/L^2 = 1
-    normal = s / np.array([radius, radius, length])
-    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    normal = s / scale
+    normal /= np.sqrt(np.einsum("ij,ij->i", normal, normal))[:, None]
     outside = mid + normal * (wall / 2 + 9.0)
     cavity = mid - normal * (wall / 2 + 0.5 * max(min(radius, length) - wall, 0.0))
     disc = _TEMPLATE.disc * np.array([radius - wall / 2, radius - wall / 2, 0.0]) - np.array([0, 0, 12.0])
-    return {k: v @ rot.T + base for k, v in {"mid": mid, "cavity": cavity, "outside": outside, "disc": disc}.items()}
+    local = np.concatenate([mid, cavity, outside, disc])
+    return {"all": local @ rot + base, "n": np.array([len(mid), len(cavity), len(outside), len(disc)])}
 
 
 class _Sampler:
@@ -216,17 +226,30 @@ class _Sampler:
         self.array = array
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
+        return self.with_mask(points)[0]
+
+    def with_mask(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values at the points, and whether each point lies inside the grid."""
         idx = points @ self.m.T + self.t
-        return ndimage.map_coordinates(self.array, idx.T, order=1, mode="constant", cval=0.0)
+        inside = np.all((idx >= 0) & (idx <= np.asarray(self.array.shape) - 1), axis=1)
+        return ndimage.map_coordinates(self.array, idx.T, order=1, mode="constant", cval=0.0), inside
 
 
 def _fit_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> tuple[float, float]:
-    """(mid-wall minus surroundings, mid-wall mean) of the shell with parameters ``p``."""
+    """(mid-wall minus surroundings, mid-wall mean) of the shell with parameters ``p``.
+
+    Template points outside the image count as missing: a shell hanging out of the field of view
+    (where the image is 0) would otherwise look like a cold surrounding.
+    """
     base, axis, radius, length = _frame_from_params(p)
     pts = _shell_points(base, axis, radius, length, wall)
-    mid = sample(pts["mid"]).mean()
-    others = 0.4 * sample(pts["cavity"]).mean() + 0.4 * sample(pts["outside"]).mean() + 0.2 * sample(pts["disc"]).mean()
-    return float(mid - others), float(mid)
+    values, inside = sample.with_mask(pts["all"])
+    n = pts["n"]
+    ends = np.cumsum(n)
+    sums = np.add.reduceat(values, np.concatenate([[0], ends[:-1]]))
+    mid, cavity, outside, disc = sums / n
+    contrast = mid - (0.4 * cavity + 0.4 * outside + 0.2 * disc)
+    return float(contrast - mid * (1.0 - inside.mean())), float(mid)
 
 
 def _fit_score(sample: _Sampler, p: np.ndarray, wall: float) -> float:
@@ -240,8 +263,9 @@ def _relative_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> float:
 
 
 # plausible mid-wall radius and length of an adult LV in mm
-RADIUS_RANGE = (14.0, 40.0)
-LENGTH_RANGE = (30.0, 90.0)
+RADIUS_RANGE = (15.0, 34.0)
+LENGTH_RANGE = (40.0, 95.0)
+MIN_ASPECT = 1.6  # mid-wall length over radius: the LV is longer than wide
 
 
 def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -> tuple[np.ndarray, float]:
@@ -250,12 +274,13 @@ def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -
         penalty = 0.0
         for v, (lo, hi) in ((r, RADIUS_RANGE), (ell, LENGTH_RANGE)):
             penalty += max(lo - v, 0.0) + max(v - hi, 0.0)
+        penalty += max(MIN_ASPECT * r - ell, 0.0)
         return -_fit_score(sample, p, wall) / scale + 0.05 * penalty
 
     simplex_step = np.array([8.0, 8.0, 8.0, 0.25, 0.25, 5.0, 8.0])
     simplex = np.vstack([start] + [start + np.eye(7)[i] * simplex_step[i] for i in range(7)])
     res = optimize.minimize(
-        cost, start, method="Nelder-Mead", options={"initial_simplex": simplex, "maxfev": 700, "xatol": 0.3, "fatol": 1e-4}
+        cost, start, method="Nelder-Mead", options={"initial_simplex": simplex, "maxfev": 500, "xatol": 0.3, "fatol": 1e-4}
     )
     return res.x, -float(res.fun)
 
@@ -263,8 +288,8 @@ def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -
 def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
     """Hot blobs of plausible size that are not right-sided, with their centroid and main axes.
 
-    Each local maximum of the smoothed image seeds a blob (the connected region above half its
-    peak), so an LV colder than the liver or gut is still found.
+    Each well-separated local maximum seeds a blob (the connected region above a fraction of its
+    peak, within a heart-sized ball), so an LV colder than the liver or gut is still found.
     """
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
     top = float(np.percentile(smooth, 99.9))
@@ -273,32 +298,47 @@ def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
     body = smooth > 0.05 * top
     centre_index = np.array(ndimage.center_of_mass(body)) if body.any() else (np.array(volume.shape) - 1) / 2
     body_centre = volume.point_of(centre_index)
-    size = [max(3, round(30.0 / s) | 1) for s in volume.spacing]
-    peaks = np.argwhere((smooth == ndimage.maximum_filter(smooth, size=size)) & (smooth > 0.15 * top))
-    peaks = sorted(peaks.tolist(), key=lambda i: -smooth[tuple(i)])[:12]
+    # peaks of a more smoothed copy: one per organ rather than one per noise bump
+    coarse = ndimage.gaussian_filter(smooth, [12.0 / s for s in volume.spacing])
+    size = [max(3, round(40.0 / s) | 1) for s in volume.spacing]
+    peaks = np.argwhere((coarse == ndimage.maximum_filter(coarse, size=size)) & (coarse > 0.1 * coarse.max()))
+    peaks = sorted(peaks.tolist(), key=lambda i: -coarse[tuple(i)])[:24]
+    ball_vox = np.ceil(55.0 / np.asarray(volume.spacing)).astype(int)
     found: list[dict[str, Any]] = []
-    grid = volume.world_coordinates()
-    for peak, frac in ((p, f) for p in peaks for f in (0.5, 0.7)):
-        # a blob is kept within a heart-sized ball around its peak, so an LV touching the liver or
-        # gut is not swallowed by them
-        near = np.linalg.norm(grid - volume.point_of(np.asarray(peak, float)), axis=-1) < 55.0
-        labels, _ = ndimage.label((smooth > frac * smooth[tuple(peak)]) & near)
-        mask = labels == labels[tuple(peak)]
-        ml = float(mask.sum()) * voxel_ml
-        if not 15 <= ml <= 450:
+    for peak in peaks:
+        peak_mm = volume.point_of(np.asarray(peak, float))
+        if peak_mm[0] - body_centre[0] < -60.0:  # far right: liver
             continue
-        idx = np.argwhere(mask).astype(np.float64)
+        lo = np.maximum(np.asarray(peak) - ball_vox, 0)
+        hi = np.minimum(np.asarray(peak) + ball_vox + 1, volume.shape)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        sub = smooth[box]
+        idx = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), -1).astype(np.float64)
         pts = idx @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
-        centre = pts.mean(axis=0)
-        # the heart is left of the midline or near it; the liver lies to the right
-        if centre[0] - body_centre[0] < -40.0:
-            continue
-        evals, evecs = np.linalg.eigh(np.cov((pts - centre).T))
-        if 4 * np.sqrt(evals[-1]) > 150.0:  # far longer than any heart
-            continue
-        if all(np.linalg.norm(centre - c["centre"]) > 15.0 for c in found):
-            found.append({"centre": centre, "axes": evecs[:, ::-1], "ml": ml})
-    return found[:8]
+        dist = np.linalg.norm(pts - peak_mm, axis=-1)
+        near = dist < 55.0
+        # the seed: the hottest voxel close to the peak (a hotter organ may lie within the ball)
+        at = np.unravel_index(np.argmax(np.where(dist < 20.0, sub, -np.inf)), sub.shape)
+        local_peak = float(sub[at])
+        for frac in (0.5, 0.7):
+            # a blob is kept within a heart-sized ball around its peak, so an LV touching the liver
+            # or gut is not swallowed by them
+            labels, _ = ndimage.label((sub > frac * local_peak) & near)
+            mask = labels == labels[at]
+            ml = float(mask.sum()) * voxel_ml
+            if not 15 <= ml <= 450:
+                continue
+            blob = pts[mask]
+            centre = blob.mean(axis=0)
+            # the heart is left of the midline or near it; the liver lies to the right
+            if centre[0] - body_centre[0] < -40.0:
+                continue
+            evals, evecs = np.linalg.eigh(np.cov((blob - centre).T))
+            if 4 * np.sqrt(evals[-1]) > 150.0:  # far longer than any heart
+                continue
+            if all(np.linalg.norm(centre - c["centre"]) > 15.0 for c in found):
+                found.append({"centre": centre, "axes": evecs[:, ::-1], "ml": ml})
+    return found
 
 
 def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
@@ -331,15 +371,29 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
             axis = _unit(axis)
             if np.dot(axis, TYPICAL_LONG_AXIS) < -0.2:  # apex pointing right-posterior-superior: implausible
                 continue
-            r0, l0 = 27.0, 60.0
+            r0, l0 = 24.0, 65.0
             starts.append(np.array([*(cand["centre"] - 0.4 * l0 * axis), *_axis_to_angles(axis), r0, l0]))
     # fit only the most shell-like starts; candidates compete by relative contrast: the liver or
     # gut may be hotter than the LV, but they are solid, so the edge of one is a poor shell
-    ranked = sorted(starts, key=lambda s: -_relative_contrast(sample, s, wall_mm))
+    fov_centre = volume.point_of((np.array(volume.shape) - 1) / 2)
+
+    def merit(p: np.ndarray) -> float:
+        # the technologist centres the heart in the field of view: a shell far from the centre
+        # (a loop of bowel at the edge) must be clearly better to win
+        base, axis, radius, length = _frame_from_params(p)
+        off_centre = np.linalg.norm(base + 0.4 * length * axis - fov_centre)
+        return _relative_contrast(sample, p, wall_mm) - 0.3 * max(off_centre - 80.0, 0.0) / 100.0
+
+    ranked = sorted(starts, key=lambda s: -merit(s))
+    # the best starts, plus the typical orientation at the best blob
+    chosen = ranked[:3]
+    typical = [s for s in ranked if np.allclose(s[3:5], _axis_to_angles(TYPICAL_LONG_AXIS))]
+    if typical and not any(typical[0] is c for c in chosen):
+        chosen.append(typical[0])
     best: tuple[float, np.ndarray] | None = None
-    for start in ranked[:4]:
+    for start in chosen:
         p, _ = _fit_shell(sample, start, wall_mm, scale)
-        score = _relative_contrast(sample, p, wall_mm)
+        score = merit(p)
         if best is None or score > best[0]:
             best = (score, p)
     assert best is not None

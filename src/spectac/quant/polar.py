@@ -1,0 +1,175 @@
+"""Polar map (bull's-eye) from maximal-count circumferential profiles.
+
+The LV mid-wall is modelled as the half-ellipsoid of :class:`~spectac.quant.lv.LVGeometry` (radius
+R across, length L from the base plane to the mid-wall apex). Samples are taken on a fixed layout:
+
+- ``N_ANGLES`` = 72 angles, theta_k = (k + 0.5) * 5 degrees, measured from ``anterior`` toward
+  ``septal`` (the AHA angle), so no sample sits on a segment boundary;
+- ``N_RINGS`` = 28 rings from the apex (ring 0) to the base (ring 27): ``N_CAP`` = 4 rings of the
+  apical cap (ellipsoidal polar angle psi uniform from 0 at the apex to the end of the cavity, the
+  endocardial apex at u = L - wall/2 along the axis) and ``N_SA`` = 24 short-axis rings uniform in
+  u from the end of the cavity to the base plane (u = 0); the SA rings split into apical, mid and
+  basal thirds of 8 rings each.
+
+Each sample is the maximum of the image along the normal of the mid-wall surface within
++-``band_mm`` of it (the maximal-count circumferential profile: along a short-axis ray in the
+basal and mid rings, along a spherical-like ray in the cap). Values are normalised to the LV
+maximum, taken as the 98th percentile of all samples. Each ring carries its share of the mid-wall
+surface area (``PolarMap.weights``) so extents are percentages of the LV myocardium.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from spectac.quant.lv import LVGeometry
+from spectac.volume import Volume
+
+N_ANGLES = 72
+N_CAP = 4
+N_SA = 24
+N_RINGS = N_CAP + N_SA
+ANGLES_DEG = (np.arange(N_ANGLES) + 0.5) * (360.0 / N_ANGLES)
+NORMALISATION_PERCENTILE = 98.0
+
+
+@dataclass(frozen=True)
+class PolarMap:
+    """A polar map on the fixed layout.
+
+    Attributes:
+        values: (N_RINGS, N_ANGLES) counts normalised to the LV maximum (1 = the maximum).
+        weights: (N_RINGS, N_ANGLES) fraction of the LV mid-wall surface per sample (sums to 1).
+        scale: the counts that ``values`` were divided by.
+    """
+
+    values: np.ndarray
+    weights: np.ndarray
+    scale: float
+
+
+def _ring_psi(geom: LVGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """(N_RINGS,) ellipsoidal polar angle of each ring centre and (N_RINGS + 1,) of ring edges."""
+    length = geom.length_mm
+    u_end = max(length - geom.wall_mm / 2, 0.3 * length)
+    psi_end = float(np.arccos(u_end / length))
+    cap_edges = np.linspace(0.0, psi_end, N_CAP + 1)
+    sa_u_edges = np.linspace(u_end, 0.0, N_SA + 1)
+    edges = np.concatenate([cap_edges, np.arccos(np.clip(sa_u_edges[1:] / length, -1, 1))])
+    cap_centres = (cap_edges[:-1] + cap_edges[1:]) / 2
+    sa_u = (sa_u_edges[:-1] + sa_u_edges[1:]) / 2
+    centres = np.concatenate([cap_centres, np.arccos(np.clip(sa_u / length, -1, 1))])
+    return centres, edges
+
+
+def _ring_areas(radius: float, length: float, edges: np.ndarray) -> np.ndarray:
+    """Surface area of the ellipsoid zones between successive ring edges (psi)."""
+    areas = []
+    for lo, hi in itertools.pairwise(edges):
+        psi = np.linspace(lo, hi, 9)
+        # dA = 2 pi R sin(psi) * |d(point)/d psi| d psi
+        integrand = 2 * np.pi * radius * np.sin(psi) * np.hypot(radius * np.cos(psi), length * np.sin(psi))
+        areas.append(np.trapezoid(integrand, psi))
+    return np.asarray(areas)
+
+
+def sample_points(geom: LVGeometry, band_mm: float = 12.0, step_mm: float = 1.5) -> np.ndarray:
+    """LPS points of every ray: (N_RINGS, N_ANGLES, n_steps, 3)."""
+    psi, _ = _ring_psi(geom)
+    theta = np.radians(ANGLES_DEG)
+    pp, tt = np.meshgrid(psi, theta, indexing="ij")
+    r, ell = geom.radius_mm, geom.length_mm
+    # local coordinates (anterior, septal, long axis) of the mid-wall point and its outward normal
+    local = np.stack([r * np.sin(pp) * np.cos(tt), r * np.sin(pp) * np.sin(tt), ell * np.cos(pp)], -1)
+    normal = local / np.array([r, r, ell]) ** 2
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    offsets = np.arange(-band_mm, band_mm + 1e-6, step_mm)
+    local_pts = local[:, :, None, :] + offsets[None, None, :, None] * normal[:, :, None, :]
+    return geom.base_mm + local_pts @ geom.rotation
+
+
+def polar_map(volume: Volume, geom: LVGeometry, band_mm: float = 12.0) -> PolarMap:
+    """The maximal-count polar map of an image on the LV geometry ``geom``.
+
+    Args:
+        volume: perfusion image (X, Y, Z) in counts.
+        geom: the LV geometry (detected or truth).
+        band_mm: half-width of the search band around the mid-wall along each ray.
+
+    Returns:
+        The normalised :class:`PolarMap`.
+    """
+    pts = sample_points(geom, band_mm)
+    inv = np.linalg.inv(volume.affine_lps)
+    idx = pts @ inv[:3, :3].T + inv[:3, 3]
+    samples = ndimage.map_coordinates(volume.array, np.moveaxis(idx, -1, 0), order=1, mode="constant", cval=0.0)
+    raw = samples.max(axis=-1)
+    scale = float(np.percentile(raw, NORMALISATION_PERCENTILE))
+    if scale <= 0:
+        scale = 1.0
+    return PolarMap((raw / scale).astype(np.float32), ring_weights(geom), scale)
+
+
+def ring_weights(geom: LVGeometry) -> np.ndarray:
+    """(N_RINGS, N_ANGLES) area fraction of each sample on the mid-wall surface of ``geom``."""
+    _, edges = _ring_psi(geom)
+    areas = _ring_areas(geom.radius_mm, geom.length_mm, edges)
+    w = np.repeat((areas / areas.sum() / N_ANGLES)[:, None], N_ANGLES, axis=1)
+    return w.astype(np.float64)
+
+
+def bullseye_image(values: np.ndarray, size: int = 256) -> np.ndarray:
+    """Raster a polar map as a bull's-eye: apex in the centre, base at the rim, anterior at the top,
+    septum on the left (AHA display). Pixels outside the disc are NaN.
+
+    Args:
+        values: (N_RINGS, N_ANGLES) polar-map samples.
+        size: side of the output image in pixels.
+
+    Returns:
+        (size, size) float array, row 0 at the top.
+    """
+    c = (np.arange(size) + 0.5) / size * 2 - 1
+    y, x = -c[:, None], c[None, :]  # y up, x right
+    rho = np.hypot(x, y)
+    theta = np.degrees(np.arctan2(-x, y)) % 360  # 0 at the top, 90 on the left (septal)
+    ring = np.minimum((rho * values.shape[0]).astype(int), values.shape[0] - 1)
+    angle = np.minimum((theta / 360 * values.shape[1]).astype(int), values.shape[1] - 1)
+    img = values[ring, angle].astype(np.float64)
+    img[rho > 1] = np.nan
+    return img
+
+
+def segment_outlines() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Line segments (x, y) in the bull's-eye frame of :func:`bullseye_image` (unit disc, y up)
+    that outline the 17 AHA segments."""
+    lines = []
+    t = np.linspace(0, 2 * np.pi, 181)
+    for ring_edge in (N_CAP, N_CAP + N_SA // 3, N_CAP + 2 * N_SA // 3, N_RINGS):
+        rho = ring_edge / N_RINGS
+        lines.append((rho * np.cos(t), rho * np.sin(t)))
+    r_cap, r_apical, r_mid = N_CAP / N_RINGS, (N_CAP + N_SA // 3) / N_RINGS, 1.0
+    for deg in (45, 135, 225, 315):  # apical boundaries
+        th = np.radians(deg)
+        lines.append((np.array([-r_cap, -r_apical]) * np.sin(th), np.array([r_cap, r_apical]) * np.cos(th)))
+    for deg in (30, 90, 150, 210, 270, 330):  # mid and basal boundaries
+        th = np.radians(deg)
+        lines.append((np.array([-r_apical, -r_mid]) * np.sin(th), np.array([r_apical, r_mid]) * np.cos(th)))
+    return lines
+
+
+def plot_polar_map(
+    ax: Any, values: np.ndarray, title: str = "", vmin: float = 0.0, vmax: float = 1.0, cmap: str = "jet"
+) -> Any:
+    """Draw a bull's-eye on a matplotlib axis with the AHA segment outlines; returns the image."""
+    img = ax.imshow(bullseye_image(values), extent=(-1, 1, -1, 1), vmin=vmin, vmax=vmax, cmap=cmap, origin="upper")
+    for x, y in segment_outlines():
+        ax.plot(x, y, color="k", linewidth=0.6)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return img
