@@ -150,7 +150,8 @@ def simulate_study(
 
     Returns:
         volumes: nc, ac, mu, truth (X, Y, Z) float32 arrays (counts; mu in 1/cm);
-        info: the LV truth (lv.json) and the study's drawn acquisition values.
+        info: the LV truth (lv.json), the study's drawn acquisition values and the myocardium
+            fraction map (not written to disk).
     """
     shift = tuple(float(v) for v in rng.normal(0.0, config.position_shift_mm, 3))
     phantom = build_phantom(
@@ -165,7 +166,13 @@ def simulate_study(
     projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
     volumes = _reconstruct_pair(projections, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
-    info = {"lv": phantom.lv, "counts": counts, "measured_counts": float(projections.sum()), "shift_mm": shift}
+    info = {
+        "lv": phantom.lv,
+        "counts": counts,
+        "measured_counts": float(projections.sum()),
+        "shift_mm": shift,
+        "myocardium": phantom.myocardium,
+    }
     return volumes, info
 
 

@@ -113,9 +113,13 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
     # The heart sits left and anterior of the body's midline.
     body_center = (float(lv_centre[0] - rng.uniform(40, 55)), float(lv_centre[1] + rng.uniform(25, 45)))
 
-    # Right hemidiaphragm dome below the LV centre; the inferior wall rests on the left dome.
-    inferior_wall_z = float(lv_centre[2] - length * 0.4 * np.sin(np.deg2rad(elevation)) - radius)
-    diaphragm_right = inferior_wall_z + rng.uniform(-5.0, 25.0)
+    # The inferior wall rests on the left hemidiaphragm; the right dome (over the liver) is higher.
+    # A high diaphragm puts the inferior wall at the level of the abdomen (liver, stomach), the
+    # classic source of inferior attenuation artifacts in men.
+    inferior_wall_z = float(lv_centre[2] - length * 0.4 * np.sin(np.deg2rad(elevation)) - radius * np.cos(np.deg2rad(elevation)))
+    diaphragm_left = inferior_wall_z + rng.uniform(5.0, 35.0) + (10.0 if sex == "M" else 0.0)
+    diaphragm_left_drop = rng.uniform(10.0, 25.0)
+    diaphragm_right = diaphragm_left + diaphragm_left_drop
     state_uptake = {
         "stress": {
             "myocardium": 1.0,
@@ -160,7 +164,7 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
         lv_wall_mm=float(wall),
         lv_shape_power=float(rng.uniform(2.1, 2.8)),
         diaphragm_right_mm=float(diaphragm_right),
-        diaphragm_left_drop_mm=float(rng.uniform(10.0, 25.0)),
+        diaphragm_left_drop_mm=float(diaphragm_left_drop),
         lung_mu=float(rng.uniform(0.035, 0.055)),
         breast_radius_mm=breast_radius,
         breast_drop_mm=float(rng.uniform(-10.0, 40.0)),
@@ -277,6 +281,11 @@ def build_phantom(
         lung = _ellipsoid(p, centre, (lung_half, 0.72 * b, 190.0)) & (z > dome) & inner
         mu[lung] = params.lung_mu
         act[lung] = uptake["lung"]
+
+    # Mediastinum behind the heart (aorta, oesophagus) down to the spine: soft tissue, not lung
+    mediastinum = (np.abs(rel_x - 8.0) < 32.0) & (rel_y > -0.55 * b) & inner & (z > dome)
+    mu[mediastinum] = MU_SOFT_TISSUE
+    act[mediastinum] = uptake["tissue"]
 
     # Liver under the right hemidiaphragm, its left lobe reaching under the heart
     liver = _ellipsoid(p, (cx - 0.28 * a, cy + 0.05 * b, z_right - 75.0), (0.62 * a, 0.78 * b, 88.0))
