@@ -205,6 +205,8 @@ def _modality_ok(ds: Dataset, path: Path, allowed: Sequence[str]) -> str:
     sop_class = str(ds.get("SOPClassUID", "") or "")
     if modality in allowed:
         return modality
+    if not modality and not sop_class:
+        raise SpectacError(f"{path}: corrupt or not a DICOM image (no Modality, no SOP Class UID)")
     # A secondary capture of SPECT: the SC IOD with a NM/PT/OT modality.
     if sop_class in SC_STORAGES and modality in ("OT", "NM", "PT", "") and "NM" in allowed:
         return modality or "OT"
@@ -286,6 +288,19 @@ def _pixels(ds: Dataset, path: Path) -> np.ndarray:
         raise SpectacError(
             f"{path}: is a colour image (Samples per Pixel {ds.SamplesPerPixel}), expected counts"
         )
+    rows, columns, frames = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0), _frame_count(ds)
+    if rows < 1 or columns < 1 or frames < 1:
+        raise SpectacError(f"{path}: {rows} rows, {columns} columns, {frames} frames: no image")
+    bits = int(ds.get("BitsAllocated") or 0)
+    if bits not in (8, 16, 32, 64):
+        raise SpectacError(f"{path}: Bits Allocated {bits} is not supported for counts")
+    expected = rows * columns * frames * bits // 8
+    if expected > 2**31:
+        raise SpectacError(f"{path}: {rows}x{columns}x{frames} pixels is too large for a SPECT volume")
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    compressed = syntax is not None and syntax.is_compressed
+    if "PixelData" in ds and not compressed and len(ds.PixelData) < expected:
+        raise SpectacError(f"{path}: truncated pixel data ({len(ds.PixelData)} of {expected} bytes)")
     with _guard(path, "unreadable pixel data"):
         array = np.asarray(ds.pixel_array, dtype=np.float32)
     return array
@@ -488,18 +503,11 @@ def read_dicom_volume(
 
 
 def is_dicom_path(path: str | Path) -> bool:
-    """Whether a path is a DICOM file or a folder (the NIfTI alternative is a .nii/.nii.gz file)."""
+    """Whether a path is to be read as DICOM: a folder, or any file not named .nii/.nii.gz."""
     path = Path(path)
     if path.is_dir():
         return True
-    name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        return False
-    if path.is_file():
-        with path.open("rb") as f:
-            head = f.read(132)
-        return head[128:132] == b"DICM" or name.endswith(".dcm")
-    return name.endswith(".dcm") or "." not in name
+    return not path.name.lower().endswith((".nii", ".nii.gz"))
 
 
 def scan_series(folder: str | Path) -> dict[str, list[Path]]:
