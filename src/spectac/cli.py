@@ -216,6 +216,37 @@ def export_dicom(
     info(f"{summary['studies']} studies written as DICOM in {summary['folder']}")
 
 
+@app.command()
+@user_errors
+def normals(
+    data: Path = typer.Option(..., "--data", help="Dataset folder whose normal patients give the limits."),
+    out: Path = typer.Option(..., "--out", "-o", help="Normal database to write (.npz)."),
+    split: str = typer.Option("train", help="Split whose normal patients (defect_type none) are used."),
+) -> None:
+    """Build the NC and AC normal databases (polar-map mean and SD per sex and state)."""
+    from spectac.io.dataset import Dataset
+    from spectac.quant.normals import build_normal_database
+
+    db = build_normal_database(Dataset.open(data), split)
+    path = db.save(out)
+    failed = len(db.meta["detection_failures"])
+    info(f"wrote {path}: {db.meta['patients']} normal patients, {db.meta['studies']} studies, LV not found in {failed}")
+
+
+@app.command("detect-lv")
+@user_errors
+def detect_lv_report(
+    data: Path = typer.Option(..., "--data", help="Simulated dataset (studies with lv.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV of the per-study errors."),
+    split: str = typer.Option("all", help="Split to check."),
+) -> None:
+    """Check automatic LV detection against the truth (lv.json): axis and centre errors."""
+    from spectac.quant.validation import detection_errors, summarise_detection_errors
+
+    table = detection_errors(data, split, out)
+    info(summarise_detection_errors(table))
+
+
 def main() -> None:
     app()
 

@@ -32,6 +32,7 @@ ANTERIOR_LPS = np.array([0.0, -1.0, 0.0])
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
 TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
+SHAPE_POWER = 2.4  # exponent of the super-ellipsoid LV shape used for the centroid
 
 
 @dataclass(frozen=True)
@@ -142,17 +143,21 @@ def aha_anterior(long_axis: np.ndarray, hint: np.ndarray | None = None) -> np.nd
     return _unit(a)
 
 
-def shell_centroid_offset(radius_mm: float, length_mm: float, wall_mm: float) -> float:
-    """Distance from the base plane to the centroid of the half-ellipsoid shell, along the axis.
+def shell_centroid_offset(radius_mm: float, length_mm: float, wall_mm: float, power: float = SHAPE_POWER) -> float:
+    """Distance from the base plane to the centroid of the LV shell, along the axis.
 
-    A solid half-ellipsoid with semi-axes (a, a, c) has volume 2/3 pi a^2 c and first moment
-    pi/4 a^2 c^2 about its base plane; the shell is the outer solid minus the inner one.
+    The shell lies between two super-ellipsoids of revolution ``(r/a)^p + (u/c)^p = 1`` (u >= 0):
+    outer semi-axes (R + w/2, L + w/2), inner (R - w/2, L - w/2). Real and simulated LVs are blunter
+    than ellipsoids (p = 2), so the default exponent is ``SHAPE_POWER``; the centroid is integrated
+    numerically over slices.
     """
     ao, co = radius_mm + wall_mm / 2, length_mm + wall_mm / 2
-    ai, ci = max(radius_mm - wall_mm / 2, 0.0), max(length_mm - wall_mm / 2, 0.0)
-    volume = 2 / 3 * (ao**2 * co - ai**2 * ci)
-    moment = 1 / 4 * (ao**2 * co**2 - ai**2 * ci**2)
-    return moment / volume
+    ai, ci = max(radius_mm - wall_mm / 2, 0.0), max(length_mm - wall_mm / 2, 1e-6)
+    u = np.linspace(0.0, co, 400)
+    outer = ao**2 * np.clip(1 - (u / co) ** power, 0, None) ** (2 / power)
+    inner = ai**2 * np.clip(1 - (u / ci) ** power, 0, None) ** (2 / power)
+    area = outer - inner  # cross-section area / pi
+    return float(np.trapezoid(area * u, u) / np.trapezoid(area, u))
 
 
 def _perpendicular_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,9 +268,9 @@ def _relative_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> float:
 
 
 # plausible mid-wall radius and length of an adult LV in mm
-RADIUS_RANGE = (15.0, 34.0)
+RADIUS_RANGE = (16.0, 32.0)
 LENGTH_RANGE = (40.0, 95.0)
-MIN_ASPECT = 1.6  # mid-wall length over radius: the LV is longer than wide
+MIN_ASPECT = 2.0  # mid-wall length over radius: the LV is longer than wide
 
 
 def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -> tuple[np.ndarray, float]:
@@ -380,7 +385,7 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
     def merit(p: np.ndarray) -> float:
         # the technologist centres the heart in the field of view: a shell far from the centre
         # (a loop of bowel at the edge) must be clearly better to win
-        base, axis, radius, length = _frame_from_params(p)
+        base, axis, _, length = _frame_from_params(p)
         off_centre = np.linalg.norm(base + 0.4 * length * axis - fov_centre)
         return _relative_contrast(sample, p, wall_mm) - 0.3 * max(off_centre - 80.0, 0.0) / 100.0
 
