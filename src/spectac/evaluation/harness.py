@@ -179,8 +179,8 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def image_quality_sections(metrics: pd.DataFrame, table: pd.DataFrame, tests: pd.DataFrame, figure: bytes,
                            split: str | None) -> list[ReportSection]:
-    heart = metrics.rename(columns={f"heart_{c}": c for c in METRIC_COLUMNS}, errors="ignore")
-    heart_table = table1(heart[["case_id", "method", *METRIC_COLUMNS]])
+    heart = metrics[["case_id", "method", *HEART_COLUMNS]].rename(columns=dict(zip(HEART_COLUMNS, METRIC_COLUMNS)))
+    heart_table = table1(heart)
     mae_tests = tests[tests["metric"].isin(["mae", "nmae", "ssim", "psnr"])]
     return [
         ReportSection(

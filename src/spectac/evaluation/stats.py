@@ -12,6 +12,8 @@ from scipy import stats
 #: The paper's Table 1 columns plus NMAE.
 TABLE1_METRICS = ("me", "mae", "rmse", "ssim", "psnr", "nmae")
 TEST_METRICS = ("me", "mae", "rmse", "ssim", "psnr", "nmae", "nrmse")
+WILCOXON_COLUMNS = ("metric", "method_a", "method_b", "n", "median_a", "median_b", "median_difference", "statistic",
+                    "p_value")
 
 
 def table1(metrics: pd.DataFrame, columns: tuple[str, ...] = TABLE1_METRICS) -> pd.DataFrame:
@@ -83,4 +85,4 @@ def paired_wilcoxon(metrics: pd.DataFrame, columns: tuple[str, ...] = TEST_METRI
                     "p_value": p,
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(WILCOXON_COLUMNS))
