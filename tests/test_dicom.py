@@ -188,7 +188,7 @@ def tiny_dataset(root: Path, patients: int = 3, shape=(16, 16, 20)) -> Path:
             mu[10:13, 3:6, :] = 0.04  # lung-like
             nc = ac.with_array(ac.array / (2 + rng.random()))
             write_study(root, case_id, {"nc": nc, "ac": ac, "mu": ac.with_array(mu)})
-            cases.append(Case(case_id, f"P{p:02d}", state, "F" if p % 2 else "M", split="test"))
+            cases.append(Case(case_id, f"P{p:02d}", state, "F" if p % 2 else "M", bmi=22.0 + p, split="test"))
     write_manifest(root, {"source": "test"}, cases)
     return root
 
@@ -210,7 +210,7 @@ def test_export_then_import_gives_the_dataset_back(tmp_path, mu_as):
     for case in imported.cases:
         by_patient.setdefault(case.patient_id, set()).add(case.split)
         original = source.case(f"{case.patient_id.lower()}_{case.state}")
-        assert case.sex == original.sex
+        assert case.sex == original.sex and case.bmi == pytest.approx(original.bmi, rel=1e-3)
         for name in ("nc", "ac", "mu"):
             a, b = imported.load(case.case_id, name), source.load(original.case_id, name)
             assert a.same_grid(b)
@@ -295,6 +295,26 @@ def test_correct_dicom_in_gives_dicom_out(tmp_path, kind):
     assert np.abs(corrected.array - original.array).max() <= quantum(out) / 2 + quantum(source) / 2 + 1e-4
     description = pydicom.dcmread(next(out.iterdir()), stop_before_pixels=True).SeriesDescription
     assert description.startswith("spectac AC nc")
+
+
+def test_correct_dicom_with_chang_matches_chang_on_the_volume(tmp_path):
+    """The DICOM path (read, reorder axes, correct, put back, write) changes nothing physical."""
+    from spectac.correction.chang import chang_first_order
+    from spectac.correction.files import correct_path
+
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 20, 12)], indexing="ij"))
+    body = np.where((grid[0] ** 2 + grid[1] ** 2) < 0.6, 50.0, 0.0) + 300 * np.exp(-8 * (grid**2).sum(0))
+    volume = Volume(body.astype(np.float32), (6.8, 6.8, 6.8), origin=(64.6, 64.6, -37.4),
+                    direction=np.diag([-1.0, -1.0, 1.0]))  # rows toward the patient's right
+    write_dicom_series(volume, context(), tmp_path / "nc.dcm", "REST IRNC", derived=False, uid_seed="k")
+    summary = correct_path(tmp_path / "nc.dcm", tmp_path / "ac", "chang", uid_seed="k2")
+    assert summary["kind"] == "dicom"
+    corrected, _ = read_dicom_volume(tmp_path / "ac")
+    stored, _ = read_dicom_volume(tmp_path / "nc.dcm")
+    expected = chang_first_order(stored)
+    assert corrected.same_grid(stored)
+    assert expected.array.max() > 1.5 * stored.array.max()  # Chang did correct something
+    assert np.abs(corrected.array - expected.array).max() <= quantum(tmp_path / "ac") / 2 + 1e-3
 
 
 # ---- bad input: one line naming the file, exit 2, nothing written, input untouched ---------------

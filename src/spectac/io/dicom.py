@@ -986,6 +986,9 @@ def export_study_dicom(
         sex=case.sex,
         study_description=f"Myocardial perfusion {case.state}".strip(),
         study_date="20240101",
+        # A simulated patient has a BMI but no height: 1.70 m carries the BMI through the export.
+        weight_kg=None if case.bmi is None else round(case.bmi * 1.70**2, 1),
+        height_m=None if case.bmi is None else 1.70,
     )
     written: dict[str, Path] = {}
     series = [("nc", f"{state} IRNC".strip(), 1, False), ("ac", f"{state} IRAC".strip(), 2, True)]
