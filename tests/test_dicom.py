@@ -109,6 +109,48 @@ def test_slices_are_sorted_by_position_not_by_name(tmp_path):
     assert np.abs(back.array - volume.array).max() <= quantum(out) / 2 + 1e-4
 
 
+def test_vendor_variants_of_the_nm_geometry_and_scaling(tmp_path):
+    """Siemens-style top-level geometry, frames stored head to feet, Real World Value Mapping."""
+    from pydicom.dataset import Dataset as DicomDataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    volume = blob_volume(origin=(-50.0, -60.0, -70.0), direction=rotation([0, 0, 1], 30))
+    write_dicom_series(volume, context(), tmp_path / "nm.dcm", "NC", derived=False, uid_seed="v")
+    reference, _ = read_dicom_volume(tmp_path / "nm.dcm")
+
+    ds = pydicom.dcmread(tmp_path / "nm.dcm")
+    del ds.DetectorInformationSequence[0].ImagePositionPatient
+    del ds.DetectorInformationSequence[0].ImageOrientationPatient
+    ds.save_as(tmp_path / "top.dcm")
+    top, _ = read_dicom_volume(tmp_path / "top.dcm")
+    np.testing.assert_allclose(top.affine_lps, reference.affine_lps, atol=1e-6)
+    np.testing.assert_array_equal(top.array, reference.array)
+
+    ds = pydicom.dcmread(tmp_path / "nm.dcm")  # the same slices stored from the last to the first
+    frames = ds.pixel_array[::-1].copy()
+    ds.PixelData = frames.tobytes()
+    last = reference.point_of(np.array([0.0, 0.0, volume.shape[2] - 1]))
+    ds.DetectorInformationSequence[0].ImagePositionPatient = [f"{v:.6f}" for v in last]
+    ds.ImagePositionPatient = ds.DetectorInformationSequence[0].ImagePositionPatient
+    ds.SpacingBetweenSlices = f"-{ds.SpacingBetweenSlices}"
+    ds.save_as(tmp_path / "reversed.dcm")
+    reversed_, _ = read_dicom_volume(tmp_path / "reversed.dcm")
+    for index in ([0, 0, 0], [5, 6, 7]):
+        mirrored = np.array([index[0], index[1], volume.shape[2] - 1 - index[2]])
+        np.testing.assert_allclose(reversed_.point_of(mirrored), reference.point_of(np.array(index)), atol=1e-4)
+        assert reversed_.array[tuple(mirrored)] == reference.array[tuple(index)]
+
+    ds = pydicom.dcmread(tmp_path / "nm.dcm")
+    mapping = DicomDataset()
+    mapping.RealWorldValueSlope, mapping.RealWorldValueIntercept = ds.RescaleSlope, ds.RescaleIntercept
+    mapping.RealWorldValueFirstValueMapped, mapping.RealWorldValueLastValueMapped = 0, 65535
+    ds.RealWorldValueMappingSequence = DicomSequence([mapping])
+    del ds.RescaleSlope, ds.RescaleIntercept
+    ds.save_as(tmp_path / "rwvm.dcm")
+    rwvm, _ = read_dicom_volume(tmp_path / "rwvm.dcm")
+    np.testing.assert_array_equal(rwvm.array, reference.array)
+
+
 def test_negative_values_survive_through_the_intercept(tmp_path):
     volume = blob_volume().with_array(blob_volume().array - 50)
     write_dicom_series(volume, context(), tmp_path / "nm.dcm", "neg", uid_seed="t")
