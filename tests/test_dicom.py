@@ -151,6 +151,20 @@ def test_vendor_variants_of_the_nm_geometry_and_scaling(tmp_path):
     np.testing.assert_array_equal(rwvm.array, reference.array)
 
 
+def test_legacy_file_without_preamble_is_read(tmp_path):
+    volume = blob_volume()
+    write_dicom_series(volume, context(), tmp_path / "nm.dcm", "NC", derived=False, uid_seed="l")
+    ds = pydicom.dcmread(tmp_path / "nm.dcm")
+    del ds.file_meta
+    ds.preamble = None
+    pydicom.dcmwrite(tmp_path / "legacy", ds, implicit_vr=True, little_endian=True)
+    assert (tmp_path / "legacy").read_bytes()[128:132] != b"DICM"
+    back, _ = read_dicom_volume(tmp_path / "legacy")
+    reference, _ = read_dicom_volume(tmp_path / "nm.dcm")
+    np.testing.assert_array_equal(back.array, reference.array)
+    np.testing.assert_allclose(back.affine_lps, reference.affine_lps)
+
+
 def test_negative_values_survive_through_the_intercept(tmp_path):
     volume = blob_volume().with_array(blob_volume().array - 50)
     write_dicom_series(volume, context(), tmp_path / "nm.dcm", "neg", uid_seed="t")
@@ -417,6 +431,28 @@ def test_bad_inputs_give_one_line_exit_2_and_write_nothing(tmp_path):
         assert not out.exists(), name
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out-")], name  # no temporary left
         assert tree_hash(inputs) == before, name
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("CT_small.dcm", "is a CT series, expected NM/PT SPECT"),
+        ("MR_small.dcm", "is a MR series, expected NM/PT SPECT"),
+        ("rtdose.dcm", "is a RTDOSE series"),
+        ("MR_truncated.dcm", "MR_truncated.dcm"),
+        ("no_meta.dcm", "not a DICOM file"),  # no preamble and nothing of an image
+        ("SC_rgb_small_odd.dcm", "is a 2D image"),
+    ],
+)
+def test_real_files_of_other_kinds_are_refused(name, words):
+    """Files from real scanners (pydicom's test data): a clear refusal, never a crash."""
+    path = Path(pydicom.data.get_testdata_file(name))
+    before = tree_hash(path)
+    with pytest.raises(SpectacError) as caught:
+        read_dicom_volume(path)
+    assert str(path) in str(caught.value)
+    assert words in str(caught.value), str(caught.value)
+    assert tree_hash(path) == before
 
 
 def test_import_refuses_ac_of_another_geometry(tmp_path):

@@ -30,7 +30,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from spectac.io.atomic import atomic_dir, atomic_path
@@ -192,11 +192,34 @@ def _dcmread(path: Path, header_only: bool = False) -> Dataset:
     with _guard(path):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=header_only)
-        except pydicom.errors.InvalidDicomError as exc:
-            raise SpectacError(f"{path}: not a DICOM file (no DICM preamble)") from exc
+        except pydicom.errors.InvalidDicomError:
+            # Legacy files (ACR-NEMA style, some old NM exports) have no preamble: accept them only
+            # when what parses looks like an image.
+            ds = _dcmread_legacy(path, header_only)
         # Force the lazy conversion of every element now, inside the guard.
         for element in ds.iterall():
             _ = element.value
+    return ds
+
+
+def _dcmread_legacy(path: Path, header_only: bool) -> Dataset:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=header_only, force=True)
+        looks_like_image = "SOPClassUID" in ds and ("Modality" in ds or "Rows" in ds)
+    except Exception:  # noqa: BLE001 - anything force-parsing raises means: not DICOM
+        looks_like_image = False
+    if not looks_like_image:
+        raise SpectacError(f"{path}: not a DICOM file (no DICM preamble)")
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", Dataset()):
+        # No meta header: the transfer syntax is what the parser found.
+        implicit, little = ds.original_encoding
+        syntax = (
+            ImplicitVRLittleEndian
+            if implicit
+            else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+        )
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
     return ds
 
 
