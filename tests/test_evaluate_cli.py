@@ -171,3 +171,15 @@ def test_registered_methods_and_evaluators_are_used(dataset: Path, tmp_path: Pat
     assert code == 0, out
     assert (run / "extra.csv").read_text() == "4\n"
     assert "extra body" in (run / "report.html").read_text()
+
+
+def test_heart_region_is_centred_on_the_lv() -> None:
+    from spectac.evaluation.heart import HEART_RADIUS_MM, find_lv_centre, heart_region, lv_centre
+
+    reference = _study(0)["ac"]
+    true_centre = np.array([15.0, -10.0, 0.0])  # the hot shell of _study
+    assert np.linalg.norm(lv_centre(reference) - true_centre) < 8.0
+    assert np.linalg.norm(find_lv_centre(reference) - true_centre) < 8.0  # the fallback alone
+    region = heart_region(reference)
+    expected_voxels = 4 / 3 * np.pi * HEART_RADIUS_MM**3 / SPACING**3
+    assert abs(region.sum() / expected_voxels - 1) < 0.1  # the whole sphere fits in this grid

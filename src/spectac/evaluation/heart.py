@@ -1,10 +1,10 @@
 """The heart region in which the ``heart_*`` metrics are computed, found in the CT-AC reference.
 
 The region is a sphere (70 mm radius by default) around the centre of the left-ventricular
-myocardium. The centre comes from a deliberately simple detector (see :func:`find_lv_centre`):
-the hottest compact blob of the smoothed reference once blobs as large as the liver are set aside.
-NOTE: issue 5 builds ``spectac.quant.lv`` (LV segmentation); when it offers a detector, this
-module should take the centre from it instead, keeping the sphere.
+myocardium. The centre comes from :func:`spectac.quant.lv.detect_lv` (a shell-model fit, about
+3 mm from the truth on simulated studies); when that finds no LV, a deliberately simple fallback
+(:func:`find_lv_centre`: the hottest compact blob once liver-sized blobs are set aside) is used.
+The fallback is much cruder: on simulated studies it misses the LV in about a third of cases.
 """
 
 from __future__ import annotations
@@ -57,6 +57,16 @@ def find_lv_centre(reference: Volume) -> np.ndarray:
     return reference.point_of(np.asarray(np.unravel_index(int(np.argmax(smooth)), smooth.shape), dtype=float))
 
 
+def lv_centre(reference: Volume) -> np.ndarray:
+    """LPS centre (mm) of the LV myocardium: the shell-model detector, or the blob fallback."""
+    from spectac.quant.lv import detect_lv  # quant sits right of evaluation's inputs; lazy import
+
+    try:
+        return np.asarray(detect_lv(reference).center_mm, dtype=np.float64)
+    except SpectacError:
+        return find_lv_centre(reference)
+
+
 def sphere_mask(reference: Volume, centre_mm: np.ndarray, radius_mm: float) -> np.ndarray:
     """(X, Y, Z) bool mask of the voxels whose centre lies within ``radius_mm`` of ``centre_mm``."""
     coords = reference.world_coordinates()
@@ -65,7 +75,7 @@ def sphere_mask(reference: Volume, centre_mm: np.ndarray, radius_mm: float) -> n
 
 def heart_region(reference: Volume, radius_mm: float = HEART_RADIUS_MM) -> np.ndarray:
     """(X, Y, Z) bool heart region: a sphere around the detected LV centre of the reference."""
-    mask = sphere_mask(reference, find_lv_centre(reference), radius_mm)
+    mask = sphere_mask(reference, lv_centre(reference), radius_mm)
     if not mask.any():
         raise SpectacError("the heart region is empty")
     return mask
