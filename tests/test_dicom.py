@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from spectac.cli import app
 from spectac.correction.files import from_lps_axes, to_lps_axes
 from spectac.io.dataset import Case, Dataset, write_manifest, write_study
-from spectac.io.dicom import new_context, read_dicom_volume, write_dicom_series
+from spectac.io.dicom import export_dataset_dicom, new_context, read_dicom_volume, write_dicom_series
 from spectac.io.importer import hu_to_mu, mu_to_hu, state_of
 from spectac.volume import SpectacError, Volume
 
@@ -275,6 +275,24 @@ def test_export_then_import_gives_the_dataset_back(tmp_path, mu_as):
             assert np.abs(a.array - b.array).max() <= tolerance, (name, mu_as)
     assert all(len(splits) == 1 for splits in by_patient.values())  # rest and stress on one side
     assert {s for splits in by_patient.values() for s in splits} == {"train", "val", "test"}
+
+
+def test_import_from_one_folder_tells_nc_from_ac(tmp_path):
+    """A clinic exporting NC and AC series into one folder: told apart by Corrected Image / description."""
+    source = Dataset.open(tiny_dataset(tmp_path / "sim", patients=1))
+    export_dataset_dicom(source.root, tmp_path / "dcm")
+    together = tmp_path / "together"
+    for name in ("nc", "ac"):
+        shutil.copytree(tmp_path / "dcm" / name, together / name)
+    result = runner.invoke(app, ["import", "--nc", str(together), "--ac", str(together), "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 0, result.output
+    imported = Dataset.open(tmp_path / "ds")
+    assert sorted(c.state for c in imported.cases) == ["rest", "stress"]
+    for case in imported.cases:
+        original = f"{case.patient_id.lower()}_{case.state}"
+        for name in ("nc", "ac"):
+            a, b = imported.load(case.case_id, name), source.load(original, name)
+            assert np.abs(a.array - b.array).max() <= b.array.max() / 30000, (case.case_id, name)
 
 
 def test_import_resamples_ac_onto_the_nc_grid(tmp_path):

@@ -469,13 +469,14 @@ def read_series(
     if not files:
         raise SpectacError(f"{source}: holds no files")
     datasets = [_dcmread(p) for p in files]
-    modalities = [_modality_ok(ds, p, allowed) for ds, p in zip(datasets, files)]
     with _guard(source):
         series = {str(ds.get("SeriesInstanceUID", "") or "") for ds in datasets}
         if len(series) > 1:
             raise SpectacError(
                 f"{source}: mixed series: {len(series)} Series Instance UIDs in one folder; give one series"
             )
+    modalities = [_modality_ok(ds, p, allowed) for ds, p in zip(datasets, files)]
+    with _guard(source):
         frames = [_frame_count(ds) for ds in datasets]
         if len(datasets) == 1:
             if frames[0] < 2:

@@ -41,6 +41,9 @@ _STRESS = re.compile(
     r"stress|\bstr\b|\bexercise|adenosine|regadenoson|dipyridamole|dobutamine|lexiscan", re.IGNORECASE
 )
 _REST = re.compile(r"\brest|\brst\b", re.IGNORECASE)
+_MU = re.compile(r"mu.?map|attenuation map|\bmu\b", re.IGNORECASE)
+_AC = re.compile(r"\bAC\b|IRAC|CTAC|\bAC_|_AC\b|attenuation corrected", re.IGNORECASE)
+_NC = re.compile(r"\bNC\b|IRNC|NOAC|\bNAC\b|\bNC_|_NC\b|non.?corrected|uncorrected", re.IGNORECASE)
 
 
 def hu_to_mu(hu: np.ndarray) -> np.ndarray:
@@ -115,6 +118,8 @@ class SeriesInfo:
 
     files: list[Path]
     where: Path
+    series_uid: str
+    attenuation_corrected: bool | None  # from Corrected Image (ATTN) or the description; None: unknown
     study_uid: str
     patient_id: str
     modality: str
@@ -146,6 +151,8 @@ def _series_info(files: list[Path], folder: Path) -> SeriesInfo:
     return SeriesInfo(
         files=files,
         where=where,
+        series_uid=text("SeriesInstanceUID"),
+        attenuation_corrected=_attenuation_corrected(ds.get("CorrectedImage"), text("SeriesDescription")),
         study_uid=text("StudyInstanceUID"),
         patient_id=text("PatientID"),
         modality=text("Modality").upper(),
@@ -153,6 +160,19 @@ def _series_info(files: list[Path], folder: Path) -> SeriesInfo:
         sex=sex if sex in ("F", "M") else "U",
         bmi=bmi,
     )
+
+
+def _attenuation_corrected(corrected: Any, description: str) -> bool | None:
+    values = [
+        str(v).upper() for v in (corrected if isinstance(corrected, (list, tuple)) else [corrected or ""])
+    ]
+    if _MU.search(description):
+        return None  # an attenuation map, not an emission image
+    if "ATTN" in values or _AC.search(description):
+        return True
+    if _NC.search(description):
+        return False
+    return None
 
 
 def _scan(folder: str | Path, what: str) -> list[SeriesInfo]:
@@ -186,7 +206,8 @@ def pair_series(
         by_key_mu.setdefault(info.key, []).append(info)
     pairs, unpaired = [], []
     for info in nc:
-        partner = _pick(by_key_ac.get(info.key, []), info.state)
+        candidates = [c for c in by_key_ac.get(info.key, []) if c.series_uid != info.series_uid]
+        partner = _pick(candidates, info.state)
         if partner is None:
             unpaired.append(info)
             continue
@@ -257,6 +278,10 @@ def import_dicom_dataset(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new dataset folder")
     nc_series, ac_series = _scan(nc_dir, "--nc"), _scan(ac_dir, "--ac")
+    if {s.series_uid for s in nc_series} & {s.series_uid for s in ac_series}:
+        # One folder holds both: tell NC from AC by Corrected Image (ATTN) and the description.
+        nc_series = [s for s in nc_series if s.attenuation_corrected is False]
+        ac_series = [s for s in ac_series if s.attenuation_corrected is True]
     mu_series = _scan(mu_dir, "--mu") if mu_dir is not None else None
     pairs, unpaired = pair_series(nc_series, ac_series, mu_series)
     pairs.sort(key=lambda triple: (triple[0].patient_id, triple[0].state, triple[0].study_uid))
