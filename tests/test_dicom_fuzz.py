@@ -1,6 +1,6 @@
 """Fuzz the DICOM reader: thousands of damaged NM files, and no exception but SpectacError.
 
-Seeded random mutations of valid files (NM multi-frame and a single-frame slice): byte flips,
+Seeded random mutations (2,500) of valid files (NM multi-frame, and a slice read alone or in its folder): byte flips,
 inserted and deleted bytes, truncations, and at the DICOM level deleted elements (top level and
 inside sequences) and elements given wrong values. Every outcome must be a Volume that makes sense
 or a SpectacError naming the file.
@@ -22,7 +22,7 @@ from pydicom.tag import BaseTag
 from spectac.io.dicom import new_context, read_dicom_volume, write_dicom_series
 from spectac.volume import SpectacError, Volume
 
-N_MUTANTS = 3000
+N_MUTANTS = 2500
 
 JUNK_VALUES = [0, -1, 1, 2, 65535, 2**31 - 1, "", "abc", "NaN", "-inf", "1e308", "0\\0", "1\\2\\3", "\x00\xff",
                "-5", "3.5", "9" * 20]
@@ -31,13 +31,15 @@ JUNK_VALUES = [0, -1, 1, 2, 65535, 2**31 - 1, "", "abc", "NaN", "-inf", "1e308",
 def _seed_files(tmp: Path) -> list[bytes]:
     rng = np.random.default_rng(0)
     array = (rng.random((8, 7, 6)) * 100).astype(np.float32)
-    volume = Volume(array, (6.8, 6.0, 5.0), origin=(-20.0, 10.0, 50.0))
+    volume = Volume(array, (6.8, 6.0, 5.0), origin=(-20.0, 10.0, 50.0))  # 6 frames, or 6 slices
     ctx = new_context("FUZZ", "1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12", sex="M")
     write_dicom_series(volume, ctx, tmp / "nm.dcm", "FUZZ NM", uid_seed="f")
     ctx_slices = new_context("FUZZ", "1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12",
                              kind="slices")
     write_dicom_series(volume, ctx_slices, tmp / "slices", "FUZZ SC", uid_seed="g")
-    return [(tmp / "nm.dcm").read_bytes(), next((tmp / "slices").iterdir()).read_bytes()]
+    # Seed 1 is the first slice of a folder of slices: its mutants are read alone (a 2D image) and
+    # in place of the original among the other slices of the series (tmp/slices).
+    return [(tmp / "nm.dcm").read_bytes(), min((tmp / "slices").iterdir()).read_bytes()]
 
 
 def _element_paths(ds: Dataset, prefix: tuple = ()) -> list[tuple]:
@@ -107,7 +109,7 @@ def test_mutated_files_give_a_volume_or_a_spectac_error(tmp_path):
     seeds = _seed_files(tmp_path)
     paths = [_element_paths(pydicom.dcmread(io.BytesIO(data))) for data in seeds]
     rng = np.random.default_rng(12345)
-    target = tmp_path / "mutant.dcm"
+    in_folder = min((tmp_path / "slices").iterdir())
     outcomes: Counter[str] = Counter()
     for i in range(N_MUTANTS):
         which = int(rng.integers(len(seeds))) if rng.random() < 0.3 else 0  # mostly the NM volume
@@ -115,16 +117,19 @@ def test_mutated_files_give_a_volume_or_a_spectac_error(tmp_path):
         if data is None:
             outcomes["unwritable"] += 1
             continue
+        folder = which == 1 and rng.random() < 0.5
+        target = in_folder if folder else tmp_path / "mutant.dcm"
         target.write_bytes(data)
         try:
-            volume, context = read_dicom_volume(target)
+            volume, context = read_dicom_volume(target.parent if folder else target)
         except SpectacError as exc:
             message = str(exc)
-            assert str(target) in message and "\n" not in message, (i, message)
+            named = str(target.parent) if folder else str(target)
+            assert named in message and "\n" not in message, (i, message)
             outcomes["error"] += 1
             continue
         # Whatever is accepted must be a usable volume.
-        assert context.kind == "nm-multiframe" and volume.array.dtype == np.float32
+        assert context.kind == ("slices" if folder else "nm-multiframe") and volume.array.dtype == np.float32
         assert np.all(np.isfinite(volume.array)) and np.any(volume.array)
         assert np.all(np.isfinite(volume.affine_lps)) and min(volume.spacing) > 0
         outcomes["read"] += 1
