@@ -1,8 +1,8 @@
 """Fuzz the DICOM reader: thousands of damaged NM files, and no exception but SpectacError.
 
-Seeded random mutations (2,500) of valid files (NM multi-frame, and a slice read alone or in its folder): byte flips,
-inserted and deleted bytes, truncations, and at the DICOM level deleted elements (top level and
-inside sequences) and elements given wrong values. Every outcome must be a Volume that makes sense
+Seeded random mutations (2,500) of valid files (an NM multi-frame file, and a slice read alone or
+in its series folder): byte flips, inserted and deleted bytes, truncations, and at the DICOM level
+deleted elements (top level and inside sequences) and elements given wrong values. Every outcome must be a Volume that makes sense
 or a SpectacError naming the file.
 """
 
