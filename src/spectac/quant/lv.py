@@ -32,6 +32,7 @@ ANTERIOR_LPS = np.array([0.0, -1.0, 0.0])
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
 TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
+MIN_RELATIVE_CONTRAST = 0.38  # below it no LV-like shell was found
 SHAPE_POWER = 2.4  # exponent of the super-ellipsoid LV shape used for the centroid
 
 
@@ -306,8 +307,15 @@ def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
     # peaks of a more smoothed copy: one per organ rather than one per noise bump
     coarse = ndimage.gaussian_filter(smooth, [12.0 / s for s in volume.spacing])
     size = [max(3, round(40.0 / s) | 1) for s in volume.spacing]
-    peaks = np.argwhere((coarse == ndimage.maximum_filter(coarse, size=size)) & (coarse > 0.1 * coarse.max()))
-    peaks = sorted(peaks.tolist(), key=lambda i: -coarse[tuple(i)])[:24]
+    coarse_peaks = np.argwhere((coarse == ndimage.maximum_filter(coarse, size=size)) & (coarse > 0.1 * coarse.max()))
+    # finer peaks too: an LV pressed against a hotter liver may show no peak of its own when coarse
+    fine_size = [max(3, round(30.0 / s) | 1) for s in volume.spacing]
+    fine_peaks = np.argwhere((smooth == ndimage.maximum_filter(smooth, size=fine_size)) & (smooth > 0.15 * top))
+    peaks: list[list[int]] = []
+    for group, image in ((coarse_peaks, coarse), (fine_peaks, smooth)):
+        for peak in sorted(group.tolist(), key=lambda i: -image[tuple(i)]):
+            if len(peaks) < 24 and all(np.abs(np.subtract(peak, q)).max() > 2 for q in peaks):
+                peaks.append(peak)
     ball_vox = np.ceil(55.0 / np.asarray(volume.spacing)).astype(int)
     found: list[dict[str, Any]] = []
     for peak in peaks:
@@ -403,7 +411,8 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
             best = (score, p)
     assert best is not None
     score, p = best
-    if score <= 0.2:
+    # LVs score 0.45-0.65 (lower with large defects); solid blobs such as a liver lobe about 0.3
+    if score <= MIN_RELATIVE_CONTRAST:
         raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
     base, axis, radius, length = _frame_from_params(p)
     return LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)

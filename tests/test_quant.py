@@ -1,0 +1,151 @@
+"""Clinical quantification on synthetic LV shells: detection, reorientation, polar map, AHA segments,
+normal limits, TPD and segment scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quant_shapes import draw_shell, shell_geometry
+from spectac.quant.lv import axis_error_deg, centre_error_mm, detect_lv
+from spectac.quant.normals import NormalDatabase, database_from_maps, method_family
+from spectac.quant.polar import N_CAP, N_RINGS, bullseye_image, polar_map
+from spectac.quant.reorient import horizontal_long_axis, short_axis, vertical_long_axis
+from spectac.quant.scores import score_polar_map
+from spectac.quant.segments import SEGMENT_MAP, TERRITORY_SEGMENTS, polar_segments, segment_of_angle
+from spectac.volume import SpectacError, Volume
+
+SMALL = {"shape": (40, 40, 40), "supersample": 2}  # a 27 cm field of view is enough for a torso here
+# (AHA angle of the cold spot, fraction of the mid-wall length from the base) -> segment
+SPOTS = [
+    (0, (0.04, 0.26), 1),
+    (60, (0.04, 0.26), 2),
+    (240, (0.04, 0.26), 5),
+    (120, (0.38, 0.58), 9),
+    (300, (0.38, 0.58), 12),
+    (90, (0.68, 0.86), 14),
+    (180, (0.68, 0.86), 15),
+]
+
+
+def test_aha_angle_layout() -> None:
+    assert segment_of_angle(np.array([0, 59, 61, 179, 181, 269, 271, 359]), "basal").tolist() == [1, 2, 2, 4, 4, 5, 6, 1]
+    assert segment_of_angle(np.array([0, 44, 46, 134, 136, 226, 314, 316]), "apical").tolist() == [
+        13, 13, 14, 14, 15, 16, 16, 13,
+    ]  # fmt: skip
+    # the polar-map layout: apex cap in the centre rings, basal ring outermost
+    assert set(SEGMENT_MAP[:N_CAP].ravel()) == {17}
+    assert set(SEGMENT_MAP[-1].ravel()) == {1, 2, 3, 4, 5, 6}
+    assert set(SEGMENT_MAP[N_CAP].ravel()) == {13, 14, 15, 16}
+
+
+def test_detect_lv_on_shells_with_a_hot_liver() -> None:
+    for axis, offset, liver in [((1, -1, -1), (20, -10, 5), 0.0), ((0.8, -1, -0.6), (10, 0, 0), 2.0)]:
+        truth = shell_geometry(axis, offset)
+        found = detect_lv(draw_shell(truth, torso=True, liver=liver, seed=1))
+        assert axis_error_deg(found, truth) < 6.0
+        assert centre_error_mm(found, truth) < 6.8
+        assert np.degrees(np.arccos(found.anterior @ truth.anterior)) < 6.0
+        assert found.septal @ np.array([-1.0, 0, 0]) > 0  # septum toward the patient's right
+
+
+def test_detect_lv_refuses_an_image_without_a_heart() -> None:
+    with pytest.raises(SpectacError):
+        detect_lv(Volume.centred(np.zeros((24, 24, 24), np.float32), 6.8))
+    solid = np.zeros((32, 32, 32), np.float32)
+    solid[10:22, 10:22, 10:22] = 1.0  # a solid cube: no hollow shell
+    with pytest.raises(SpectacError):
+        detect_lv(Volume.centred(solid, 6.8))
+
+
+def test_reoriented_views_put_the_anterior_wall_on_top_and_the_apex_where_expected() -> None:
+    truth = shell_geometry((1, -0.7, -0.8), (10, -10, 0))
+    volume = draw_shell(truth, defect=(-40, 40, 0.0, 1.1, 0.0), blur_mm=6.0)  # anterior wall removed
+    sa = short_axis(volume, truth)
+    mid = sa[sa.shape[0] // 2 + 2]  # a slice on the basal side of the centre
+    rows = mid.shape[0]
+    assert mid[: rows // 2].sum() < 0.5 * mid[rows // 2 :].sum()  # top half (anterior) cold
+    hla, vla = horizontal_long_axis(volume, truth), vertical_long_axis(volume, truth)
+    # HLA rows top = apex: the apex cap lies above the centre; VLA columns right = apex
+    hla_mid, vla_mid = hla[hla.shape[0] // 2], vla[vla.shape[0] // 2]
+    n = hla_mid.shape[0]
+    assert hla_mid[: n // 2].sum() > 0 and np.argmax(hla_mid.sum(axis=1)) < n // 2 + 6
+    assert vla_mid[:, n // 2 :].sum() > 0
+
+
+def test_polar_map_of_a_uniform_shell_is_flat() -> None:
+    truth = shell_geometry((1, -1, -1), (15, -10, 0))
+    pm = polar_map(draw_shell(truth, shape=(72, 72, 72), spacing=4.0, supersample=2, blur_mm=10.0), truth)
+    inner = pm.values[:-4]  # the outermost rings (10 mm) see the blurred edge of the open base
+    assert np.abs(inner - np.median(inner)).max() < 0.06
+    assert inner.std(axis=1).max() < 0.025  # no angular structure in any ring
+    assert pm.values[-1].mean() < 0.8  # ... and the base edge is indeed there
+    assert pm.weights.sum() == pytest.approx(1.0)
+    img = bullseye_image(pm.values, 64)
+    assert np.isnan(img[0, 0]) and np.isfinite(img[32, 32])
+
+
+@pytest.mark.parametrize(("theta", "levels", "segment"), SPOTS)
+def test_a_cold_spot_lands_in_its_aha_segment(theta: float, levels: tuple[float, float], segment: int) -> None:
+    truth = shell_geometry((1, -1, -1), (15, -10, 0))
+    volume = draw_shell(truth, defect=(theta - 22, theta + 22, *levels, 0.3), blur_mm=8.0)
+    values = polar_segments(polar_map(volume, truth))
+    assert int(np.argmin(values)) + 1 == segment
+
+
+def test_a_cold_apex_lands_in_segment_17() -> None:
+    truth = shell_geometry((1, -1, -1), (15, -10, 0))
+    volume = draw_shell(truth, defect=(0, 359.9, 0.97, 1.3, 0.2), blur_mm=8.0)
+    assert int(np.argmin(polar_segments(polar_map(volume, truth)))) + 1 == 17
+
+
+@pytest.fixture(scope="module")
+def normals() -> NormalDatabase:
+    """AC limits from synthetic normal patients (shape, orientation and noise vary), scored the
+    clinical way: detect_lv then the polar map."""
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(8):
+        axis = np.array([1.0, -1.0, -1.0]) + rng.normal(0, 0.15, 3)
+        truth = shell_geometry(axis, rng.normal(0, 8, 3) + [15, -10, 0], radius=rng.uniform(24, 29),
+                               length=rng.uniform(58, 68))
+        volume = draw_shell(truth, torso=True, liver=rng.uniform(0.3, 1.2), seed=i, **SMALL)
+        records.append(("ac", "F" if i % 2 else "M", "stress", polar_map(volume, detect_lv(volume)).values))
+    return database_from_maps(records, {"source": "synthetic"})
+
+
+def test_normal_patient_scores_near_zero_and_lad_defect_scores_abnormal(normals: NormalDatabase) -> None:
+    limits = normals.limits(method_family("chang"), "M", "stress")
+    truth = shell_geometry((1.1, -0.9, -1.0), (18, -6, 3), radius=26.0, length=63.0)
+    normal = draw_shell(truth, torso=True, liver=0.8, seed=99, **SMALL)
+    s_normal = score_polar_map(polar_map(normal, detect_lv(normal)), limits)
+    assert s_normal.tpd < 3.0
+    assert s_normal.summed_score <= 3
+
+    # a transmural LAD defect: anterior and anteroseptal walls (-30 to 90 degrees) from the base to
+    # the apex, 70% reduced
+    lad = draw_shell(truth, torso=True, liver=0.8, seed=99, defect=(-30, 90, 0.0, 1.3, 0.3), **SMALL)
+    s_lad = score_polar_map(polar_map(lad, detect_lv(lad)), limits)
+    assert s_lad.tpd > 10.0
+    assert s_lad.summed_score >= 10
+    in_lad = np.isin(np.arange(1, 18), TERRITORY_SEGMENTS["LAD"])
+    assert s_lad.segment_scores[in_lad].sum() > 3 * s_lad.segment_scores[~in_lad].sum()
+    assert s_lad.territory_tpd("LAD") > 3 * max(s_lad.territory_tpd("RCA"), s_lad.territory_tpd("LCx"))
+
+
+def test_normal_database_round_trip_and_fallback(normals: NormalDatabase, tmp_path) -> None:  # noqa: ANN001
+    path = normals.save(tmp_path / "normals.npz")
+    loaded = NormalDatabase.load(path)
+    a, b = normals.limits("ac", "F", "stress"), loaded.limits("ac", "F", "stress")
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-6)
+    np.testing.assert_allclose(a.sd, b.sd, rtol=1e-6)
+    assert a.n == 4 and a.mean.shape == (N_RINGS, a.mean.shape[1])
+    # no rest normals: the lookup falls back to the pooled-state group of the sex
+    assert loaded.limits("ac", "M", "rest").n == 4
+    with pytest.raises(SpectacError, match="nc limits"):
+        loaded.limits("nc", "M", "stress")
+    with pytest.raises(SpectacError, match="spectac normals"):
+        NormalDatabase.load(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(SpectacError, match="bad.npz"):
+        NormalDatabase.load(tmp_path / "bad.npz")
