@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from quant_shapes import draw_shell, shell_geometry
+
 from spectac.quant.lv import axis_error_deg, centre_error_mm, detect_lv
 from spectac.quant.normals import NormalDatabase, database_from_maps, method_family
 from spectac.quant.polar import N_CAP, N_RINGS, bullseye_image, polar_map
@@ -133,7 +133,7 @@ def test_normal_patient_scores_near_zero_and_lad_defect_scores_abnormal(normals:
     assert s_lad.territory_tpd("LAD") > 3 * max(s_lad.territory_tpd("RCA"), s_lad.territory_tpd("LCx"))
 
 
-def test_normal_database_round_trip_and_fallback(normals: NormalDatabase, tmp_path) -> None:  # noqa: ANN001
+def test_normal_database_round_trip_and_fallback(normals: NormalDatabase, tmp_path) -> None:
     path = normals.save(tmp_path / "normals.npz")
     loaded = NormalDatabase.load(path)
     a, b = normals.limits("ac", "F", "stress"), loaded.limits("ac", "F", "stress")
