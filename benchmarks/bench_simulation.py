@@ -1,0 +1,47 @@
+"""Seconds per simulated study at the default protocol (phantom + projection + NC and CT-AC OSEM).
+
+Run: python benchmarks/bench_simulation.py [--studies 6]
+Each study runs on one torch thread, as `spectac simulate` does (parallelism is over studies with
+--workers), so the cohort time is about studies x seconds / workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from spectac.phantom.anatomy import build_phantom
+from spectac.simulate import SimulationConfig, patient_params, simulate_study
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--studies", type=int, default=6)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = SimulationConfig()
+    totals, phantoms = [], []
+    for i in range(args.studies):
+        params = patient_params(123, i, 0.5)
+        state = ("stress", "rest")[i % 2]
+        t0 = time.perf_counter()
+        build_phantom(params, state, config.shape, config.spacing_mm)
+        phantoms.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        simulate_study(params, state, config, np.random.default_rng(i))
+        totals.append(time.perf_counter() - t0)
+    med = float(np.median(totals))
+    print(f"machine: {platform.processor() or platform.machine()}, torch threads 1")
+    print("| what | median s | min s | max s |")
+    print("|---|---|---|---|")
+    print(f"| phantom only (64^3, 2x supersampled) | {np.median(phantoms):.2f} | {min(phantoms):.2f} | {max(phantoms):.2f} |")
+    print(f"| whole study (phantom, projection, NC + CT-AC OSEM 4x6, filter) | {med:.2f} | {min(totals):.2f} | {max(totals):.2f} |")
+    print(f"100-patient cohort (200 studies) estimate with 2 workers: {200 * med / 2 / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

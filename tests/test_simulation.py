@@ -1,0 +1,236 @@
+"""The simulator: determinism, orientation on disk, realistic attenuation artifacts, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from spectac.acquisition.protocol import Protocol
+from spectac.cli import app
+from spectac.io.dataset import Dataset
+from spectac.reconstruction.osem import ReconConfig
+from spectac.simulate import SimulationConfig, patient_params, simulate_cohort, simulate_study
+from spectac.volume import Volume
+
+runner = CliRunner()
+
+# A coarse, fast configuration for tests: 32^3 voxels of 13.6 mm cover the same 435 mm field.
+SMALL = SimulationConfig(
+    protocol=Protocol(n_views=24, pixel_mm=13.6),
+    recon=ReconConfig(iterations=2, subsets=4),
+    shape=(32, 32, 32),
+    supersample=1,
+)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_same_seed_same_bytes_and_resume(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    simulate_cohort(a, patients=2, seed=3, config=SMALL, workers=1)
+    simulate_cohort(b, patients=2, seed=3, config=SMALL, workers=2)
+    assert digest(a) == digest(b)
+    # an interrupted run resumes: remove one study, run again, same bytes
+    for f in (b / "studies" / "P001_rest").iterdir():
+        f.unlink()
+    (b / "studies" / "P001_rest").rmdir()
+    summary = simulate_cohort(b, patients=2, seed=3, config=SMALL, workers=1)
+    assert summary == {"written": 1, "skipped": 3}
+    assert digest(a) == digest(b)
+    simulate_cohort(c, patients=2, seed=4, config=SMALL, workers=1)
+    nc_a = Dataset.open(a).load("P000_stress", "truth").array
+    nc_c = Dataset.open(c).load("P000_stress", "truth").array
+    assert not np.array_equal(nc_a, nc_c)
+
+
+def test_patients_differ_and_splits_are_by_patient(tmp_path: Path) -> None:
+    p0, p1 = patient_params(0, 0, 0.5), patient_params(0, 1, 0.5)
+    assert p0.to_dict() != p1.to_dict()
+    assert patient_params(0, 0, 0.5).to_dict() == p0.to_dict()
+    from spectac.simulate import _case_rows
+
+    cases = _case_rows(0, 100, SimulationConfig())
+    by_patient: dict[str, set[str]] = {}
+    for case in cases:
+        by_patient.setdefault(case.patient_id, set()).add(case.split)
+    assert all(len(s) == 1 for s in by_patient.values())
+    counts = {s: sum(1 for v in by_patient.values() if s in v) for s in ("train", "val", "test")}
+    assert counts == {"train": 40, "val": 40, "test": 20}
+    has_defect = sum(1 for c in cases if c.state == "stress" and c.defect_type != "none")
+    assert 30 <= has_defect <= 70  # about half the patients
+
+
+def test_point_source_lands_left_anterior_superior_in_ras(tmp_path: Path) -> None:
+    """A source on the patient's left, anterior and superior shows there in the NIfTI (RAS)."""
+    n, spacing = 32, 13.6
+    grid = Volume.centred(np.zeros((n, n, n), np.float32), spacing)
+    source_lps = np.array([60.0, -40.0, 50.0])
+    act = np.zeros((n, n, n), np.float32)
+    idx = np.round(grid.index_of(source_lps)).astype(int)
+    act[tuple(idx)] = 1000.0
+    coords = grid.world_coordinates()
+    mu = ((coords[..., 0] ** 2 / 150**2 + coords[..., 1] ** 2 / 110**2) <= 1).astype(np.float32) * 0.153
+    act += 0.01 * (mu > 0)
+    for name, arr in (("act", act), ("mu", mu)):
+        nib.save(nib.Nifti1Image(arr, grid.affine_ras), tmp_path / f"{name}.nii.gz")
+    out = tmp_path / "ds"
+    result = runner.invoke(
+        app,
+        ["simulate", "--activity", str(tmp_path / "act.nii.gz"), "--mu", str(tmp_path / "mu.nii.gz"),
+         "--out", str(out), "--views", "24", "--iterations", "2", "--subsets", "4"],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("nc", "ac", "truth"):
+        image = nib.load(out / "studies" / "user_stress" / f"{name}.nii.gz")
+        data = np.asarray(image.dataobj)
+        peak = np.unravel_index(np.argmax(data), data.shape)
+        ras = image.affine @ np.array([*peak, 1.0])
+        assert ras[0] < -40 and ras[1] > 20 and ras[2] > 30, (name, ras)  # Right<0 = left, Anterior>0, Superior>0
+        assert np.linalg.norm(ras[:3] - np.array([-60.0, 40.0, 50.0])) < 1.5 * 6.8 * 2
+
+
+def _wall_ratios(volumes: dict, info: dict, spacing: float) -> dict[str, float]:
+    lv = info["lv"]
+    myo = info["myocardium"] > 0.5
+    idx = np.argwhere(myo)
+    n = myo.shape[0]
+    rel = (idx - (n - 1) / 2) * spacing - np.asarray(lv["center_mm"])
+    theta = np.degrees(np.arctan2(rel @ np.asarray(lv["septal"]), rel @ np.asarray(lv["anterior"]))) % 360
+    ratios = {}
+    for wall, centre in (("anterior", 0), ("septal", 90), ("inferior", 180), ("lateral", 270)):
+        sel = tuple(idx[np.abs((theta - centre + 180) % 360 - 180) < 45].T)
+        ratios[wall] = float(volumes["nc"][sel].mean() / volumes["ac"][sel].mean())
+    return ratios
+
+
+def _segment_cv(volume: np.ndarray, info: dict, spacing: float) -> float:
+    """Coefficient of variation of the mean counts of the 17 AHA segments (truth geometry)."""
+    from spectac.phantom.lv import segment_of
+
+    lv = info["lv"]
+    myo = info["myocardium"] > 0.5
+    idx = np.argwhere(myo)
+    n = myo.shape[0]
+    rel = (idx - (n - 1) / 2) * spacing - np.asarray(lv["base_mm"])
+    axis = np.asarray(lv["long_axis"])
+    frac = (rel @ axis) / (lv["length_mm"] - 0.8 * lv["wall_mm"])
+    theta = np.degrees(np.arctan2(rel @ np.asarray(lv["septal"]), rel @ np.asarray(lv["anterior"])))
+    level = np.where(frac < 1 / 3, 0, np.where(frac < 2 / 3, 1, np.where(frac <= 1, 2, 3)))
+    seg = segment_of(theta, level)
+    values = volume[tuple(idx.T)]
+    means = np.array([values[seg == s].mean() for s in range(1, 18) if np.any(seg == s)])
+    return float(means.std() / means.mean())
+
+
+@pytest.fixture(scope="module")
+def normal_pair() -> dict:
+    """A normal man and a normal woman with large breasts, default protocol, noise as clinical."""
+    torch.set_num_threads(2)
+    config = SimulationConfig()
+    found: dict[str, tuple] = {}
+    i = 0
+    while len(found) < 2:
+        params = patient_params(0, i, 0.0)
+        i += 1
+        if params.sex in found or (params.sex == "F" and params.breast_radius_mm < 60):
+            continue
+        volumes, info = simulate_study(params, "stress", config, np.random.default_rng(i))
+        found[params.sex] = (volumes, info)
+    return found
+
+
+def test_attenuation_artifacts_by_sex(normal_pair: dict) -> None:
+    man = _wall_ratios(*normal_pair["M"], 6.8)
+    woman = _wall_ratios(*normal_pair["F"], 6.8)
+    # men: the inferior wall loses more counts than the anterior (diaphragm); women with large
+    # breasts: the anterior wall is the most attenuated
+    assert man["inferior"] < 0.95 * man["anterior"]
+    assert woman["anterior"] == min(woman.values())
+    assert woman["anterior"] < 0.85 * woman["lateral"]
+
+
+def test_nc_less_uniform_than_ac_and_ac_matches_truth(normal_pair: dict) -> None:
+    for volumes, info in normal_pair.values():
+        cv_nc = _segment_cv(volumes["nc"], info, 6.8)
+        cv_ac = _segment_cv(volumes["ac"], info, 6.8)
+        assert cv_nc > 1.5 * cv_ac
+        myo = info["myocardium"] > 0.5
+        from scipy.ndimage import binary_dilation
+
+        region = binary_dilation(myo, iterations=2)
+        r_ac = np.corrcoef(volumes["ac"][region], volumes["truth"][region])[0, 1]
+        r_nc = np.corrcoef(volumes["nc"][region], volumes["truth"][region])[0, 1]
+        assert r_ac > 0.85 and r_ac > r_nc + 0.05
+
+
+def _write_phantom(tmp_path: Path, act: np.ndarray, mu: np.ndarray, spacing: float = 6.8) -> tuple[Path, Path]:
+    a, m = tmp_path / "act.nii.gz", tmp_path / "mu.nii.gz"
+    nib.save(nib.Nifti1Image(act, np.diag([-spacing, -spacing, spacing, 1.0])), a)
+    nib.save(nib.Nifti1Image(mu, np.diag([-spacing, -spacing, spacing, 1.0])), m)
+    return a, m
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("shape", "does not match"),
+        ("nan", "NaN"),
+        ("negative", "negative"),
+    ],
+)
+def test_bad_user_phantom(tmp_path: Path, case: str, message: str) -> None:
+    act = np.ones((16, 16, 16), np.float32)
+    mu = np.full((16, 16, 16), 0.15, np.float32)
+    if case == "shape":
+        mu = mu[:, :, :12]
+    elif case == "nan":
+        act[3, 3, 3] = np.nan
+    elif case == "negative":
+        act[3, 3, 3] = -1
+    a, m = _write_phantom(tmp_path, act, mu)
+    before = (a.read_bytes(), m.read_bytes())
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", "--activity", str(a), "--mu", str(m), "--out", str(out)])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (out / "studies").exists()
+    assert (a.read_bytes(), m.read_bytes()) == before
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--counts", "-100"], "--counts must be positive"),
+        (["--views", "0"], "--views"),
+        (["--subsets", "7", "--views", "6"], "--subsets"),
+        (["--arc", "90"], "180 or 360"),
+        (["--split", "40/60"], "--split"),
+        (["--patients", "0"], "--patients"),
+    ],
+)
+def test_bad_simulate_options(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (out / "studies").exists()
+
+
+def test_unwritable_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(app, ["simulate", "--out", str(blocker / "ds"), "--patients", "1"])
+    assert result.exit_code == 2
+    assert "cannot write" in result.output
