@@ -311,17 +311,19 @@ def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
     # finer peaks too: an LV pressed against a hotter liver may show no peak of its own when coarse
     fine_size = [max(3, round(30.0 / s) | 1) for s in volume.spacing]
     fine_peaks = np.argwhere((smooth == ndimage.maximum_filter(smooth, size=fine_size)) & (smooth > 0.15 * top))
-    peaks: list[list[int]] = []
+    peaks: list[np.ndarray] = []
     for group, image in ((coarse_peaks, coarse), (fine_peaks, smooth)):
         for peak in sorted(group.tolist(), key=lambda i: -image[tuple(i)]):
-            if len(peaks) < 24 and all(np.abs(np.subtract(peak, q)).max() > 2 for q in peaks):
-                peaks.append(peak)
+            peak_mm = volume.point_of(np.asarray(peak, float))
+            if peak_mm[0] - body_centre[0] < -60.0:  # far right: liver
+                continue
+            # one seed per 25 mm: noise bumps of a hot liver or gut must not crowd out the LV
+            if len(peaks) < 24 and all(np.linalg.norm(peak_mm - q) > 25.0 for q in peaks):
+                peaks.append(peak_mm)
     ball_vox = np.ceil(55.0 / np.asarray(volume.spacing)).astype(int)
     found: list[dict[str, Any]] = []
-    for peak in peaks:
-        peak_mm = volume.point_of(np.asarray(peak, float))
-        if peak_mm[0] - body_centre[0] < -60.0:  # far right: liver
-            continue
+    for peak_mm in peaks:
+        peak = np.round(volume.index_of(peak_mm)).astype(int)
         lo = np.maximum(np.asarray(peak) - ball_vox, 0)
         hi = np.minimum(np.asarray(peak) + ball_vox + 1, volume.shape)
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -333,7 +335,7 @@ def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
         # the seed: the hottest voxel close to the peak (a hotter organ may lie within the ball)
         at = np.unravel_index(np.argmax(np.where(dist < 20.0, sub, -np.inf)), sub.shape)
         local_peak = float(sub[at])
-        for frac in (0.5, 0.7):
+        for frac in (0.5, 0.7, 0.85):
             # a blob is kept within a heart-sized ball around its peak, so an LV touching the liver
             # or gut is not swallowed by them
             labels, _ = ndimage.label((sub > frac * local_peak) & near)
@@ -351,6 +353,49 @@ def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
                 continue
             if all(np.linalg.norm(centre - c["centre"]) > 15.0 for c in found):
                 found.append({"centre": centre, "axes": evecs[:, ::-1], "ml": ml})
+    return found
+
+
+def _shell_kernel(spacing: tuple[float, float, float]) -> np.ndarray:
+    """A zero-mean 3D kernel that answers to a hot spherical shell around a cold centre.
+
+    Positive on radii 15-32 mm (the LV wall around its centroid), negative inside 10 mm (the
+    cavity) and on 38-48 mm (around the heart); the two signs carry equal weight, so a uniform
+    (solid) region, however hot, gives no response.
+    """
+    half = np.ceil(48.0 / np.asarray(spacing)).astype(int)
+    grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing)], indexing="ij")
+    r = np.sqrt(sum(g**2 for g in grids))
+    wall = (r >= 15.0) & (r <= 32.0)
+    cavity = r < 10.0
+    around = (r >= 38.0) & (r <= 48.0)
+    kernel = wall / wall.sum() - 0.5 * cavity / max(cavity.sum(), 1) - 0.5 * around / around.sum()
+    return kernel.astype(np.float32)
+
+
+def _shell_filter_candidates(volume: Volume, smooth: np.ndarray, n: int = 6) -> list[dict[str, Any]]:
+    """Centres where the image looks most like a hot shell around a cold centre (matched filter).
+
+    Robust where blob seeds fail: an LV pressed against a liver or stomach of equal or higher
+    uptake shows no local maximum of its own, but its cold cavity still answers the filter.
+    """
+    from scipy.signal import fftconvolve
+
+    response = fftconvolve(smooth, _shell_kernel(volume.spacing), mode="same")
+    size = [max(3, round(25.0 / s) | 1) for s in volume.spacing]
+    peaks = np.argwhere((response == ndimage.maximum_filter(response, size=size)) & (response > 0))
+    peaks = sorted(peaks.tolist(), key=lambda i: -response[tuple(i)])[:n]
+    found = []
+    grid = None
+    for peak in peaks:
+        centre = volume.point_of(np.asarray(peak, float))
+        if grid is None:
+            grid = volume.world_coordinates()
+        near = np.linalg.norm(grid - centre, axis=-1) < 40.0
+        hot = near & (smooth > 0.5 * smooth[near].max())
+        pts = grid[hot]
+        axes = np.linalg.eigh(np.cov((pts - pts.mean(axis=0)).T))[1][:, ::-1] if len(pts) > 4 else np.eye(3)
+        found.append({"centre": centre, "axes": axes, "ml": float("nan")})
     return found
 
 
@@ -372,7 +417,7 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
         raise SpectacError("the image contains NaN or infinite values; cannot find the LV")
     sigma = [6.0 / s for s in volume.spacing]  # light smoothing against noise, in voxels
     smooth = ndimage.gaussian_filter(np.clip(array, 0, None), sigma)
-    candidates = _candidates(volume, smooth)
+    candidates = _shell_filter_candidates(volume, smooth) + _candidates(volume, smooth)
     if not candidates:
         raise SpectacError("no LV-like hot structure found in the image")
     sample = _Sampler(volume, smooth)
