@@ -159,6 +159,13 @@ def test_train_cli_writes_best_weights_and_resumes(tmp_path: Path, monkeypatch: 
     wrong = runner.invoke(app, ["correct", str(target), "-o", str(target), "--method", "unet-gan3d",
                                 "--weights", str(out)])
     assert wrong.exit_code == 2 and "overwrite the input" in wrong.output
+    # `spectac predict` finds the registered network and uses these weights
+    run = tmp_path / "run"
+    predicted = runner.invoke(app, ["predict", "--method", "unet-gan3d", "--data", str(data), "--out", str(run),
+                                    "--split", "val", "--set", f"weights={out}"])
+    assert predicted.exit_code == 0, predicted.output
+    np.testing.assert_allclose(read_nifti(run / "predictions" / "unet-gan3d" / "p05_rest.nii.gz").array, ac.array,
+                               rtol=1e-5, atol=1e-4)
     mismatch = runner.invoke(app, ["correct", str(target), "-o", str(tmp_path / "x.nii.gz"), "--method", "unet3d",
                                    "--weights", str(out)])
     assert mismatch.exit_code == 2 and "weights of unet-gan3d" in mismatch.output
