@@ -38,8 +38,8 @@ DEFAULT_COUNTS = {"stress": (4.0e6, 0.6e6), "rest": (3.0e6, 0.45e6)}
 class SimulationConfig:
     """The whole configuration of a simulation run (saved in dataset.json)."""
 
-    protocol: Protocol = Protocol()
-    recon: ReconConfig = ReconConfig()
+    protocol: Protocol = field(default_factory=Protocol)
+    recon: ReconConfig = field(default_factory=ReconConfig)
     shape: tuple[int, int, int] = (64, 64, 64)
     counts: float | None = None  # None: drawn per study around DEFAULT_COUNTS
     split: tuple[float, float, float] = (0.4, 0.4, 0.2)
@@ -103,8 +103,8 @@ def assign_splits(patient_ids: list[str], proportions: tuple[float, float, float
     """Patient-wise split: rest and stress of one patient always fall on the same side."""
     order = np.random.default_rng(np.random.SeedSequence([seed, 7919])).permutation(len(patient_ids))
     n = len(patient_ids)
-    n_train = int(round(proportions[0] * n))
-    n_val = int(round(proportions[1] * n))
+    n_train = round(proportions[0] * n)
+    n_val = round(proportions[1] * n)
     n_val = min(n_val, n - n_train)
     splits = {}
     for rank, i in enumerate(order):

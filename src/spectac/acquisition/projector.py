@@ -156,10 +156,10 @@ class SpectProjector:
         variance = (sigma_mm / self.spacing_mm) ** 2  # (U, A), decreasing with u
         increments = np.zeros_like(variance)
         increments[1:] = np.maximum(variance[:-1] - variance[1:], 0.0)
-        repeats = max(1, int(math.ceil(increments.max() / _MAX_STEP_VARIANCE)))
+        repeats = max(1, math.ceil(increments.max() / _MAX_STEP_VARIANCE))
         steps = np.repeat((increments / repeats)[:, None, :], repeats, axis=1)
         final = variance[-1]
-        final_repeats = max(1, int(math.ceil(final.max() / _MAX_STEP_VARIANCE)))
+        final_repeats = max(1, math.ceil(final.max() / _MAX_STEP_VARIANCE))
         final_steps = np.repeat((final / final_repeats)[None, :], final_repeats, axis=0)
         return torch.as_tensor(steps, dtype=torch.float32), torch.as_tensor(final_steps, dtype=torch.float32)
 

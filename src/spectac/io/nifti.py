@@ -30,10 +30,7 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> Volume:
     if array.ndim != 3:
         raise SpectacError(f"{path}: expected a 3D volume, got shape {array.shape}")
     if not allow_nonfinite:
-        try:
-            check_finite(array, str(path))
-        except SpectacError:
-            raise
+        check_finite(array, str(path))
     return Volume.from_ras_affine(array, image.affine)
 
 
