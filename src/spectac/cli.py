@@ -10,7 +10,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -54,15 +54,15 @@ def simulate(
     patients: int = typer.Option(100, help="Number of patients (each gives a rest and a stress study)."),
     seed: int = typer.Option(0, help="Cohort seed: the same seed gives the same bytes."),
     workers: int = typer.Option(1, help="Studies simulated in parallel (processes)."),
-    counts: Optional[float] = typer.Option(None, help="Expected total counts per study [default: drawn around 4e6 stress, 3e6 rest]."),
+    counts: float | None = typer.Option(None, help="Expected total counts per study [default: drawn around 4e6 stress, 3e6 rest]."),
     views: int = typer.Option(60, help="Number of projection views."),
     arc: float = typer.Option(180.0, help="Orbit arc in degrees: 180 (RAO 45 to LPO 45) or 360."),
     iterations: int = typer.Option(4, help="OSEM iterations."),
     subsets: int = typer.Option(6, help="OSEM subsets."),
     scatter: bool = typer.Option(False, help="Add a scatter component to the projections."),
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
-    activity: Optional[Path] = typer.Option(None, help="A user's activity phantom (NIfTI, RAS affine), e.g. from XCAT."),
-    mu: Optional[Path] = typer.Option(None, help="The matching mu-map in 1/cm at 140 keV (NIfTI)."),
+    activity: Path | None = typer.Option(None, help="A user's activity phantom (NIfTI, RAS affine), e.g. from XCAT."),
+    mu: Path | None = typer.Option(None, help="The matching mu-map in 1/cm at 140 keV (NIfTI)."),
 ) -> None:
     """Simulate a cohort of rest/stress MPI studies (NC and CT-AC OSEM, with truth) as a dataset."""
     from spectac.simulate import SimulationConfig, simulate_cohort, simulate_user_phantom
@@ -138,10 +138,10 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Model folder (created, or resumed when it holds this run)."),
     epochs: int = typer.Option(60, help="Maximum number of epochs."),
     batch_size: int = typer.Option(1, help="Volumes per step."),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [default: 2e-4 GAN, 1e-3 otherwise]."),
+    lr: float | None = typer.Option(None, help="Adam learning rate [default: 2e-4 GAN, 1e-3 otherwise]."),
     seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
     patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
-    channels: Optional[str] = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
+    channels: str | None = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
 ) -> None:
     """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
     from spectac.training import TrainOptions, train_model
@@ -165,7 +165,7 @@ def correct(
     input: Path = typer.Argument(..., help="NC study (NIfTI)."),
     output: Path = typer.Option(..., "--output", "-o", help="AC study to write (NIfTI)."),
     method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, ...)."),
-    weights: Optional[Path] = typer.Option(None, help="Model folder or .pt [default: the shipped weights]."),
+    weights: Path | None = typer.Option(None, help="Model folder or .pt [default: the shipped weights]."),
 ) -> None:
     """Attenuation-correct one NC study: NIfTI in gives NIfTI out, DICOM in a new DICOM series out."""
     from spectac.correction.deep import correct_file
@@ -186,7 +186,7 @@ def import_dicom(
     nc: Path = typer.Option(..., "--nc", help="Folder of NC SPECT DICOM series (any layout)."),
     ac: Path = typer.Option(..., "--ac", help="Folder of CT-AC SPECT DICOM series of the same studies."),
     out: Path = typer.Option(..., "--out", "-o", help="New dataset folder."),
-    mu: Optional[Path] = typer.Option(None, "--mu", help="Folder of CT (HU) or vendor NM mu-map series."),
+    mu: Path | None = typer.Option(None, "--mu", help="Folder of CT (HU) or vendor NM mu-map series."),
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
     seed: int = typer.Option(0, help="Seed of the patient split."),
 ) -> None:
@@ -237,7 +237,7 @@ def normals(
 @user_errors
 def detect_lv_report(
     data: Path = typer.Option(..., "--data", help="Simulated dataset (studies with lv.json)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV of the per-study errors."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="CSV of the per-study errors."),
     split: str = typer.Option("all", help="Split to check."),
 ) -> None:
     """Check automatic LV detection against the truth (lv.json): axis and centre errors."""
