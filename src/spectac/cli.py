@@ -54,7 +54,7 @@ def simulate(
     patients: int = typer.Option(100, help="Number of patients (each gives a rest and a stress study)."),
     seed: int = typer.Option(0, help="Cohort seed: the same seed gives the same bytes."),
     workers: int = typer.Option(1, help="Studies simulated in parallel (processes)."),
-    counts: float | None = typer.Option(None, help="Expected total counts per study [default: drawn around 4e6 stress, 3e6 rest]."),
+    counts: float | None = typer.Option(None, help="Expected total counts per study (default: drawn around 4e6 stress, 3e6 rest)."),
     views: int = typer.Option(60, help="Number of projection views."),
     arc: float = typer.Option(180.0, help="Orbit arc in degrees: 180 (RAO 45 to LPO 45) or 360."),
     iterations: int = typer.Option(4, help="OSEM iterations."),
@@ -138,7 +138,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Model folder (created, or resumed when it holds this run)."),
     epochs: int = typer.Option(60, help="Maximum number of epochs."),
     batch_size: int = typer.Option(1, help="Volumes per step."),
-    lr: float | None = typer.Option(None, help="Adam learning rate [default: 2e-4 GAN, 1e-3 otherwise]."),
+    lr: float | None = typer.Option(None, help="Adam learning rate (default: 2e-4 GAN, 1e-3 otherwise)."),
     seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
     patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
     channels: str | None = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
@@ -165,7 +165,7 @@ def correct(
     input: Path = typer.Argument(..., help="NC study (NIfTI)."),
     output: Path = typer.Option(..., "--output", "-o", help="AC study to write (NIfTI)."),
     method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, ...)."),
-    weights: Path | None = typer.Option(None, help="Model folder or .pt [default: the shipped weights]."),
+    weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
 ) -> None:
     """Attenuation-correct one NC study: NIfTI in gives NIfTI out, DICOM in a new DICOM series out."""
     from spectac.correction.deep import correct_file
