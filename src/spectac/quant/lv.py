@@ -271,6 +271,8 @@ def _relative_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> float:
 # plausible mid-wall radius and length of an adult LV in mm
 RADIUS_RANGE = (16.0, 32.0)
 LENGTH_RANGE = (40.0, 95.0)
+# the long axis lies within about 70 degrees of the typical (left, anterior, inferior) direction
+MIN_TYPICAL_COSINE = 0.3
 MIN_ASPECT = 2.0  # mid-wall length over radius: the LV is longer than wide
 
 
@@ -281,6 +283,9 @@ def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -
         for v, (lo, hi) in ((r, RADIUS_RANGE), (ell, LENGTH_RANGE)):
             penalty += max(lo - v, 0.0) + max(v - hi, 0.0)
         penalty += max(MIN_ASPECT * r - ell, 0.0)
+        # the apex points to the patient's left, anterior or inferior (dextrocardia aside)
+        axis = _frame_from_params(p)[1]
+        penalty += 100.0 * max(MIN_TYPICAL_COSINE - float(axis @ TYPICAL_LONG_AXIS), 0.0)
         return -_fit_score(sample, p, wall) / scale + 0.05 * penalty
 
     simplex_step = np.array([8.0, 8.0, 8.0, 0.25, 0.25, 5.0, 8.0])
@@ -427,7 +432,7 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
         # starting axes: the typical orientation and the blob's principal axes; the fit decides the sign
         for axis in [TYPICAL_LONG_AXIS] + [s * cand["axes"][:, i] for i in range(3) for s in (1, -1)]:
             axis = _unit(axis)
-            if np.dot(axis, TYPICAL_LONG_AXIS) < -0.2:  # apex pointing right-posterior-superior: implausible
+            if np.dot(axis, TYPICAL_LONG_AXIS) < MIN_TYPICAL_COSINE:  # apex right/posterior/superior
                 continue
             r0, l0 = 24.0, 65.0
             starts.append(np.array([*(cand["centre"] - 0.4 * l0 * axis), *_axis_to_angles(axis), r0, l0]))
