@@ -102,3 +102,28 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     assert row["sds"] == row["sss"] - row["srs"] and row["sds"] > 0
     report = (run / "report.html").read_text()
     assert "Clinical quantification against CT-AC" in report and "Defect detection" in report
+
+
+def test_normals_and_detect_lv_commands(run: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from spectac.cli import app
+    from spectac.quant.normals import NormalDatabase
+
+    data = run.parent / "data"
+    invoke = CliRunner().invoke
+    env = {"SPECTAC_PROGRESS": "0"}
+    result = invoke(app, ["normals", "--data", str(data), "--out", str(tmp_path / "n.npz")], env=env)
+    assert result.exit_code == 0, result.output
+    assert "3 normal patients, 6 studies" in result.output
+    built, shipped_by_run = NormalDatabase.load(tmp_path / "n.npz"), NormalDatabase.load(run / "normals.npz")
+    np.testing.assert_allclose(built.limits("ac", "F", "rest").mean, shipped_by_run.limits("ac", "F", "rest").mean)
+    # bad input: one line naming the problem, exit 2, nothing written
+    for args, message in [
+        (["normals", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "m.npz")], "no such dataset"),
+        (["normals", "--data", str(data), "--out", str(tmp_path / "m.txt")], "is an .npz file"),
+        (["detect-lv", "--data", str(data)], "no study with an lv.json"),
+    ]:
+        result = invoke(app, args, env=env)
+        assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.txt").exists()

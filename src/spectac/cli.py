@@ -227,6 +227,8 @@ def normals(
     from spectac.io.dataset import Dataset
     from spectac.quant.normals import build_normal_database
 
+    if out.suffix != ".npz":  # refuse before the slow part
+        raise SpectacError(f"{out}: a normal database is an .npz file")
     db = build_normal_database(Dataset.open(data), split)
     path = db.save(out)
     failed = len(db.meta["detection_failures"])
