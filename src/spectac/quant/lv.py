@@ -20,7 +20,7 @@ points to the patient's right (toward the septum) for any normal heart orientati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,6 @@ class LVGeometry:
     base_mm: np.ndarray
     wall_mm: float = WALL_MM
     score: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def apex_mm(self) -> np.ndarray:
