@@ -147,5 +147,5 @@ def test_normal_database_round_trip_and_fallback(normals: NormalDatabase, tmp_pa
     with pytest.raises(SpectacError, match="spectac normals"):
         NormalDatabase.load(tmp_path / "missing.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(SpectacError, match="bad.npz"):
+    with pytest.raises(SpectacError, match=r"bad\.npz"):
         NormalDatabase.load(tmp_path / "bad.npz")

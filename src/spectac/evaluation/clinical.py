@@ -286,7 +286,8 @@ def detection_table(clinical: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.Da
                     "auc_ci_high": hi,
                 }
             )
-    return pd.DataFrame(rows)
+    columns = ["method", "target", "score", "n", "positives", "auc", "auc_ci_low", "auc_ci_high"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ---- figures -----------------------------------------------------------------------------------
@@ -362,10 +363,10 @@ def _chosen_studies(clinical: pd.DataFrame, methods: list[str]) -> dict[str, str
     stress = clinical[(clinical["state"] == "stress") & clinical["lv_found"].astype(bool)]
     ref = stress[stress["method"] == REFERENCE].set_index("case_id")
     chosen: dict[str, str] = {}
-    normal = ref[ref["has_defect"] == False]
+    normal = ref[ref["has_defect"].eq(False)]
     if len(normal):
         chosen[str(normal["tpd"].idxmin())] = "normal"
-    defect = ref[ref["has_defect"] == True]
+    defect = ref[ref["has_defect"].eq(True)]
     if len(defect):
         chosen.setdefault(str(defect["tpd"].idxmax()), "largest defect")
     others = stress[stress["method"].isin([m for m in methods if m not in ("nc", REFERENCE)])]
@@ -432,10 +433,16 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
             "segment κw": agreement["segment_kappa"].map("{:.3f}".format),
         }
     )
-    det = detection.copy()
-    det["AUC (95% CI)"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
-                           zip(det["auc"], det["auc_ci_low"], det["auc_ci_high"])]
-    det_wide = det.pivot(index="method", columns="target", values="AUC (95% CI)").reindex(methods).reset_index()
+    if len(detection):
+        det = detection.copy()
+        det["AUC (95% CI)"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
+                               zip(det["auc"], det["auc_ci_low"], det["auc_ci_high"])]
+        det_wide = det.pivot(index="method", columns="target", values="AUC (95% CI)").reindex(methods).reset_index()
+        detection_html = table_html(det_wide) + png_html(figure_png(roc_figure(clinical, methods)), "ROC curves",
+                                                         width="45%")
+    else:
+        detection_html = paragraph("No study of the split has a known defect truth (imported clinical data): "
+                                   "detection is not evaluated.")
     chosen = _chosen_studies(clinical, methods)
     missing = clinical[~clinical["lv_found"].astype(bool)]
     missing_note = (
@@ -477,8 +484,7 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
                 "territory TPD for a defect in that territory, with a seeded patient bootstrap 95% CI "
                 f"({BOOTSTRAP} resamples). Does each correction find disease as well as CT-AC does?"
             )
-            + table_html(det_wide)
-            + png_html(figure_png(roc_figure(clinical, methods)), "ROC curves", width="45%"),
+            + detection_html,
             order=300,
         )
     )
