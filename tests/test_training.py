@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,15 @@ def test_correct_nc_predicts_in_counts_from_nc_alone(tmp_path: Path) -> None:
     fine = Volume.centred(np.repeat(nc, 2, axis=2), (6.8, 6.8, 3.4))
     assert correct_nc(fine, model).same_grid(fine)
     write_nifti(volume, tmp_path / "nc.nii.gz")
+
+
+def test_a_model_folder_being_trained_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / ".lock").write_text(str(os.getpid()))  # a live process holds it
+    result = CliRunner().invoke(app, ["train", "--model", "unet3d", "--data", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 2 and "is being trained by process" in result.output
+    (out / ".lock").write_text("999999999")  # a killed run's lock is taken over
+    result = CliRunner().invoke(app, ["train", "--model", "unet3d", "--data", str(tmp_path / "none"), "--out", str(out)])
+    assert result.exit_code == 2 and "no such dataset folder" in result.output
+    assert not (out / ".lock").exists()

@@ -16,10 +16,13 @@ batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,35 @@ def _summary_writer(out: Path, start_epoch: int) -> Any:
     return SummaryWriter(str(out / "tensorboard"), purge_step=start_epoch)
 
 
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """One trainer per model folder: two would overwrite each other's checkpoints."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or 0)
+                os.kill(pid, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # left by a killed run
+                continue
+            except PermissionError:
+                pass
+            raise SpectacError(f"{out} is being trained by process {pid}; wait for it or stop it") from None
+    else:
+        raise SpectacError(f"{out}: cannot take the training lock {lock}")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def train_model(
     data: str | Path,
     out: str | Path,
@@ -149,8 +181,14 @@ def train_model(
     Raises:
         SpectacError: unknown model, no training cases, or ``out`` holding a different run.
     """
-    options = options or TrainOptions()
     out = Path(out)
+    get_spec(model)  # an unknown name fails before anything is written
+    with _run_lock(out):
+        return _train(data, out, model, options or TrainOptions(), network)
+
+
+def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
+           network: dict[str, Any] | None) -> dict[str, Any]:
     spec = get_spec(model)
     dataset = Dataset.open(data)
     train = load_pairs(dataset, "train", options.percentile)
