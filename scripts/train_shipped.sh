@@ -9,15 +9,15 @@
 # training time, validation L1). The test-split metrics section of each card is filled in after
 # `spectac predict` + `spectac evaluate` on the test split.
 #
-# Settings (environment): SEED (0), EPOCHS (40), PATIENCE (10), CHANNELS (U-Net levels, 8,16,32,64),
+# Settings (environment): SEED (0), EPOCHS (30), PATIENCE (8), CHANNELS (U-Net levels, 8,16,32,64),
 # MODELS (the list above), THREADS (torch threads, 2).
 set -euo pipefail
 
 DATA=${1:?usage: scripts/train_shipped.sh DATASET [RUNS_DIR]}
 RUNS=${2:-runs/models}
 SEED=${SEED:-0}
-EPOCHS=${EPOCHS:-40}
-PATIENCE=${PATIENCE:-10}
+EPOCHS=${EPOCHS:-30}
+PATIENCE=${PATIENCE:-8}
 CHANNELS=${CHANNELS:-8,16,32,64}
 MODELS=${MODELS:-unet-gan3d resnet unet3d unet2d pix2pix2d}
 export OMP_NUM_THREADS=${THREADS:-2}

@@ -138,7 +138,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Model folder (created, or resumed when it holds this run)."),
     epochs: int = typer.Option(60, help="Maximum number of epochs."),
     batch_size: int = typer.Option(1, help="Volumes per step."),
-    lr: float | None = typer.Option(None, help="Adam learning rate (default: 2e-4 GAN, 1e-3 otherwise)."),
+    lr: float | None = typer.Option(None, help="Adam learning rate (default: 1e-3)."),
     seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
     patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
     channels: str | None = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
