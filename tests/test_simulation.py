@@ -116,22 +116,14 @@ def _wall_ratios(volumes: dict, info: dict, spacing: float) -> dict[str, float]:
 
 
 def _segment_cv(volume: np.ndarray, info: dict, spacing: float) -> float:
-    """Coefficient of variation of the mean counts of the 17 AHA segments (truth geometry)."""
-    from spectac.phantom.lv import segment_of
+    """Coefficient of variation of the 17 AHA segment values of the polar map (maximal-count
+    circumferential profiles, as clinical software reads them), on the true LV geometry."""
+    from spectac.quant.lv import LVGeometry
+    from spectac.quant.polar import polar_map
+    from spectac.quant.segments import polar_segments
 
-    lv = info["lv"]
-    myo = info["myocardium"] > 0.5
-    idx = np.argwhere(myo)
-    n = myo.shape[0]
-    rel = (idx - (n - 1) / 2) * spacing - np.asarray(lv["base_mm"])
-    axis = np.asarray(lv["long_axis"])
-    frac = (rel @ axis) / (lv["length_mm"] - 0.8 * lv["wall_mm"])
-    theta = np.degrees(np.arctan2(rel @ np.asarray(lv["septal"]), rel @ np.asarray(lv["anterior"])))
-    level = np.where(frac < 1 / 3, 0, np.where(frac < 2 / 3, 1, np.where(frac <= 1, 2, 3)))
-    seg = segment_of(theta, level)
-    values = volume[tuple(idx.T)]
-    means = np.array([values[seg == s].mean() for s in range(1, 18) if np.any(seg == s)])
-    return float(means.std() / means.mean())
+    segments = polar_segments(polar_map(Volume.centred(volume, spacing), LVGeometry.from_lv_json(info["lv"])))
+    return float(segments.std() / segments.mean())
 
 
 @pytest.fixture(scope="module")
@@ -165,14 +157,18 @@ def test_nc_less_uniform_than_ac_and_ac_matches_truth(normal_pair: dict) -> None
     for volumes, info in normal_pair.values():
         cv_nc = _segment_cv(volumes["nc"], info, 6.8)
         cv_ac = _segment_cv(volumes["ac"], info, 6.8)
-        assert cv_nc > 1.5 * cv_ac
-        myo = info["myocardium"] > 0.5
-        from scipy.ndimage import binary_dilation
+        assert cv_nc > 1.2 * cv_ac  # cohort-wide NC/AC ratios of this CV are in BENCHMARKS.md
+        # shape agreement at the camera's resolution: the truth blurred to about the reconstructed
+        # resolution (FWHM ~19 mm), within 70 mm of the LV centre (heart, liver dome, lungs)
+        from scipy.ndimage import gaussian_filter
 
-        region = binary_dilation(myo, iterations=2)
-        r_ac = np.corrcoef(volumes["ac"][region], volumes["truth"][region])[0, 1]
-        r_nc = np.corrcoef(volumes["nc"][region], volumes["truth"][region])[0, 1]
-        assert r_ac > 0.85 and r_ac > r_nc + 0.05
+        n = volumes["truth"].shape[0]
+        grid = (np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), axis=-1) - (n - 1) / 2) * 6.8
+        region = np.linalg.norm(grid - np.asarray(info["lv"]["center_mm"]), axis=-1) < 70.0
+        truth = gaussian_filter(volumes["truth"], 1.2)
+        r_ac = np.corrcoef(volumes["ac"][region], truth[region])[0, 1]
+        r_nc = np.corrcoef(volumes["nc"][region], truth[region])[0, 1]
+        assert r_ac > 0.9 and r_ac > r_nc + 0.05
 
 
 def _write_phantom(tmp_path: Path, act: np.ndarray, mu: np.ndarray, spacing: float = 6.8) -> tuple[Path, Path]:
