@@ -215,9 +215,10 @@ def patient_table(clinical: pd.DataFrame) -> pd.DataFrame:
     for (patient, method), part in clinical.groupby(["patient_id", "method"], sort=False):
         stress, rest = part[part["state"] == "stress"], part[part["state"] == "rest"]
         row: dict[str, Any] = {"patient_id": patient, "method": method}
-        row["sss"] = int(stress["sss"].iloc[0]) if len(stress) else np.nan
-        row["srs"] = int(rest["sss"].iloc[0]) if len(rest) else np.nan
-        row["sds"] = row["sss"] - row["srs"] if len(stress) and len(rest) else np.nan
+        # a study whose LV was not found has no score (NaN), and neither has its SDS
+        row["sss"] = float(stress["sss"].iloc[0]) if len(stress) else np.nan
+        row["srs"] = float(rest["sss"].iloc[0]) if len(rest) else np.nan
+        row["sds"] = row["sss"] - row["srs"]
         row["stress_tpd"] = float(stress["tpd"].iloc[0]) if len(stress) else np.nan
         row["rest_tpd"] = float(rest["tpd"].iloc[0]) if len(rest) else np.nan
         rows.append(row)
