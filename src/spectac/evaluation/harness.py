@@ -52,7 +52,7 @@ from spectac.progress import track
 from spectac.volume import SpectacError, Volume
 
 #: Modules that register evaluators when imported; names whose module does not exist are skipped.
-EVALUATOR_MODULES: list[str] = ["spectac.evaluation.clinical"]
+EVALUATOR_MODULES: list[str] = ["spectac.evaluation.slices", "spectac.evaluation.clinical"]
 
 METRIC_COLUMNS = ("me", "mae", "rmse", "ssim", "psnr", "nmae", "nrmse")
 HEART_COLUMNS = tuple(f"heart_{c}" for c in METRIC_COLUMNS)
