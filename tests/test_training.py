@@ -200,3 +200,46 @@ def test_a_model_folder_being_trained_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--model", "unet3d", "--data", str(tmp_path / "none"), "--out", str(out)])
     assert result.exit_code == 2 and "no such dataset folder" in result.output
     assert not (out / ".lock").exists()
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_cosine_lowers_the_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "data")
+    runner = CliRunner()
+    base = ["train", "--model", "unet3d", "--data", str(data), "--channels", TINY, "--patience", "0"]
+    first = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--epochs", "1", "--seed", "1"])
+    assert first.exit_code == 0, first.output
+    start = load_checkpoint(tmp_path / "a" / "last.pt")["generator"]
+
+    # zero epochs of fine-tuning would be the given weights; one epoch moves away from them only by
+    # the first step's size, whereas a fresh seed starts somewhere else entirely
+    tuned = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--epochs", "3", "--seed", "2",
+                                "--init", str(tmp_path / "a"), "--lr-schedule", "cosine", "--lr", "1e-3"])
+    assert tuned.exit_code == 0, tuned.output
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["training"]["init"] == str(tmp_path / "a") and config["training"]["lr_schedule"] == "cosine"
+    with (tmp_path / "b" / "log.csv").open() as f:
+        rates = [float(row["lr"]) for row in csv.DictReader(f)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5) and rates[0] > rates[1] > rates[2]
+
+    tuned_weights = load_checkpoint(tmp_path / "b" / "last.pt")["generator"]
+    key = next(k for k in start if k.endswith("weight") and start[k].numel() > 8)
+    moved_from_init = float((tuned_weights[key] - start[key]).abs().mean())
+    torch.manual_seed(2)
+    fresh = build_generator(resolve_config("unet3d", {"channels": [4, 8]}))
+    moved_from_fresh = float((tuned_weights[key] - fresh.state_dict()[key]).abs().mean())
+    assert moved_from_init < 0.5 * moved_from_fresh
+
+    # with a cosine schedule, the epoch count fixes every rate: a resumption may not change it
+    longer = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--epochs", "4", "--seed", "2",
+                                 "--init", str(tmp_path / "a"), "--lr-schedule", "cosine", "--lr", "1e-3"])
+    assert longer.exit_code == 2 and "another configuration" in longer.output
+    # weights of another model, and an unknown schedule, are refused before training
+    wrong = runner.invoke(app, ["train", "--model", "resnet", "--data", str(data), "--out", str(tmp_path / "c"),
+                                "--init", str(tmp_path / "a")])
+    assert wrong.exit_code == 2 and "weights of resnet" in wrong.output
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "d"), "--lr-schedule", "linear"])
+    assert bad.exit_code == 2 and "schedule" in bad.output
+    assert not (tmp_path / "d").exists()

@@ -20,6 +20,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -42,7 +43,9 @@ from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
 from spectac.volume import SpectacError
 
 #: Settings that may change between a run and its resumption (they do not change what an epoch does).
+#: With a cosine schedule the number of epochs sets every epoch's learning rate, so it may not change.
 RESUMABLE_CHANGES = ("epochs", "patience")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -61,6 +64,11 @@ class TrainOptions:
         min_delta: smallest decrease of the validation L1 that counts as better.
         augmentation: intensity and shift ranges (see :class:`Augmentation`).
         percentile: the NC percentile used as the normalisation scale.
+        lr_schedule: "constant", or "cosine": the learning rate falls from ``lr`` to 1% of it
+            along a half cosine over ``epochs`` (the late small steps settle the weights).
+        init: a model folder or .pt of the same model and network whose generator weights
+            start the run (fine-tuning, e.g. the shipped model on a clinic's own pairs); None:
+            random initialisation from ``seed``.
     """
 
     epochs: int = 60
@@ -71,9 +79,18 @@ class TrainOptions:
     min_delta: float = 1e-5
     augmentation: Augmentation = field(default_factory=Augmentation)
     percentile: float = DEFAULT_PERCENTILE
+    lr_schedule: str = "constant"
+    init: str | None = None
 
     def resolved_lr(self, adversarial: bool) -> float:
         return float(self.lr) if self.lr is not None else 1e-3
+
+    def lr_at(self, base: float, epoch: int) -> float:
+        """The learning rate of ``epoch`` (1-based) under the schedule."""
+        if self.lr_schedule == "constant" or self.epochs <= 1:
+            return base
+        progress = (epoch - 1) / (self.epochs - 1)
+        return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def _build_config(model: str, network: dict[str, Any] | None, options: TrainOptions, dataset: Dataset,
@@ -103,8 +120,10 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
 def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
     def strip(config: dict[str, Any]) -> dict[str, Any]:
         config = json.loads(json.dumps(config))
+        fixed = ("epochs",) if config["training"].get("lr_schedule", "constant") != "constant" else ()
         for key in RESUMABLE_CHANGES:
-            config["training"].pop(key, None)
+            if key not in fixed:
+                config["training"].pop(key, None)
         config.pop("spectac_version", None)
         return config
 
@@ -184,8 +203,11 @@ def train_model(
     """
     out = Path(out)
     get_spec(model)  # an unknown name fails before anything is written
+    options = options or TrainOptions()
+    if options.lr_schedule not in LR_SCHEDULES:
+        raise SpectacError(f"unknown learning-rate schedule {options.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
     with _run_lock(out):
-        return _train(data, out, model, options or TrainOptions(), network)
+        return _train(data, out, model, options, network)
 
 
 def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
@@ -200,6 +222,8 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
 
     torch.manual_seed(options.seed)
     generator = build_generator(config["network"])
+    if options.init is not None:
+        _init_generator(generator, options.init, model, config["network"])
     discriminator = build_discriminator(config["network"])
     lr, betas = config["training"]["lr"], tuple(config["training"]["betas"])
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
@@ -238,6 +262,10 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
             break
         started = time.perf_counter()
         rng = np.random.default_rng([options.seed, epoch])
+        lr_epoch = options.lr_at(lr, epoch)
+        for optimizer in (optimizer_g, optimizer_d):
+            for group in optimizer.param_groups if optimizer is not None else ():
+                group["lr"] = lr_epoch
         losses: dict[str, list[float]] = {}
         n_batches = -(-len(train) // options.batch_size)
         for nc, ac in track(batches(train, options.batch_size, rng, options.augmentation),
@@ -249,7 +277,7 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         elapsed = time.perf_counter() - started
         seconds.append(elapsed)
         row = {"epoch": epoch, **{f"train_{k}": float(np.mean(v)) for k, v in losses.items()},
-               "val_l1": val_l1, "seconds": elapsed}
+               "val_l1": val_l1, "lr": lr_epoch, "seconds": elapsed}
         state["history"].append(row)
         state["epoch"] = epoch
         if val_l1 < state["best_val_l1"] - options.min_delta:
@@ -282,3 +310,20 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         "stopped_early": stopped_early,
         "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
     }
+
+
+def _init_generator(generator: torch.nn.Module, init: str | Path, model: str, network: dict[str, Any]) -> None:
+    """Load the generator weights of ``init`` (model folder or .pt) into ``generator``.
+
+    Raises:
+        SpectacError: unreadable weights, or weights of another model or network configuration.
+    """
+    path = Path(init)
+    weights = path / "best.pt" if path.is_dir() else path
+    state = load_checkpoint(weights)
+    saved = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
+    if saved.get("model") != model or "generator" not in state:
+        raise SpectacError(f"{weights}: --init needs weights of {model}, these are of {saved.get('model', 'unknown')}")
+    if saved.get("network") != network:
+        raise SpectacError(f"{weights}: --init weights have network {saved.get('network')}, this run {network}")
+    generator.load_state_dict(state["generator"])
