@@ -102,9 +102,11 @@ def test_augmentation_moves_both_images_together() -> None:
     rng = np.random.default_rng(0)
     nc, ac = synthetic_pair(rng)
     factor, shift = Augmentation(intensity=0.1, shift_voxels=2).draw(np.random.default_rng(5))
-    nc_a, ac_a = augment_pair(nc, ac, factor, shift)
+    prior = np.log1p(nc)  # any second channel: it moves with the images but keeps its values
+    inputs_a, ac_a = augment_pair(np.stack([nc, prior]), ac, factor, shift)
     assert 0.9 <= factor <= 1.1 and all(abs(s) <= 2 for s in shift)
-    np.testing.assert_allclose(nc_a, shift_zero_fill(nc, shift) * factor)
+    np.testing.assert_allclose(inputs_a[0], shift_zero_fill(nc, shift) * factor)
+    np.testing.assert_allclose(inputs_a[1], shift_zero_fill(prior, shift))
     np.testing.assert_allclose(ac_a, shift_zero_fill(ac, shift) * factor)
     moved = shift_zero_fill(ac, (1, 0, -2))
     np.testing.assert_array_equal(moved[1:, :, :-2], ac[:-1, :, 2:])
@@ -243,3 +245,37 @@ def test_fine_tuning_starts_from_the_given_weights_and_cosine_lowers_the_rate(
     bad = runner.invoke(app, [*base, "--out", str(tmp_path / "d"), "--lr-schedule", "linear"])
     assert bad.exit_code == 2 and "schedule" in bad.output
     assert not (tmp_path / "d").exists()
+
+
+def test_an_untrained_chang_prior_model_is_first_order_chang(tmp_path: Path) -> None:
+    from spectac.correction.chang import chang_first_order
+
+    torch.manual_seed(0)
+    config = resolve_config("unet3d", {"channels": [4, 8], "prior": "chang"})
+    save_checkpoint({"config": {"model": "unet3d", "network": config, "data": {"spacing_mm": [6.8] * 3}},
+                     "generator": build_generator(config).state_dict()}, tmp_path / "best.pt")
+    model = load_model(tmp_path / "best.pt")
+    nc, _ = synthetic_pair(np.random.default_rng(4), n=24)
+    volume = Volume.centred(nc, 6.8)
+    # zero-initialised head: AC = NC * exp(log Chang factor), i.e. Chang's own correction
+    expected = chang_first_order(volume).array
+    np.testing.assert_allclose(correct_nc(volume, model).array, expected, rtol=1e-4, atol=1e-3)
+    assert float(expected.max()) > 1.5 * float(nc.max())  # the prior does correct something
+    with pytest.raises(SpectacError, match="unknown network prior"):
+        resolve_config("unet3d", {"prior": "ct"})
+
+
+def test_train_with_the_chang_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "data", n_train=2, n_val=1)
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", "--model", "pix2pix2d", "--data", str(data), "--out", str(out),
+                                      "--channels", TINY, "--epochs", "1", "--prior", "chang"])
+    assert result.exit_code == 0, result.output
+    model = load_model(out)
+    assert model.prior == "chang" and model.config["network"]["prior"] == "chang"
+    config = resolve_config("pix2pix2d", {"channels": [4, 8], "prior": "chang"})
+    disc = build_discriminator(config)
+    assert disc(torch.zeros(1, 3, 16, 16, 16)).shape[1] == 1  # NC, prior and AC
+    nc = read_nifti(data / "studies" / "p02_rest" / "nc.nii.gz")
+    assert correct_nc(nc, model).same_grid(nc)

@@ -142,6 +142,7 @@ def train(
     seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
     patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
     channels: str | None = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
+    prior: str = typer.Option("none", help="Network input beside NC: none, or chang (the log first-order Chang factor, made from the NC image)."),
     lr_schedule: str = typer.Option("constant", help="Learning rate over the epochs: constant or cosine (down to 1%)."),
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
 ) -> None:
@@ -149,16 +150,18 @@ def train(
     from spectac.training import TrainOptions, train_model
 
     try:
-        network = {"channels": [int(c) for c in channels.split(",")]} if channels else None
+        network = {"channels": [int(c) for c in channels.split(",")]} if channels else {}
     except ValueError:
         raise SpectacError(f"--channels {channels!r}: give whole numbers separated by commas, e.g. 8,16,32,64") from None
+    if prior != "none":
+        network["prior"] = prior
     if init is not None and str(init) == "shipped" and not init.exists():
         from spectac.correction.deep import shipped_model_dir
 
         init = shipped_model_dir(model)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                            lr_schedule=lr_schedule, init=None if init is None else str(init))
-    summary = train_model(data, out, model, options, network)
+    summary = train_model(data, out, model, options, network or None)
     if summary["epochs_run"] == 0:
         info(f"{out}: already trained to epoch {summary['last_epoch']} (best {summary['best_epoch']}); nothing to do")
         return

@@ -21,6 +21,8 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from spectac.acquisition.protocol import Protocol
+from spectac.correction.prior import prior_channels
 from spectac.io.checkpoint import load_checkpoint
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
 from spectac.nn.registry import build_generator, model_names
@@ -43,6 +45,10 @@ class DeepModel:
     @property
     def percentile(self) -> float:
         return float(self.config.get("normalisation", {}).get("percentile", DEFAULT_PERCENTILE))
+
+    @property
+    def prior(self) -> str:
+        return str(self.config["network"].get("prior", "none"))
 
     @property
     def spacing_mm(self) -> tuple[float, float, float] | None:
@@ -102,32 +108,39 @@ def _resample(array: np.ndarray, shape: tuple[int, ...], order: int = 1) -> np.n
 
 
 @torch.no_grad()
-def predict_normalised(generator: nn.Module, nc: np.ndarray) -> np.ndarray:
-    """Run a generator on one normalised NC volume: (X, Y, Z) -> (X, Y, Z), >= 0."""
+def predict_normalised(generator: nn.Module, inputs: np.ndarray) -> np.ndarray:
+    """Run a generator on one network input: normalised NC (X, Y, Z), or (C, X, Y, Z) with prior
+    channels -> (X, Y, Z) normalised AC, >= 0."""
     generator.eval()
-    x = torch.from_numpy(np.ascontiguousarray(nc, dtype=np.float32))[None, None]
+    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    x = x[None, None] if x.ndim == 3 else x[None]
     return generator(x)[0, 0].numpy()
 
 
-def correct_nc(nc: Volume, model: DeepModel) -> Volume:
+def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> Volume:
     """Predict the AC volume of one study from its NC volume alone.
 
     Args:
         nc: NC volume in counts, (X, Y, Z).
         model: a loaded model (:func:`load_model`).
+        protocol: the acquisition orbit, for a model with the Chang prior (default: the standard
+            180-degree cardiac arc).
 
     Returns:
         The AC prediction in counts (>= 0) on the NC grid.
     """
     array = nc.array
+    prior = prior_channels(nc, model.prior, protocol)
     trained = model.spacing_mm
     resampled = trained is not None and not np.allclose(nc.spacing, trained, rtol=SPACING_TOLERANCE)
     if resampled:
         # values are interpolated, not summed: counts per voxel stay on the study's own scale
         shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(nc.shape, nc.spacing, trained))
         array = _resample(array, shape)
+        prior = np.stack([_resample(channel, shape) for channel in prior]) if len(prior) else np.zeros((0, *shape), np.float32)
     normalised, scale = normalise(array, model.percentile)
-    prediction = predict_normalised(model.generator, normalised)
+    inputs = np.concatenate([normalised[None], prior]) if len(prior) else normalised
+    prediction = predict_normalised(model.generator, inputs)
     if resampled:
         prediction = _resample(prediction, nc.shape)
     return nc.with_array(denormalise(prediction, scale))
@@ -144,7 +157,7 @@ def _prepare(name: str) -> Any:
 
 
 def _predict(nc: Volume, context: Any) -> Volume:
-    return correct_nc(nc, context.state)
+    return correct_nc(nc, context.state, context.protocol)
 
 
 def register_deep_methods() -> None:

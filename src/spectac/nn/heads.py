@@ -18,19 +18,28 @@ MAX_LOG_RATIO = 8.0
 
 
 class ACPredictor(nn.Module):
-    """A backbone (B, 1, ...) -> (B, 1, ...) and the rule that turns its output into AC.
+    """A backbone (B, C, ...) -> (B, 1, ...) and the rule that turns its output into AC.
+
+    Channel 0 of the input is the normalised NC volume. With ``log_prior`` channel 1 is a prior
+    log correction factor (the Chang prior of :mod:`spectac.correction.prior`) and the log-ratio
+    rule becomes AC = NC * exp(prior + r): the network learns what the prior misses, and an
+    untrained (zero-head) network returns the prior's correction.
 
     Args:
-        backbone: network with one input and one output channel, same spatial size.
+        backbone: network with C input channels and one output channel, same spatial size.
         output: one of OUTPUT_MODES.
+        log_prior: whether input channel 1 is a log correction factor to build on.
     """
 
-    def __init__(self, backbone: nn.Module, output: str = "log-ratio") -> None:
+    def __init__(self, backbone: nn.Module, output: str = "log-ratio", log_prior: bool = False) -> None:
         super().__init__()
         if output not in OUTPUT_MODES:
             raise ValueError(f"unknown output mode {output!r}; choose from {', '.join(OUTPUT_MODES)}")
+        if log_prior and output != "log-ratio":
+            raise ValueError("a log prior needs the log-ratio output")
         self.backbone = backbone
         self.output = output
+        self.log_prior = log_prior
         if output == "log-ratio":
             head = _last_conv(backbone)
             if head is not None:  # start from "AC = NC", a sane first guess
@@ -38,10 +47,12 @@ class ACPredictor(nn.Module):
                 if head.bias is not None:
                     nn.init.zeros_(head.bias)
 
-    def forward(self, nc: torch.Tensor) -> torch.Tensor:
-        """nc: (B, 1, *spatial) normalised NC -> (B, 1, *spatial) normalised AC prediction, >= 0."""
-        nc = nc.clamp_min(0)
-        r = self.backbone(nc)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, *spatial), channel 0 normalised NC -> (B, 1, *spatial) normalised AC, >= 0."""
+        nc = x[:, :1].clamp_min(0)
+        r = self.backbone(torch.cat([nc, x[:, 1:]], dim=1))
+        if self.log_prior:
+            r = r + x[:, 1:2]
         if self.output == "log-ratio":
             return nc * torch.exp(r.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
         if self.output == "residual":

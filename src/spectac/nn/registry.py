@@ -10,7 +10,9 @@ plain config dict, the same dict that is saved as config.json beside the weights
 | resnet       | 3D dilated residual network     | -                  | L1                      |
 
 Every generator maps a normalised NC volume (B, 1, X, Y, Z) to the AC prediction of the same
-shape (see :mod:`spectac.nn.heads` for the output rule).
+shape (see :mod:`spectac.nn.heads` for the output rule). With the network option
+``prior="chang"`` the input has a second channel, the log first-order Chang factor made from the
+NC volume (:mod:`spectac.correction.prior`), and the network corrects on top of it.
 
 Default sizes are chosen for a 2-core CPU (benchmarks/bench_inference.py): U-Net channels
 (8, 16, 32, 64) run a 64^3 study in about 0.25 s and a training step in about 0.9 s; the
@@ -35,7 +37,9 @@ from spectac.volume import SpectacError
 
 Config = dict[str, Any]
 
-_UNET = {"channels": [8, 16, 32, 64], "norm": "instance", "output": "log-ratio"}
+_UNET = {"channels": [8, 16, 32, 64], "norm": "instance", "output": "log-ratio", "prior": "none"}
+#: Input channels per prior: the normalised NC volume, plus the log Chang factor for "chang".
+PRIOR_CHANNELS = {"none": 1, "chang": 2}
 _GAN = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
 
 
@@ -51,12 +55,21 @@ class ModelSpec:
     defaults: Config = field(default_factory=dict)
 
 
+def input_channels(config: Config) -> int:
+    """Input channels of a resolved config's generator (configs saved before priors have none)."""
+    prior = config.get("prior", "none")
+    if prior not in PRIOR_CHANNELS:
+        raise SpectacError(f"unknown network prior {prior!r}; choose from {', '.join(PRIOR_CHANNELS)}")
+    return PRIOR_CHANNELS[prior]
+
+
 def _unet(spatial_dims: int, config: Config) -> nn.Module:
-    return UNet(spatial_dims, 1, 1, channels=config["channels"], norm=config["norm"])
+    return UNet(spatial_dims, input_channels(config), 1, channels=config["channels"], norm=config["norm"])
 
 
 def _resnet(spatial_dims: int, config: Config) -> nn.Module:
-    return DilatedResNet(spatial_dims, 1, 1, features=config["features"], dilations=config["dilations"], norm=config["norm"])
+    return DilatedResNet(spatial_dims, input_channels(config), 1, features=config["features"],
+                         dilations=config["dilations"], norm=config["norm"])
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -69,7 +82,8 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("pix2pix2d", "2D U-Net + 2D patch discriminator, slice by slice (pix2pix)", 2, _unet, True,
                   {**_UNET, **_GAN}),
         ModelSpec("resnet", "3D dilated residual network at full resolution (after Mostafapour et al.)", 3, _resnet,
-                  False, {"features": 12, "dilations": [1, 2, 4, 8], "norm": "instance", "output": "log-ratio"}),
+                  False, {"features": 12, "dilations": [1, 2, 4, 8], "norm": "instance", "output": "log-ratio",
+                   "prior": "none"}),
     )
 }
 
@@ -97,21 +111,24 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     if unknown:
         raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
     config.update({k: v for k, v in (overrides or {}).items() if k != "model"})
+    input_channels(config)  # an unknown prior fails here, before anything is built or written
     return {"model": name, **config}
 
 
 def build_generator(config: Config) -> nn.Module:
-    """The generator of a resolved config: (B, 1, X, Y, Z) normalised NC -> (B, 1, X, Y, Z) AC."""
+    """The generator of a resolved config: (B, C, X, Y, Z) network input -> (B, 1, X, Y, Z) AC."""
     spec = get_spec(config["model"])
     backbone = spec.build_backbone(spec.spatial_dims, config)
-    predictor = ACPredictor(backbone, config["output"])
+    predictor = ACPredictor(backbone, config["output"], log_prior=input_channels(config) > 1)
     return SliceWise(predictor) if spec.spatial_dims == 2 else predictor
 
 
 def build_discriminator(config: Config) -> nn.Module | None:
-    """The discriminator of an adversarial model ((B, 2, X, Y, Z) -> patch logits), else None."""
+    """The discriminator of an adversarial model, else None: (B, C + 1, X, Y, Z), the generator's
+    input concatenated with a real or generated AC volume -> patch logits."""
     spec = get_spec(config["model"])
     if not spec.adversarial:
         return None
-    net = PatchDiscriminator(spec.spatial_dims, 2, channels=config["disc_channels"], norm=config["disc_norm"])
+    net = PatchDiscriminator(spec.spatial_dims, input_channels(config) + 1, channels=config["disc_channels"],
+                             norm=config["disc_norm"])
     return SliceWise(net) if spec.spatial_dims == 2 else net

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from spectac import __version__
+from spectac.correction.chang import protocol_of
 from spectac.io.atomic import write_text_atomic
 from spectac.io.checkpoint import load_checkpoint, save_checkpoint
 from spectac.io.dataset import Dataset
@@ -120,6 +121,7 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
 def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
     def strip(config: dict[str, Any]) -> dict[str, Any]:
         config = json.loads(json.dumps(config))
+        config["network"] = resolve_config(config["model"], config["network"])  # defaults added later
         fixed = ("epochs",) if config["training"].get("lr_schedule", "constant") != "constant" else ()
         for key in RESUMABLE_CHANGES:
             if key not in fixed:
@@ -214,10 +216,12 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
            network: dict[str, Any] | None) -> dict[str, Any]:
     spec = get_spec(model)
     dataset = Dataset.open(data)
-    train = load_pairs(dataset, "train", options.percentile)
+    prior = resolve_config(model, network).get("prior", "none")
+    protocol = protocol_of(dataset.meta)
+    train = load_pairs(dataset, "train", options.percentile, prior, protocol)
     if not train:
         raise SpectacError(f"{dataset.root}: no study in the train split")
-    val = load_pairs(dataset, "val", options.percentile)
+    val = load_pairs(dataset, "val", options.percentile, prior, protocol)
     config = _build_config(model, network, options, dataset, train, val)
 
     torch.manual_seed(options.seed)
@@ -324,6 +328,6 @@ def _init_generator(generator: torch.nn.Module, init: str | Path, model: str, ne
     saved = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
     if saved.get("model") != model or "generator" not in state:
         raise SpectacError(f"{weights}: --init needs weights of {model}, these are of {saved.get('model', 'unknown')}")
-    if saved.get("network") != network:
+    if resolve_config(model, saved.get("network")) != network:
         raise SpectacError(f"{weights}: --init weights have network {saved.get('network')}, this run {network}")
     generator.load_state_dict(state["generator"])
