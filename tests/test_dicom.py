@@ -14,11 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from spectac.cli import app
-from spectac.correction.files import from_lps_axes, to_lps_axes
 from spectac.io.dataset import Case, Dataset, write_manifest, write_study
 from spectac.io.dicom import export_dataset_dicom, new_context, read_dicom_volume, write_dicom_series
 from spectac.io.importer import hu_to_mu, mu_to_hu, state_of
-from spectac.volume import SpectacError, Volume
+from spectac.volume import SpectacError, Volume, to_lps_axes
 
 runner = CliRunner()
 
@@ -339,14 +338,15 @@ def test_state_from_descriptions():
 
 def test_lps_axes_reorder_round_trip():
     volume = blob_volume(origin=(5.0, 6.0, 7.0), direction=np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0.0]]))
-    ordered, perm, flips = to_lps_axes(volume)
+    ordered, order = to_lps_axes(volume)
     np.testing.assert_allclose(ordered.direction, np.eye(3), atol=1e-12)
     # the same voxel values at the same places
     for index in ([0, 0, 0], [2, 5, 7], [15, 17, 19]):
         point = volume.point_of(np.array(index))
         mapped = np.rint(ordered.index_of(point)).astype(int)
         assert ordered.array[tuple(mapped)] == volume.array[tuple(index)]
-    back = from_lps_axes(ordered.array, volume, perm, flips)
+    assert not order.identity
+    back = order.undo(ordered.array, volume)
     np.testing.assert_array_equal(back.array, volume.array)
 
 
@@ -471,6 +471,29 @@ def test_real_files_of_other_kinds_are_refused(name, words):
     assert str(path) in str(caught.value)
     assert words in str(caught.value), str(caught.value)
     assert tree_hash(path) == before
+
+
+def test_import_stores_volumes_with_lps_axes(tmp_path):
+    """An NM series whose frames run head to feet and rows anterior to posterior reversed (a common
+    vendor layout) is stored with axes along +x, +y, +z, the order the methods are made for."""
+    nc = blob_volume(direction=np.diag([1.0, -1.0, -1.0]), origin=(0.0, 50.0, 100.0))
+    ac = nc.with_array(nc.array * 2)
+    ctx = new_context("PY", "1.2.826.0.1.3680043.8.498.81", "1.2.826.0.1.3680043.8.498.82", sex="F")
+    write_dicom_series(nc, ctx, tmp_path / "nc/s1", "STRESS NC", derived=False, uid_seed="n")
+    write_dicom_series(ac, ctx, tmp_path / "ac/s1", "STRESS AC", derived=False, uid_seed="a")
+    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "nc"), "--ac", str(tmp_path / "ac"),
+                                 "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 0, result.output
+    dataset = Dataset.open(tmp_path / "ds")
+    (case,) = dataset.cases
+    stored_nc, stored_ac = dataset.load(case.case_id, "nc"), dataset.load(case.case_id, "ac")
+    np.testing.assert_allclose(stored_nc.direction, np.eye(3), atol=1e-9)
+    assert stored_ac.same_grid(stored_nc)
+    for index in ([0, 0, 0], [3, 9, 17], [15, 17, 19]):  # the same value at the same place
+        point = nc.point_of(np.array(index))
+        mapped = tuple(np.rint(stored_nc.index_of(point)).astype(int))
+        assert stored_nc.array[mapped] == pytest.approx(nc.array[tuple(index)], rel=1e-3, abs=0.05)
+        assert stored_ac.array[mapped] == pytest.approx(ac.array[tuple(index)], rel=1e-3, abs=0.05)
 
 
 def test_import_refuses_ac_of_another_geometry(tmp_path):

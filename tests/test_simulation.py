@@ -147,10 +147,12 @@ def test_attenuation_artifacts_by_sex(normal_pair: dict) -> None:
     man = _wall_ratios(*normal_pair["M"], 6.8)
     woman = _wall_ratios(*normal_pair["F"], 6.8)
     # men: the inferior wall loses more counts than the anterior (diaphragm); women with large
-    # breasts: the anterior wall is the most attenuated
+    # breasts: the anterior wall loses more than in men, relative to the inferior wall (the breast
+    # shadow), and more than the lateral wall; every wall of hers loses more than his
     assert man["inferior"] < 0.95 * man["anterior"]
-    assert woman["anterior"] == min(woman.values())
-    assert woman["anterior"] < 0.85 * woman["lateral"]
+    assert woman["inferior"] / woman["anterior"] > man["inferior"] / man["anterior"] + 0.1
+    assert woman["anterior"] < 0.9 * woman["lateral"]
+    assert max(woman.values()) < min(man.values())
 
 
 def test_nc_less_uniform_than_ac_and_ac_matches_truth(normal_pair: dict) -> None:

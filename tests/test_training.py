@@ -279,3 +279,42 @@ def test_train_with_the_chang_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert disc(torch.zeros(1, 3, 16, 16, 16)).shape[1] == 1  # NC, prior and AC
     nc = read_nifti(data / "studies" / "p02_rest" / "nc.nii.gz")
     assert correct_nc(nc, model).same_grid(nc)
+
+
+def test_correct_nifti_is_independent_of_the_stored_axis_order(tmp_path: Path) -> None:
+    """A NIfTI file with its x axis stored reversed (as converters often write) is the same study:
+    Chang's correction depends on where the camera orbit is, so it must come out the same."""
+    nc, _ = synthetic_pair(np.random.default_rng(6), n=24)
+    nc[:12] *= 0.5  # left and right differ, so a wrong orientation cannot go unnoticed
+    volume = Volume.centred(nc, 6.8)
+    flipped = Volume(nc[::-1].copy(), volume.spacing, tuple(volume.point_of(np.array([23, 0, 0]))),
+                     np.diag([-1.0, 1.0, 1.0]))
+    write_nifti(volume, tmp_path / "plain.nii.gz")
+    write_nifti(flipped, tmp_path / "flipped.nii.gz")
+    runner = CliRunner()
+    for name in ("plain", "flipped"):
+        result = runner.invoke(app, ["correct", str(tmp_path / f"{name}.nii.gz"), "-o", str(tmp_path / f"{name}_ac.nii.gz"),
+                                     "--method", "chang"])
+        assert result.exit_code == 0, result.output
+    plain, other = read_nifti(tmp_path / "plain_ac.nii.gz"), read_nifti(tmp_path / "flipped_ac.nii.gz")
+    assert other.same_grid(flipped)
+    np.testing.assert_allclose(other.array[::-1], plain.array, rtol=1e-4, atol=1e-3)
+    assert not np.allclose(plain.array, plain.array[::-1], rtol=1e-2)
+
+    # an existing output is kept unless --overwrite; an all-zero study is refused by name
+    before = (tmp_path / "plain_ac.nii.gz").read_bytes()
+    again = runner.invoke(app, ["correct", str(tmp_path / "plain.nii.gz"), "-o", str(tmp_path / "plain_ac.nii.gz"),
+                                "--method", "nc"])
+    assert again.exit_code == 2 and "already exists" in again.output
+    assert (tmp_path / "plain_ac.nii.gz").read_bytes() == before
+    forced = runner.invoke(app, ["correct", str(tmp_path / "plain.nii.gz"), "-o", str(tmp_path / "plain_ac.nii.gz"),
+                                 "--method", "nc", "--overwrite"])
+    assert forced.exit_code == 0, forced.output
+    np.testing.assert_allclose(read_nifti(tmp_path / "plain_ac.nii.gz").array, nc, rtol=1e-6)
+    write_nifti(volume.with_array(np.zeros_like(nc)), tmp_path / "zero.nii.gz")
+    for method in ("nc", "chang"):
+        zero = runner.invoke(app, ["correct", str(tmp_path / "zero.nii.gz"), "-o", str(tmp_path / "z.nii.gz"),
+                                   "--method", method])
+        assert zero.exit_code == 2 and "zero.nii.gz" in zero.output and "no counts" in zero.output
+        assert len(zero.output.strip().splitlines()) == 1
+    assert not (tmp_path / "z.nii.gz").exists()

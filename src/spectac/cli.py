@@ -175,22 +175,17 @@ def train(
 @app.command()
 @user_errors
 def correct(
-    input: Path = typer.Argument(..., help="NC study (NIfTI)."),
-    output: Path = typer.Option(..., "--output", "-o", help="AC study to write (NIfTI)."),
-    method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, ...)."),
+    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz."),
+    method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, chang-iterative, nc)."),
     weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
 ) -> None:
-    """Attenuation-correct one NC study: NIfTI in gives NIfTI out, DICOM in a new DICOM series out."""
-    from spectac.correction.deep import correct_file
-    from spectac.io.dicom import is_dicom_path
+    """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out."""
+    from spectac.correction.files import correct_path
 
-    if is_dicom_path(input):
-        from spectac.correction.files import correct_path
-
-        summary = correct_path(input, output, method, weights)
-        info(f"{method}: wrote {summary['kind']} {summary['output']}")
-        return
-    info(f"wrote {correct_file(input, output, method, weights)}")
+    summary = correct_path(input, output, method, weights, overwrite=overwrite)
+    info(f"{method}: wrote {summary['kind']} {summary['output']}")
 
 
 @app.command("import")

@@ -34,6 +34,10 @@ STATES = ("stress", "rest")
 DEFAULT_COUNTS = {"stress": (4.0e6, 0.6e6), "rest": (3.0e6, 0.45e6)}
 
 
+#: More counts than any clinical study (1e9) would take Poisson sampling beyond its range.
+MAX_COUNTS = 1e9
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """The whole configuration of a simulation run (saved in dataset.json)."""
@@ -60,8 +64,8 @@ class SimulationConfig:
         split: str = "40/40/20",
     ) -> SimulationConfig:
         """Validated configuration from command-line values (SpectacError on bad values)."""
-        if counts is not None and not counts > 0:
-            raise SpectacError(f"--counts must be positive, got {counts:g}")
+        if counts is not None and not 0 < counts <= MAX_COUNTS:
+            raise SpectacError(f"--counts must be positive and at most {MAX_COUNTS:.0e} per study, got {counts:g}")
         if iterations < 1 or subsets < 1:
             raise SpectacError("--iterations and --subsets must be at least 1")
         if views < 1:
@@ -252,8 +256,9 @@ def _check_writable(out: Path) -> None:
         raise SpectacError(f"{out}: cannot write the dataset here ({exc.strerror or exc})") from exc
 
 
-def _check_resume(out: Path, meta: dict[str, Any]) -> None:
-    """A folder holding another simulation must not be mixed with this one."""
+def _check_resume(out: Path, meta: dict[str, Any],
+                  keys: tuple[str, ...] = ("source", "seed", "patients", "config")) -> None:
+    """A folder holding another dataset must not be mixed with this one."""
     path = out / "dataset.json"
     if not path.exists():
         return
@@ -261,9 +266,9 @@ def _check_resume(out: Path, meta: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise SpectacError(f"{path}: exists but is not valid JSON; choose another --out") from exc
-    keys = ("source", "seed", "patients", "config")
     if any(json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(meta.get(k), sort_keys=True, default=str) for k in keys):
-        raise SpectacError(f"{out}: holds a different dataset (other seed, size or settings); choose another --out")
+        raise SpectacError(f"{out}: holds a different dataset ({old.get('source', 'unknown source')}, other seed, "
+                           "size, phantom or settings); choose another --out")
 
 
 def simulate_cohort(
@@ -276,6 +281,8 @@ def simulate_cohort(
     """
     if patients < 1:
         raise SpectacError(f"--patients must be at least 1, got {patients}")
+    if seed < 0:
+        raise SpectacError(f"--seed must be a non-negative integer, got {seed}")
     if workers < 1:
         raise SpectacError(f"--workers must be at least 1, got {workers}")
     out = Path(out)
@@ -304,7 +311,20 @@ def simulate_cohort(
                 i, state = futures[future]
                 volumes, info, params = future.result()
                 _write_simulated_study(out, f"P{i:03d}_{state}", volumes, info, params, config)
+    write_manifest(out, meta, _with_extents(out, cases))
     return {"written": len(todo), "skipped": skipped}
+
+
+def _with_extents(out: Path, cases: list[Case]) -> list[Case]:
+    """The cases with ``defect_extent`` (fraction of the LV myocardium inside the defect of the
+    study, from its lv.json) filled in for studies with a defect."""
+    for case in cases:
+        path = out / "studies" / case.case_id / "lv.json"
+        if case.defect_type != "none" and path.is_file():
+            defects = json.loads(path.read_text()).get("defects", [])
+            extent = sum(float(d.get("extent", 0.0)) for d in defects if d.get("severity", 0) > 0)
+            case.defect_extent = round(extent, 4)
+    return cases
 
 
 def simulate_user_phantom(
@@ -327,7 +347,24 @@ def simulate_user_phantom(
         raise SpectacError(f"{mu_path}: mu values must lie in [0, 2] 1/cm at 140 keV (got {mu.array.max():.3g})")
     if activity.array.max() <= 0:
         raise SpectacError(f"{activity_path}: the activity is all zero")
+    if seed < 0:
+        raise SpectacError(f"--seed must be a non-negative integer, got {seed}")
     out = Path(out)
+    meta = {
+        "source": "user-phantom",
+        "spectac_version": __version__,
+        "seed": seed,
+        "activity": str(Path(activity_path).resolve()),
+        "mu": str(Path(mu_path).resolve()),
+        "config": config.to_dict(),
+        "protocol": config.protocol.to_dict(),
+    }
+    # sex unknown ("U"): quantification then uses the pooled normal limits
+    case = Case(case_id="user_stress", patient_id="user", state="stress", sex="U", split="test")
+    if (out / "dataset.json").exists():
+        _check_resume(out, meta, keys=("source", "seed", "activity", "mu", "config"))
+        if study_is_complete(out, case.case_id):
+            return out
     _check_writable(out)
     act = resample_to_simulation_grid(activity, config, mean_preserving=True)
     mu_map = resample_to_simulation_grid(mu, config, mean_preserving=False)
@@ -338,16 +375,6 @@ def simulate_user_phantom(
     projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
     volumes = _reconstruct_pair(projections, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
-    meta = {
-        "source": "user-phantom",
-        "spectac_version": __version__,
-        "seed": seed,
-        "activity": str(Path(activity_path).resolve()),
-        "mu": str(Path(mu_path).resolve()),
-        "config": config.to_dict(),
-        "protocol": config.protocol.to_dict(),
-    }
-    case = Case(case_id="user_stress", patient_id="user", state="stress", sex="", split="test")
     write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()})
     write_manifest(out, meta, [case])
     return out

@@ -102,6 +102,54 @@ class Volume:
         return self.affine_lps[:3, :3] @ np.asarray(index, dtype=np.float64) + self.affine_lps[:3, 3]
 
 
+@dataclass(frozen=True)
+class AxisOrder:
+    """How :func:`to_lps_axes` reordered an array: ``new = flip(array.transpose(perm), flips)``."""
+
+    perm: tuple[int, int, int] = (0, 1, 2)
+    flips: tuple[bool, bool, bool] = (False, False, False)
+
+    @property
+    def identity(self) -> bool:
+        return self.perm == (0, 1, 2) and not any(self.flips)
+
+    def undo(self, array: np.ndarray, grid: Volume) -> Volume:
+        """The values of a reordered ``array`` put back on the original ``grid``."""
+        for i in range(3):
+            if self.flips[i]:
+                array = np.flip(array, axis=i)
+        return grid.with_array(np.ascontiguousarray(array.transpose(np.argsort(self.perm))))
+
+
+def to_lps_axes(volume: Volume) -> tuple[Volume, AxisOrder]:
+    """Permute and flip the array (never resample) so its axes run along +x, +y, +z of LPS.
+
+    Clinical volumes come in any axis-aligned orientation (head-first or feet-first, frames head
+    to feet, a NIfTI file with a flipped x axis); the physics and the networks work on arrays
+    indexed [x, y, z] in LPS. An oblique volume (an axis no nearer one LPS axis than the others)
+    is returned unchanged.
+
+    Returns:
+        (the same image on the reordered grid, the :class:`AxisOrder` that undoes it).
+    """
+    d = volume.direction
+    perm = tuple(int(np.argmax(np.abs(d[i, :]))) for i in range(3))  # array axis along LPS axis i
+    if sorted(perm) != [0, 1, 2]:
+        return volume, AxisOrder()
+    flips = tuple(bool(d[i, perm[i]] < 0) for i in range(3))
+    array = volume.array.transpose(perm)
+    corner = np.zeros(3)
+    for i in range(3):
+        if flips[i]:
+            array = np.flip(array, axis=i)
+            corner[perm[i]] = volume.shape[perm[i]] - 1
+    direction = d[:, list(perm)] * np.where(flips, -1.0, 1.0)[None, :]
+    spacing = tuple(volume.spacing[p] for p in perm)
+    origin = tuple(volume.point_of(corner))
+    ordered = Volume(np.ascontiguousarray(array), spacing, origin, direction)  # type: ignore[arg-type]
+    return ordered, AxisOrder(perm, flips)  # type: ignore[arg-type]
+
+
 def check_finite(array: np.ndarray, what: str) -> None:
     """Raise a SpectacError when an array holds NaN or infinity."""
     if not np.all(np.isfinite(array)):

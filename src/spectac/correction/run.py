@@ -37,13 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import DEFAULT_MU_PER_CM, chang_first_order, chang_iterative, protocol_of
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
 from spectac.io.nifti import write_nifti
 from spectac.progress import track
-from spectac.volume import SpectacError, Volume, check_finite
+from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 
 #: Modules that register further methods when imported (e.g. the deep-learning correction).
 #: A name whose module does not exist yet is skipped.
@@ -155,6 +157,37 @@ def resolve_options(method: Method, options: dict[str, Any]) -> dict[str, Any]:
     return {**method.defaults, **given}
 
 
+def check_nc(nc: Volume, name: str) -> None:
+    """Refuse an NC volume no method can correct: NaN/infinite values, or no counts at all."""
+    check_finite(nc.array, f"{name}: the NC volume")
+    if not np.any(nc.array > 0):
+        raise SpectacError(f"{name}: the NC volume holds no counts (all zero or negative)")
+
+
+def apply_method(method: Method, nc: Volume, context: MethodContext) -> Volume:
+    """Apply a method to one NC volume in any axis-aligned orientation; the result is on its grid.
+
+    The array is permuted and flipped to the [x, y, z] LPS order the methods are made for (no
+    resampling) and the result put back; errors name the study (``context.case_id``).
+
+    Raises:
+        SpectacError: an uncorrectable NC volume, a failing method, or a result off the grid or
+            holding NaN.
+    """
+    name = context.case_id
+    check_nc(nc, name)
+    ordered, order = to_lps_axes(nc)
+    try:
+        result = method.predict(ordered, context)
+    except SpectacError as exc:
+        message = str(exc)
+        raise SpectacError(message if name in message else f"{name}: {message}") from None
+    if not isinstance(result, Volume) or not result.same_grid(ordered):
+        raise SpectacError(f"method {method.name!r} returned a volume off the NC grid for {name}")
+    check_finite(result.array, f"the {method.name} correction of {name}")
+    return order.undo(result.array, nc)
+
+
 def predict_dataset(
     data: str | Path,
     run: str | Path,
@@ -217,11 +250,7 @@ def predict_dataset(
             skipped += 1
             continue
         nc = dataset.load(case.case_id, "nc")
-        context = MethodContext(case.case_id, protocol, dict(resolved), state)
-        result = spec.predict(nc, context)
-        if not isinstance(result, Volume) or not result.same_grid(nc):
-            raise SpectacError(f"method {method!r} returned a volume off the NC grid for {case.case_id}")
-        check_finite(result.array, f"the {method} prediction of {case.case_id}")
+        result = apply_method(spec, nc, MethodContext(case.case_id, protocol, dict(resolved), state))
         write_nifti(result, target)
         written += 1
     return {"method": method, "written": written, "skipped": skipped, "folder": out}

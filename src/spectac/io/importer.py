@@ -31,7 +31,7 @@ from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
 from spectac.progress import track
-from spectac.volume import SpectacError, Volume
+from spectac.volume import SpectacError, Volume, to_lps_axes
 
 MU_WATER = 0.1537  # 1/cm at 140 keV
 MU_BONE = 0.2830  # 1/cm, cortical bone at 140 keV
@@ -292,8 +292,9 @@ def import_dicom_dataset(
     studies: list[tuple[Case, dict[str, Volume]]] = []
     used_ids: set[str] = set()
     for nc_info, ac_info, mu_info in track(pairs, "import DICOM", total=len(pairs)):
-        nc, _ = _read(nc_info, ("NM", "PT"))
-        ac, _ = _read(ac_info, ("NM", "PT"))
+        # stored with array axes along +x, +y, +z of LPS (DESIGN.md), as the methods expect them
+        nc, _ = to_lps_axes(_read(nc_info, ("NM", "PT"))[0])
+        ac, _ = to_lps_axes(_read(ac_info, ("NM", "PT"))[0])
         if overlap_fraction(ac, nc) < 0.5:
             raise SpectacError(
                 f"{ac_info.where}: the AC volume does not cover the NC volume {nc_info.where} (different geometry)"

@@ -167,7 +167,9 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
         diaphragm_left_drop_mm=float(diaphragm_left_drop),
         lung_mu=float(rng.uniform(0.035, 0.055)),
         breast_radius_mm=breast_radius,
-        breast_drop_mm=float(rng.uniform(-10.0, 40.0)),
+        # supine, the breast centre (nipple near the 4th intercostal space) lies at or above the LV
+        # base, the inframammary fold near the inferior wall: the breast shadows the anterior wall
+        breast_drop_mm=float(rng.uniform(-40.0, 10.0)),
         rib_pitch_mm=float(rng.uniform(25.0, 32.0)),
         rib_phase_mm=float(rng.uniform(0.0, 30.0)),
         heterogeneity=tuple(float(v) for v in rng.normal(0.0, 0.025, size=4)),

@@ -4,6 +4,12 @@ LV frame: ``long_axis`` points from the centre of the base plane to the apex; ``
 perpendicular to it toward the mid-anterior wall; ``septal`` is perpendicular to both toward the
 mid-septum. The short-axis angle theta is measured from ``anterior`` toward ``septal`` (degrees).
 
+This is the frame of clinical reorientation (transaxial -> HLA rotation about the patient's axis,
+then VLA tilt): the long axis points left, anterior and inferior, the septum faces the right
+ventricle (right and anterior, horizontal), and the anterior wall is what the short-axis display
+puts at 12 o'clock: the patient's superior direction made perpendicular to the long axis (up,
+slightly left and anterior), so that the inferior wall opposite it rests on the diaphragm.
+
 AHA segments (Cerqueira et al. 2002): basal 1-6 and mid 7-12 are 60 degrees wide, centred on
 anterior 0, anteroseptal 60, inferoseptal 120, inferior 180, inferolateral 240, anterolateral 300;
 apical 13-16 are 90 degrees wide, centred on anterior 0, septal 90, inferior 180, lateral 270;
@@ -30,20 +36,30 @@ SEGMENT_NAMES = {
 }
 
 
-def lv_frame(long_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Orthonormal (long_axis, anterior, septal) frame from a long axis in LPS.
+SUPERIOR_LPS = np.array([0.0, 0.0, 1.0])
+ANTERIOR_LPS = np.array([0.0, -1.0, 0.0])
 
-    ``anterior`` is the patient's anterior direction (-y) made perpendicular to the long axis;
-    ``septal`` is the patient's right (-x) made perpendicular to both.
-    """
+
+def aha_anterior(long_axis: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """The AHA anterior direction of a long axis: ``reference`` (default: the patient's superior,
+    +z) made perpendicular to the axis; the patient's anterior (-y) for a vertical axis."""
     axis = np.asarray(long_axis, dtype=np.float64)
     axis = axis / np.linalg.norm(axis)
-    anterior = np.array([0.0, -1.0, 0.0]) - axis * (-axis[1])
-    anterior /= np.linalg.norm(anterior)
-    right = np.array([-1.0, 0.0, 0.0])
-    septal = right - axis * (right @ axis) - anterior * (right @ anterior)
-    septal /= np.linalg.norm(septal)
-    return axis, anterior, septal
+    ref = SUPERIOR_LPS if reference is None else np.asarray(reference, dtype=np.float64)
+    a = ref - np.dot(ref, axis) * axis
+    if np.linalg.norm(a) < 1e-6:
+        a = ANTERIOR_LPS - np.dot(ANTERIOR_LPS, axis) * axis
+    return a / np.linalg.norm(a)
+
+
+def lv_frame(long_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orthonormal (long_axis, anterior, septal) frame from a long axis in LPS (see the module
+    docstring): ``anterior`` from :func:`aha_anterior`, ``septal = long_axis x anterior``, which
+    points to the patient's right for a long axis pointing left."""
+    axis = np.asarray(long_axis, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    anterior = aha_anterior(axis)
+    return axis, anterior, np.cross(axis, anterior)
 
 
 def segment_of(theta_deg: np.ndarray, level: np.ndarray) -> np.ndarray:

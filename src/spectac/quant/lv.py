@@ -12,10 +12,11 @@ detection works on any perfusion image (NC, Chang, DL or CT-AC) and never looks 
 3. keep the best fit. Because the model is closed at the apex and open at the base, the fit also
    decides which end is the apex.
 
-The frame follows the AHA convention (see COMMON.md and docs/quantification.md): ``long_axis`` is
-the unit vector from base to apex, ``anterior`` the component of the patient's anterior direction
-(0, -1, 0) in LPS perpendicular to the long axis, and ``septal = long_axis x anterior``, which
-points to the patient's right (toward the septum) for any normal heart orientation.
+The frame is that of clinical reorientation (:func:`spectac.phantom.lv.lv_frame`, also used by the
+simulator; docs/quantification.md): ``long_axis`` is the unit vector from base to apex,
+``anterior`` the patient's superior direction (0, 0, 1) in LPS made perpendicular to the long axis
+(the wall shown at 12 o'clock in short axis), and ``septal = long_axis x anterior``, which points to
+the patient's right and anterior, toward the right ventricle, for any normal heart orientation.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, optimize
 
+from spectac.phantom.lv import aha_anterior
 from spectac.volume import SpectacError, Volume
 
-ANTERIOR_LPS = np.array([0.0, -1.0, 0.0])
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
 TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
@@ -131,16 +132,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
     if n == 0:
         raise ValueError("zero vector has no direction")
     return v / n
-
-
-def aha_anterior(long_axis: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
-    """The component of the patient's anterior direction (or ``hint``) perpendicular to the axis."""
-    ref = ANTERIOR_LPS if hint is None else np.asarray(hint, dtype=np.float64)
-    a = ref - np.dot(ref, long_axis) * long_axis
-    if np.linalg.norm(a) < 1e-6:  # long axis along anterior-posterior: fall back to superior
-        ref = np.array([0.0, 0.0, 1.0])
-        a = ref - np.dot(ref, long_axis) * long_axis
-    return _unit(a)
 
 
 def shell_centroid_offset(radius_mm: float, length_mm: float, wall_mm: float, power: float = SHAPE_POWER) -> float:
