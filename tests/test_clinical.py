@@ -127,3 +127,19 @@ def test_normals_and_detect_lv_commands(run: Path, tmp_path: Path) -> None:
         result = invoke(app, args, env=env)
         assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.txt").exists()
+
+
+def test_detection_keeps_a_study_whose_lv_was_not_found_as_an_abnormal_call() -> None:
+    from spectac.evaluation.clinical import detection_table
+
+    rows = []
+    for i, (defect, tpd) in enumerate([(True, 20.0), (True, 15.0), (False, 1.0), (False, 0.5), (True, np.nan)]):
+        rows.append({"case_id": f"p{i}_stress", "patient_id": f"p{i}", "state": "stress", "method": "x",
+                     "lv_found": not np.isnan(tpd), "tpd": tpd, "has_defect": defect,
+                     "defect_territories": "LAD" if defect else "", "tpd_LAD": tpd, "tpd_RCA": 0.0, "tpd_LCx": 0.0})
+    table = detection_table(pd.DataFrame(rows)).set_index("target")
+    assert table.loc["any", "n"] == 5 and table.loc["any", "lv_not_found"] == 1
+    assert table.loc["any", "auc"] == 1.0  # the diseased study without an LV counts as a positive call
+    rows[-1]["has_defect"], rows[-1]["defect_territories"] = False, ""  # now a false positive
+    table = detection_table(pd.DataFrame(rows)).set_index("target")
+    assert table.loc["any", "auc"] == pytest.approx(4 / 6)

@@ -367,8 +367,10 @@ def test_correct_dicom_in_gives_dicom_out(tmp_path, kind):
     original, _ = read_dicom_volume(source)
     assert ctx.kind == kind and corrected.same_grid(original)
     assert np.abs(corrected.array - original.array).max() <= quantum(out) / 2 + quantum(source) / 2 + 1e-4
-    description = pydicom.dcmread(next(out.iterdir()), stop_before_pixels=True).SeriesDescription
-    assert description.startswith("spectac AC nc")
+    header = pydicom.dcmread(next(out.iterdir()), stop_before_pixels=True)
+    # "nc" copies the NC image: named as such and not flagged attenuation-corrected
+    assert header.SeriesDescription == "spectac NC (no correction)"
+    assert "ATTN" not in list(header.get("CorrectedImage", []))
 
 
 def test_correct_dicom_with_chang_matches_chang_on_the_volume(tmp_path):

@@ -204,3 +204,17 @@ def test_heart_region_is_centred_on_the_lv() -> None:
     coords = reference.world_coordinates()
     ball = np.linalg.norm(coords - lv_centre(reference), axis=-1) <= HEART_RADIUS_MM
     assert (region == ball).mean() > 0.99 and region[tuple(np.round(reference.index_of(true_centre)).astype(int))]
+
+
+def test_lv_maximum_is_the_myocardium_not_a_hotter_liver() -> None:
+    """NMAE is in percent of the LV maximum: a liver twice as hot beside the heart must not set it."""
+    from quant_shapes import draw_shell, shell_geometry
+
+    from spectac.evaluation.heart import heart_region_and_lv_max
+
+    geom = shell_geometry()
+    alone = draw_shell(geom, torso=True, blur_mm=12.0)
+    with_liver = draw_shell(geom, torso=True, liver=2.0, blur_mm=12.0)
+    region, lv_max = heart_region_and_lv_max(with_liver)
+    assert float(with_liver.array[region].max()) > 1.5 * lv_max  # the region does hold the liver
+    assert lv_max == pytest.approx(heart_region_and_lv_max(alone)[1], rel=0.1)

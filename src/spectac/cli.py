@@ -180,11 +180,12 @@ def correct(
     method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, chang-iterative, nc)."),
     weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
+    arc: float = typer.Option(180.0, help="Camera orbit of the acquisition in degrees: 180 or 360 (Chang and the Chang prior use it)."),
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out."""
     from spectac.correction.files import correct_path
 
-    summary = correct_path(input, output, method, weights, overwrite=overwrite)
+    summary = correct_path(input, output, method, weights, overwrite=overwrite, arc=arc)
     info(f"{method}: wrote {summary['kind']} {summary['output']}")
 
 
@@ -197,11 +198,12 @@ def import_dicom(
     mu: Path | None = typer.Option(None, "--mu", help="Folder of CT (HU) or vendor NM mu-map series."),
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
     seed: int = typer.Option(0, help="Seed of the patient split."),
+    arc: float = typer.Option(180.0, help="Camera orbit of the acquisitions in degrees: 180 (RAO 45 to LPO 45) or 360; Chang uses it."),
 ) -> None:
     """Build a training dataset from a clinic's NC and CT-AC DICOM series, paired by study."""
     from spectac.io.importer import import_dicom_dataset
 
-    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed)
+    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed, arc=arc)
     info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
     if summary["unpaired"]:
         info(f"{len(summary['unpaired'])} NC series had no AC series and were skipped: {summary['unpaired'][0]} ...")

@@ -72,8 +72,7 @@ class SimulationConfig:
             raise SpectacError(f"--views must be at least 1, got {views}")
         if subsets > views:
             raise SpectacError(f"--subsets ({subsets}) cannot exceed --views ({views})")
-        start = -135.0 if arc == 180.0 else -90.0
-        protocol = Protocol(n_views=views, arc_deg=arc, start_deg=start, counts=counts or 4.0e6, scatter=scatter)
+        protocol = Protocol.for_arc(arc, n_views=views, counts=counts or 4.0e6, scatter=scatter)
         return cls(
             protocol=protocol,
             recon=ReconConfig(iterations=iterations, subsets=subsets),

@@ -63,6 +63,13 @@ class Protocol:
         if not 0 <= self.scatter_fraction < 1:
             raise SpectacError(f"the scatter fraction must be in [0, 1), got {self.scatter_fraction}")
 
+    @classmethod
+    def for_arc(cls, arc_deg: float, **settings: object) -> Protocol:
+        """The cardiac protocol of an orbit: 180 degrees from RAO 45 (-135) to LPO 45, or 360."""
+        if arc_deg not in (180.0, 360.0):
+            raise SpectacError(f"the orbit arc must be 180 or 360 degrees, got {arc_deg:g}")
+        return cls(arc_deg=float(arc_deg), start_deg=-135.0 if arc_deg == 180.0 else -90.0, **settings)  # type: ignore[arg-type]
+
     def azimuths_deg(self) -> np.ndarray:
         """Camera azimuth of every view in degrees (see the module docstring)."""
         step = self.arc_deg / self.n_views

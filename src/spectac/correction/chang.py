@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from spectac.acquisition.protocol import Protocol
-from spectac.volume import SpectacError, Volume
+from spectac.volume import SpectacError, Volume, to_lps_axes
 
 DEFAULT_MU_PER_CM = 0.12
 WATER_MU_PER_CM = 0.153
@@ -265,6 +265,10 @@ def chang_iterative(
     protocol = protocol or Protocol()
     if iterations < 0:
         raise SpectacError(f"the number of Chang iterations must be >= 0, got {iterations}")
+    ordered, order = to_lps_axes(nc)
+    if not order.identity:  # the projector's view angles are those of an [x, y, z] LPS array
+        corrected = chang_iterative(ordered, protocol, mu, iterations, psf)
+        return order.undo(corrected.array, nc)
     mask = body_contour(nc.array, nc.spacing)
     factors = torch.from_numpy(chang_factors(mask, nc.spacing, array_azimuths(nc, protocol), mu))
     x0 = torch.from_numpy(np.clip(nc.array, 0, None).astype(np.float32))

@@ -64,6 +64,7 @@ def correct_path(
     weights: str | Path | None = None,
     *,
     overwrite: bool = False,
+    arc: float = 180.0,
     uid_seed: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def correct_path(
         method: correction method name.
         weights: a trained model folder or file for the network methods.
         overwrite: replace an existing output file (atomically) instead of refusing.
+        arc: the camera orbit of the acquisition (180 or 360 degrees).
         uid_seed: deterministic DICOM UIDs (tests).
         **options: further method options.
 
@@ -97,9 +99,10 @@ def correct_path(
     nifti_out = _is_nifti(output)
     options = {**options, **_weights_option(method, weights)}
     get_method(method)  # an unknown method fails before the input is read
+    protocol = Protocol.for_arc(arc)
     if is_dicom_path(input):
         nc, context = read_dicom_volume(input)
-        corrected = correct_volume(nc, method, str(input), **options)
+        corrected = correct_volume(nc, method, str(input), protocol, **options)
         if nifti_out:
             write_nifti(corrected, output)
             return {"output": output, "kind": "nifti", "method": method, "shape": corrected.shape}
@@ -114,7 +117,7 @@ def correct_path(
     if not nifti_out:
         raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
     nc = read_nifti(input)
-    corrected = correct_volume(nc, method, str(input), **options)
+    corrected = correct_volume(nc, method, str(input), protocol, **options)
     write_nifti(corrected, output)
     return {"output": output, "kind": "nifti", "method": method, "shape": corrected.shape}
 

@@ -120,21 +120,39 @@ def _predict_nc(nc: Volume, context: MethodContext) -> Volume:
     return nc
 
 
+def _chang_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Validated Chang options: mu a finite number in [0, 1] 1/cm, iterations a whole number >= 0."""
+    try:
+        mu = float(options["mu"])
+    except (TypeError, ValueError):
+        raise SpectacError(f"mu must be a number in 1/cm, got {options['mu']!r}") from None
+    if not 0.0 <= mu <= 1.0:  # also refuses NaN
+        raise SpectacError(f"mu must lie between 0 and 1 /cm (water: 0.153), got {options['mu']!r}")
+    checked: dict[str, Any] = {"mu": mu}
+    if "iterations" in options:
+        iterations = options["iterations"]
+        if isinstance(iterations, bool) or not isinstance(iterations, int | float) or iterations != int(iterations) \
+                or iterations < 0:
+            raise SpectacError(f"iterations must be a whole number >= 0, got {iterations!r}")
+        checked["iterations"] = int(iterations)
+    return checked
+
+
 def _predict_chang(nc: Volume, context: MethodContext) -> Volume:
-    return chang_first_order(nc, context.protocol, mu=float(context.options["mu"]))
+    return chang_first_order(nc, context.protocol, mu=context.state["mu"])
 
 
 def _predict_chang_iterative(nc: Volume, context: MethodContext) -> Volume:
-    return chang_iterative(
-        nc, context.protocol, mu=float(context.options["mu"]), iterations=int(context.options["iterations"])
-    )
+    return chang_iterative(nc, context.protocol, mu=context.state["mu"], iterations=context.state["iterations"])
 
 
 register_method("nc", _predict_nc, description="the NC image itself (how far NC is from CT-AC)")
-register_method("chang", _predict_chang, defaults={"mu": DEFAULT_MU_PER_CM}, description="first-order Chang")
+register_method("chang", _predict_chang, prepare=_chang_options, defaults={"mu": DEFAULT_MU_PER_CM},
+                description="first-order Chang")
 register_method(
     "chang-iterative",
     _predict_chang_iterative,
+    prepare=_chang_options,
     defaults={"mu": DEFAULT_MU_PER_CM, "iterations": 2},
     description="multiple-order Chang (first order + reprojection-error updates)",
 )
@@ -239,10 +257,11 @@ def predict_dataset(
                 f"({json.dumps(previous.get('options'))}); use another --out or remove the folder"
             )
         config["split"] = previous.get("split") if previous.get("split") == config["split"] else "mixed"
+    # options are checked (weights loaded, values validated) before anything is written
+    state = spec.prepare(resolved) if spec.prepare is not None else None
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(config_path, json.dumps(config, indent=1, default=str) + "\n")
 
-    state = spec.prepare(resolved) if spec.prepare is not None else None
     written = skipped = 0
     for case in track(cases, f"predict {method}", total=len(cases)):
         target = out / f"{case.case_id}.nii.gz"

@@ -167,7 +167,8 @@ def _truth_territories(dataset: Dataset, case: Case) -> set[str]:
 def quantify_run(
     dataset: Dataset, run: Path, cases: list[Case], methods: list[str], normals: NormalDatabase
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], StudyQuantification]]:
-    """Quantify every (study, method); a study whose LV cannot be found by a method stops the run."""
+    """Quantify every (study, method); a study whose LV a method's image does not let the detector
+    find is kept as a row without scores (``lv_found`` False), never silently dropped."""
     rows, quants = [], {}
     for case in track(cases, "clinical", total=len(cases)):
         territories = _truth_territories(dataset, case)
@@ -262,18 +263,23 @@ def agreement_table(clinical: pd.DataFrame, reference: str = REFERENCE) -> pd.Da
 def detection_table(clinical: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """ROC AUC (bootstrap 95% CI) per method: stress TPD for any defect, territory TPD per territory.
 
-    Only stress studies with a known truth (``has_defect`` not empty) count, one per patient.
+    Every stress study with a known truth (``has_defect`` not empty) counts, one per patient, so
+    all methods are judged on the same patients. A study whose LV the method's image did not let
+    the software find is not dropped: it counts as an abnormal call (score +inf), as a reader
+    would refer a study that cannot be quantified; ``lv_not_found`` says how many.
     """
-    stress = clinical[(clinical["state"] == "stress") & clinical["has_defect"].notna() & clinical["lv_found"].astype(bool)]
+    stress = clinical[(clinical["state"] == "stress") & clinical["has_defect"].notna()]
     rows = []
     for method in dict.fromkeys(stress["method"]):
         part = stress[stress["method"] == method]
+        missing = ~part["lv_found"].astype(bool).to_numpy()
         tasks = [("any", "tpd", part["has_defect"].astype(bool).to_numpy())]
         for t in TERRITORIES:
             labels = part["defect_territories"].fillna("").str.split(";").apply(lambda s, t=t: t in s).to_numpy()
             tasks.append((t, f"tpd_{t}", labels))
         for target, column, labels in tasks:
-            scores = part[column].to_numpy(dtype=float)
+            scores = part[column].to_numpy(dtype=float, copy=True)
+            scores[missing] = np.inf
             lo, hi = bootstrap_auc_ci(scores, labels, seed=seed)
             rows.append(
                 {
@@ -282,12 +288,13 @@ def detection_table(clinical: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.Da
                     "score": column,
                     "n": len(scores),
                     "positives": int(labels.sum()),
+                    "lv_not_found": int(missing.sum()),
                     "auc": roc_auc(scores, labels),
                     "auc_ci_low": lo,
                     "auc_ci_high": hi,
                 }
             )
-    columns = ["method", "target", "score", "n", "positives", "auc", "auc_ci_low", "auc_ci_high"]
+    columns = ["method", "target", "score", "n", "positives", "lv_not_found", "auc", "auc_ci_low", "auc_ci_high"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -344,13 +351,14 @@ def bland_altman_figure(clinical: pd.DataFrame, methods: list[str], reference: s
 
 
 def roc_figure(clinical: pd.DataFrame, methods: list[str]) -> Any:
-    stress = clinical[(clinical["state"] == "stress") & clinical["has_defect"].notna() & clinical["lv_found"].astype(bool)]
+    stress = clinical[(clinical["state"] == "stress") & clinical["has_defect"].notna()]
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     for method in methods:
         part = stress[stress["method"] == method]
         labels = part["has_defect"].astype(bool).to_numpy()
-        fpr, tpr = roc_curve(part["tpd"].to_numpy(float), labels)
-        ax.plot(fpr, tpr, label=f"{method} (AUC {roc_auc(part['tpd'].to_numpy(float), labels):.2f})")
+        scores = np.where(part["lv_found"].astype(bool), part["tpd"].to_numpy(float), np.inf)  # as detection_table
+        fpr, tpr = roc_curve(scores, labels)
+        ax.plot(fpr, tpr, label=f"{method} (AUC {roc_auc(scores, labels):.2f})")
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.6)
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from spectac.evaluation.figures import metric_boxplots
-from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region
+from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region_and_lv_max
 from spectac.evaluation.metrics import image_metrics
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html, table_html, write_report
 from spectac.evaluation.stats import TABLE1_METRICS, paired_wilcoxon, table1, table1_markdown
@@ -107,18 +107,19 @@ def check_prediction_grid(prediction: Volume, reference: Volume, where: Path, re
         raise SpectacError(f"{where}: voxel grid (spacing/origin/orientation) differs from the reference {reference_path}")
 
 
-def score_study(prediction: Volume, reference: Volume, heart: np.ndarray) -> dict[str, float]:
+def score_study(prediction: Volume, reference: Volume, heart: np.ndarray, lv_max: float) -> dict[str, float]:
     """All image metrics of one prediction against its CT-AC reference (same grid).
 
     Args:
         prediction: the corrected volume.
         reference: the CT-AC volume.
         heart: (X, Y, Z) bool heart region in the reference.
+        lv_max: the reference's LV maximum in counts (normalises NMAE/NRMSE;
+            :func:`~spectac.evaluation.heart.heart_region_and_lv_max`).
 
     Returns:
-        The metric columns of metrics.csv, plus ``lv_max`` (the normalisation of NMAE/NRMSE).
+        The metric columns of metrics.csv, plus ``lv_max``.
     """
-    lv_max = float(np.max(reference.array[heart]))
     out = image_metrics(prediction.array, reference.array, heart=heart, lv_max=lv_max)
     out["lv_max"] = lv_max
     return out
@@ -160,13 +161,16 @@ def compute_metrics(dataset: Dataset, run: Path, cases: list[Case], methods: lis
     for case in track(cases, "evaluate", total=len(cases)):
         reference_path = dataset.path(case.case_id, "ac")
         reference = dataset.load(case.case_id, "ac")
-        heart = heart_region(reference, HEART_RADIUS_MM)
+        try:
+            heart, lv_max = heart_region_and_lv_max(reference, HEART_RADIUS_MM)
+        except SpectacError as exc:
+            raise SpectacError(f"{reference_path}: {exc}") from None
         for method in methods:
             path = run / "predictions" / method / f"{case.case_id}.nii.gz"
             prediction = read_nifti(path)
             check_prediction_grid(prediction, reference, path, reference_path)
             try:
-                scores = score_study(prediction, reference, heart)
+                scores = score_study(prediction, reference, heart, lv_max)
             except SpectacError as exc:
                 raise SpectacError(f"{path}: cannot be scored ({exc})") from exc
             rows.append({"case_id": case.case_id, "method": method, **scores})

@@ -5,6 +5,11 @@ myocardium. The centre comes from :func:`spectac.quant.lv.detect_lv` (a shell-mo
 3 mm from the truth on simulated studies); when that finds no LV, a deliberately simple fallback
 (:func:`find_lv_centre`: the hottest compact blob once liver-sized blobs are set aside) is used.
 The fallback is much cruder: on simulated studies it misses the LV in about a third of cases.
+
+The LV maximum that normalises NMAE and NRMSE is the clinical one: the scale of the reference's
+maximal-count polar map (the 98th percentile of the myocardial samples; :mod:`spectac.quant.polar`),
+not the hottest voxel of the region, which is often the liver or the gut. Without a detected LV it
+falls back on the maximum within 20 mm of the fallback centre.
 """
 
 from __future__ import annotations
@@ -57,14 +62,27 @@ def find_lv_centre(reference: Volume) -> np.ndarray:
     return reference.point_of(np.asarray(np.unravel_index(int(np.argmax(smooth)), smooth.shape), dtype=float))
 
 
-def lv_centre(reference: Volume) -> np.ndarray:
-    """LPS centre (mm) of the LV myocardium: the shell-model detector, or the blob fallback."""
+FALLBACK_MAX_RADIUS_MM = 20.0
+
+
+def lv_centre_and_maximum(reference: Volume) -> tuple[np.ndarray, float]:
+    """LPS centre (mm) of the LV myocardium and its maximum counts (see the module docstring):
+    from the shell-model detector and the polar map, or from the blob fallback."""
     from spectac.quant.lv import detect_lv  # quant sits right of evaluation's inputs; lazy import
+    from spectac.quant.polar import polar_map
 
     try:
-        return np.asarray(detect_lv(reference).center_mm, dtype=np.float64)
+        geometry = detect_lv(reference)
     except SpectacError:
-        return find_lv_centre(reference)
+        centre = find_lv_centre(reference)
+        near = sphere_mask(reference, centre, FALLBACK_MAX_RADIUS_MM)
+        return centre, float(reference.array[near].max()) if near.any() else float(reference.array.max())
+    return np.asarray(geometry.center_mm, dtype=np.float64), float(polar_map(reference, geometry).scale)
+
+
+def lv_centre(reference: Volume) -> np.ndarray:
+    """LPS centre (mm) of the LV myocardium: the shell-model detector, or the blob fallback."""
+    return lv_centre_and_maximum(reference)[0]
 
 
 def sphere_mask(reference: Volume, centre_mm: np.ndarray, radius_mm: float) -> np.ndarray:
@@ -75,7 +93,15 @@ def sphere_mask(reference: Volume, centre_mm: np.ndarray, radius_mm: float) -> n
 
 def heart_region(reference: Volume, radius_mm: float = HEART_RADIUS_MM) -> np.ndarray:
     """(X, Y, Z) bool heart region: a sphere around the detected LV centre of the reference."""
-    mask = sphere_mask(reference, lv_centre(reference), radius_mm)
+    return heart_region_and_lv_max(reference, radius_mm)[0]
+
+
+def heart_region_and_lv_max(reference: Volume, radius_mm: float = HEART_RADIUS_MM) -> tuple[np.ndarray, float]:
+    """The heart region of :func:`heart_region` and the LV maximum of the reference, in counts."""
+    centre, lv_max = lv_centre_and_maximum(reference)
+    mask = sphere_mask(reference, centre, radius_mm)
     if not mask.any():
         raise SpectacError("the heart region is empty")
-    return mask
+    if not lv_max > 0:
+        raise SpectacError("the LV maximum of the reference is not positive")
+    return mask, lv_max

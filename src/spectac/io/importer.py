@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from spectac.acquisition.protocol import Protocol
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
@@ -261,8 +262,12 @@ def import_dicom_dataset(
     mu_dir: str | Path | None = None,
     split: str = "40/40/20",
     seed: int = 0,
+    arc: float = 180.0,
 ) -> dict[str, Any]:
     """Build a dataset from a clinic's NC and CT-AC DICOM series (see the module docstring).
+
+    ``arc`` is the camera orbit of the acquisitions (180 or 360 degrees), stored as the dataset's
+    protocol: Chang's correction (and a network's Chang prior) averages over the acquired views.
 
     Every series is read and checked before anything is written; the dataset folder then appears
     whole (written in a temporary folder and renamed), so a bad series leaves nothing behind.
@@ -277,6 +282,7 @@ def import_dicom_dataset(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new dataset folder")
+    protocol = Protocol.for_arc(arc)
     nc_series, ac_series = _scan(nc_dir, "--nc"), _scan(ac_dir, "--ac")
     if {s.series_uid for s in nc_series} & {s.series_uid for s in ac_series}:
         # One folder holds both: tell NC from AC by Corrected Image (ATTN) and the description.
@@ -329,6 +335,7 @@ def import_dicom_dataset(
             "seed": seed,
             "mu_model": "bilinear 140 keV (spectac.io.importer)",
         },
+        "protocol": protocol.to_dict(),
     }
     with atomic_dir(out) as tmp:
         for case, volumes in studies:
