@@ -3,8 +3,11 @@
 Display convention of nuclear-medicine workstations: transaxial slices seen from the feet
 (patient's right on the viewer's left, anterior at the top), coronal slices seen from the front
 (patient's right on the viewer's left, head at the top). Each study's slices pass through the LV
-centre found in CT-AC and share one colour scale (the CT-AC maximum); differences are
-method - CT-AC on a symmetric scale.
+centre found in CT-AC, are cropped to a field of ``FIELD_MM`` around it so the heart is large
+enough to read, and share one grey scale: 0 to the CT-AC LV maximum (not the liver's). NC, which
+holds a few times fewer counts, gets its own scale (0 to its maximum near the LV), as a
+workstation shows it. Differences are method - CT-AC on a symmetric scale (+-50% of the LV
+maximum).
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from spectac.evaluation.harness import EvaluationContext, register_evaluator
-from spectac.evaluation.heart import lv_centre
+from spectac.evaluation.heart import lv_centre_and_maximum, sphere_mask
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html
 from spectac.io.nifti import read_nifti
 
 REFERENCE = "ac"
 STUDIES_SHOWN = 2
+FIELD_MM = 260.0  # side of the displayed field, centred on the LV
+NC_SCALE_RADIUS_MM = 30.0
 
 
 def transaxial(volume: np.ndarray, z: int) -> np.ndarray:
@@ -29,6 +34,12 @@ def transaxial(volume: np.ndarray, z: int) -> np.ndarray:
 def coronal(volume: np.ndarray, y: int) -> np.ndarray:
     """(rows z head->feet, columns x patient's right->left) slice."""
     return volume[:, y, :].T[::-1]
+
+
+def _window(centre: int, size: int, n: int) -> slice:
+    """``size`` voxels around ``centre`` inside [0, n)."""
+    start = int(np.clip(centre - size // 2, 0, max(n - size, 0)))
+    return slice(start, min(start + size, n))
 
 
 def chosen_cases(context: EvaluationContext) -> list[str]:
@@ -46,21 +57,24 @@ def study_figure(context: EvaluationContext, case_id: str) -> bytes:
     import matplotlib.pyplot as plt
 
     reference = context.dataset.load(case_id, REFERENCE)
-    index = np.round(reference.index_of(lv_centre(reference))).astype(int)
-    index = np.clip(index, 0, np.asarray(reference.shape) - 1)
+    centre_mm, vmax = lv_centre_and_maximum(reference)
+    index = np.clip(np.round(reference.index_of(centre_mm)).astype(int), 0, np.asarray(reference.shape) - 1)
+    near_lv = sphere_mask(reference, centre_mm, NC_SCALE_RADIUS_MM)
+    size = [max(8, round(FIELD_MM / s)) for s in reference.spacing]
+    wx, wy, wz = (_window(int(i), k, n) for i, k, n in zip(index, size, reference.shape))
     methods = [m for m in context.methods if m != REFERENCE]
     images = {m: read_nifti(context.prediction_path(m, case_id)).array for m in methods}
     ref = reference.array
-    vmax = float(ref.max())
     rows = [(REFERENCE, ref), *images.items()]
-    fig, axes = plt.subplots(len(rows), 4, figsize=(9, 2.2 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(8.4, 2.2 * len(rows)), squeeze=False)
     for r, (name, image) in enumerate(rows):
         diff = image - ref
+        own = float(image[near_lv].max()) if name == "nc" and near_lv.any() else vmax
         panels = (
-            (transaxial(image, index[2]), "gray_r", 0, vmax, "transaxial"),
-            (coronal(image, index[1]), "gray_r", 0, vmax, "coronal"),
-            (transaxial(diff, index[2]), "RdBu_r", -0.5 * vmax, 0.5 * vmax, "transaxial - CT-AC"),
-            (coronal(diff, index[1]), "RdBu_r", -0.5 * vmax, 0.5 * vmax, "coronal - CT-AC"),
+            (transaxial(image[wx, wy], index[2]), "gray_r", 0, own or 1.0, "transaxial"),
+            (coronal(image[wx, :, wz], index[1]), "gray_r", 0, own or 1.0, "coronal"),
+            (transaxial(diff[wx, wy], index[2]), "RdBu_r", -0.5 * vmax, 0.5 * vmax, "transaxial - CT-AC"),
+            (coronal(diff[wx, :, wz], index[1]), "RdBu_r", -0.5 * vmax, 0.5 * vmax, "coronal - CT-AC"),
         )
         for c, (panel, cmap, lo, hi, label) in enumerate(panels):
             ax = axes[r, c]
@@ -70,11 +84,15 @@ def study_figure(context: EvaluationContext, case_id: str) -> bytes:
             if r == 0:
                 ax.set_title(label, fontsize=9)
             if c == 0:
-                ax.set_ylabel("CT-AC" if name == REFERENCE else name, fontsize=9)
+                title = "CT-AC" if name == REFERENCE else name
+                ax.set_ylabel(f"{title}\n(own scale)" if own != vmax else title, fontsize=9)
             if r == 0 and c in (0, 1):
-                ax.text(1, 1, "R", color="tab:red", fontsize=8, va="top")
-                ax.text(panel.shape[1] - 2, 1, "L", color="tab:red", fontsize=8, va="top", ha="right")
-    fig.suptitle(f"{case_id}: slices through the LV centre", fontsize=10)
+                top, bottom = ("A", "P") if c == 0 else ("H", "F")
+                h, w = panel.shape
+                for text, x, y, ha, va in (("R", 0.5, h / 2, "left", "center"), ("L", w - 1.5, h / 2, "right", "center"),
+                                           (top, w / 2, 0.5, "center", "top"), (bottom, w / 2, h - 1.5, "center", "bottom")):
+                    ax.text(x, y, text, color="tab:red", fontsize=8, ha=ha, va=va)
+    fig.suptitle(f"{case_id}: slices through the LV centre ({FIELD_MM:.0f} mm field)", fontsize=10)
     return figure_png(fig, dpi=90)
 
 
@@ -82,8 +100,9 @@ def evaluate_slices(context: EvaluationContext) -> list[ReportSection]:
     body = [
         paragraph(
             "Slices through the LV centre of CT-AC: transaxial seen from the feet and coronal seen from "
-            "the front (the patient's right on the left, R/L marked), one grey scale per study (0 to the "
-            "CT-AC maximum), and the difference to CT-AC (blue: fewer counts than CT-AC, red: more)."
+            "the front (the patient's right on the left; R/L, A/P and H/F marked), one grey scale per "
+            "study (0 to the CT-AC LV maximum; NC on its own scale, as it holds a few times fewer counts), "
+            "and the difference to CT-AC on +-50% of the LV maximum (blue: fewer counts than CT-AC, red: more)."
         )
     ]
     for case_id in chosen_cases(context):
