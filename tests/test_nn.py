@@ -37,12 +37,13 @@ def test_registered_generators_map_volume_to_same_shape(name: str) -> None:
     overrides = {"features": 4, "dilations": [1, 2]} if name == "resnet" else SMALL
     config = resolve_config(name, overrides)
     generator = build_generator(config)
-    x = torch.rand(2, 1, 16, 16, 12)
+    channels = 2 if config.get("prior") == "chang" else 1  # NC (and the log Chang factor)
+    x = torch.rand(2, channels, 16, 16, 12)
     y = generator(x)
-    assert y.shape == x.shape
+    assert y.shape == (2, 1, 16, 16, 12)
     assert float(y.detach().min()) >= 0.0
     discriminator = build_discriminator(config)
-    assert (discriminator is not None) == (name in ("unet-gan3d", "pix2pix2d"))
+    assert (discriminator is not None) == (name in ("unet-gan3d", "pix2pix2d", "unet-gan3d-chang"))
     if discriminator is not None:
         logits = discriminator(torch.cat([x, y], dim=1))
         assert logits.shape[:2] == (2, 1) and logits.ndim == 5

@@ -133,7 +133,7 @@ def evaluate(
 @app.command()
 @user_errors
 def train(
-    model: str = typer.Option("unet-gan3d", help="Network: unet-gan3d, unet3d, unet2d, pix2pix2d or resnet."),
+    model: str = typer.Option("unet-gan3d", help="Network: unet-gan3d, unet3d, unet2d, pix2pix2d, resnet, or unet-gan3d-chang (on NC + the log Chang factor)."),
     data: Path = typer.Option(..., "--data", help="Dataset folder with train and val splits."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder (created, or resumed when it holds this run)."),
     epochs: int = typer.Option(60, help="Maximum number of epochs."),

@@ -8,6 +8,7 @@ plain config dict, the same dict that is saved as config.json beside the weights
 | unet2d       | 2D U-Net over axial slices      | -                  | L1                      |
 | pix2pix2d    | 2D U-Net over axial slices      | 2D patch, slices   | adversarial + lambda*L1 |
 | resnet       | 3D dilated residual network     | -                  | L1                      |
+| unet-gan3d-chang | the unet-gan3d networks on NC + the log Chang factor (spectac's own) | 3D patch | adversarial + lambda*L1 |
 
 Every generator maps a normalised NC volume (B, 1, X, Y, Z) to the AC prediction of the same
 shape (see :mod:`spectac.nn.heads` for the output rule). With the network option
@@ -84,6 +85,8 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("resnet", "3D dilated residual network at full resolution (after Mostafapour et al.)", 3, _resnet,
                   False, {"features": 12, "dilations": [1, 2, 4, 8], "norm": "instance", "output": "log-ratio",
                    "prior": "none"}),
+        ModelSpec("unet-gan3d-chang", "unet-gan3d on NC and the log first-order Chang factor, correcting on top of "
+                  "Chang (spectac's own model)", 3, _unet, True, {**_UNET, **_GAN, "prior": "chang"}),
     )
 }
 
