@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("command")
     parser.add_argument("--metrics", type=Path, default=None)
     parser.add_argument("--note", default="")
+    parser.add_argument("--hardware", default="torch threads 1 on a 2-core CPU",
+                        help="where it was trained (the card states it beside the training time)")
     args = parser.parse_args()
     dest = ROOT / "src" / "spectac" / "data" / "models" / args.model
     dest.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,7 @@ def main() -> None:
   {data["shape"]} at {data["spacing_mm"]} mm); simulated with `spectac simulate --patients 100 --seed 0`
   (dataset.json records the full configuration).
 - Training: {json.dumps(config["training"])}
-- Command: `{args.command}` (torch threads 1, on a 2-core CPU shared with other training runs)
+- Command: `{args.command}` ({args.hardware})
 - Training time: {hours:.2f} h over {len(rows)} epochs (sum of log.csv seconds).
 - Selected epoch (best validation L1 on the NC-normalised scale): {best["epoch"]}, val L1 {best["val_l1"]:.5f}.
 - Weights: best.pt ({size_mb:.2f} MB). Input: NC / its {config["normalisation"]["percentile"]}th percentile;

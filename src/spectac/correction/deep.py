@@ -5,7 +5,7 @@ the whole volume (resampled to the training voxel size if the study's differs), 
 AC prediction in counts on the NC grid. Models are model folders written by ``spectac train``
 (``best.pt`` + ``config.json``) or the shipped ones in ``spectac/data/models/<name>/``.
 
-The registered methods (``unet-gan3d``, ``unet3d``, ``unet2d``, ``pix2pix2d``, ``resnet``) take one
+The registered methods (every name of :mod:`spectac.nn.registry`) take one
 option, ``weights`` (a model folder or a ``.pt`` file; default: the shipped weights).
 """
 
