@@ -56,6 +56,14 @@ def test_detect_lv_refuses_an_image_without_a_heart() -> None:
     solid[10:22, 10:22, 10:22] = 1.0  # a solid cube: no hollow shell
     with pytest.raises(SpectacError):
         detect_lv(Volume.centred(solid, 6.8))
+    # a blurred hot ball, LV-sized, in a torso: its edge has some shell contrast, but no cold cavity
+    g = (np.indices((48, 48, 48)) - 23.5) * 6.8
+    body = 0.1 * ((g[0] / 150) ** 2 + (g[1] / 100) ** 2 < 1)
+    ball = 1.0 * ((g[0] - 30) ** 2 + (g[1] + 10) ** 2 + g[2] ** 2 < 20.0**2)
+    from scipy import ndimage
+
+    with pytest.raises(SpectacError, match="colder cavity"):
+        detect_lv(Volume.centred(ndimage.gaussian_filter(body + ball, 1.2).astype(np.float32), 6.8))
 
 
 def test_reoriented_views_put_the_anterior_wall_on_top_and_the_apex_where_expected() -> None:

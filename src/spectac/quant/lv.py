@@ -33,7 +33,8 @@ from spectac.volume import SpectacError, Volume
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
 TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
-MIN_RELATIVE_CONTRAST = 0.38  # below it no LV-like shell was found
+MIN_RELATIVE_CONTRAST = 0.30  # below it no LV-like shell was found
+MAX_CAVITY_RATIO = 0.9  # an LV's cavity (blood pool) is colder than its wall: 0.6-0.8 after blur; solid blobs >= 1
 SHAPE_POWER = 2.4  # exponent of the super-ellipsoid LV shape used for the centroid
 
 
@@ -231,21 +232,27 @@ class _Sampler:
         return ndimage.map_coordinates(self.array, idx.T, order=1, mode="constant", cval=0.0), inside
 
 
+def _shell_means(sample: _Sampler, p: np.ndarray, wall: float) -> tuple[float, float, float, float, float]:
+    """Mean image value on the mid-wall, in the cavity, outside the wall and beyond the base of the
+    shell with parameters ``p``, and the fraction of its template points inside the image."""
+    base, axis, radius, length = _frame_from_params(p)
+    pts = _shell_points(base, axis, radius, length, wall)
+    values, inside = sample.with_mask(pts["all"])
+    n = pts["n"]
+    ends = np.cumsum(n)
+    mid, cavity, outside, disc = np.add.reduceat(values, np.concatenate([[0], ends[:-1]])) / n
+    return float(mid), float(cavity), float(outside), float(disc), float(inside.mean())
+
+
 def _fit_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> tuple[float, float]:
     """(mid-wall minus surroundings, mid-wall mean) of the shell with parameters ``p``.
 
     Template points outside the image count as missing: a shell hanging out of the field of view
     (where the image is 0) would otherwise look like a cold surrounding.
     """
-    base, axis, radius, length = _frame_from_params(p)
-    pts = _shell_points(base, axis, radius, length, wall)
-    values, inside = sample.with_mask(pts["all"])
-    n = pts["n"]
-    ends = np.cumsum(n)
-    sums = np.add.reduceat(values, np.concatenate([[0], ends[:-1]]))
-    mid, cavity, outside, disc = sums / n
+    mid, cavity, outside, disc, inside = _shell_means(sample, p, wall)
     contrast = mid - (0.4 * cavity + 0.4 * outside + 0.2 * disc)
-    return float(contrast - mid * (1.0 - inside.mean())), float(mid)
+    return float(contrast - mid * (1.0 - inside)), float(mid)
 
 
 def _fit_score(sample: _Sampler, p: np.ndarray, wall: float) -> float:
@@ -451,8 +458,10 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
             best = (score, p)
     assert best is not None
     score, p = best
-    # LVs score 0.45-0.65 (lower with large defects); solid blobs such as a liver lobe about 0.3
-    if score <= MIN_RELATIVE_CONTRAST:
+    # LVs score 0.34-0.65 (lower with large defects or a hot RV and liver around them); solid blobs
+    # such as a liver lobe 0.2-0.32, but those are not hollow: their "cavity" is as hot as the wall
+    mid, cavity = _shell_means(sample, p, wall_mm)[:2]
+    if score <= MIN_RELATIVE_CONTRAST or not cavity < MAX_CAVITY_RATIO * mid:
         raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
     base, axis, radius, length = _frame_from_params(p)
     return LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
