@@ -1,8 +1,9 @@
 """Speed of the deep-learning correction: inference per 64^3 study and training per epoch.
 
 For every registered model (default network sizes unless --channels is given):
-- inference: seconds per 64^3 study through ``correct_nc`` (normalise, run, undo), median of
-  repeats, untrained weights (speed does not depend on the values);
+- inference: seconds per 64^3 study through ``correct_nc`` (normalise, the Chang prior where the
+  model takes it, run, undo), median of repeats, untrained weights (speed does not depend on the
+  values);
 - training: seconds per epoch of 80 pairs, estimated from the median of a few training steps
   (batch 1, the model's own supervised or adversarial step).
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from spectac.correction.deep import DeepModel, correct_nc
+from spectac.correction.prior import prior_channels
 from spectac.nn.registry import build_discriminator, build_generator, get_spec, model_names, resolve_config
 from spectac.training.steps import AdversarialStep, SupervisedStep
 from spectac.volume import Volume
@@ -57,12 +59,14 @@ def bench(name: str, overrides: dict, repeats: int, steps: int) -> dict[str, flo
         step = AdversarialStep(generator, discriminator, optimizer_g, torch.optim.Adam(discriminator.parameters(), 1e-4))
     else:
         step = SupervisedStep(generator, optimizer_g)
-    x = torch.from_numpy(nc.array / nc.array.max())[None, None]
-    step(x, 1.5 * x)  # warm-up
+    inputs = np.concatenate([(nc.array / nc.array.max())[None], prior_channels(nc, config.get("prior", "none"))])
+    x = torch.from_numpy(inputs.astype(np.float32))[None]  # (1, C, X, Y, Z): NC (and the prior)
+    target = 1.5 * x[:, :1]
+    step(x, target)  # warm-up
     step_times = []
     for _ in range(steps):
         started = time.perf_counter()
-        step(x, 1.5 * x)
+        step(x, target)
         step_times.append(time.perf_counter() - started)
     return {
         "params": n_params,
