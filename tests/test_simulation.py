@@ -16,7 +16,7 @@ from spectac.cli import app
 from spectac.io.dataset import Dataset
 from spectac.reconstruction.osem import ReconConfig
 from spectac.simulate import SimulationConfig, patient_params, simulate_cohort, simulate_study
-from spectac.volume import Volume
+from spectac.volume import SpectacError, Volume
 
 runner = CliRunner()
 
@@ -232,3 +232,16 @@ def test_unwritable_output(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--out", str(blocker / "ds"), "--patients", "1"])
     assert result.exit_code == 2
     assert "cannot write" in result.output
+
+
+def test_an_obese_population_changes_the_anatomy_and_nothing_else() -> None:
+    default, obese = SimulationConfig.build(), SimulationConfig.build(bmi=(36.0, 3.0))
+    assert "bmi" not in default.extra  # a default configuration saves exactly as before
+    a = [patient_params(5, i, 0.5, default.bmi_mean_sd) for i in range(30)]
+    b = [patient_params(5, i, 0.5, obese.bmi_mean_sd) for i in range(30)]
+    assert np.mean([p.bmi for p in b]) > np.mean([p.bmi for p in a]) + 7
+    assert np.mean([p.fat_mm for p in b]) > np.mean([p.fat_mm for p in a]) + 10
+    # the same seed draws the same patients otherwise: sex, heart and defects
+    assert [p.sex for p in a] == [p.sex for p in b] and [p.defects for p in a] == [p.defects for p in b]
+    with pytest.raises(SpectacError, match="--bmi"):
+        SimulationConfig.build(bmi=(60.0, 3.0))

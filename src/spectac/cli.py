@@ -61,14 +61,23 @@ def simulate(
     subsets: int = typer.Option(6, help="OSEM subsets."),
     scatter: bool = typer.Option(False, help="Add a scatter component to the projections."),
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
+    bmi: str | None = typer.Option(None, help="Population body-mass index as MEAN,SD (default 25.5,4.5); e.g. 36,3 for an obese cohort."),
     activity: Path | None = typer.Option(None, help="A user's activity phantom (NIfTI, RAS affine), e.g. from XCAT."),
     mu: Path | None = typer.Option(None, help="The matching mu-map in 1/cm at 140 keV (NIfTI)."),
 ) -> None:
     """Simulate a cohort of rest/stress MPI studies (NC and CT-AC OSEM, with truth) as a dataset."""
     from spectac.simulate import SimulationConfig, simulate_cohort, simulate_user_phantom
 
+    bmi_mean_sd = None
+    if bmi is not None:
+        try:
+            mean, sd = (float(v) for v in bmi.split(","))
+        except ValueError:
+            raise SpectacError(f"--bmi expects MEAN,SD such as 36,3, got {bmi!r}") from None
+        bmi_mean_sd = (mean, sd)
     config = SimulationConfig.build(
-        counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets, scatter=scatter, split=split
+        counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets, scatter=scatter, split=split,
+        bmi=bmi_mean_sd,
     )
     if (activity is None) != (mu is None):
         raise SpectacError("--activity and --mu go together")

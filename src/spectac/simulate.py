@@ -23,7 +23,7 @@ from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.io.dataset import Case, study_is_complete, write_manifest, write_study
 from spectac.io.nifti import read_nifti
-from spectac.phantom.anatomy import PatientParams, build_phantom, draw_patient
+from spectac.phantom.anatomy import BMI_RANGE, DEFAULT_BMI, PatientParams, build_phantom, draw_patient
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig, reconstruct
 from spectac.volume import SpectacError, Volume
@@ -62,8 +62,15 @@ class SimulationConfig:
         subsets: int = 6,
         scatter: bool = False,
         split: str = "40/40/20",
+        bmi: tuple[float, float] | None = None,
     ) -> SimulationConfig:
-        """Validated configuration from command-line values (SpectacError on bad values)."""
+        """Validated configuration from command-line values (SpectacError on bad values).
+
+        ``bmi`` (mean, SD) changes the population's body-mass index; it is kept in ``extra`` so
+        that a default configuration saves exactly as before.
+        """
+        if bmi is not None and not (BMI_RANGE[0] <= bmi[0] <= BMI_RANGE[1] and 0 <= bmi[1] <= 15):
+            raise SpectacError(f"--bmi mean must lie in {BMI_RANGE[0]:g}-{BMI_RANGE[1]:g} and SD in 0-15, got {bmi}")
         if counts is not None and not 0 < counts <= MAX_COUNTS:
             raise SpectacError(f"--counts must be positive and at most {MAX_COUNTS:.0e} per study, got {counts:g}")
         if iterations < 1 or subsets < 1:
@@ -78,6 +85,7 @@ class SimulationConfig:
             recon=ReconConfig(iterations=iterations, subsets=subsets),
             counts=counts,
             split=parse_split(split),
+            extra={} if bmi is None else {"bmi": [float(bmi[0]), float(bmi[1])]},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +97,12 @@ class SimulationConfig:
     @property
     def spacing_mm(self) -> float:
         return self.protocol.pixel_mm
+
+    @property
+    def bmi_mean_sd(self) -> tuple[float, float]:
+        """The population's BMI (mean, SD): ``extra["bmi"]`` when set (``--bmi``), else the default."""
+        bmi = self.extra.get("bmi")
+        return (float(bmi[0]), float(bmi[1])) if bmi else DEFAULT_BMI
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -115,9 +129,10 @@ def assign_splits(patient_ids: list[str], proportions: tuple[float, float, float
     return splits
 
 
-def patient_params(seed: int, index: int, defect_probability: float) -> PatientParams:
+def patient_params(seed: int, index: int, defect_probability: float,
+                   bmi_mean_sd: tuple[float, float] = DEFAULT_BMI) -> PatientParams:
     child = np.random.SeedSequence(seed).spawn(index + 1)[index]
-    return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability)
+    return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability, bmi_mean_sd)
 
 
 def acquire(
@@ -205,7 +220,7 @@ def _reconstruct_pair(
 
 def _study_task(seed: int, index: int, state: str, config: SimulationConfig) -> tuple[dict, dict, dict]:
     torch.set_num_threads(1)
-    params = patient_params(seed, index, config.defect_probability)
+    params = patient_params(seed, index, config.defect_probability, config.bmi_mean_sd)
     study_seed = np.random.SeedSequence([seed, index, STATES.index(state), 1])
     volumes, info = simulate_study(params, state, config, np.random.default_rng(study_seed))
     return volumes, info, params.to_dict()
@@ -224,7 +239,7 @@ def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]
     splits = assign_splits(ids, config.split, seed)
     cases = []
     for i, pid in enumerate(ids):
-        params = patient_params(seed, i, config.defect_probability)
+        params = patient_params(seed, i, config.defect_probability, config.bmi_mean_sd)
         defect = params.defects[0] if params.defects else None
         for state in STATES:
             severity = 0.0 if defect is None else (defect.stress_severity if state == "stress" else defect.rest_severity)

@@ -91,10 +91,20 @@ class PatientParams:
         return cls(**data)
 
 
-def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: float = 0.5) -> PatientParams:
-    """Draw a random patient: anatomy, uptake of rest and stress, and perfusion defects."""
+#: The population's body-mass index (mean, SD), clipped to BMI_RANGE.
+DEFAULT_BMI = (25.5, 4.5)
+BMI_RANGE = (17.0, 45.0)
+
+
+def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: float = 0.5,
+                 bmi_mean_sd: tuple[float, float] = DEFAULT_BMI) -> PatientParams:
+    """Draw a random patient: anatomy, uptake of rest and stress, and perfusion defects.
+
+    ``bmi_mean_sd`` sets the population (e.g. (36, 3) for an obese cohort, anatomy a model trained
+    on the default population has rarely seen); body size, fat and breast size follow the BMI.
+    """
     sex = "M" if rng.random() < 0.55 else "F"
-    bmi = float(np.clip(rng.normal(25.5, 4.5), 17.0, 42.0))
+    bmi = float(np.clip(rng.normal(*bmi_mean_sd), *BMI_RANGE))
     size = np.sqrt(bmi / 25.0)
     a = (165.0 if sex == "M" else 152.0) * size * rng.uniform(0.94, 1.06)
     b = (112.0 if sex == "M" else 104.0) * size**1.3 * rng.uniform(0.93, 1.07)
