@@ -143,3 +143,9 @@ def test_detection_keeps_a_study_whose_lv_was_not_found_as_an_abnormal_call() ->
     rows[-1]["has_defect"], rows[-1]["defect_territories"] = False, ""  # now a false positive
     table = detection_table(pd.DataFrame(rows)).set_index("target")
     assert table.loc["any", "auc"] == pytest.approx(4 / 6)
+
+
+def test_roc_curve_starts_at_the_origin_even_with_infinite_scores() -> None:
+    fpr, tpr = roc_curve(np.array([np.inf, 5.0, 1.0, 0.5]), np.array([True, True, False, False]))
+    assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert tpr[1] == 0.5 and fpr[1] == 0.0  # the study called abnormal at every threshold

@@ -283,23 +283,32 @@ def test_train_with_the_chang_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_correct_nifti_is_independent_of_the_stored_axis_order(tmp_path: Path) -> None:
     """A NIfTI file with its x axis stored reversed (as converters often write) is the same study:
-    Chang's correction depends on where the camera orbit is, so it must come out the same."""
-    nc, _ = synthetic_pair(np.random.default_rng(6), n=24)
-    nc[:12] *= 0.5  # left and right differ, so a wrong orientation cannot go unnoticed
-    volume = Volume.centred(nc, 6.8)
-    flipped = Volume(nc[::-1].copy(), volume.spacing, tuple(volume.point_of(np.array([23, 0, 0]))),
-                     np.diag([-1.0, 1.0, 1.0]))
-    write_nifti(volume, tmp_path / "plain.nii.gz")
-    write_nifti(flipped, tmp_path / "flipped.nii.gz")
-    runner = CliRunner()
-    for name in ("plain", "flipped"):
-        result = runner.invoke(app, ["correct", str(tmp_path / f"{name}.nii.gz"), "-o", str(tmp_path / f"{name}_ac.nii.gz"),
-                                     "--method", "chang"])
-        assert result.exit_code == 0, result.output
+    every method sees it with axes along +x, +y, +z of LPS, so the result is the same at the same
+    place. A probe method that weights voxels by their array index x shows any slip."""
+    from spectac.correction import run as runner_module
+
+    def probe(nc: Volume, context: object) -> Volume:
+        assert np.allclose(nc.direction, np.eye(3))  # what every method may rely on
+        return nc.with_array(nc.array * (1.0 + np.arange(nc.shape[0], dtype=np.float32))[:, None, None])
+
+    runner_module.register_method("probe-x", probe)
+    try:
+        nc, _ = synthetic_pair(np.random.default_rng(6), n=24)
+        volume = Volume.centred(nc, 6.8)
+        flipped = Volume(nc[::-1].copy(), volume.spacing, tuple(volume.point_of(np.array([23, 0, 0]))),
+                         np.diag([-1.0, 1.0, 1.0]))
+        write_nifti(volume, tmp_path / "plain.nii.gz")
+        write_nifti(flipped, tmp_path / "flipped.nii.gz")
+        runner = CliRunner()
+        for name in ("plain", "flipped"):
+            result = runner.invoke(app, ["correct", str(tmp_path / f"{name}.nii.gz"), "-o",
+                                         str(tmp_path / f"{name}_ac.nii.gz"), "--method", "probe-x"])
+            assert result.exit_code == 0, result.output
+    finally:
+        runner_module._METHODS.pop("probe-x", None)
     plain, other = read_nifti(tmp_path / "plain_ac.nii.gz"), read_nifti(tmp_path / "flipped_ac.nii.gz")
     assert other.same_grid(flipped)
-    np.testing.assert_allclose(other.array[::-1], plain.array, rtol=1e-4, atol=1e-3)
-    assert not np.allclose(plain.array, plain.array[::-1], rtol=1e-2)
+    np.testing.assert_allclose(other.array[::-1], plain.array, rtol=1e-5, atol=1e-3)
 
     # an existing output is kept unless --overwrite; an all-zero study is refused by name
     before = (tmp_path / "plain_ac.nii.gz").read_bytes()
@@ -318,3 +327,25 @@ def test_correct_nifti_is_independent_of_the_stored_axis_order(tmp_path: Path) -
         assert zero.exit_code == 2 and "zero.nii.gz" in zero.output and "no counts" in zero.output
         assert len(zero.output.strip().splitlines()) == 1
     assert not (tmp_path / "z.nii.gz").exists()
+
+
+def test_a_run_saved_before_newer_settings_still_resumes(tmp_path: Path) -> None:
+    """A last.pt written by an earlier version lacks settings added since (schedule, init, prior,
+    orbit): they take their defaults, so the same command still resumes it."""
+    from dataclasses import asdict
+
+    from spectac.acquisition.protocol import Protocol
+    from spectac.training.train import TrainOptions, _same_run
+
+    current = {"model": "unet3d", "network": resolve_config("unet3d"),
+               "training": json.loads(json.dumps(asdict(TrainOptions()))),
+               "data": {"dataset": "d", "protocol": Protocol().to_dict()}}
+    old = json.loads(json.dumps(current))
+    for key in ("lr_schedule", "init"):
+        old["training"].pop(key)
+    old["network"].pop("prior")
+    old["data"].pop("protocol")
+    assert _same_run(old, current)
+    other = json.loads(json.dumps(current))
+    other["training"]["seed"] = 5
+    assert not _same_run(old, other)

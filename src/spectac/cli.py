@@ -151,7 +151,7 @@ def train(
     seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
     patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
     channels: str | None = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
-    prior: str = typer.Option("none", help="Network input beside NC: none, or chang (the log first-order Chang factor, made from the NC image)."),
+    prior: str | None = typer.Option(None, help="Network input beside NC: none, or chang (the log first-order Chang factor, made from the NC image); default: the model's own (chang for unet-gan3d-chang)."),
     lr_schedule: str = typer.Option("constant", help="Learning rate over the epochs: constant or cosine (down to 1%)."),
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
 ) -> None:
@@ -162,7 +162,7 @@ def train(
         network = {"channels": [int(c) for c in channels.split(",")]} if channels else {}
     except ValueError:
         raise SpectacError(f"--channels {channels!r}: give whole numbers separated by commas, e.g. 8,16,32,64") from None
-    if prior != "none":
+    if prior is not None:
         network["prior"] = prior
     if init is not None and str(init) == "shipped" and not init.exists():
         from spectac.correction.deep import shipped_model_dir
@@ -189,7 +189,7 @@ def correct(
     method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, chang-iterative, nc)."),
     weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
-    arc: float = typer.Option(180.0, help="Camera orbit of the acquisition in degrees: 180 or 360 (Chang and the Chang prior use it)."),
+    arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out."""
     from spectac.correction.files import correct_path

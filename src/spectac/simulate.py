@@ -21,7 +21,7 @@ import torch
 from spectac import __version__
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
-from spectac.io.dataset import Case, study_is_complete, write_manifest, write_study
+from spectac.io.dataset import Case, Dataset, study_is_complete, write_manifest, write_study
 from spectac.io.nifti import read_nifti
 from spectac.phantom.anatomy import BMI_RANGE, DEFAULT_BMI, PatientParams, build_phantom, draw_patient
 from spectac.progress import track
@@ -332,11 +332,11 @@ def simulate_cohort(
 def _with_extents(out: Path, cases: list[Case]) -> list[Case]:
     """The cases with ``defect_extent`` (fraction of the LV myocardium inside the defect of the
     study, from its lv.json) filled in for studies with a defect."""
+    dataset = Dataset.open(out)
     for case in cases:
-        path = out / "studies" / case.case_id / "lv.json"
-        if case.defect_type != "none" and path.is_file():
-            defects = json.loads(path.read_text()).get("defects", [])
-            extent = sum(float(d.get("extent", 0.0)) for d in defects if d.get("severity", 0) > 0)
+        lv = dataset.lv(case.case_id) if case.defect_type != "none" else None
+        if lv is not None:
+            extent = sum(float(d.get("extent", 0.0)) for d in lv.get("defects", []) if d.get("severity", 0) > 0)
             case.defect_extent = round(extent, 4)
     return cases
 

@@ -51,6 +51,12 @@ class DeepModel:
         return str(self.config["network"].get("prior", "none"))
 
     @property
+    def protocol(self) -> Protocol:
+        """The acquisition of the training data (its orbit sets a Chang prior), or the default."""
+        saved = self.config.get("data", {}).get("protocol")
+        return Protocol.from_dict(saved) if isinstance(saved, dict) else Protocol()
+
+    @property
     def spacing_mm(self) -> tuple[float, float, float] | None:
         spacing = self.config.get("data", {}).get("spacing_mm")
         return tuple(float(s) for s in spacing) if spacing else None  # type: ignore[return-value]
@@ -121,24 +127,24 @@ def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -
     """Predict the AC volume of one study from its NC volume alone.
 
     Args:
-        nc: NC volume in counts, (X, Y, Z).
+        nc: NC volume in counts, (X, Y, Z), axes along +x, +y, +z of LPS.
         model: a loaded model (:func:`load_model`).
-        protocol: the acquisition orbit, for a model with the Chang prior (default: the standard
-            180-degree cardiac arc).
+        protocol: the acquisition orbit, for a model with the Chang prior; None: the orbit of the
+            model's training data (the standard 180-degree cardiac arc for older models).
 
     Returns:
         The AC prediction in counts (>= 0) on the NC grid.
     """
-    array = nc.array
-    prior = prior_channels(nc, model.prior, protocol)
     trained = model.spacing_mm
     resampled = trained is not None and not np.allclose(nc.spacing, trained, rtol=SPACING_TOLERANCE)
+    study = nc
     if resampled:
         # values are interpolated, not summed: counts per voxel stay on the study's own scale
         shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(nc.shape, nc.spacing, trained))
-        array = _resample(array, shape)
-        prior = np.stack([_resample(channel, shape) for channel in prior]) if len(prior) else np.zeros((0, *shape), np.float32)
-    normalised, scale = normalise(array, model.percentile)
+        study = Volume(_resample(nc.array, shape), trained, nc.origin, nc.direction)  # type: ignore[arg-type]
+    # the prior is made on the grid the network sees, exactly as in training
+    prior = prior_channels(study, model.prior, protocol or model.protocol)
+    normalised, scale = normalise(study.array, model.percentile)
     inputs = np.concatenate([normalised[None], prior]) if len(prior) else normalised
     prediction = predict_normalised(model.generator, inputs)
     if resampled:

@@ -34,13 +34,14 @@ def correct_volume(nc: Volume, method: str, name: str = "input", protocol: Proto
         nc: the NC volume, any axis-aligned orientation.
         method: a method name (``spectac.correction.run.available_methods()``).
         name: what to call the study in messages (the input file).
-        protocol: the acquisition (default: the standard 180-degree cardiac arc, 60 views).
+        protocol: the acquisition; None: each method's default (Chang: the standard 180-degree
+            cardiac arc; a network: the orbit of its training data).
         **options: method options (None means the method's default).
     """
     spec = get_method(method)
     resolved = resolve_options(spec, options)
     state = spec.prepare(resolved) if spec.prepare is not None else None
-    return apply_method(spec, nc, MethodContext(name, protocol or Protocol(), dict(resolved), state))
+    return apply_method(spec, nc, MethodContext(name, protocol, dict(resolved), state))
 
 
 def _is_nifti(path: Path) -> bool:
@@ -64,7 +65,7 @@ def correct_path(
     weights: str | Path | None = None,
     *,
     overwrite: bool = False,
-    arc: float = 180.0,
+    arc: float | None = None,
     uid_seed: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
@@ -77,7 +78,8 @@ def correct_path(
         method: correction method name.
         weights: a trained model folder or file for the network methods.
         overwrite: replace an existing output file (atomically) instead of refusing.
-        arc: the camera orbit of the acquisition (180 or 360 degrees).
+        arc: the camera orbit of the acquisition (180 or 360 degrees); None: the standard
+            180-degree cardiac arc for Chang, the orbit of its training data for a network.
         uid_seed: deterministic DICOM UIDs (tests).
         **options: further method options.
 
@@ -99,7 +101,7 @@ def correct_path(
     nifti_out = _is_nifti(output)
     options = {**options, **_weights_option(method, weights)}
     get_method(method)  # an unknown method fails before the input is read
-    protocol = Protocol.for_arc(arc)
+    protocol = None if arc is None else Protocol.for_arc(arc)
     if is_dicom_path(input):
         nc, context = read_dicom_volume(input)
         corrected = correct_volume(nc, method, str(input), protocol, **options)

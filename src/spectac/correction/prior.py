@@ -7,7 +7,8 @@ orbit: global geometry that a convolutional network otherwise has to infer from 
 through its whole receptive field. It is computed from the NC volume alone (no CT, no target),
 so inference has exactly what training had.
 
-Channels of the network input (C, X, Y, Z):
+Channels of the network input (C, X, Y, Z; the count per prior is
+:data:`spectac.nn.registry.PRIOR_CHANNELS`):
     0: NC / scale (see :mod:`spectac.nn.normalisation`);
     1: log Chang factor (prior "chang" only; 0 outside the body).
 """
@@ -18,20 +19,8 @@ import numpy as np
 
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import DEFAULT_MU_PER_CM, array_azimuths, body_contour, chang_factors
+from spectac.nn.registry import PRIOR_CHANNELS
 from spectac.volume import SpectacError, Volume
-
-PRIORS = ("none", "chang")
-
-
-def input_channels(prior: str) -> int:
-    """Number of input channels of a network with this prior."""
-    check_prior(prior)
-    return 1 if prior == "none" else 2
-
-
-def check_prior(prior: str) -> None:
-    if prior not in PRIORS:
-        raise SpectacError(f"unknown network prior {prior!r}; choose from {', '.join(PRIORS)}")
 
 
 def chang_log_factors(nc: Volume, protocol: Protocol | None = None, mu: float = DEFAULT_MU_PER_CM) -> np.ndarray:
@@ -44,7 +33,8 @@ def chang_log_factors(nc: Volume, protocol: Protocol | None = None, mu: float = 
 
 def prior_channels(nc: Volume, prior: str, protocol: Protocol | None = None) -> np.ndarray:
     """(C - 1, X, Y, Z) the prior channels of a study (empty for prior "none")."""
-    check_prior(prior)
+    if prior not in PRIOR_CHANNELS:
+        raise SpectacError(f"unknown network prior {prior!r}; choose from {', '.join(PRIOR_CHANNELS)}")
     if prior == "none":
         return np.zeros((0, *nc.shape), dtype=np.float32)
     return chang_log_factors(nc, protocol)[None]

@@ -57,7 +57,7 @@ class MethodContext:
     """What a method may know about a study besides its NC volume."""
 
     case_id: str
-    protocol: Protocol
+    protocol: Protocol | None  # None: the method's default acquisition
     options: dict[str, Any]
     state: Any = None  # what the method's ``prepare`` returned (a loaded network, ...)
 

@@ -75,10 +75,11 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(false-positive rates, true-positive rates) over every threshold, from (0, 0) to (1, 1)."""
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
-    thresholds = np.concatenate([[np.inf], np.unique(scores)[::-1]])
+    thresholds = np.unique(scores)[::-1]
     tpr = np.array([(scores[labels] >= t).mean() if labels.any() else np.nan for t in thresholds])
     fpr = np.array([(scores[~labels] >= t).mean() if (~labels).any() else np.nan for t in thresholds])
-    return fpr, tpr
+    # nothing called abnormal above the highest score (which may be +inf: a study without an LV)
+    return np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])
 
 
 def bootstrap_auc_ci(
@@ -446,7 +447,9 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
         det = detection.copy()
         det["AUC (95% CI)"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
                                zip(det["auc"], det["auc_ci_low"], det["auc_ci_high"])]
-        det_wide = det.pivot(index="method", columns="target", values="AUC (95% CI)").reindex(methods).reset_index()
+        det_wide = det.pivot(index="method", columns="target", values="AUC (95% CI)").reindex(methods)
+        det_wide["LV not found"] = det[det["target"] == "any"].set_index("method")["lv_not_found"].reindex(methods)
+        det_wide = det_wide.reset_index()
         detection_html = table_html(det_wide) + png_html(figure_png(roc_figure(clinical, methods)), "ROC curves",
                                                          width="45%")
     else:
@@ -456,8 +459,9 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
     missing = clinical[~clinical["lv_found"].astype(bool)]
     missing_note = (
         paragraph(
-            f"The LV was not found in {len(missing)} image(s), left out of every summary (pairs with CT-AC "
-            "included only where both were found): "
+            f"The LV was not found in {len(missing)} image(s): they have no scores, the agreement with CT-AC "
+            "pairs studies where both were found, and the detection analysis counts them as abnormal calls "
+            "(column lv_not_found): "
             + ", ".join(f"{c}/{m}" for c, m in zip(missing["case_id"], missing["method"]))
         )
         if len(missing)

@@ -57,10 +57,17 @@ class ModelSpec:
 
 
 def input_channels(config: Config) -> int:
-    """Input channels of a resolved config's generator (configs saved before priors have none)."""
+    """Input channels of a resolved config's generator (configs saved before priors have none).
+
+    Raises:
+        SpectacError: an unknown prior, or a prior without the log-ratio output it builds on.
+    """
     prior = config.get("prior", "none")
     if prior not in PRIOR_CHANNELS:
         raise SpectacError(f"unknown network prior {prior!r}; choose from {', '.join(PRIOR_CHANNELS)}")
+    if prior != "none" and config.get("output", "log-ratio") != "log-ratio":
+        raise SpectacError(f"the {prior} prior is a log correction factor: it needs output log-ratio, "
+                           f"not {config.get('output')!r}")
     return PRIOR_CHANNELS[prior]
 
 
@@ -114,7 +121,7 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     if unknown:
         raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
     config.update({k: v for k, v in (overrides or {}).items() if k != "model"})
-    input_channels(config)  # an unknown prior fails here, before anything is built or written
+    input_channels(config)  # a bad prior fails here, before anything is built or written
     return {"model": name, **config}
 
 

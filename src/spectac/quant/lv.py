@@ -450,19 +450,21 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
     typical = [s for s in ranked if np.allclose(s[3:5], _axis_to_angles(TYPICAL_LONG_AXIS))]
     if typical and not any(typical[0] is c for c in chosen):
         chosen.append(typical[0])
+    # LVs score 0.34-0.65 (lower with large defects or a hot RV and liver around them); solid blobs
+    # such as a liver lobe 0.2-0.32, but those are not hollow: their "cavity" is as hot as the wall.
+    # So the best fit among the hollow ones wins, and a hotter solid organ cannot veto the LV.
     best: tuple[float, np.ndarray] | None = None
     for start in chosen:
         p, _ = _fit_shell(sample, start, wall_mm, scale)
+        mid, cavity = _shell_means(sample, p, wall_mm)[:2]
+        if not cavity < MAX_CAVITY_RATIO * mid:
+            continue
         score = merit(p)
         if best is None or score > best[0]:
             best = (score, p)
-    assert best is not None
-    score, p = best
-    # LVs score 0.34-0.65 (lower with large defects or a hot RV and liver around them); solid blobs
-    # such as a liver lobe 0.2-0.32, but those are not hollow: their "cavity" is as hot as the wall
-    mid, cavity = _shell_means(sample, p, wall_mm)[:2]
-    if score <= MIN_RELATIVE_CONTRAST or not cavity < MAX_CAVITY_RATIO * mid:
+    if best is None or best[0] <= MIN_RELATIVE_CONTRAST:
         raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
+    score, p = best
     base, axis, radius, length = _frame_from_params(p)
     return LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
 

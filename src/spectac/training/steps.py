@@ -24,7 +24,7 @@ class SupervisedStep:
     """Voxel-wise L1 between the generated and the CT-AC volume (unet3d, unet2d, resnet).
 
     Args:
-        generator: (B, 1, ...) normalised NC -> AC.
+        generator: (B, C, ...) network input (normalised NC, and prior channels) -> (B, 1, ...) AC.
         optimizer: optimiser of the generator.
     """
 
@@ -36,7 +36,7 @@ class SupervisedStep:
         self.l1 = nn.L1Loss()
 
     def __call__(self, nc: torch.Tensor, ac: torch.Tensor) -> dict[str, float]:
-        """nc, ac: (B, 1, X, Y, Z) normalised. Returns the losses of this step."""
+        """nc: (B, C, X, Y, Z) network input, ac: (B, 1, X, Y, Z), normalised. Returns the losses."""
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.l1(self.generator(nc), ac)
@@ -50,8 +50,8 @@ class AdversarialStep:
     (CT-AC) or the generated AC; the generator minimises the GAN loss plus ``lambda_l1`` x L1.
 
     Args:
-        generator: (B, 1, ...) normalised NC -> AC.
-        discriminator: (B, 2, ...) -> patch logits.
+        generator: (B, C, ...) network input (normalised NC, and prior channels) -> (B, 1, ...) AC.
+        discriminator: (B, C + 1, ...) the input and a real or generated AC -> patch logits.
         optimizer_g, optimizer_d: their optimisers.
         lambda_l1: weight of the L1 term (100 in pix2pix).
     """
@@ -93,7 +93,7 @@ class AdversarialStep:
         return loss_gan, loss_l1
 
     def __call__(self, nc: torch.Tensor, ac: torch.Tensor) -> dict[str, float]:
-        """nc, ac: (B, 1, X, Y, Z) normalised. Returns the losses of this step."""
+        """nc: (B, C, X, Y, Z) network input, ac: (B, 1, X, Y, Z), normalised. Returns the losses."""
         self.generator.train()
         self.discriminator.train()
         fake = self.generator(nc)

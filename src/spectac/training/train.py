@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from spectac import __version__
+from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import protocol_of
 from spectac.io.atomic import write_text_atomic
 from spectac.io.checkpoint import load_checkpoint, save_checkpoint
@@ -113,6 +114,7 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
             "val_cases": len(val),
             "shape": list(first.shape),
             "spacing_mm": list(first.spacing),
+            "protocol": protocol_of(dataset.meta).to_dict(),  # the orbit a Chang prior was made for
         },
         "spectac_version": __version__,
     }
@@ -121,7 +123,11 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
 def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
     def strip(config: dict[str, Any]) -> dict[str, Any]:
         config = json.loads(json.dumps(config))
-        config["network"] = resolve_config(config["model"], config["network"])  # defaults added later
+        # settings added in later versions take their defaults in a run saved before them
+        config["network"] = resolve_config(config["model"], config["network"])
+        for key, value in json.loads(json.dumps(asdict(TrainOptions()))).items():
+            config["training"].setdefault(key, value)
+        config["data"].setdefault("protocol", Protocol().to_dict())
         fixed = ("epochs",) if config["training"].get("lr_schedule", "constant") != "constant" else ()
         for key in RESUMABLE_CHANGES:
             if key not in fixed:
@@ -226,7 +232,8 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
 
     torch.manual_seed(options.seed)
     generator = build_generator(config["network"])
-    if options.init is not None:
+    last_path = out / "last.pt"
+    if options.init is not None and not last_path.is_file():  # a resumed run has its own weights
         _init_generator(generator, options.init, model, config["network"])
     discriminator = build_discriminator(config["network"])
     lr, betas = config["training"]["lr"], tuple(config["training"]["betas"])
@@ -238,7 +245,6 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         step = SupervisedStep(generator, optimizer_g)
 
     state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
-    last_path = out / "last.pt"
     if last_path.is_file():
         last = load_checkpoint(last_path)
         if not _same_run(last["config"], config):
