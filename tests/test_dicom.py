@@ -554,3 +554,28 @@ def test_import_refuses_an_existing_dataset_and_empty_folders(tmp_path):
                                  "--out", str(tmp_path / "ds")])
     assert result.exit_code == 2 and "already exists" in result.output
     assert json.loads((tmp_path / "ds" / "dataset.json").read_text()) == {"x": 1}
+
+
+def test_an_interrupted_correct_leaves_no_half_written_series(tmp_path, monkeypatch):
+    """Ctrl-C while the slices of the new series are written: no output folder, no temporary left."""
+    from spectac.correction.files import correct_path
+    from spectac.io import dicom
+
+    source = tmp_path / "nc"
+    write_dicom_series(blob_volume(), context(kind="slices"), source, "REST NC", derived=False, uid_seed="i")
+    before = tree_hash(source)
+    save, calls = dicom._save, []
+
+    def interrupted(ds, path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        save(ds, path)
+
+    monkeypatch.setattr(dicom, "_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        correct_path(source, tmp_path / "ac", "nc", uid_seed="i2")
+    assert len(calls) == 3
+    assert not (tmp_path / "ac").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nc"]  # no temporary folder left behind
+    assert tree_hash(source) == before
