@@ -46,6 +46,8 @@ def main() -> None:
         lines = args.metrics.read_text().splitlines()
         keep = [line for line in lines[:2]] + [line for line in lines[2:] if line.split("|")[1].strip() in (args.model, "chang", "nc")]
         metrics = "\n".join(keep)
+    prior_text = (", and the log first-order Chang factor made from the NC image (docs/models.md)"
+                  if config["network"].get("prior", "none") == "chang" else "")
     card = f"""# {args.model}: model card
 
 - Network: {json.dumps(config["network"])}
@@ -56,7 +58,7 @@ def main() -> None:
 - Command: `{args.command}` ({args.hardware})
 - Training time: {hours:.2f} h over {len(rows)} epochs (sum of log.csv seconds).
 - Selected epoch (best validation L1 on the NC-normalised scale): {best["epoch"]}, val L1 {best["val_l1"]:.5f}.
-- Weights: best.pt ({size_mb:.2f} MB). Input: NC / its {config["normalisation"]["percentile"]}th percentile;
+- Weights: best.pt ({size_mb:.2f} MB). Input: NC / its {config["normalisation"]["percentile"]}th percentile{prior_text};
   output rule: {config["network"]["output"]}; predictions in counts.
 {args.note}
 ## Test-split metrics (against CT-AC, 40 studies of 20 patients never seen in training)
