@@ -88,7 +88,7 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     assert (run / "normals.npz").is_file()  # built from the 3 normal training patients
     agreement = pd.read_csv(run / "clinical_agreement.csv").set_index("method")
     # a method that returns CT-AC itself agrees perfectly with CT-AC
-    assert agreement.loc["copy", "tpd_abs_diff_mean"] == 0
+    assert agreement.loc["copy", "tpd_abs_diff_mean"] == 0 and agreement.loc["copy", "tpd_within_1_pct"] == 100
     assert agreement.loc["copy", "segment_kappa"] == pytest.approx(1.0)
     assert agreement.loc["ac", "tpd_mean"] == pytest.approx(agreement.loc["copy", "tpd_mean"])
     # the LAD defects show: stress TPD of the ischaemic patients above the normal one, under AC

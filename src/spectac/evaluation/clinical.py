@@ -252,6 +252,8 @@ def agreement_table(clinical: pd.DataFrame, reference: str = REFERENCE) -> pd.Da
                 "tpd_loa_low": ba_tpd["loa_low"],
                 "tpd_loa_high": ba_tpd["loa_high"],
                 "tpd_abs_diff_mean": float(np.mean(np.abs(part["tpd"].to_numpy() - ref["tpd"].to_numpy()))),
+                # the per-study goal: TPD within 1 point of CT-AC's (percent of the studies)
+                "tpd_within_1_pct": float(100 * np.mean(np.abs(part["tpd"].to_numpy() - ref["tpd"].to_numpy()) <= 1.0)),
                 "sss_diff_mean": ba_sss["mean_diff"],
                 "sss_loa_low": ba_sss["loa_low"],
                 "sss_loa_high": ba_sss["loa_high"],
@@ -438,6 +440,7 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
             "TPD diff (LoA)": [f"{m:+.2f} ({lo:+.2f}, {hi:+.2f})" for m, lo, hi in
                                zip(agreement["tpd_diff_mean"], agreement["tpd_loa_low"], agreement["tpd_loa_high"])],
             "mean |ΔTPD|": agreement["tpd_abs_diff_mean"].map("{:.2f}".format),
+            "|ΔTPD| ≤ 1": agreement["tpd_within_1_pct"].map("{:.0f}%".format),
             "SSS diff (LoA)": [f"{m:+.2f} ({lo:+.2f}, {hi:+.2f})" for m, lo, hi in
                                zip(agreement["sss_diff_mean"], agreement["sss_loa_low"], agreement["sss_loa_high"])],
             "segment κw": agreement["segment_kappa"].map("{:.3f}".format),
