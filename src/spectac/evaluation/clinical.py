@@ -453,6 +453,7 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
         det_wide = det.pivot(index="method", columns="target", values="AUC (95% CI)").reindex(methods)
         det_wide["LV not found"] = det[det["target"] == "any"].set_index("method")["lv_not_found"].reindex(methods)
         det_wide = det_wide.reset_index()
+        det_wide.columns.name = None
         detection_html = table_html(det_wide) + png_html(figure_png(roc_figure(clinical, methods)), "ROC curves",
                                                          width="45%")
     else:
