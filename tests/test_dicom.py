@@ -321,6 +321,19 @@ def test_import_from_one_folder_tells_nc_from_ac(tmp_path):
             assert np.abs(a.array - b.array).max() <= b.array.max() / 30000, (case.case_id, name)
 
 
+def write_pair(tmp_path, nc, ac, study, state, sex="O"):
+    """Write NC and AC as two NM series of one study, in tmp_path/nc/s1 and tmp_path/ac/s1."""
+    ctx = new_context("PX", study, study + ".1", sex=sex)
+    write_dicom_series(nc, ctx, tmp_path / "nc/s1", f"{state} NC", derived=False, uid_seed="n")
+    write_dicom_series(ac, ctx, tmp_path / "ac/s1", f"{state} AC", derived=False, uid_seed="a")
+
+
+def import_pair(tmp_path):
+    """`spectac import` of the pair that write_pair wrote, into tmp_path/ds."""
+    return runner.invoke(app, ["import", "--nc", str(tmp_path / "nc"), "--ac", str(tmp_path / "ac"),
+                               "--out", str(tmp_path / "ds")])
+
+
 def test_import_resamples_ac_onto_the_nc_grid(tmp_path):
     """A linear field survives trilinear resampling exactly: any offset or axis mix-up would show."""
     grid = blob_volume(shape=(16, 16, 16))
@@ -330,12 +343,8 @@ def test_import_resamples_ac_onto_the_nc_grid(tmp_path):
     ac_grid = Volume(np.zeros((30, 28, 26), np.float32), (4.0, 4.5, 5.0), origin=(-58.0, -62.0, -60.0),
                      direction=rotation([1, 1, 0], 12))
     ac = ac_grid.with_array(500 + ac_grid.world_coordinates() @ np.array([1.0, 2.0, -1.5]))
-    study = "1.2.826.0.1.3680043.8.498.77"
-    ctx = new_context("PX", study, "1.2.826.0.1.3680043.8.498.78", sex="M")
-    write_dicom_series(nc, ctx, tmp_path / "nc/s1", "REST NC", derived=False, uid_seed="n")
-    write_dicom_series(ac, ctx, tmp_path / "ac/s1", "REST AC", derived=False, uid_seed="a")
-    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "nc"), "--ac", str(tmp_path / "ac"),
-                                 "--out", str(tmp_path / "ds")])
+    write_pair(tmp_path, nc, ac, "1.2.826.0.1.3680043.8.498.77", "REST", sex="M")
+    result = import_pair(tmp_path)
     assert result.exit_code == 0, result.output
     dataset = Dataset.open(tmp_path / "ds")
     (case,) = dataset.cases
@@ -507,11 +516,8 @@ def test_import_stores_volumes_with_lps_axes(tmp_path):
     vendor layout) is stored with axes along +x, +y, +z, the order the methods are made for."""
     nc = blob_volume(direction=np.diag([1.0, -1.0, -1.0]), origin=(0.0, 50.0, 100.0))
     ac = nc.with_array(nc.array * 2)
-    ctx = new_context("PY", "1.2.826.0.1.3680043.8.498.81", "1.2.826.0.1.3680043.8.498.82", sex="F")
-    write_dicom_series(nc, ctx, tmp_path / "nc/s1", "STRESS NC", derived=False, uid_seed="n")
-    write_dicom_series(ac, ctx, tmp_path / "ac/s1", "STRESS AC", derived=False, uid_seed="a")
-    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "nc"), "--ac", str(tmp_path / "ac"),
-                                 "--out", str(tmp_path / "ds")])
+    write_pair(tmp_path, nc, ac, "1.2.826.0.1.3680043.8.498.81", "STRESS", sex="F")
+    result = import_pair(tmp_path)
     assert result.exit_code == 0, result.output
     dataset = Dataset.open(tmp_path / "ds")
     (case,) = dataset.cases
@@ -526,18 +532,14 @@ def test_import_stores_volumes_with_lps_axes(tmp_path):
 
 
 def test_import_refuses_ac_of_another_geometry(tmp_path):
-    study = "1.2.826.0.1.3680043.8.498.90"
-    ctx = new_context("PY", study, "1.2.826.0.1.3680043.8.498.91")
     nc = blob_volume()
     far = Volume(nc.array, nc.spacing, origin=(900.0, 0.0, 0.0))
-    write_dicom_series(nc, ctx, tmp_path / "nc/s", "STRESS NC", derived=False, uid_seed="1")
-    write_dicom_series(far, ctx, tmp_path / "ac/s", "STRESS AC", derived=False, uid_seed="2")
+    write_pair(tmp_path, nc, far, "1.2.826.0.1.3680043.8.498.90", "STRESS")
     before = tree_hash(tmp_path / "ac")
-    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "nc"), "--ac", str(tmp_path / "ac"),
-                                 "--out", str(tmp_path / "ds")])
+    result = import_pair(tmp_path)
     message = " ".join(result.output.split())
     assert result.exit_code == 2, result.output
-    assert "different geometry" in message and str(tmp_path / "ac/s") in message
+    assert "different geometry" in message and str(tmp_path / "ac/s1") in message
     assert not (tmp_path / "ds").exists()
     assert tree_hash(tmp_path / "ac") == before
 
