@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -51,8 +52,8 @@ def main() -> None:
     card = f"""# {args.model}: model card
 
 - Network: {json.dumps(config["network"])}
-- Data: {data["dataset"]} ({data["train_cases"]} train / {data["val_cases"]} val studies, volumes
-  {data["shape"]} at {data["spacing_mm"]} mm); simulated with `spectac simulate --patients 100 --seed 0`
+- Data: {os.path.relpath(data["dataset"])} ({data["train_cases"]} train / {data["val_cases"]} val studies, volumes
+  {data["shape"]} at {[round(float(x), 2) for x in data["spacing_mm"]]} mm); simulated with `spectac simulate --patients 100 --seed 0`
   (dataset.json records the full configuration).
 - Training: {json.dumps(config["training"])}
 - Command: `{args.command}` ({args.hardware})
@@ -60,7 +61,7 @@ def main() -> None:
 - Selected epoch (best validation L1 on the NC-normalised scale): {best["epoch"]}, val L1 {best["val_l1"]:.5f}.
 - Weights: best.pt ({size_mb:.2f} MB). Input: NC / its {config["normalisation"]["percentile"]}th percentile{prior_text};
   output rule: {config["network"]["output"]}; predictions in counts.
-{args.note}
+{f"- Note: {args.note}" + chr(10) if args.note else ""}
 ## Test-split metrics (against CT-AC, 40 studies of 20 patients never seen in training)
 
 {metrics or "Not measured yet."}

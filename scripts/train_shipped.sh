@@ -34,5 +34,5 @@ for model in $MODELS; do
   spectac "${args[@]}"
 
   python "$ROOT/scripts/install_model.py" "$model" "$out" "spectac ${args[*]}" \
-    --hardware "torch threads $OMP_NUM_THREADS, $(nproc)-core CPU"
+    --hardware "torch threads $OMP_NUM_THREADS, $(nproc --all)-core CPU"
 done
