@@ -334,10 +334,14 @@ def boxplot_figure(clinical: pd.DataFrame, methods: list[str]) -> Any:
 
 def bland_altman_figure(clinical: pd.DataFrame, methods: list[str], reference: str = REFERENCE) -> Any:
     others = [m for m in methods if m != reference]
-    fig, axes = plt.subplots(1, max(len(others), 1), figsize=(3.2 * max(len(others), 1), 3.2), squeeze=False)
+    ncols = min(4, max(len(others), 1))  # rows of 4 keep every panel readable
+    nrows = -(-max(len(others), 1) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
+    for ax in axes.flat[len(others):]:
+        ax.set_visible(False)
     found = clinical[clinical["lv_found"].astype(bool)]
     ref_all = found[found["method"] == reference].set_index("case_id")["tpd"]
-    for ax, method in zip(axes[0], others):
+    for ax, method in zip(axes.flat, others):
         val = found[found["method"] == method].set_index("case_id")["tpd"]
         common = ref_all.index.intersection(val.index)
         val, ref = val.loc[common], ref_all.loc[common]

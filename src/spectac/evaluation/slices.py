@@ -66,7 +66,7 @@ def study_figure(context: EvaluationContext, case_id: str) -> bytes:
     images = {m: read_nifti(context.prediction_path(m, case_id)).array for m in methods}
     ref = reference.array
     rows = [(REFERENCE, ref), *images.items()]
-    fig, axes = plt.subplots(len(rows), 4, figsize=(8.4, 2.2 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(8.4, 2.1 * len(rows) + 0.4), squeeze=False, layout="constrained")
     for r, (name, image) in enumerate(rows):
         diff = image - ref
         own = float(image[near_lv].max()) if name == "nc" and near_lv.any() else vmax
