@@ -1,0 +1,415 @@
+"""Bad input to every command: what spectac answers, as a table anyone can regenerate.
+
+Each case runs the real command line (``python -m spectac.cli ...``) in a fresh process on small
+files made here (a tiny dataset, its DICOM export, NIfTI volumes with broken geometry, ...). A
+case passes when the command ends in exactly one error line on stderr with exit code 2, wrote
+nothing where it was told to write, left its input unchanged, printed no traceback and did not
+hang. A few cases are allowed to succeed instead (marked "ok to succeed"): then exit 0 is a pass.
+
+Usage:
+    python benchmarks/bad_inputs.py [--out docs/reliability.md] [--timeout 120] [--only correct]
+
+Writes a Markdown table (one row per case) and prints the summary line; exit code 1 when any case
+fails, so the script can gate a release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from spectac.io.dataset import Case, write_manifest, write_study
+from spectac.volume import Volume
+
+N = 24
+SPACING = 6.8
+
+
+@dataclass
+class BadInput:
+    command: str
+    what: str
+    args: list[str]
+    writes: list[Path] = field(default_factory=list)  # must not exist afterwards
+    may_succeed: bool = False
+
+
+@dataclass
+class Outcome:
+    case: BadInput
+    code: int | None  # None: killed after the timeout
+    seconds: float
+    stderr: str
+    verdict: str
+
+
+def _blob(seed: int, n: int = N) -> np.ndarray:
+    """A torso-like body with a hot LV-like shell, in counts."""
+    rng = np.random.default_rng(seed)
+    x = (np.arange(n) - (n - 1) / 2) * SPACING
+    gx, gy, gz = np.meshgrid(x, x, x, indexing="ij")
+    body = (gx / 70.0) ** 2 + (gy / 55.0) ** 2 < 1
+    r = np.sqrt((gx - 15) ** 2 + (gy + 10) ** 2 + (gz - 5) ** 2)
+    shell = (r > 18) & (r < 30)
+    return (np.where(body, 10.0, 0.0) + np.where(shell, 80.0, 0.0) + rng.normal(0, 0.5, body.shape) * body).astype(
+        np.float32
+    )
+
+
+def _dataset(root: Path) -> Path:
+    """Four patients (train, train, val, test), rest and stress, NC/AC/mu."""
+    cases = []
+    for p, split in enumerate(("train", "train", "val", "test")):
+        for state in ("rest", "stress"):
+            case_id = f"P{p}_{state}"
+            ac = Volume.centred(_blob(2 * p + (state == "stress")), SPACING)
+            mu = ac.with_array(np.where(ac.array > 1, 0.153, 0.0).astype(np.float32))
+            write_study(root, case_id, {"nc": ac.with_array(ac.array / 3), "ac": ac, "mu": mu})
+            cases.append(Case(case_id, f"P{p}", state, "F" if p % 2 else "M", bmi=25.0, defect_type="none",
+                              defect_severity=0.0, split=split))
+    write_manifest(root, {"source": "bad-input benchmark", "protocol": {"n_views": 60, "arc_deg": 180.0}}, cases)
+    return root
+
+
+def _nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> Path:
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+    return path
+
+
+def _spectac(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "spectac.cli", *args], check=True, capture_output=True,
+                   env={**os.environ, "SPECTAC_PROGRESS": "0"})
+
+
+def _tree_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    if not path.exists() and not path.is_symlink():
+        return "absent"
+    paths = [path] if not path.is_dir() else sorted(p for p in path.rglob("*"))
+    for p in paths:
+        h.update(str(p.relative_to(path.parent)).encode())
+        if p.is_file() and not p.is_symlink():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def build_cases(tmp: Path) -> tuple[list[BadInput], list[Path]]:
+    """The fixtures and the cases; returns (cases, the input paths whose bytes must not change)."""
+    data = _dataset(tmp / "data")
+    _spectac("export-dicom", "--data", str(data), "--out", str(tmp / "dicom"), "--split", "test")
+    dicom = tmp / "dicom"
+    nc_dir = next((dicom / "nc").iterdir())
+    ac_dir = next((dicom / "ac").iterdir())
+    mu_dir = next((dicom / "mu").iterdir())
+    nii = tmp / "nii"
+    nii.mkdir()
+    good_affine = np.diag([-SPACING, -SPACING, SPACING, 1.0])
+    nc_file = _nifti(nii / "nc.nii.gz", _blob(0) / 3, good_affine)
+    _spectac("correct", str(nc_file), "-o", str(nii / "spectac-ac.nii.gz"), "--method", "chang")
+    huge_voxels = _nifti(nii / "voxel-1e6mm.nii.gz", _blob(0), np.diag([-1e6, -1e6, 1e6, 1.0]))
+    tiny_voxels = _nifti(nii / "voxel-1e-6mm.nii.gz", _blob(0), np.diag([-1e-6, -1e-6, 1e-6, 1.0]))
+    flat = _nifti(nii / "64x64x1.nii.gz", np.ones((64, 64, 1), np.float32), np.diag([-6.8, -6.8, 6.8, 1.0]))
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    oblique_affine = np.array([[-c * SPACING, -s * SPACING, 0, 0], [s * SPACING, -c * SPACING, 0, 0],
+                               [0, 0, SPACING, 0], [0, 0, 0, 1.0]])
+    oblique = _nifti(nii / "oblique.nii.gz", _blob(0), oblique_affine)
+    negative = _nifti(nii / "half-negative.nii.gz", _blob(0) - 40.0, good_affine)
+    big = _nifti(nii / "512cube.nii.gz", np.zeros((512, 512, 512), np.uint8), good_affine)
+    nan = _nifti(nii / "nan.nii.gz", np.full((N, N, N), np.nan, np.float32), good_affine)
+    zero = _nifti(nii / "zero.nii.gz", np.zeros((N, N, N), np.float32), good_affine)
+    four_d = _nifti(nii / "4d.nii.gz", np.ones((N, N, N, 3), np.float32), good_affine)
+    (nii / "text.nii.gz").write_bytes(gzip.compress(b"not an image"))
+    (nii / "notes.txt").write_text("hello")
+    markup = nii / "[red]nc[/].nii.gz"
+    markup.parent.mkdir()  # "[red]nc[" is a folder: "/" cannot stand in a file name
+    shutil.copy(nc_file, markup)
+    a_file = tmp / "a-file"
+    a_file.write_text("x")
+
+    # datasets with a broken cases.csv
+    def edited(name: str, edit: Callable[[str], str]) -> Path:
+        copy = tmp / name
+        shutil.copytree(data, copy)
+        (copy / "cases.csv").write_text(edit((copy / "cases.csv").read_text()))
+        return copy
+
+    escape = edited("data-escape", lambda t: t.replace("P3_rest,", "../../escaped,", 1))
+    absolute = edited("data-absolute", lambda t: t.replace("P3_rest,", f"{tmp / 'abs'},", 1))
+    duplicate = edited("data-duplicate", lambda t: t.replace("P3_stress,", "P3_rest,", 1))
+    nonumber = edited("data-bmi", lambda t: t.replace(",25,", ",heavy,", 1))
+    broken_json = tmp / "data-json"
+    shutil.copytree(data, broken_json)
+    (broken_json / "dataset.json").write_text("{")
+    damaged = tmp / "data-damaged"
+    shutil.copytree(data, damaged)
+    (damaged / "studies" / "P3_rest" / "nc.nii.gz").write_bytes(b"\x1f\x8b broken")
+    few_normals = edited("data-few-normals", lambda t: t.replace(",none,", ",ischemia,", 2))  # one normal patient
+    few_run = tmp / "run-few-normals"
+    _spectac("predict", "--method", "nc", "--data", str(few_normals), "--out", str(few_run))
+    fifo_dir = tmp / "nc-with-fifo"
+    shutil.copytree(dicom / "nc", fifo_dir)
+    os.mkfifo(fifo_dir / "pipe.dcm")
+    out = tmp / "out"
+    out.mkdir()
+
+    def o(name: str) -> Path:
+        return out / name
+
+    cases: list[BadInput] = []
+
+    def add(command: str, what: str, args: list[str], *writes: Path, may_succeed: bool = False) -> None:
+        cases.append(BadInput(command, what, [command, *args], list(writes), may_succeed))
+
+    # simulate
+    sim = ["--workers", "1"]
+    add("simulate", "--patients 0", ["--patients", "0", "--out", str(o("s1")), *sim], o("s1"))
+    add("simulate", "--seed -1", ["--patients", "1", "--seed", "-1", "--out", str(o("s2")), *sim], o("s2"))
+    add("simulate", "--views 0", ["--patients", "1", "--views", "0", "--out", str(o("s3")), *sim], o("s3"))
+    add("simulate", "--counts nan", ["--patients", "1", "--counts", "nan", "--out", str(o("s4")), *sim], o("s4"))
+    add("simulate", "--counts -5", ["--patients", "1", "--counts", "-5", "--out", str(o("s5")), *sim], o("s5"))
+    add("simulate", "--arc 90", ["--patients", "1", "--arc", "90", "--out", str(o("s6")), *sim], o("s6"))
+    add("simulate", "--split nan/1/1", ["--patients", "1", "--split", "nan/1/1", "--out", str(o("s7")), *sim], o("s7"))
+    add("simulate", "--split 1/1", ["--patients", "1", "--split", "1/1", "--out", str(o("s8")), *sim], o("s8"))
+    add("simulate", "--split 0/0/0", ["--patients", "1", "--split", "0/0/0", "--out", str(o("s9")), *sim], o("s9"))
+    add("simulate", "--bmi 30 (no SD)", ["--patients", "1", "--bmi", "30", "--out", str(o("s10")), *sim], o("s10"))
+    add("simulate", "--bmi -30,3", ["--patients", "1", "--bmi", "-30,3", "--out", str(o("s11")), *sim], o("s11"))
+    add("simulate", "--workers 0", ["--patients", "1", "--workers", "0", "--out", str(o("s12"))], o("s12"))
+    add("simulate", "--iterations 0", ["--patients", "1", "--iterations", "0", "--out", str(o("s13")), *sim], o("s13"))
+    add("simulate", "--subsets 0", ["--patients", "1", "--subsets", "0", "--out", str(o("s14")), *sim], o("s14"))
+    add("simulate", "--activity without --mu", ["--activity", str(nc_file), "--out", str(o("s15"))], o("s15"))
+    add("simulate", "--activity not NIfTI", ["--activity", str(nii / "notes.txt"), "--mu", str(nc_file), "--out",
+                                              str(o("s16"))], o("s16"))
+    add("simulate", "--out is a file", ["--patients", "1", "--out", str(a_file), *sim])
+    add("simulate", "--out under a file", ["--patients", "1", "--out", str(a_file / "sub"), *sim])
+    add("simulate", "--out an existing other dataset", ["--patients", "1", "--seed", "5", "--out", str(data), *sim])
+
+    # predict
+    add("predict", "unknown method", ["--method", "magic", "--data", str(data), "--out", str(o("p1"))], o("p1"))
+    add("predict", "missing dataset", ["--method", "nc", "--data", str(tmp / "nope"), "--out", str(o("p2"))], o("p2"))
+    add("predict", "not a dataset (a file)", ["--method", "nc", "--data", str(a_file), "--out", str(o("p3"))], o("p3"))
+    add("predict", "--split foo", ["--method", "nc", "--data", str(data), "--split", "foo", "--out", str(o("p4"))],
+        o("p4"))
+    add("predict", "--mu nan", ["--method", "chang", "--data", str(data), "--mu", "nan", "--out", str(o("p5"))],
+        o("p5"))
+    add("predict", "--mu -1", ["--method", "chang", "--data", str(data), "--mu", "-1", "--out", str(o("p6"))], o("p6"))
+    add("predict", "--iterations -1", ["--method", "chang-iterative", "--data", str(data), "--iterations", "-1",
+                                       "--out", str(o("p7"))], o("p7"))
+    add("predict", "--set without =", ["--method", "chang", "--data", str(data), "--set", "mu", "--out", str(o("p8"))],
+        o("p8"))
+    add("predict", "--set unknown option", ["--method", "nc", "--data", str(data), "--set", "x=1", "--out",
+                                            str(o("p9"))], o("p9"))
+    add("predict", "missing weights", ["--method", "unet3d", "--data", str(data), "--set",
+                                       f"checkpoint={tmp / 'none.pt'}", "--out", str(o("p10"))], o("p10"))
+    add("predict", "weights that are not a checkpoint", ["--method", "unet3d", "--data", str(data), "--set",
+                                                         f"checkpoint={a_file}", "--out", str(o("p11"))], o("p11"))
+    add("predict", "case id ../../escaped", ["--method", "nc", "--data", str(escape), "--out", str(o("p12"))],
+        o("p12"), tmp / "escaped.nii.gz", out / "escaped.nii.gz")
+    add("predict", "absolute case id", ["--method", "nc", "--data", str(absolute), "--out", str(o("p13"))], o("p13"),
+        tmp / "abs.nii.gz")
+    add("predict", "duplicate case id", ["--method", "nc", "--data", str(duplicate), "--out", str(o("p14"))], o("p14"))
+    add("predict", "non-numeric bmi in cases.csv", ["--method", "nc", "--data", str(nonumber), "--out",
+                                                    str(o("p15"))], o("p15"))
+    add("predict", "dataset.json not JSON", ["--method", "nc", "--data", str(broken_json), "--out", str(o("p16"))],
+        o("p16"))
+    add("predict", "damaged nc.nii.gz", ["--method", "nc", "--data", str(damaged), "--out", str(o("p17"))],
+        o("p17") / "predictions" / "nc" / "P3_rest.nii.gz")
+    add("predict", "--out is a file", ["--method", "nc", "--data", str(data), "--out", str(a_file)])
+    add("predict", "--out under a file", ["--method", "nc", "--data", str(data), "--out", str(a_file / "run")])
+
+    # evaluate
+    add("evaluate", "run without predictions", ["--data", str(data), "--run", str(o("e1"))], o("e1"))
+    add("evaluate", "missing dataset", ["--data", str(tmp / "nope"), "--run", str(o("e2"))], o("e2"))
+    add("evaluate", "--split foo", ["--data", str(data), "--run", str(o("e3")), "--split", "foo"], o("e3"))
+    add("evaluate", "--run is a file", ["--data", str(data), "--run", str(a_file)])
+    add("evaluate", "few normal patients (shipped limits expected)", ["--data", str(few_normals), "--run",
+                                                                     str(few_run)], may_succeed=True)
+
+    # train
+    tr = ["--model", "unet3d", "--data", str(data), "--epochs", "1"]
+    add("train", "--batch-size 0", [*tr, "--batch-size", "0", "--out", str(o("t1"))], o("t1"))
+    add("train", "--batch-size -1", [*tr, "--batch-size", "-1", "--out", str(o("t2"))], o("t2"))
+    add("train", "--lr nan", [*tr, "--lr", "nan", "--out", str(o("t3"))], o("t3"))
+    add("train", "--lr -1", [*tr, "--lr", "-1", "--out", str(o("t4"))], o("t4"))
+    add("train", "--seed -1", [*tr, "--seed", "-1", "--out", str(o("t5"))], o("t5"))
+    add("train", "--channels 0,0", [*tr, "--channels", "0,0", "--out", str(o("t6"))], o("t6"))
+    add("train", "--channels a,b", [*tr, "--channels", "a,b", "--out", str(o("t7"))], o("t7"))
+    add("train", "--epochs 0", ["--model", "unet3d", "--data", str(data), "--epochs", "0", "--out", str(o("t8"))],
+        o("t8"))
+    add("train", "unknown model", ["--model", "magic", "--data", str(data), "--out", str(o("t9"))], o("t9"))
+    add("train", "missing dataset", ["--model", "unet3d", "--data", str(tmp / "nope"), "--out", str(o("t10"))],
+        o("t10"))
+    add("train", "--prior bogus", [*tr, "--prior", "bogus", "--out", str(o("t11"))], o("t11"))
+    add("train", "--lr-schedule bogus", [*tr, "--lr-schedule", "bogus", "--out", str(o("t12"))], o("t12"))
+    add("train", "--init missing", [*tr, "--init", str(tmp / "none.pt"), "--out", str(o("t13"))], o("t13"))
+    add("train", "--out is a file", [*tr, "--out", str(a_file)])
+    add("train", "--out under a file", [*tr, "--out", str(a_file / "model")])
+
+    # correct
+    def corr(what: str, src: Path, dst: Path, *extra: str, may_succeed: bool = False) -> None:
+        add("correct", what, [str(src), "-o", str(dst), "--method", "chang", *extra], dst, may_succeed=may_succeed)
+
+    corr("missing input", tmp / "nope.nii.gz", o("c1.nii.gz"))
+    corr("a text file", nii / "notes.txt", o("c2.nii.gz"))
+    corr("gzip that is not NIfTI", nii / "text.nii.gz", o("c3.nii.gz"))
+    corr("voxels of 1e6 mm", huge_voxels, o("c4.nii.gz"))
+    corr("voxels of 1e-6 mm", tiny_voxels, o("c5.nii.gz"))
+    corr("a 64x64x1 image", flat, o("c6.nii.gz"))
+    corr("oblique orientation", oblique, o("c7.nii.gz"))
+    corr("half-negative volume", negative, o("c8.nii.gz"))
+    corr("512^3 NIfTI (2 MB on disk)", big, o("c9.nii.gz"))
+    corr("all NaN", nan, o("c10.nii.gz"))
+    corr("all zero", zero, o("c11.nii.gz"))
+    corr("4D NIfTI", four_d, o("c12.nii.gz"))
+    corr("spectac's own output", nii / "spectac-ac.nii.gz", o("c13.nii.gz"))
+    corr("vendor CT-AC series (ATTN)", ac_dir, o("c14"))
+    corr("mu-map series", mu_dir, o("c15"))
+    corr("output equal to input", nc_file, nc_file)
+    corr("output inside the input series", nc_dir, nc_dir / "out.nii.gz")
+    corr("output already there", nc_file, nii / "spectac-ac.nii.gz")
+    corr("output under a file", nc_file, a_file / "x.nii.gz")
+    corr("NIfTI in, DICOM name out", nc_file, o("c16.dcm"))
+    corr("path with rich markup [red]nc[/]", markup, o("c17.nii.gz"), may_succeed=True)
+    add("correct", "unknown method", [str(nc_file), "-o", str(o("c18.nii.gz")), "--method", "magic"], o("c18.nii.gz"))
+    add("correct", "--arc 90", [str(nc_file), "-o", str(o("c19.nii.gz")), "--method", "chang", "--arc", "90"],
+        o("c19.nii.gz"))
+    add("correct", "--weights missing", [str(nc_file), "-o", str(o("c20.nii.gz")), "--method", "unet3d", "--weights",
+                                         str(tmp / "none.pt")], o("c20.nii.gz"))
+    add("correct", "--weights on chang", [str(nc_file), "-o", str(o("c21.nii.gz")), "--method", "chang", "--weights",
+                                          str(a_file)], o("c21.nii.gz"))
+
+    # import
+    add("import", "missing --nc folder", ["--nc", str(tmp / "nope"), "--ac", str(dicom / "ac"), "--out", str(o("i1"))],
+        o("i1"))
+    add("import", "empty --nc folder", ["--nc", str(out / "empty"), "--ac", str(dicom / "ac"), "--out", str(o("i2"))],
+        o("i2"))
+    add("import", "--out inside --nc", ["--nc", str(dicom / "nc"), "--ac", str(dicom / "ac"), "--out",
+                                        str(dicom / "nc" / "dataset")], dicom / "nc" / "dataset")
+    add("import", "--split nan/1/1", ["--nc", str(dicom / "nc"), "--ac", str(dicom / "ac"), "--split", "nan/1/1",
+                                      "--out", str(o("i3"))], o("i3"))
+    add("import", "a FIFO in the input folder", ["--nc", str(fifo_dir), "--ac", str(dicom / "ac"), "--out",
+                                                 str(o("i4"))], may_succeed=True)
+    add("import", "--out is an existing dataset", ["--nc", str(dicom / "nc"), "--ac", str(dicom / "ac"), "--out",
+                                                   str(data)])
+    add("import", "--out under a file", ["--nc", str(dicom / "nc"), "--ac", str(dicom / "ac"), "--out",
+                                         str(a_file / "d")])
+
+    # export-dicom, normals, detect-lv, demo
+    add("export-dicom", "--mu-as foo", ["--data", str(data), "--out", str(o("x1")), "--mu-as", "foo"], o("x1"))
+    add("export-dicom", "missing dataset", ["--data", str(tmp / "nope"), "--out", str(o("x2"))], o("x2"))
+    add("export-dicom", "--out under a file", ["--data", str(data), "--out", str(a_file / "x")])
+    add("normals", "--out not .npz", ["--data", str(data), "--out", str(o("n1.txt"))], o("n1.txt"))
+    add("normals", "missing dataset", ["--data", str(tmp / "nope"), "--out", str(o("n2.npz"))], o("n2.npz"))
+    add("normals", "--out under a file", ["--data", str(data), "--out", str(a_file / "n.npz")])
+    add("detect-lv", "missing dataset", ["--data", str(tmp / "nope")])
+    add("detect-lv", "--split foo", ["--data", str(data), "--split", "foo"])
+    add("demo", "--patients 0", ["--patients", "0", "--out", str(o("d1"))], o("d1"))
+    add("demo", "--out under a file", ["--out", str(a_file / "demo")])
+    (out / "empty").mkdir()
+    return cases, [data, dicom, nii, escape, absolute, damaged, fifo_dir]
+
+
+def judge(case: BadInput, code: int | None, stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if code is None:
+        return "FAIL: hangs"
+    if "Traceback" in stderr:
+        return "FAIL: traceback"
+    if case.may_succeed and code == 0:
+        return "ok (succeeds)"
+    if code != 2:
+        return f"FAIL: exit {code}"
+    if len(lines) != 1:
+        return f"FAIL: {len(lines)} lines"
+    written = [p for p in case.writes if p.exists() or p.is_symlink()]
+    if written:
+        return f"FAIL: wrote {written[0].name}"
+    return "ok"
+
+
+def run_case(case: BadInput, timeout: float) -> Outcome:
+    env = {**os.environ, "SPECTAC_PROGRESS": "0", "COLUMNS": "2000"}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "spectac.cli", *case.args], capture_output=True, text=True,
+                              timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False)
+        code, stderr = proc.returncode, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        code, stderr = None, (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+    seconds = time.perf_counter() - start
+    return Outcome(case, code, seconds, stderr, judge(case, code, stderr))
+
+
+def _cell(text: str, limit: int = 150) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def table(outcomes: list[Outcome], tmp: Path) -> str:
+    rows = ["| command | bad input | exit | seconds | verdict | message (first line) |", "|---|---|---|---|---|---|"]
+    for r in outcomes:
+        first = next((line for line in r.stderr.splitlines() if line.strip()), "")
+        message = first.replace(str(tmp), "TMP")
+        exit_code = "killed" if r.code is None else str(r.code)
+        rows.append(f"| {r.case.command} | {_cell(r.case.what, 60)} | {exit_code} | {r.seconds:.1f} | {r.verdict} | "
+                    f"{_cell(message)} |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: print only)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a case counts as a hang")
+    parser.add_argument("--only", default=None, help="run only the cases of this command")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="spectac-bad-") as name:
+        tmp = Path(name)
+        cases, inputs = build_cases(tmp)
+        if args.only:
+            cases = [c for c in cases if c.command == args.only]
+        before = {p: _tree_hash(p) for p in inputs}
+        outcomes = []
+        for case in cases:
+            outcome = run_case(case, args.timeout)
+            outcomes.append(outcome)
+            print(f"{outcome.verdict:>16}  {case.command} {case.what}", file=sys.stderr, flush=True)
+        changed = [p.name for p in inputs if _tree_hash(p) != before[p]]
+        failed = sum(not o.verdict.startswith("ok") for o in outcomes)
+        summary = (f"{len(outcomes)} bad inputs, {len(outcomes) - failed} handled, {failed} failed; "
+                   f"inputs changed: {', '.join(changed) or 'none'}")
+        body = table(outcomes, tmp)
+    command = "python benchmarks/bad_inputs.py" + (f" --only {args.only}" if args.only else "") + (
+        f" --out {args.out}" if args.out else "")
+    text = (f"# Bad input, command by command\n\nMade by `{command}` (spectac "
+            f"{_version()}). A case passes when it ends in one error line with exit "
+            f"code 2, writes nothing and changes no input (or, where marked, succeeds).\n\n{summary}\n\n{body}\n")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(summary)
+    return 1 if failed or changed else 0
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    try:
+        return version("spectac")
+    except Exception:  # noqa: BLE001 - a source tree without metadata
+        return "source tree"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
