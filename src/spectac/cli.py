@@ -216,6 +216,10 @@ def import_dicom(
     info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
     if summary["unpaired"]:
         info(f"{len(summary['unpaired'])} NC series had no AC series and were skipped: {summary['unpaired'][0]} ...")
+    if summary["skipped"]:
+        shown = "; ".join(f"{s['path']}: {s['reason']}" for s in summary["skipped"][:3])
+        more = " ..." if len(summary["skipped"]) > 3 else ""
+        info(f"{len(summary['skipped'])} entries of the input folders were not read: {shown}{more}")
 
 
 @app.command("export-dicom")

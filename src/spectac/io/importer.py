@@ -31,6 +31,7 @@ from spectac.acquisition.protocol import Protocol
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
+from spectac.io.paths import check_output_outside, regular_files
 from spectac.progress import track
 from spectac.splitting import split_patients
 from spectac.volume import SpectacError, Volume, to_lps_axes
@@ -177,9 +178,15 @@ def _attenuation_corrected(corrected: Any, description: str) -> bool | None:
     return None
 
 
-def _scan(folder: str | Path, what: str) -> list[SeriesInfo]:
+def _scan(folder: str | Path, what: str, skipped: list[dict[str, str]]) -> list[SeriesInfo]:
+    """The series under ``folder``, read from its regular files only (see :func:`regular_files`);
+    what was left out is added to ``skipped``."""
     folder = Path(folder)
-    groups = scan_series(folder)
+    if not folder.is_dir():
+        raise SpectacError(f"{folder}: no such folder")
+    files, left_out = regular_files(folder)
+    skipped.extend(s for s in left_out if s not in skipped)  # --nc and --ac may be one folder
+    groups = scan_series(folder, files)
     if not groups:
         raise SpectacError(f"{folder}: no DICOM series found for {what}")
     return [_series_info(files, folder) for _, files in sorted(groups.items())]
@@ -270,23 +277,26 @@ def import_dicom_dataset(
     whole (written in a temporary folder and renamed), so a bad series leaves nothing behind.
 
     Returns:
-        {"studies", "patients", "unpaired" (NC series without AC), "folder"}.
+        {"studies", "patients", "unpaired" (NC series without AC), "skipped" (entries of the input
+        folders not read: symbolic links, FIFOs, devices; each {"path", "reason"}), "folder"}.
 
     Raises:
         SpectacError: an existing output, no pair found, an unreadable series, or an AC/mu series
             that does not cover the NC volume.
     """
     out = Path(out)
+    check_output_outside(out, nc_dir, ac_dir, mu_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new dataset folder")
     protocol = Protocol.for_arc(arc)
     proportions = _proportions(split)
-    nc_series, ac_series = _scan(nc_dir, "--nc"), _scan(ac_dir, "--ac")
+    skipped: list[dict[str, str]] = []
+    nc_series, ac_series = _scan(nc_dir, "--nc", skipped), _scan(ac_dir, "--ac", skipped)
     if {s.series_uid for s in nc_series} & {s.series_uid for s in ac_series}:
         # One folder holds both: tell NC from AC by Corrected Image (ATTN) and the description.
         nc_series = [s for s in nc_series if s.attenuation_corrected is False]
         ac_series = [s for s in ac_series if s.attenuation_corrected is True]
-    mu_series = _scan(mu_dir, "--mu") if mu_dir is not None else None
+    mu_series = _scan(mu_dir, "--mu", skipped) if mu_dir is not None else None
     pairs, unpaired = pair_series(nc_series, ac_series, mu_series)
     pairs.sort(key=lambda triple: (triple[0].patient_id, triple[0].state, triple[0].study_uid))
     if not pairs:
@@ -344,6 +354,7 @@ def import_dicom_dataset(
         "studies": len(studies),
         "patients": len(set(splits)),
         "unpaired": [str(i.where) for i in unpaired],
+        "skipped": skipped,
         "folder": out,
     }
 
