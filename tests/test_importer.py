@@ -3,7 +3,9 @@ go, and pseudonymised patient IDs. (Pixel and geometry checks of the import are 
 
 from __future__ import annotations
 
+import gzip
 import os
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -11,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dicom import tiny_dataset, tree_hash
+from test_dicom import blob_volume, tiny_dataset, tree_hash
 from typer.testing import CliRunner
 
 from spectac.cli import app
 from spectac.io.dataset import Dataset
-from spectac.io.dicom import export_dataset_dicom
+from spectac.io.dicom import export_dataset_dicom, new_context, write_dicom_series
 from spectac.io.importer import import_dicom_dataset
+from spectac.io.pseudonym import pseudonym
 from spectac.simulate import SimulationConfig, _case_rows
 from spectac.splitting import split_patients
 
@@ -101,7 +104,7 @@ def test_import_reads_only_regular_files_and_reports_what_it_skipped(tmp_path):
     os.mkfifo(dcm / "nc" / "pipe")
     before = tree_hash(dcm)
     command = [sys.executable, "-m", "spectac.cli", "import", "--nc", str(dcm / "nc"), "--ac", str(dcm / "ac"),
-               "--out", str(tmp_path / "ds")]
+               "--out", str(tmp_path / "ds"), "--keep-patient-ids"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)  # hung before
     assert result.returncode == 0, result.stderr
@@ -140,3 +143,88 @@ def test_an_output_inside_an_input_is_refused_up_front(tmp_path, where):
     assert result.exit_code == 2, result.output
     assert "choose an output outside the input folders" in " ".join(result.output.split())
     assert tree_hash(dcm) == before
+
+
+# ---- pseudonymised patient ids ----------------------------------------------------------------
+
+MRN, NAME = "MRN-4711-0815", "DOE^JANE-XQZ"
+
+
+def clinic_export(root: Path) -> Path:
+    """A rest and a stress NC/AC pair of one patient, in folders named after the MRN (as clinics do)."""
+    for i, state in enumerate(("REST", "STRESS")):
+        study = f"1.2.826.0.1.3680043.8.498.6{i}"
+        ctx = new_context(MRN, study, study + ".1", patient_name=NAME, sex="F", study_description=f"MPI {state}")
+        nc = blob_volume(shape=(8, 8, 8), seed=i)
+        write_dicom_series(nc, ctx, root / "nc" / MRN / state, f"{state} NC", derived=False, uid_seed=f"n{i}")
+        write_dicom_series(nc.with_array(nc.array * 2), ctx, root / "ac" / MRN / state, f"{state} AC",
+                           derived=False, uid_seed=f"a{i}")
+    return root
+
+
+def all_bytes(folder: Path) -> bytes:
+    """Every file of a folder, gzipped ones uncompressed, and every path name."""
+    chunks = []
+    for path in sorted(folder.rglob("*")):
+        chunks.append(str(path.relative_to(folder)).encode())
+        if path.is_file():
+            data = path.read_bytes()
+            chunks.append(gzip.decompress(data) if path.suffix == ".gz" else data)
+    return b"\n".join(chunks)
+
+
+def import_clinic(src: Path, out: Path, *extra: str):
+    result = runner.invoke(app, ["import", "--nc", str(src / "nc"), "--ac", str(src / "ac"), "--out", str(out),
+                                 *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_patient_ids_are_pseudonymised_by_default_and_appear_nowhere(tmp_path, monkeypatch):
+    src = clinic_export(tmp_path / "export")
+    key_file = tmp_path / "home" / ".config" / "spectac" / "pseudonym.key"
+    monkeypatch.setenv("SPECTAC_PSEUDONYM_KEY_FILE", str(key_file))
+    result = import_clinic(src, tmp_path / "ds")
+    assert f"created a new key in {key_file}" in result.output  # the CLI says where the key is
+    assert key_file.is_file() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(bytes.fromhex(key_file.read_text().strip())) == 32
+    dataset = Dataset.open(tmp_path / "ds")
+    (patient,) = {c.patient_id for c in dataset.cases}
+    assert patient == pseudonym(MRN, key_file.read_text().strip().encode())
+    assert sorted(c.case_id for c in dataset.cases) == [f"{patient}_rest", f"{patient}_stress"]
+    everything = all_bytes(tmp_path / "ds")
+    for secret in (MRN, NAME, "4711-0815", "DOE", "XQZ", str(src)):
+        assert secret.encode().lower() not in everything.lower(), secret
+
+
+def test_the_same_key_gives_the_same_pseudonym_another_key_another(tmp_path):
+    src = clinic_export(tmp_path / "export")
+    key_a, key_b = tmp_path / "a.key", tmp_path / "b.key"
+    import_clinic(src, tmp_path / "one", "--key-file", str(key_a))
+    import_clinic(src, tmp_path / "two", "--key-file", str(key_a))
+    import_clinic(src, tmp_path / "three", "--key-file", str(key_b))
+    ids = {name: {c.patient_id for c in Dataset.open(tmp_path / name).cases} for name in ("one", "two", "three")}
+    assert ids["one"] == ids["two"] and ids["one"] != ids["three"]
+    assert all(len(v) == 1 and next(iter(v)).startswith("p-") for v in ids.values())
+    assert stat.S_IMODE(key_b.stat().st_mode) == 0o600
+
+
+def test_keep_patient_ids_opts_out(tmp_path):
+    src = clinic_export(tmp_path / "export")
+    import_clinic(src, tmp_path / "ds", "--keep-patient-ids")
+    assert {c.patient_id for c in Dataset.open(tmp_path / "ds").cases} == {MRN}
+
+
+def test_a_failed_import_creates_no_key_and_a_bad_key_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    key = tmp_path / "k" / "pseudonym.key"
+    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "empty"), "--ac", str(tmp_path / "empty"),
+                                 "--out", str(tmp_path / "ds"), "--key-file", str(key)])
+    assert result.exit_code == 2 and not key.exists()
+    key.parent.mkdir()
+    key.write_text("short")
+    src = clinic_export(tmp_path / "export")
+    result = runner.invoke(app, ["import", "--nc", str(src / "nc"), "--ac", str(src / "ac"),
+                                 "--out", str(tmp_path / "ds"), "--key-file", str(key)])
+    assert result.exit_code == 2 and "at least 16" in result.output
+    assert not (tmp_path / "ds").exists()

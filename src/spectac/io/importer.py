@@ -32,6 +32,7 @@ from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
 from spectac.io.paths import check_output_outside, regular_files
+from spectac.io.pseudonym import DIGITS, create_key, default_key_file, key_id, pseudonym, read_key
 from spectac.progress import track
 from spectac.splitting import split_patients
 from spectac.volume import SpectacError, Volume, to_lps_axes
@@ -267,8 +268,14 @@ def import_dicom_dataset(
     split: str = "40/40/20",
     seed: int = 0,
     arc: float = 180.0,
+    keep_patient_ids: bool = False,
+    key_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build a dataset from a clinic's NC and CT-AC DICOM series (see the module docstring).
+
+    Patient IDs are pseudonymised (see :mod:`spectac.io.pseudonym`) with the key in ``key_file``
+    (default :func:`~spectac.io.pseudonym.default_key_file`; created, 0600, when missing) unless
+    ``keep_patient_ids``; the dataset then holds neither the Patient IDs nor the source paths.
 
     ``arc`` is the camera orbit of the acquisitions (180 or 360 degrees), stored as the dataset's
     protocol: Chang's correction (and a network's Chang prior) averages over the acquired views.
@@ -278,7 +285,8 @@ def import_dicom_dataset(
 
     Returns:
         {"studies", "patients", "unpaired" (NC series without AC), "skipped" (entries of the input
-        folders not read: symbolic links, FIFOs, devices; each {"path", "reason"}), "folder"}.
+        folders not read: symbolic links, FIFOs, devices; each {"path", "reason"}), "folder",
+        "key_file" (None with ``keep_patient_ids``), "key_created"}.
 
     Raises:
         SpectacError: an existing output, no pair found, an unreadable series, or an AC/mu series
@@ -290,6 +298,12 @@ def import_dicom_dataset(
         raise SpectacError(f"{out}: already exists; choose a new dataset folder")
     protocol = Protocol.for_arc(arc)
     proportions = _proportions(split)
+    key_path = Path(key_file).expanduser() if key_file is not None else default_key_file()
+    key = None
+    if not keep_patient_ids:
+        if key_path.resolve() == out.resolve() or out.resolve() in key_path.resolve().parents:
+            raise SpectacError(f"{key_path}: the pseudonym key must not lie inside the dataset {out}")
+        key = read_key(key_path)  # a bad key file fails before the slow part
     skipped: list[dict[str, str]] = []
     nc_series, ac_series = _scan(nc_dir, "--nc", skipped), _scan(ac_dir, "--ac", skipped)
     if {s.series_uid for s in nc_series} & {s.series_uid for s in ac_series}:
@@ -298,13 +312,11 @@ def import_dicom_dataset(
         ac_series = [s for s in ac_series if s.attenuation_corrected is True]
     mu_series = _scan(mu_dir, "--mu", skipped) if mu_dir is not None else None
     pairs, unpaired = pair_series(nc_series, ac_series, mu_series)
-    pairs.sort(key=lambda triple: (triple[0].patient_id, triple[0].state, triple[0].study_uid))
     if not pairs:
         raise SpectacError(
             f"{nc_dir}: no NC series has an AC series of the same study and patient in {ac_dir}"
         )
-    studies: list[tuple[Case, dict[str, Volume]]] = []
-    used_ids: set[str] = set()
+    read: list[tuple[SeriesInfo, dict[str, Volume]]] = []
     for nc_info, ac_info, mu_info in track(pairs, "import DICOM", total=len(pairs)):
         # stored with array axes along +x, +y, +z of LPS (DESIGN.md), as the methods expect them
         nc, _ = to_lps_axes(_read(nc_info, ("NM", "PT"))[0])
@@ -316,7 +328,17 @@ def import_dicom_dataset(
         volumes = {"nc": nc, "ac": ac if ac.same_grid(nc) else resample_onto(ac, nc, smooth=False)}
         if mu_info is not None:
             volumes["mu"] = _mu_volume(mu_info, nc)
-        base = f"{_safe(nc_info.patient_id)}_{nc_info.state}"
+        read.append((nc_info, volumes))
+    # Every series is read: only now may a missing key be created (a failed import leaves nothing).
+    key_created = False
+    if not keep_patient_ids and key is None:
+        key, key_created = create_key(key_path), True
+    names = _patient_names(read, key)
+    read.sort(key=lambda item: (names[id(item[0])], item[0].state, item[0].study_uid))
+    studies: list[tuple[Case, dict[str, Volume]]] = []
+    used_ids: set[str] = set()
+    for nc_info, volumes in read:
+        base = f"{_safe(names[id(nc_info)])}_{nc_info.state}"
         case_id, k = base, 1
         while case_id in used_ids:
             k += 1
@@ -324,7 +346,7 @@ def import_dicom_dataset(
         used_ids.add(case_id)
         case = Case(
             case_id=case_id,
-            patient_id=nc_info.patient_id or case_id,
+            patient_id=names[id(nc_info)] or case_id,
             state=nc_info.state,
             sex=nc_info.sex,
             bmi=nc_info.bmi,
@@ -334,18 +356,19 @@ def import_dicom_dataset(
     splits = split_patients(patients, proportions, seed)
     for case, _ in studies:
         case.split = splits[case.patient_id]
-    meta = {
-        "source": "import",
-        "import": {
-            "nc": str(nc_dir),
-            "ac": str(ac_dir),
-            "mu": None if mu_dir is None else str(mu_dir),
-            "split": split,
-            "seed": seed,
-            "mu_model": "bilinear 140 keV (spectac.io.importer)",
-        },
-        "protocol": protocol.to_dict(),
+    settings: dict[str, Any] = {
+        "split": split,
+        "seed": seed,
+        "mu_model": "bilinear 140 keV (spectac.io.importer)",
     }
+    if keep_patient_ids:
+        settings.update(nc=str(nc_dir), ac=str(ac_dir), mu=None if mu_dir is None else str(mu_dir))
+        settings["patient_ids"] = "kept"
+    else:
+        # No source paths: clinics often name export folders after the patient.
+        settings["patient_ids"] = f"pseudonymised: p- and {DIGITS} hex digits of HMAC-SHA256(key, PatientID)"
+        settings["key_id"] = key_id(key)
+    meta = {"source": "import", "import": settings, "protocol": protocol.to_dict()}
     with atomic_dir(out) as tmp:
         for case, volumes in studies:
             write_study(tmp, case.case_id, volumes)
@@ -356,7 +379,25 @@ def import_dicom_dataset(
         "unpaired": [str(i.where) for i in unpaired],
         "skipped": skipped,
         "folder": out,
+        "key_file": None if keep_patient_ids else key_path,
+        "key_created": key_created,
     }
+
+
+def _patient_names(read: list[tuple[SeriesInfo, dict[str, Volume]]], key: bytes | None) -> dict[int, str]:
+    """The patient name of each NC series in the dataset (by ``id``): its Patient ID as given when
+    ``key`` is None, else the pseudonym of the Patient ID (of the Study Instance UID when the
+    series has no Patient ID, so the studies of one visit stay together)."""
+    if key is None:
+        return {id(info): info.patient_id for info, _ in read}
+    names, origin = {}, {}
+    for info, _ in read:
+        identity = info.patient_id or f"study {info.study_uid}"
+        name = pseudonym(identity, key)
+        if origin.setdefault(name, identity) != identity:  # 48 bits: never seen, but never silent
+            raise SpectacError(f"{info.where}: two patients share the pseudonym {name}; use another key")
+        names[id(info)] = name
+    return names
 
 
 __all__ = [
