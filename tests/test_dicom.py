@@ -256,7 +256,8 @@ def test_export_then_import_gives_the_dataset_back(tmp_path, mu_as):
     assert result.exit_code == 0, result.output
     out = tmp_path / "imported"
     result = runner.invoke(app, ["import", "--nc", str(tmp_path / "dcm/nc"), "--ac", str(tmp_path / "dcm/ac"),
-                                 "--mu", str(tmp_path / "dcm/mu"), "--out", str(out), "--split", "1/1/1"])
+                                 "--mu", str(tmp_path / "dcm/mu"), "--out", str(out), "--split", "1/1/1",
+                                 "--keep-patient-ids"])
     assert result.exit_code == 0, result.output
     imported = Dataset.open(out)
     assert imported.meta["source"] == "import"
@@ -288,7 +289,8 @@ def test_a_simulated_cohort_survives_export_and_import(tmp_path):
                                  "--mu-as", "ct"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["import", "--nc", str(tmp_path / "dcm/nc"), "--ac", str(tmp_path / "dcm/ac"),
-                                 "--mu", str(tmp_path / "dcm/mu"), "--out", str(tmp_path / "ds")])
+                                 "--mu", str(tmp_path / "dcm/mu"), "--out", str(tmp_path / "ds"),
+                                 "--keep-patient-ids"])
     assert result.exit_code == 0, result.output
     imported = Dataset.open(tmp_path / "ds")
     assert sorted(c.state for c in imported.cases) == ["rest", "stress"]
@@ -310,7 +312,8 @@ def test_import_from_one_folder_tells_nc_from_ac(tmp_path):
     together = tmp_path / "together"
     for name in ("nc", "ac"):
         shutil.copytree(tmp_path / "dcm" / name, together / name)
-    result = runner.invoke(app, ["import", "--nc", str(together), "--ac", str(together), "--out", str(tmp_path / "ds")])
+    result = runner.invoke(app, ["import", "--nc", str(together), "--ac", str(together), "--out", str(tmp_path / "ds"),
+                                 "--keep-patient-ids"])
     assert result.exit_code == 0, result.output
     imported = Dataset.open(tmp_path / "ds")
     assert sorted(c.state for c in imported.cases) == ["rest", "stress"]

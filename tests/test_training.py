@@ -349,3 +349,39 @@ def test_a_run_saved_before_newer_settings_still_resumes(tmp_path: Path) -> None
     other = json.loads(json.dumps(current))
     other["training"]["seed"] = 5
     assert not _same_run(old, other)
+
+
+def test_the_same_state_saves_to_the_same_bytes_under_any_file_name(tmp_path: Path) -> None:
+    """torch names the archive inside a .pt after the file it writes: a temporary name made every
+    save differ. The bytes must not depend on the name or on the moment."""
+    torch.manual_seed(0)
+    state = {"config": {"model": "resnet"}, "generator": build_generator(resolve_config("resnet")).state_dict(),
+             "epoch": 3}
+    a = save_checkpoint(state, tmp_path / "one" / "best.pt")
+    b = save_checkpoint(state, tmp_path / "two" / "last.pt")
+    assert a.read_bytes() == b.read_bytes()
+    loaded = load_checkpoint(a)["generator"]
+    assert all(torch.equal(loaded[k], v) for k, v in state["generator"].items())
+
+
+def test_two_identical_trainings_write_byte_identical_checkpoints(tmp_path: Path) -> None:
+    from spectac.training import TrainOptions, train_model
+
+    data = write_synthetic_dataset(tmp_path / "data")
+    options = TrainOptions(epochs=1, seed=1, patience=0)
+    for name in ("a", "b"):
+        train_model(data, tmp_path / name, "unet-gan3d", options, network={"channels": [4, 8]})
+    for checkpoint in ("best.pt", "last.pt"):
+        assert (tmp_path / "a" / checkpoint).read_bytes() == (tmp_path / "b" / checkpoint).read_bytes(), checkpoint
+    # the wall times are in log.csv, not in the checkpoint
+    assert all("seconds" not in row for row in load_checkpoint(tmp_path / "a" / "last.pt")["history"])
+    with (tmp_path / "a" / "log.csv").open() as f:
+        (row,) = csv.DictReader(f)
+    assert float(row["seconds"]) > 0
+    # a resumed run keeps the wall times of the epochs before it
+    train_model(data, tmp_path / "a", "unet-gan3d", TrainOptions(epochs=2, seed=1, patience=0),
+                network={"channels": [4, 8]})
+    with (tmp_path / "a" / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and rows[0]["seconds"] == row["seconds"]
+    assert float(rows[1]["seconds"]) > 0

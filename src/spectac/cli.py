@@ -208,14 +208,30 @@ def import_dicom(
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
     seed: int = typer.Option(0, help="Seed of the patient split."),
     arc: float = typer.Option(180.0, help="Camera orbit of the acquisitions in degrees: 180 (RAO 45 to LPO 45) or 360; Chang uses it."),
+    key_file: Path | None = typer.Option(
+        None, "--key-file",
+        help="Secret key of the patient pseudonyms (default: $SPECTAC_PSEUDONYM_KEY_FILE or ~/.config/spectac/pseudonym.key; created when missing).",
+    ),
+    keep_patient_ids: bool = typer.Option(
+        False, "--keep-patient-ids", help="Keep the DICOM Patient IDs as patient and case ids (no pseudonyms)."
+    ),
 ) -> None:
     """Build a training dataset from a clinic's NC and CT-AC DICOM series, paired by study."""
     from spectac.io.importer import import_dicom_dataset
 
-    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed, arc=arc)
+    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed, arc=arc,
+                                   keep_patient_ids=keep_patient_ids, key_file=key_file)
     info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
+    if summary["key_file"] is not None:
+        made = "created a new key in" if summary["key_created"] else "with the key in"
+        info(f"Patient IDs pseudonymised, {made} {summary['key_file']}; keep it secret and keep it: "
+             "the same key gives the same pseudonyms in later imports")
     if summary["unpaired"]:
         info(f"{len(summary['unpaired'])} NC series had no AC series and were skipped: {summary['unpaired'][0]} ...")
+    if summary["skipped"]:
+        shown = "; ".join(f"{s['path']}: {s['reason']}" for s in summary["skipped"][:3])
+        more = " ..." if len(summary["skipped"]) > 3 else ""
+        info(f"{len(summary['skipped'])} entries of the input folders were not read: {shown}{more}")
 
 
 @app.command("export-dicom")

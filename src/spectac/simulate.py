@@ -26,6 +26,7 @@ from spectac.io.nifti import read_nifti
 from spectac.phantom.anatomy import BMI_RANGE, DEFAULT_BMI, PatientParams, build_phantom, draw_patient
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig, reconstruct
+from spectac.splitting import split_patients
 from spectac.volume import SpectacError, Volume
 
 STATES = ("stress", "rest")
@@ -114,19 +115,6 @@ def parse_split(text: str) -> tuple[float, float, float]:
         raise SpectacError(f"--split must look like 40/40/20 (train/val/test), got {text!r}")
     total = sum(parts)
     return (parts[0] / total, parts[1] / total, parts[2] / total)
-
-
-def assign_splits(patient_ids: list[str], proportions: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Patient-wise split: rest and stress of one patient always fall on the same side."""
-    order = np.random.default_rng(np.random.SeedSequence([seed, 7919])).permutation(len(patient_ids))
-    n = len(patient_ids)
-    n_train = round(proportions[0] * n)
-    n_val = round(proportions[1] * n)
-    n_val = min(n_val, n - n_train)
-    splits = {}
-    for rank, i in enumerate(order):
-        splits[patient_ids[i]] = "train" if rank < n_train else ("val" if rank < n_train + n_val else "test")
-    return splits
 
 
 def patient_params(seed: int, index: int, defect_probability: float,
@@ -236,7 +224,7 @@ def _write_simulated_study(out: Path, case_id: str, volumes: dict, info: dict, p
 
 def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]:
     ids = [f"P{i:03d}" for i in range(patients)]
-    splits = assign_splits(ids, config.split, seed)
+    splits = split_patients(ids, config.split, seed)
     cases = []
     for i, pid in enumerate(ids):
         params = patient_params(seed, i, config.defect_probability, config.bmi_mean_sd)

@@ -2,10 +2,15 @@
 
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts (state dicts, the resolved
 config, the epoch), so it loads with ``weights_only=True``: no code runs from a weights file.
+
+The same state gives the same bytes: torch names the zip archive inside a .pt file after the file
+it writes (a temporary name would differ each time), so the state is serialised in memory (archive
+name "archive") and the bytes written atomically; callers keep wall times out of the state.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,10 @@ from spectac.volume import SpectacError
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically: an interruption leaves the previous file intact."""
     path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return path
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,26 @@ class Case:
 CASE_COLUMNS = tuple(f.name for f in fields(Case))
 
 
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:]")
+
+
+def check_case_id(case_id: str, where: str) -> str:
+    """A case id names a folder (studies/<case_id>, and the study's folder in a run): it must be
+    one plain path component. Refuses empty, ".", "..", hidden (".x"), absolute or separated
+    ("a/b", "a\\b", "C:x") ids and control characters, which would write outside the folder."""
+    if not case_id or case_id != case_id.strip() or case_id.startswith(".") or _UNSAFE_CHARS.search(case_id):
+        raise SpectacError(
+            f"{where}: case_id {case_id!r} is not a plain folder name "
+            "(no path separators, no leading dot, no control characters, no surrounding spaces)"
+        )
+    return case_id
+
+
 def _parse_case(row: dict[str, str], where: str) -> Case:
     missing = [c for c in ("case_id", "patient_id", "state", "sex") if not row.get(c)]
     if missing:
         raise SpectacError(f"{where}: row without {', '.join(missing)}")
+    check_case_id(row["case_id"], where)
 
     def num(key: str) -> float | None:
         value = row.get(key, "")
@@ -122,11 +139,20 @@ class Dataset:
             raise SpectacError(f"{meta_path}: not valid JSON ({exc})") from exc
         if meta.get("format_version") != FORMAT_VERSION:
             raise SpectacError(f"{meta_path}: format_version {meta.get('format_version')} is not {FORMAT_VERSION}")
+        cases: list[Case] = []
+        first_line: dict[str, int] = {}
         with cases_path.open(newline="") as f:
-            cases = [_parse_case(row, f"{cases_path} line {i + 2}") for i, row in enumerate(csv.DictReader(f))]
-        ids = [c.case_id for c in cases]
-        if len(set(ids)) != len(ids):
-            raise SpectacError(f"{cases_path}: duplicate case_id")
+            reader = csv.DictReader(f)
+            for row in reader:
+                line = reader.line_num  # the physical line, also after quoted newlines
+                case = _parse_case(row, f"{cases_path} line {line}")
+                if case.case_id in first_line:
+                    raise SpectacError(
+                        f"{cases_path} line {line}: duplicate case_id {case.case_id!r} (first on line "
+                        f"{first_line[case.case_id]})"
+                    )
+                first_line[case.case_id] = line
+                cases.append(case)
         return cls(root, meta, cases)
 
     def case(self, case_id: str) -> Case:
@@ -183,6 +209,7 @@ def write_study(
             raise ValueError(f"unknown study volume {name!r}")
     if "nc" not in volumes or "ac" not in volumes:
         raise ValueError("a study needs at least nc and ac")
+    check_case_id(case_id, f"{root}: study")
     final = Path(root) / "studies" / case_id
     with atomic_dir(final) as tmp:
         for name, volume in volumes.items():

@@ -534,17 +534,18 @@ def is_dicom_path(path: str | Path) -> bool:
     return not path.name.lower().endswith((".nii", ".nii.gz"))
 
 
-def scan_series(folder: str | Path) -> dict[str, list[Path]]:
+def scan_series(folder: str | Path, files: list[Path] | None = None) -> dict[str, list[Path]]:
     """Group the DICOM files under a folder by Series Instance UID (headers only).
 
     Non-DICOM files are skipped here (a clinic's export folder may hold reports); a damaged file of
-    a series is reported when that series is read.
+    a series is reported when that series is read. ``files``: the files of the folder to look at,
+    when the caller has listed them itself (``spectac import`` reads regular files only).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise SpectacError(f"{folder}: no such folder")
     groups: dict[str, list[Path]] = {}
-    for path in _series_files(folder):
+    for path in _series_files(folder) if files is None else files:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -31,7 +31,10 @@ from spectac.acquisition.protocol import Protocol
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
+from spectac.io.paths import check_output_outside, regular_files
+from spectac.io.pseudonym import DIGITS, create_key, default_key_file, key_id, pseudonym, read_key
 from spectac.progress import track
+from spectac.splitting import split_patients
 from spectac.volume import SpectacError, Volume, to_lps_axes
 
 MU_WATER = 0.1537  # 1/cm at 140 keV
@@ -176,9 +179,15 @@ def _attenuation_corrected(corrected: Any, description: str) -> bool | None:
     return None
 
 
-def _scan(folder: str | Path, what: str) -> list[SeriesInfo]:
+def _scan(folder: str | Path, what: str, skipped: list[dict[str, str]]) -> list[SeriesInfo]:
+    """The series under ``folder``, read from its regular files only (see :func:`regular_files`);
+    what was left out is added to ``skipped``."""
     folder = Path(folder)
-    groups = scan_series(folder)
+    if not folder.is_dir():
+        raise SpectacError(f"{folder}: no such folder")
+    files, left_out = regular_files(folder)
+    skipped.extend(s for s in left_out if s not in skipped)  # --nc and --ac may be one folder
+    groups = scan_series(folder, files)
     if not groups:
         raise SpectacError(f"{folder}: no DICOM series found for {what}")
     return [_series_info(files, folder) for _, files in sorted(groups.items())]
@@ -218,18 +227,14 @@ def pair_series(
     return pairs, unpaired
 
 
-def _split_patients(patients: list[str], proportions: str, seed: int) -> dict[str, str]:
+def _proportions(proportions: str) -> tuple[float, float, float]:
     try:
         parts = [float(p) for p in proportions.split("/")]
     except ValueError as exc:
         raise SpectacError(f"--split {proportions!r}: expected three numbers like 40/40/20") from exc
     if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
         raise SpectacError(f"--split {proportions!r}: expected three non-negative numbers like 40/40/20")
-    order = np.random.default_rng(seed).permutation(sorted(patients))
-    n = len(order)
-    bounds = np.round(np.cumsum(parts) / sum(parts) * n).astype(int)
-    names = ("train", "val", "test")
-    return {str(p): names[int(np.searchsorted(bounds, i, side="right"))] for i, p in enumerate(order)}
+    return (parts[0] / sum(parts), parts[1] / sum(parts), parts[2] / sum(parts))
 
 
 def _safe(text: str) -> str:
@@ -263,8 +268,14 @@ def import_dicom_dataset(
     split: str = "40/40/20",
     seed: int = 0,
     arc: float = 180.0,
+    keep_patient_ids: bool = False,
+    key_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build a dataset from a clinic's NC and CT-AC DICOM series (see the module docstring).
+
+    Patient IDs are pseudonymised (see :mod:`spectac.io.pseudonym`) with the key in ``key_file``
+    (default :func:`~spectac.io.pseudonym.default_key_file`; created, 0600, when missing) unless
+    ``keep_patient_ids``; the dataset then holds neither the Patient IDs nor the source paths.
 
     ``arc`` is the camera orbit of the acquisitions (180 or 360 degrees), stored as the dataset's
     protocol: Chang's correction (and a network's Chang prior) averages over the acquired views.
@@ -273,30 +284,39 @@ def import_dicom_dataset(
     whole (written in a temporary folder and renamed), so a bad series leaves nothing behind.
 
     Returns:
-        {"studies", "patients", "unpaired" (NC series without AC), "folder"}.
+        {"studies", "patients", "unpaired" (NC series without AC), "skipped" (entries of the input
+        folders not read: symbolic links, FIFOs, devices; each {"path", "reason"}), "folder",
+        "key_file" (None with ``keep_patient_ids``), "key_created"}.
 
     Raises:
         SpectacError: an existing output, no pair found, an unreadable series, or an AC/mu series
             that does not cover the NC volume.
     """
     out = Path(out)
+    check_output_outside(out, nc_dir, ac_dir, mu_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new dataset folder")
     protocol = Protocol.for_arc(arc)
-    nc_series, ac_series = _scan(nc_dir, "--nc"), _scan(ac_dir, "--ac")
+    proportions = _proportions(split)
+    key_path = Path(key_file).expanduser() if key_file is not None else default_key_file()
+    key = None
+    if not keep_patient_ids:
+        if key_path.resolve() == out.resolve() or out.resolve() in key_path.resolve().parents:
+            raise SpectacError(f"{key_path}: the pseudonym key must not lie inside the dataset {out}")
+        key = read_key(key_path)  # a bad key file fails before the slow part
+    skipped: list[dict[str, str]] = []
+    nc_series, ac_series = _scan(nc_dir, "--nc", skipped), _scan(ac_dir, "--ac", skipped)
     if {s.series_uid for s in nc_series} & {s.series_uid for s in ac_series}:
         # One folder holds both: tell NC from AC by Corrected Image (ATTN) and the description.
         nc_series = [s for s in nc_series if s.attenuation_corrected is False]
         ac_series = [s for s in ac_series if s.attenuation_corrected is True]
-    mu_series = _scan(mu_dir, "--mu") if mu_dir is not None else None
+    mu_series = _scan(mu_dir, "--mu", skipped) if mu_dir is not None else None
     pairs, unpaired = pair_series(nc_series, ac_series, mu_series)
-    pairs.sort(key=lambda triple: (triple[0].patient_id, triple[0].state, triple[0].study_uid))
     if not pairs:
         raise SpectacError(
             f"{nc_dir}: no NC series has an AC series of the same study and patient in {ac_dir}"
         )
-    studies: list[tuple[Case, dict[str, Volume]]] = []
-    used_ids: set[str] = set()
+    read: list[tuple[SeriesInfo, dict[str, Volume]]] = []
     for nc_info, ac_info, mu_info in track(pairs, "import DICOM", total=len(pairs)):
         # stored with array axes along +x, +y, +z of LPS (DESIGN.md), as the methods expect them
         nc, _ = to_lps_axes(_read(nc_info, ("NM", "PT"))[0])
@@ -308,7 +328,17 @@ def import_dicom_dataset(
         volumes = {"nc": nc, "ac": ac if ac.same_grid(nc) else resample_onto(ac, nc, smooth=False)}
         if mu_info is not None:
             volumes["mu"] = _mu_volume(mu_info, nc)
-        base = f"{_safe(nc_info.patient_id)}_{nc_info.state}"
+        read.append((nc_info, volumes))
+    # Every series is read: only now may a missing key be created (a failed import leaves nothing).
+    key_created = False
+    if not keep_patient_ids and key is None:
+        key, key_created = create_key(key_path), True
+    names = _patient_names(read, key)
+    read.sort(key=lambda item: (names[id(item[0])], item[0].state, item[0].study_uid))
+    studies: list[tuple[Case, dict[str, Volume]]] = []
+    used_ids: set[str] = set()
+    for nc_info, volumes in read:
+        base = f"{_safe(names[id(nc_info)])}_{nc_info.state}"
         case_id, k = base, 1
         while case_id in used_ids:
             k += 1
@@ -316,27 +346,29 @@ def import_dicom_dataset(
         used_ids.add(case_id)
         case = Case(
             case_id=case_id,
-            patient_id=nc_info.patient_id or case_id,
+            patient_id=names[id(nc_info)] or case_id,
             state=nc_info.state,
             sex=nc_info.sex,
             bmi=nc_info.bmi,
         )
         studies.append((case, volumes))
-    splits = _split_patients([c.patient_id for c, _ in studies], split, seed)
+    patients = sorted({c.patient_id for c, _ in studies})  # each patient once, however many studies
+    splits = split_patients(patients, proportions, seed)
     for case, _ in studies:
         case.split = splits[case.patient_id]
-    meta = {
-        "source": "import",
-        "import": {
-            "nc": str(nc_dir),
-            "ac": str(ac_dir),
-            "mu": None if mu_dir is None else str(mu_dir),
-            "split": split,
-            "seed": seed,
-            "mu_model": "bilinear 140 keV (spectac.io.importer)",
-        },
-        "protocol": protocol.to_dict(),
+    settings: dict[str, Any] = {
+        "split": split,
+        "seed": seed,
+        "mu_model": "bilinear 140 keV (spectac.io.importer)",
     }
+    if keep_patient_ids:
+        settings.update(nc=str(nc_dir), ac=str(ac_dir), mu=None if mu_dir is None else str(mu_dir))
+        settings["patient_ids"] = "kept"
+    else:
+        # No source paths: clinics often name export folders after the patient.
+        settings["patient_ids"] = f"pseudonymised: p- and {DIGITS} hex digits of HMAC-SHA256(key, PatientID)"
+        settings["key_id"] = key_id(key)
+    meta = {"source": "import", "import": settings, "protocol": protocol.to_dict()}
     with atomic_dir(out) as tmp:
         for case, volumes in studies:
             write_study(tmp, case.case_id, volumes)
@@ -345,8 +377,27 @@ def import_dicom_dataset(
         "studies": len(studies),
         "patients": len(set(splits)),
         "unpaired": [str(i.where) for i in unpaired],
+        "skipped": skipped,
         "folder": out,
+        "key_file": None if keep_patient_ids else key_path,
+        "key_created": key_created,
     }
+
+
+def _patient_names(read: list[tuple[SeriesInfo, dict[str, Volume]]], key: bytes | None) -> dict[int, str]:
+    """The patient name of each NC series in the dataset (by ``id``): its Patient ID as given when
+    ``key`` is None, else the pseudonym of the Patient ID (of the Study Instance UID when the
+    series has no Patient ID, so the studies of one visit stay together)."""
+    if key is None:
+        return {id(info): info.patient_id for info, _ in read}
+    names, origin = {}, {}
+    for info, _ in read:
+        identity = info.patient_id or f"study {info.study_uid}"
+        name = pseudonym(identity, key)
+        if origin.setdefault(name, identity) != identity:  # 48 bits: never seen, but never silent
+            raise SpectacError(f"{info.where}: two patients share the pseudonym {name}; use another key")
+        names[id(info)] = name
+    return names
 
 
 __all__ = [

@@ -4,14 +4,15 @@ MODEL_DIR after a run::
 
     config.json   the resolved configuration (model, network, training, normalisation, data)
     best.pt       generator weights with the best validation L1, with the config inside
-    last.pt       everything needed to resume (all weights, optimisers, epoch, history)
-    log.csv       one row per epoch (losses, validation L1, seconds)
+    last.pt       everything needed to resume (all weights, optimisers, epoch, loss history)
+    log.csv       one row per epoch (losses, validation L1, learning rate, seconds)
     tensorboard/  the same curves for TensorBoard, when it is installed
 
 Each epoch ends by writing best.pt (if improved), then last.pt, then log.csv, each atomically,
 so a run killed at any moment resumes from the last finished epoch when the same command is run
 again. Data order and augmentation are drawn from (seed, epoch), so a resumed run sees the same
-batches as an uninterrupted one.
+batches as an uninterrupted one. The checkpoints hold no wall times (those are in log.csv only),
+so the same command with the same seed writes byte-identical best.pt and last.pt.
 """
 
 from __future__ import annotations
@@ -138,14 +139,26 @@ def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
     return strip(previous) == strip(current)
 
 
-def _log_csv(history: list[dict[str, float]]) -> str:
-    columns = list(dict.fromkeys(k for row in history for k in row))
+def _log_csv(history: list[dict[str, float]], seconds_of: dict[int, float]) -> str:
+    """log.csv: the history rows with each epoch's wall time (empty when not known)."""
+    rows = [{**row, "seconds": seconds_of.get(int(row["epoch"]))} for row in history]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in history:
+    for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
+
+
+def _logged_seconds(path: Path) -> dict[int, float]:
+    """Epoch -> seconds from an existing log.csv (the wall times of the epochs before a resume)."""
+    try:
+        with path.open(newline="") as f:
+            return {int(row["epoch"]): float(row["seconds"]) for row in csv.DictReader(f)
+                    if row.get("epoch") and row.get("seconds")}
+    except (OSError, ValueError, KeyError):
+        return {}
 
 
 def _summary_writer(out: Path, start_epoch: int) -> Any:
@@ -258,6 +271,12 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
             discriminator.load_state_dict(last["discriminator"])
             optimizer_d.load_state_dict(last["optimizer_d"])
         state = {k: last[k] for k in state}
+    # Wall times live in log.csv, not in the checkpoints (whose bytes they would change).
+    seconds_of = _logged_seconds(out / "log.csv") if last_path.is_file() else {}
+    for row in state["history"]:
+        elapsed = row.pop("seconds", None)  # a last.pt of an earlier version kept them
+        if elapsed is not None:
+            seconds_of.setdefault(int(row["epoch"]), float(elapsed))
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "config.json", json.dumps(config, indent=1) + "\n")
 
@@ -287,8 +306,9 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         elapsed = time.perf_counter() - started
         seconds.append(elapsed)
         row = {"epoch": epoch, **{f"train_{k}": float(np.mean(v)) for k, v in losses.items()},
-               "val_l1": val_l1, "lr": lr_epoch, "seconds": elapsed}
+               "val_l1": val_l1, "lr": lr_epoch}
         state["history"].append(row)
+        seconds_of[epoch] = elapsed
         state["epoch"] = epoch
         if val_l1 < state["best_val_l1"] - options.min_delta:
             state["best_val_l1"], state["best_epoch"] = val_l1, epoch
@@ -298,9 +318,9 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         if discriminator is not None:
             last.update(discriminator=discriminator.state_dict(), optimizer_d=optimizer_d.state_dict())
         save_checkpoint(last, last_path)
-        write_text_atomic(out / "log.csv", _log_csv(state["history"]))
+        write_text_atomic(out / "log.csv", _log_csv(state["history"], seconds_of))
         if writer is not None:
-            for key, value in row.items():
+            for key, value in {**row, "seconds": elapsed}.items():
                 if key != "epoch":
                     writer.add_scalar(key, value, epoch)
             writer.flush()

@@ -1,0 +1,92 @@
+"""Path checks for commands that read input folders and write an output folder."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from spectac.volume import SpectacError
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output_outside(output: str | Path, *inputs: str | Path | None) -> None:
+    """Refuse an output that equals, lies inside or contains one of the inputs.
+
+    Paths are compared after resolving symbolic links and ``..``, so another spelling of the same
+    folder is caught too. ``None`` inputs (options not given) are ignored.
+
+    Raises:
+        SpectacError: one line naming the output and the input.
+    """
+    out = Path(output).expanduser().resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).expanduser().resolve()
+        if out == source:
+            relation = "is the input"
+        elif _inside(out, source):
+            relation = "lies inside the input"
+        elif _inside(source, out):
+            relation = "contains the input"
+        else:
+            continue
+        raise SpectacError(f"{output}: the output {relation} {given}; choose an output outside the input folders")
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def regular_files(folder: str | Path) -> tuple[list[Path], list[dict[str, str]]]:
+    """The regular files under ``folder`` (recursively, sorted), and what was skipped and why.
+
+    Symbolic links are never followed, neither to files nor to folders: a link may lead out of
+    the folder the user named (or loop), so it is reported as skipped. FIFOs, sockets and devices
+    are skipped too (reading a FIFO would wait forever). Hidden entries (".name") and DICOMDIR
+    index files are left out silently, as they are no image data. ``folder`` itself may be a link.
+
+    Returns:
+        (files, skipped): skipped is a list of {"path", "reason"}.
+    """
+    files: list[Path] = []
+    skipped: list[dict[str, str]] = []
+
+    def unreadable(error: OSError) -> None:
+        skipped.append({"path": str(error.filename), "reason": f"unreadable folder ({error.strerror})"})
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
+        keep = []
+        for name in sorted(dirs):
+            if name.startswith("."):
+                continue
+            if os.path.islink(os.path.join(root, name)):
+                skipped.append({"path": os.path.join(root, name), "reason": "symbolic link to a folder (not followed)"})
+            else:
+                keep.append(name)
+        dirs[:] = keep
+        for name in sorted(names):
+            if name.startswith(".") or name.upper() == "DICOMDIR":
+                continue
+            path = Path(root) / name
+            try:
+                mode = path.lstat().st_mode
+            except OSError as exc:
+                skipped.append({"path": str(path), "reason": f"unreadable ({exc.strerror})"})
+                continue
+            if stat.S_ISREG(mode):
+                files.append(path)
+            elif stat.S_ISLNK(mode):
+                skipped.append({"path": str(path), "reason": "symbolic link (not followed)"})
+            else:
+                kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+                skipped.append({"path": str(path), "reason": kind})
+    return files, skipped

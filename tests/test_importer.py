@@ -1,0 +1,230 @@
+"""`spectac import`: patient-wise splits, what is read from the input folders, where the output may
+go, and pseudonymised patient IDs. (Pixel and geometry checks of the import are in test_dicom.py.)"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_dicom import blob_volume, tiny_dataset, tree_hash
+from typer.testing import CliRunner
+
+from spectac.cli import app
+from spectac.io.dataset import Dataset
+from spectac.io.dicom import export_dataset_dicom, new_context, write_dicom_series
+from spectac.io.importer import import_dicom_dataset
+from spectac.io.pseudonym import pseudonym
+from spectac.simulate import SimulationConfig, _case_rows
+from spectac.splitting import split_patients
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ten_patients(tmp_path_factory) -> Path:
+    """DICOM export of 10 patients with a rest and a stress study each: OUT/nc, OUT/ac, OUT/mu."""
+    root = tmp_path_factory.mktemp("ten")
+    tiny_dataset(root / "sim", patients=10, shape=(8, 8, 8))
+    export_dataset_dicom(root / "sim", root / "dcm")
+    return root / "dcm"
+
+
+# ---- splits ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 7])
+def test_import_splits_patients_in_the_asked_proportions(ten_patients, tmp_path, seed):
+    out = tmp_path / "ds"
+    summary = import_dicom_dataset(ten_patients / "nc", ten_patients / "ac", out, split="40/40/20", seed=seed)
+    dataset = Dataset.open(out)
+    assert summary["studies"] == 20 and summary["patients"] == 10
+    sides: dict[str, set[str]] = {}
+    for case in dataset.cases:
+        sides.setdefault(case.patient_id, set()).add(case.split)
+    assert all(len(s) == 1 for s in sides.values())  # no patient spans two splits
+    per_patient = Counter(next(iter(s)) for s in sides.values())
+    assert per_patient == {"train": 4, "val": 4, "test": 2}
+
+
+def _old_simulate_assign_splits(patient_ids, proportions, seed):
+    """simulate.assign_splits as it was before the shared splitter (kept here to pin its output)."""
+    order = np.random.default_rng(np.random.SeedSequence([seed, 7919])).permutation(len(patient_ids))
+    n = len(patient_ids)
+    n_train = round(proportions[0] * n)
+    n_val = min(round(proportions[1] * n), n - n_train)
+    return {patient_ids[i]: "train" if rank < n_train else ("val" if rank < n_train + n_val else "test")
+            for rank, i in enumerate(order)}
+
+
+@pytest.mark.parametrize("split", ["40/40/20", "0/0/1", "1/1/1", "70/15/15"])
+@pytest.mark.parametrize("seed", [0, 3, 101])
+def test_simulated_cohorts_keep_their_splits(split, seed):
+    config = SimulationConfig.build(split=split)
+    for patients in (1, 2, 6, 10, 16, 100):
+        ids = [f"P{i:03d}" for i in range(patients)]
+        old = _old_simulate_assign_splits(ids, config.split, seed)
+        assert split_patients(ids, config.split, seed) == old
+        if patients <= 10:  # the cases.csv rows of a simulated cohort (draws phantoms: small only)
+            assert {c.patient_id: c.split for c in _case_rows(seed, patients, config)} == old
+
+
+def test_split_patients_refuses_a_study_list():
+    with pytest.raises(ValueError, match="each patient once"):
+        split_patients(["P1", "P1", "P2"], (0.4, 0.4, 0.2), 0)
+
+
+# ---- what is read from the input folders ------------------------------------------------------
+
+
+def two_patient_export(root: Path) -> Path:
+    tiny_dataset(root / "sim", patients=2, shape=(8, 8, 8))
+    export_dataset_dicom(root / "sim", root / "dcm")
+    return root / "dcm"
+
+
+def test_import_reads_only_regular_files_and_reports_what_it_skipped(tmp_path):
+    """A FIFO in the input folder (reading it would wait forever), a link to a file outside and a
+    linked series folder: none is read, all are reported, the import finishes."""
+    dcm = two_patient_export(tmp_path)
+    # patient 1's NC series move out of --nc and come back as a linked folder and a linked file
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    rest, stress = outside / "a", outside / "b"
+    (dcm / "nc" / "p01_rest").rename(rest)
+    (dcm / "nc" / "p01_stress").rename(stress)
+    (dcm / "nc" / "linked-series").symlink_to(stress, target_is_directory=True)
+    (dcm / "nc" / "linked-file.dcm").symlink_to(next(iter(sorted(rest.iterdir()))))
+    os.mkfifo(dcm / "nc" / "pipe")
+    before = tree_hash(dcm)
+    command = [sys.executable, "-m", "spectac.cli", "import", "--nc", str(dcm / "nc"), "--ac", str(dcm / "ac"),
+               "--out", str(tmp_path / "ds"), "--keep-patient-ids"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)  # hung before
+    assert result.returncode == 0, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "3 entries of the input folders were not read" in message, message
+    assert "a FIFO" in message and "symbolic link" in message
+    dataset = Dataset.open(tmp_path / "ds")
+    assert {c.patient_id for c in dataset.cases} == {"P00"}  # nothing read through the links
+    assert tree_hash(dcm) == before
+
+
+def test_skipped_entries_are_in_the_summary_with_reasons(tmp_path):
+    dcm = two_patient_export(tmp_path)
+    (tmp_path / "outside.txt").write_text("x")
+    (dcm / "nc" / "link.dcm").symlink_to(tmp_path / "outside.txt")
+    (dcm / "nc" / "linked").symlink_to(tmp_path, target_is_directory=True)  # a loop, too
+    summary = import_dicom_dataset(dcm / "nc", dcm / "ac", tmp_path / "ds")
+    assert sorted(summary["skipped"], key=lambda s: s["path"]) == [
+        {"path": str(dcm / "nc" / "link.dcm"), "reason": "symbolic link (not followed)"},
+        {"path": str(dcm / "nc" / "linked"), "reason": "symbolic link to a folder (not followed)"},
+    ]
+    assert summary["studies"] == 4
+
+
+# ---- where the output may go ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["inside-nc", "inside-ac", "inside-mu", "is-nc", "contains-nc"])
+def test_an_output_inside_an_input_is_refused_up_front(tmp_path, where):
+    dcm = two_patient_export(tmp_path)
+    out = {"inside-nc": dcm / "nc" / "ds", "inside-ac": dcm / "ac" / "sub" / "ds", "inside-mu": dcm / "mu" / "ds",
+           "is-nc": dcm / "nc" / ".", "contains-nc": dcm}[where]
+    before = tree_hash(dcm)
+    result = runner.invoke(app, ["import", "--nc", str(dcm / "nc"), "--ac", str(dcm / "ac"), "--mu", str(dcm / "mu"),
+                                 "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "choose an output outside the input folders" in " ".join(result.output.split())
+    assert tree_hash(dcm) == before
+
+
+# ---- pseudonymised patient ids ----------------------------------------------------------------
+
+MRN, NAME = "MRN-4711-0815", "DOE^JANE-XQZ"
+
+
+def clinic_export(root: Path) -> Path:
+    """A rest and a stress NC/AC pair of one patient, in folders named after the MRN (as clinics do)."""
+    for i, state in enumerate(("REST", "STRESS")):
+        study = f"1.2.826.0.1.3680043.8.498.6{i}"
+        ctx = new_context(MRN, study, study + ".1", patient_name=NAME, sex="F", study_description=f"MPI {state}")
+        nc = blob_volume(shape=(8, 8, 8), seed=i)
+        write_dicom_series(nc, ctx, root / "nc" / MRN / state, f"{state} NC", derived=False, uid_seed=f"n{i}")
+        write_dicom_series(nc.with_array(nc.array * 2), ctx, root / "ac" / MRN / state, f"{state} AC",
+                           derived=False, uid_seed=f"a{i}")
+    return root
+
+
+def all_bytes(folder: Path) -> bytes:
+    """Every file of a folder, gzipped ones uncompressed, and every path name."""
+    chunks = []
+    for path in sorted(folder.rglob("*")):
+        chunks.append(str(path.relative_to(folder)).encode())
+        if path.is_file():
+            data = path.read_bytes()
+            chunks.append(gzip.decompress(data) if path.suffix == ".gz" else data)
+    return b"\n".join(chunks)
+
+
+def import_clinic(src: Path, out: Path, *extra: str):
+    result = runner.invoke(app, ["import", "--nc", str(src / "nc"), "--ac", str(src / "ac"), "--out", str(out),
+                                 *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_patient_ids_are_pseudonymised_by_default_and_appear_nowhere(tmp_path, monkeypatch):
+    src = clinic_export(tmp_path / "export")
+    key_file = tmp_path / "home" / ".config" / "spectac" / "pseudonym.key"
+    monkeypatch.setenv("SPECTAC_PSEUDONYM_KEY_FILE", str(key_file))
+    result = import_clinic(src, tmp_path / "ds")
+    assert f"created a new key in {key_file}" in result.output  # the CLI says where the key is
+    assert key_file.is_file() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(bytes.fromhex(key_file.read_text().strip())) == 32
+    dataset = Dataset.open(tmp_path / "ds")
+    (patient,) = {c.patient_id for c in dataset.cases}
+    assert patient == pseudonym(MRN, key_file.read_text().strip().encode())
+    assert sorted(c.case_id for c in dataset.cases) == [f"{patient}_rest", f"{patient}_stress"]
+    everything = all_bytes(tmp_path / "ds")
+    for secret in (MRN, NAME, "4711-0815", "DOE", "XQZ", str(src)):
+        assert secret.encode().lower() not in everything.lower(), secret
+
+
+def test_the_same_key_gives_the_same_pseudonym_another_key_another(tmp_path):
+    src = clinic_export(tmp_path / "export")
+    key_a, key_b = tmp_path / "a.key", tmp_path / "b.key"
+    import_clinic(src, tmp_path / "one", "--key-file", str(key_a))
+    import_clinic(src, tmp_path / "two", "--key-file", str(key_a))
+    import_clinic(src, tmp_path / "three", "--key-file", str(key_b))
+    ids = {name: {c.patient_id for c in Dataset.open(tmp_path / name).cases} for name in ("one", "two", "three")}
+    assert ids["one"] == ids["two"] and ids["one"] != ids["three"]
+    assert all(len(v) == 1 and next(iter(v)).startswith("p-") for v in ids.values())
+    assert stat.S_IMODE(key_b.stat().st_mode) == 0o600
+
+
+def test_keep_patient_ids_opts_out(tmp_path):
+    src = clinic_export(tmp_path / "export")
+    import_clinic(src, tmp_path / "ds", "--keep-patient-ids")
+    assert {c.patient_id for c in Dataset.open(tmp_path / "ds").cases} == {MRN}
+
+
+def test_a_failed_import_creates_no_key_and_a_bad_key_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    key = tmp_path / "k" / "pseudonym.key"
+    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "empty"), "--ac", str(tmp_path / "empty"),
+                                 "--out", str(tmp_path / "ds"), "--key-file", str(key)])
+    assert result.exit_code == 2 and not key.exists()
+    key.parent.mkdir()
+    key.write_text("short")
+    src = clinic_export(tmp_path / "export")
+    result = runner.invoke(app, ["import", "--nc", str(src / "nc"), "--ac", str(src / "ac"),
+                                 "--out", str(tmp_path / "ds"), "--key-file", str(key)])
+    assert result.exit_code == 2 and "at least 16" in result.output
+    assert not (tmp_path / "ds").exists()
