@@ -30,7 +30,7 @@ from scipy import ndimage
 from spectac.acquisition.protocol import Protocol
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
-from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
+from spectac.io.dicom import AC_TEXT, MU_TEXT, NC_TEXT, DicomContext, _dcmread, read_series, scan_series
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume, to_lps_axes
 
@@ -42,9 +42,7 @@ _STRESS = re.compile(
     r"stress|\bstr\b|\bexercise|adenosine|regadenoson|dipyridamole|dobutamine|lexiscan", re.IGNORECASE
 )
 _REST = re.compile(r"\brest|\brst\b", re.IGNORECASE)
-_MU = re.compile(r"mu.?map|attenuation map|\bmu\b", re.IGNORECASE)
-_AC = re.compile(r"\bAC\b|IRAC|CTAC|\bAC_|_AC\b|attenuation corrected", re.IGNORECASE)
-_NC = re.compile(r"\bNC\b|IRNC|NOAC|\bNAC\b|\bNC_|_NC\b|non.?corrected|uncorrected", re.IGNORECASE)
+_MU, _AC, _NC = MU_TEXT, AC_TEXT, NC_TEXT
 
 
 def hu_to_mu(hu: np.ndarray) -> np.ndarray:
