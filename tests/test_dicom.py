@@ -396,7 +396,8 @@ def test_lps_axes_reorder_round_trip():
 def test_correct_dicom_in_gives_dicom_out(tmp_path, kind):
     volume = blob_volume(direction=np.diag([1.0, -1.0, -1.0]), origin=(0.0, 50.0, 100.0))
     source = tmp_path / ("nc.dcm" if kind == "nm-multiframe" else "nc")
-    write_dicom_series(volume, context(kind=kind), source, "STRESS IRNC", derived=False, uid_seed="c")
+    write_dicom_series(volume, context(kind=kind), source, "STRESS IRNC", derived=False, attenuation_corrected=False,
+                       uid_seed="c")
     before = tree_hash(source)
     out = tmp_path / "ac"
     result = runner.invoke(app, ["correct", str(source), "-o", str(out), "--method", "nc"])
@@ -417,11 +418,12 @@ def test_correct_dicom_with_chang_matches_chang_on_the_volume(tmp_path):
     from spectac.correction.chang import chang_first_order
     from spectac.correction.files import correct_path
 
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 20, 12)], indexing="ij"))
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 20, 16)], indexing="ij"))
     body = np.where((grid[0] ** 2 + grid[1] ** 2) < 0.6, 50.0, 0.0) + 300 * np.exp(-8 * (grid**2).sum(0))
-    volume = Volume(body.astype(np.float32), (6.8, 6.8, 6.8), origin=(64.6, 64.6, -37.4),
+    volume = Volume(body.astype(np.float32), (6.8, 6.8, 6.8), origin=(64.6, 64.6, -51.0),
                     direction=np.diag([-1.0, -1.0, 1.0]))  # rows toward the patient's right
-    write_dicom_series(volume, context(), tmp_path / "nc.dcm", "REST IRNC", derived=False, uid_seed="k")
+    write_dicom_series(volume, context(), tmp_path / "nc.dcm", "REST IRNC", derived=False, attenuation_corrected=False,
+                       uid_seed="k")
     summary = correct_path(tmp_path / "nc.dcm", tmp_path / "ac", "chang", uid_seed="k2")
     assert summary["kind"] == "dicom"
     corrected, _ = read_dicom_volume(tmp_path / "ac")
@@ -435,6 +437,9 @@ def test_correct_dicom_with_chang_matches_chang_on_the_volume(tmp_path):
 # ---- bad input: one line naming the file, exit 2, nothing written, input untouched ---------------
 
 
+NC = {"derived": False, "attenuation_corrected": False}  # what a camera's NC series says
+
+
 def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     """name -> (input path, file named in the message, expected words)."""
     cases = {}
@@ -443,11 +448,11 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     write_dicom_series(blob_volume(), ct_ctx, tmp / "ct", "CT", derived=False, uid_seed="ct")
     cases["ct-as-nm"] = (tmp / "ct", "ct", "is a CT series, expected NM/PT SPECT")
 
-    write_dicom_series(blob_volume(shape=(16, 16, 1)), context(kind="slices"), tmp / "flat", "2D", uid_seed="2d")
+    write_dicom_series(blob_volume(shape=(16, 16, 1)), context(kind="slices"), tmp / "flat", "2D", **NC, uid_seed="2d")
     single = next((tmp / "flat").iterdir())
     cases["2d-image"] = (single, single.name, "2D image")
 
-    write_dicom_series(blob_volume(), context(), tmp / "whole.dcm", "NC", uid_seed="w")
+    write_dicom_series(blob_volume(), context(), tmp / "whole.dcm", "NC", **NC, uid_seed="w")
     data = (tmp / "whole.dcm").read_bytes()
     (tmp / "truncated.dcm").write_bytes(data[: len(data) // 2])
     cases["truncated"] = (tmp / "truncated.dcm", "truncated.dcm", "truncated")
@@ -456,12 +461,12 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     (tmp / "notdicom").write_text("hello")
     cases["not-dicom"] = (tmp / "notdicom", "notdicom", "not a DICOM file")
 
-    write_dicom_series(blob_volume(), context(kind="slices"), tmp / "mixed", "A", uid_seed="m1")
-    write_dicom_series(blob_volume(seed=3), context(kind="slices"), tmp / "other", "B", uid_seed="m2")
+    write_dicom_series(blob_volume(), context(kind="slices"), tmp / "mixed", "A", **NC, uid_seed="m1")
+    write_dicom_series(blob_volume(seed=3), context(kind="slices"), tmp / "other", "B", **NC, uid_seed="m2")
     shutil.move(next((tmp / "other").iterdir()), tmp / "mixed" / "zz_other.dcm")
     cases["mixed-series"] = (tmp / "mixed", "mixed", "mixed series")
 
-    write_dicom_series(blob_volume(), context(kind="slices"), tmp / "gap", "G", uid_seed="g")
+    write_dicom_series(blob_volume(), context(kind="slices"), tmp / "gap", "G", **NC, uid_seed="g")
     sorted((tmp / "gap").iterdir())[5].unlink()
     cases["missing-slice"] = (tmp / "gap", "gap", "inconsistent spacing")
 
@@ -470,7 +475,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     ds.save_as(tmp / "nan.dcm")
     cases["nan"] = (tmp / "nan.dcm", "nan.dcm", "NaN")
     write_dicom_series(blob_volume().with_array(np.zeros((16, 18, 20), np.float32)), context(), tmp / "zero.dcm",
-                       "Z", uid_seed="z")
+                       "Z", **NC, uid_seed="z")
     cases["all-zero"] = (tmp / "zero.dcm", "zero.dcm", "all zero")
     cases["missing"] = (tmp / "absent.dcm", "absent.dcm", "no such file")
     return cases

@@ -161,7 +161,7 @@ def test_train_cli_writes_best_weights_and_resumes(tmp_path: Path, monkeypatch: 
     np.testing.assert_allclose(ac.array, correct_nc(nc, load_model(out)).array, rtol=1e-5, atol=1e-4)
     wrong = runner.invoke(app, ["correct", str(target), "-o", str(target), "--method", "unet-gan3d",
                                 "--weights", str(out)])
-    assert wrong.exit_code == 2 and "overwrite the input" in wrong.output
+    assert wrong.exit_code == 2 and "is the input" in wrong.output
     # `spectac predict` finds the registered network and uses these weights
     run = tmp_path / "run"
     predicted = runner.invoke(app, ["predict", "--method", "unet-gan3d", "--data", str(data), "--out", str(run),
@@ -169,7 +169,8 @@ def test_train_cli_writes_best_weights_and_resumes(tmp_path: Path, monkeypatch: 
     assert predicted.exit_code == 0, predicted.output
     np.testing.assert_allclose(read_nifti(run / "predictions" / "unet-gan3d" / "p05_rest.nii.gz").array, ac.array,
                                rtol=1e-5, atol=1e-4)
-    mismatch = runner.invoke(app, ["correct", str(target), "-o", str(tmp_path / "x.nii.gz"), "--method", "unet3d",
+    mismatch = runner.invoke(app, ["correct", str(data / "studies" / "p05_rest" / "nc.nii.gz"), "-o",
+                                   str(tmp_path / "x.nii.gz"), "--method", "unet3d",
                                    "--weights", str(out)])
     assert mismatch.exit_code == 2 and "weights of unet-gan3d" in mismatch.output
 

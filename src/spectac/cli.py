@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from spectac.correction import DEFAULT_METHOD
 from spectac.volume import SpectacError
 
 app = typer.Typer(
@@ -185,16 +186,22 @@ def train(
 @user_errors
 def correct(
     input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz."),
-    method: str = typer.Option("unet-gan3d", help="Correction method (a deep model, chang, chang-iterative, nc)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; never inside or around the input."),
+    method: str = typer.Option(DEFAULT_METHOD, help=f"Correction method (default {DEFAULT_METHOD}, the shipped network closest to CT-AC; also unet-gan3d and the other networks, chang, chang-iterative, nc)."),
     weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
+    force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),
     arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
 ) -> None:
-    """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out."""
+    """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
+
+    Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), and substantially negative values.
+    """
     from spectac.correction.files import correct_path
 
-    summary = correct_path(input, output, method, weights, overwrite=overwrite, arc=arc)
+    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc)
+    if summary["forced"]:
+        info(f"note: forced: {input} {summary['forced']}")
     info(f"{method}: wrote {summary['kind']} {summary['output']}")
 
 

@@ -1,0 +1,6 @@
+"""Attenuation correction: the classical methods, the networks, and correcting files."""
+
+#: The method ``spectac correct`` uses unless told otherwise: the shipped network closest to CT-AC
+#: on every measured figure (docs/models.md). Kept here, in a module that imports nothing, so the
+#: command line can show it without loading the methods.
+DEFAULT_METHOD = "unet-gan3d-chang"

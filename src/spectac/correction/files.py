@@ -20,9 +20,27 @@ from pathlib import Path
 from typing import Any
 
 from spectac.acquisition.protocol import Protocol
+from spectac.correction import DEFAULT_METHOD
+from spectac.correction.checks import check_plausible_geometry, check_plausible_values
 from spectac.correction.run import MethodContext, apply_method, get_method, resolve_options
-from spectac.io.dicom import is_dicom_path, read_dicom_volume, write_dicom_series
-from spectac.io.nifti import read_nifti, write_nifti
+from spectac.io.dicom import (
+    FORCED_NOTE,
+    NC_COPY_DESCRIPTION,
+    correction_refusal,
+    is_dicom_path,
+    read_dicom_header,
+    read_dicom_volume,
+    write_dicom_series,
+)
+from spectac.io.nifti import (
+    NIFTI_FORCED_NOTE,
+    nifti_description,
+    nifti_refusal,
+    read_nifti,
+    read_nifti_header,
+    write_nifti,
+)
+from spectac.io.paths import check_output_outside
 from spectac.volume import SpectacError, Volume
 
 
@@ -61,67 +79,97 @@ def _weights_option(method: str, weights: str | Path | None) -> dict[str, Any]:
 def correct_path(
     input: str | Path,
     output: str | Path,
-    method: str,
+    method: str = DEFAULT_METHOD,
     weights: str | Path | None = None,
     *,
     overwrite: bool = False,
+    force: bool = False,
     arc: float | None = None,
     uid_seed: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Correct a DICOM file/folder or a NIfTI file and write the result as the same kind.
 
+    Before any pixel is read the input is refused when it says it is no NC emission study (already
+    attenuation- or scatter-corrected, spectac's own output, a mu-map or CT; see
+    :func:`spectac.io.dicom.correction_refusal` and :func:`spectac.io.nifti.nifti_refusal`) or
+    when its grid is no SPECT reconstruction's (:mod:`spectac.correction.checks`); once read, when
+    its values are substantially negative.
+
     Args:
         input: an NM multi-frame file, a folder of one series, or a .nii/.nii.gz file.
         output: a new folder or .dcm file for DICOM (a .nii.gz name gives NIfTI from DICOM too);
-            a .nii/.nii.gz file for NIfTI.
-        method: correction method name.
+            a .nii/.nii.gz file for NIfTI. Never the input, inside it or around it.
+        method: correction method name (default :data:`spectac.correction.DEFAULT_METHOD`).
         weights: a trained model folder or file for the network methods.
         overwrite: replace an existing output file (atomically) instead of refusing.
+        force: correct an input that says it is already corrected (or a mu-map); the output
+            then says so (DICOM Image Comments and description, NIfTI descrip).
         arc: the camera orbit of the acquisition (180 or 360 degrees); None: the standard
             180-degree cardiac arc for Chang, the orbit of its training data for a network.
         uid_seed: deterministic DICOM UIDs (tests).
         **options: further method options.
 
     Returns:
-        {"output", "kind" ("dicom" | "nifti"), "method", "shape"}.
+        {"output", "kind" ("dicom" | "nifti"), "method", "shape", "forced" (the reason overridden,
+        or None)}.
 
     Raises:
-        SpectacError: a missing or unreadable input, an output equal to the input or already
-            there, an unknown method or option, or a volume the method cannot correct.
+        SpectacError: a missing or unreadable input, an input already corrected (without
+            ``force``) or of implausible geometry or values, an output equal to, inside or around
+            the input or already there (also when it appears during the run), an unknown method or
+            option, or a volume the method cannot correct.
     """
     input, output = Path(input), Path(output)
     if not input.exists():
         raise SpectacError(f"{input}: no such file or folder")
-    if input.resolve() == output.resolve():
-        raise SpectacError(f"{output}: the output would overwrite the input; choose another -o")
+    check_output_outside(output, input)
     if output.is_dir() or (output.exists() and not overwrite):
         raise SpectacError(f"{output}: already exists; choose another -o"
                            + ("" if output.is_dir() else " or pass --overwrite"))
     nifti_out = _is_nifti(output)
+    dicom_in = is_dicom_path(input)
+    if not dicom_in and not nifti_out:
+        raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
     options = {**options, **_weights_option(method, weights)}
     get_method(method)  # an unknown method fails before the input is read
     protocol = None if arc is None else Protocol.for_arc(arc)
-    if is_dicom_path(input):
+
+    # What the file says, and its grid, from the header alone.
+    if dicom_in:
+        header = read_dicom_header(input)
+        refusal = correction_refusal(header.header)
+        grid = header.geometry
+        check = (grid.shape, grid.spacing, grid.direction)
+    else:
+        nifti_header = read_nifti_header(input)
+        refusal = nifti_refusal(nifti_header.descrip)
+        check = (nifti_header.shape, nifti_header.spacing, nifti_header.direction)
+    if refusal is not None and not force:
+        raise SpectacError(f"{input}: {refusal}; refusing to correct it again (--force overrides)")
+    check_plausible_geometry(*check, str(input))
+    note = f"{FORCED_NOTE} {refusal}" if refusal is not None else ""
+
+    if dicom_in:
         nc, context = read_dicom_volume(input)
-        corrected = correct_volume(nc, method, str(input), protocol, **options)
-        if nifti_out:
-            write_nifti(corrected, output)
-            return {"output": output, "kind": "nifti", "method": method, "shape": corrected.shape}
-        model = _model_name(weights)
-        uncorrected = method == "nc"  # a copy of the NC image: no ATTN in Corrected Image, not called AC
-        write_dicom_series(corrected, context, output, method=method, model_name=model, uid_seed=uid_seed,
-                           series_description="spectac NC (no correction)" if uncorrected else None,
-                           attenuation_corrected=not uncorrected)
-        return {"output": output, "kind": "dicom", "method": method, "shape": corrected.shape}
-    if not _is_nifti(input):
-        raise SpectacError(f"{input}: neither DICOM nor NIfTI (.nii, .nii.gz); give an NC study in one of these")
-    if not nifti_out:
-        raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
-    nc = read_nifti(input)
+    else:
+        nc = read_nifti(input)
+    check_plausible_values(nc.array, str(input))
     corrected = correct_volume(nc, method, str(input), protocol, **options)
-    write_nifti(corrected, output)
-    return {"output": output, "kind": "nifti", "method": method, "shape": corrected.shape}
+    summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal}
+    model = _model_name(weights)
+    if nifti_out:
+        write_nifti(corrected, output, descrip=nifti_description(method, model, NIFTI_FORCED_NOTE if note else ""),
+                    replace=overwrite)
+        return {**summary, "kind": "nifti"}
+    uncorrected = method == "nc"  # a copy of the NC image: no ATTN in Corrected Image, not called AC
+    description = NC_COPY_DESCRIPTION if uncorrected else " ".join(p for p in ("spectac AC", method, model) if p)
+    if note:
+        description = f"{description[:55]} (forced)"
+    write_dicom_series(corrected, context, output, method=method, model_name=model, uid_seed=uid_seed,
+                       series_description=description, attenuation_corrected=not uncorrected,
+                       image_comments=note, replace=overwrite)
+    return {**summary, "kind": "dicom"}
 
 
 def _model_name(weights: str | Path | None) -> str:

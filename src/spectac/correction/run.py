@@ -43,7 +43,7 @@ from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import DEFAULT_MU_PER_CM, chang_first_order, chang_iterative, protocol_of
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
-from spectac.io.nifti import write_nifti
+from spectac.io.nifti import nifti_description, write_nifti
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 
@@ -270,6 +270,6 @@ def predict_dataset(
             continue
         nc = dataset.load(case.case_id, "nc")
         result = apply_method(spec, nc, MethodContext(case.case_id, protocol, dict(resolved), state))
-        write_nifti(result, target)
+        write_nifti(result, target, descrip=nifti_description(method))
         written += 1
     return {"method": method, "written": written, "skipped": skipped, "folder": out}

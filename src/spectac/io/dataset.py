@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from spectac.io.atomic import atomic_dir, write_text_atomic
-from spectac.io.nifti import read_nifti, write_nifti
+from spectac.io.nifti import STUDY_DESCRIPTIONS, read_nifti, write_nifti
 from spectac.volume import SpectacError, Volume
 
 FORMAT_VERSION = 1
@@ -213,7 +213,7 @@ def write_study(
     final = Path(root) / "studies" / case_id
     with atomic_dir(final) as tmp:
         for name, volume in volumes.items():
-            write_nifti(volume, tmp / f"{name}.nii.gz")
+            write_nifti(volume, tmp / f"{name}.nii.gz", descrip=STUDY_DESCRIPTIONS.get(name, ""))
         if lv is not None:
             (tmp / "lv.json").write_text(json.dumps(lv, indent=1))
     return final

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,44 @@ class DicomContext:
             if value:
                 return value
         return ""
+
+
+@dataclass
+class SeriesGeometry:
+    """The grid of a series as its headers give it (before any pixel is read).
+
+    Attributes:
+        shape: voxels along the array axes [x, y, z] = [columns, rows, frames or slices].
+        spacing: voxel size along the array axes in mm.
+        origin: LPS position of the first voxel in mm.
+        direction: (3, 3) direction cosines; column i is the LPS direction of array axis i.
+        order: the files (slices) in order along the normal; [0] for a multi-frame file.
+    """
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray
+    order: list[int]
+
+
+@dataclass
+class DicomHeader:
+    """One series as its headers describe it: what ``spectac correct`` checks before reading pixels.
+
+    Attributes:
+        source: the file or folder.
+        files: the series' files.
+        header: the first file's header (no pixel data).
+        modality: the accepted modality.
+        geometry: the grid.
+    """
+
+    source: Path
+    files: list[Path]
+    header: Dataset
+    modality: str
+    geometry: SeriesGeometry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +396,8 @@ def _check_nm_frames(ds: Dataset, path: Path, frames: int) -> None:
         raise SpectacError(f"{path}: Number of Frames {frames} but Number of Slices {slices}")
 
 
-def _volume_multiframe(ds: Dataset, path: Path) -> Volume:
+def _multiframe_geometry(ds: Dataset, path: Path) -> SeriesGeometry:
+    """The grid of an NM multi-frame file, from its header alone."""
     frames = _frame_count(ds)
     _check_nm_frames(ds, path, frames)
     row, col, ipp, pixel_spacing = _plane_geometry(ds, path)
@@ -374,15 +414,24 @@ def _volume_multiframe(ds: Dataset, path: Path) -> Volume:
     normal = np.cross(row, col)
     # A negative Spacing Between Slices means the frames advance against the normal.
     direction = np.column_stack([row, col, normal * np.sign(step)])
+    shape = (int(ds.get("Columns") or 0), int(ds.get("Rows") or 0), frames)
+    spacing = (float(pixel_spacing[1]), float(pixel_spacing[0]), abs(step))
+    return SeriesGeometry(shape, spacing, tuple(float(v) for v in ipp), direction, [0])
+
+
+def _volume_multiframe(ds: Dataset, path: Path) -> Volume:
+    grid = _multiframe_geometry(ds, path)
+    frames = grid.shape[2]
     pixels = _pixels(ds, path)
     if pixels.shape != (frames, int(ds.Rows), int(ds.Columns)):
         raise SpectacError(f"{path}: pixel data shape {pixels.shape} does not match {frames} frames")
     slope, intercept = _rescale(ds, path)
     array = pixels.transpose(2, 1, 0) * np.float32(slope) + np.float32(intercept)
-    return Volume(array, (pixel_spacing[1], pixel_spacing[0], abs(step)), tuple(ipp), direction)
+    return Volume(array, grid.spacing, grid.origin, grid.direction)
 
 
-def _volume_slices(datasets: list[Dataset], paths: list[Path], folder: Path) -> Volume:
+def _slices_geometry(datasets: list[Dataset], paths: list[Path], folder: Path) -> SeriesGeometry:
+    """The grid of a folder of single-frame slices, from their headers alone."""
     geometry = [_plane_geometry(ds, p) for ds, p in zip(datasets, paths)]
     row, col, _, pixel_spacing = geometry[0]
     shape = (int(datasets[0].Rows), int(datasets[0].Columns))
@@ -416,16 +465,25 @@ def _volume_slices(datasets: list[Dataset], paths: list[Path], folder: Path) -> 
         raise SpectacError(
             f"{folder}: the slices are not stacked along their normal (tilted or shifted stack)"
         )
+    direction = np.column_stack([row, col, normal])
+    shape3 = (shape[1], shape[0], len(datasets))
+    spacing = (float(pixel_spacing[1]), float(pixel_spacing[0]), step)
+    return SeriesGeometry(shape3, spacing, tuple(float(v) for v in positions[0]), direction,
+                          [int(i) for i in order])
+
+
+def _volume_slices(datasets: list[Dataset], paths: list[Path], folder: Path) -> Volume:
+    grid = _slices_geometry(datasets, paths, folder)
+    shape = (grid.shape[1], grid.shape[0])
     planes = []
-    for i in order:
+    for i in grid.order:
         pixels = _pixels(datasets[i], paths[i])
         if pixels.shape != shape:
             raise SpectacError(f"{paths[i]}: pixel data shape {pixels.shape} is not {shape}")
         slope, intercept = _rescale(datasets[i], paths[i])
         planes.append(pixels.T * np.float32(slope) + np.float32(intercept))
     array = np.stack(planes, axis=-1)
-    direction = np.column_stack([row, col, normal])
-    return Volume(array, (pixel_spacing[1], pixel_spacing[0], step), tuple(positions[0]), direction)
+    return Volume(array, grid.spacing, grid.origin, grid.direction)
 
 
 def _json(ds: Dataset, keywords: Sequence[str]) -> dict[str, Any]:
@@ -456,6 +514,30 @@ def _context(datasets: list[Dataset], source: Path, kind: str, modality: str) ->
     )
 
 
+def _series_layout(
+    datasets: list[Dataset], files: Sequence[Path], source: Path, allowed: Sequence[str]
+) -> tuple[str, str, SeriesGeometry]:
+    """(modality, kind, grid) of one series from its headers; refuses what is not one volume."""
+    with _guard(source):
+        series = {str(ds.get("SeriesInstanceUID", "") or "") for ds in datasets}
+        if len(series) > 1:
+            raise SpectacError(
+                f"{source}: mixed series: {len(series)} Series Instance UIDs in one folder; give one series"
+            )
+    modalities = [_modality_ok(ds, p, allowed) for ds, p in zip(datasets, files)]
+    with _guard(source):
+        frames = [_frame_count(ds) for ds in datasets]
+        if len(datasets) == 1:
+            if frames[0] < 2:
+                raise SpectacError(f"{files[0]}: is a 2D image (a single frame), not a volume")
+            return modalities[0], "nm-multiframe", _multiframe_geometry(datasets[0], files[0])
+        if max(frames) > 1:
+            raise SpectacError(
+                f"{source}: holds {len(datasets)} files of which some are multi-frame; give one series"
+            )
+        return modalities[0], "slices", _slices_geometry(datasets, list(files), source)
+
+
 def read_series(
     files: Sequence[Path], source: Path, allowed: Sequence[str] = SPECT_MODALITIES
 ) -> tuple[Volume, DicomContext]:
@@ -469,32 +551,104 @@ def read_series(
     if not files:
         raise SpectacError(f"{source}: holds no files")
     datasets = [_dcmread(p) for p in files]
+    modality, kind, _ = _series_layout(datasets, files, source, allowed)
     with _guard(source):
-        series = {str(ds.get("SeriesInstanceUID", "") or "") for ds in datasets}
-        if len(series) > 1:
-            raise SpectacError(
-                f"{source}: mixed series: {len(series)} Series Instance UIDs in one folder; give one series"
-            )
-    modalities = [_modality_ok(ds, p, allowed) for ds, p in zip(datasets, files)]
-    with _guard(source):
-        frames = [_frame_count(ds) for ds in datasets]
-        if len(datasets) == 1:
-            if frames[0] < 2:
-                raise SpectacError(f"{files[0]}: is a 2D image (a single frame), not a volume")
+        if kind == "nm-multiframe":
             volume = _volume_multiframe(datasets[0], files[0])
-            kind = "nm-multiframe"
         else:
-            if max(frames) > 1:
-                raise SpectacError(
-                    f"{source}: holds {len(datasets)} files of which some are multi-frame; give one series"
-                )
             volume = _volume_slices(datasets, list(files), source)
-            kind = "slices"
         if not np.all(np.isfinite(volume.array)):
             raise SpectacError(f"{source}: volume contains NaN or infinite values")
         if not np.any(volume.array):
             raise SpectacError(f"{source}: volume is all zero")
-        return volume, _context(datasets, source, kind, modalities[0])
+        return volume, _context(datasets, source, kind, modality)
+
+
+def read_dicom_header(path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES) -> DicomHeader:
+    """The headers of a series (no pixel data read): its modality, kind, grid and first header.
+
+    The same checks as :func:`read_dicom_volume` up to the pixels, so that a caller can refuse a
+    series by what it says (already corrected, a mu-map) or by its grid before reading the pixels.
+
+    Raises:
+        SpectacError: one line naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SpectacError(f"{path}: no such file or folder")
+    try:
+        files = _series_files(path) if path.is_dir() else [path]
+    except OSError as exc:
+        raise SpectacError(f"{path}: unreadable folder ({_one_line(exc)})") from exc
+    if not files:
+        raise SpectacError(f"{path}: holds no files")
+    try:
+        headers = [_dcmread(p, header_only=True) for p in files]
+        modality, _, geometry = _series_layout(headers, files, path, allowed)
+        return DicomHeader(path, files, headers[0], modality, geometry)
+    except SpectacError:
+        raise
+    except Exception as exc:
+        raise SpectacError(f"{path}: corrupt or unreadable DICOM ({_one_line(exc)})") from exc
+
+
+# What descriptions say (Series Description, Image Type values): an attenuation map, an
+# attenuation-corrected image, a non-corrected one.
+MU_TEXT = re.compile(r"mu.?map|\u00b5.?map|attenuation map|\bmu\b|\bumap\b", re.IGNORECASE)
+AC_TEXT = re.compile(r"\bAC\b|IRAC|CTAC|\bAC_|_AC\b|attenuation corrected", re.IGNORECASE)
+NC_TEXT = re.compile(r"\bNC\b|IRNC|NOAC|\bNAC\b|\bNC_|_NC\b|non.?corrected|uncorrected", re.IGNORECASE)
+MU_UNITS = {"1/CM", "CM-1", "/CM", "1/MM", "MM-1", "/MM", "CM^-1", "MM^-1"}
+#: Image Comments of an output corrected with ``force``: an input already corrected.
+FORCED_NOTE = "forced: input"
+#: Series Description of ``spectac correct --method nc``: a copy of the NC image.
+NC_COPY_DESCRIPTION = "spectac NC (no correction)"
+
+
+def _texts(ds: Dataset, keyword: str) -> list[str]:
+    value = ds.get(keyword)
+    if value is None:
+        return []
+    values = value if isinstance(value, (list, tuple, Sequence)) and not isinstance(value, str) else [value]
+    return [str(v).strip() for v in values if v is not None]
+
+
+def correction_refusal(ds: Dataset) -> str | None:
+    """Why a series must not be attenuation-corrected (again), from its header; None: it may be.
+
+    Refused: an attenuation map (a CT is refused by modality already): Image Type value 4
+    TRANSMISSION or any value naming a mu-map, a description naming a mu-map or attenuation map,
+    Units or Rescale Type of 1/cm; an image already corrected: Corrected Image (0028,0051) holding
+    ATTN or SCAT; a series spectac wrote as a correction (Manufacturer "spectac" with Image Type
+    DERIVED, or a description or Derivation Description starting "spectac", except the "nc" copy
+    of an NC image); a description that says attenuation-corrected (IRAC, CTAC, AC) and not NC.
+    """
+    description = " ".join(_texts(ds, "SeriesDescription"))
+    image_type = [t.upper() for t in _texts(ds, "ImageType")]
+    units = {t.upper().replace(" ", "") for t in _texts(ds, "Units") + _texts(ds, "RescaleType")}
+    if len(image_type) > 3 and image_type[3] == "TRANSMISSION":
+        return "is an attenuation map (Image Type TRANSMISSION), not an NC emission study"
+    for text in [description, *image_type]:
+        if MU_TEXT.search(text):
+            return f"is an attenuation map ({text!r} names a mu-map), not an NC emission study"
+    if units & MU_UNITS:
+        return f"is an attenuation map (values in {sorted(units & MU_UNITS)[0]}), not an NC emission study"
+    comments = " ".join(_texts(ds, "ImageComments"))
+    derivation = " ".join(_texts(ds, "DerivationDescription"))
+    manufacturer = " ".join(_texts(ds, "Manufacturer")).lower()
+    by_spectac = (
+        (manufacturer == "spectac" and image_type[:1] == ["DERIVED"])
+        or derivation.lower().startswith("spectac")
+        or description.lower().startswith("spectac")
+    )
+    if by_spectac and (description != NC_COPY_DESCRIPTION or FORCED_NOTE in comments):
+        return f"is a series spectac wrote ({description or derivation!r}): already corrected"
+    corrected = {t.upper() for t in _texts(ds, "CorrectedImage")}
+    for flag, what in (("ATTN", "attenuation"), ("SCAT", "scatter")):
+        if flag in corrected:
+            return f"is already {what}-corrected (Corrected Image (0028,0051) lists {flag})"
+    if AC_TEXT.search(description) and not NC_TEXT.search(description):
+        return f"is already attenuation-corrected (Series Description {description!r})"
+    return None
 
 
 def read_dicom_volume(
@@ -657,6 +811,8 @@ class SeriesSpec:
     derived: bool
     corrected: list[str]
     uid_seed: str | None
+    comments: str = ""  # Image Comments (the note of a forced correction)
+    transmission: bool = False  # an attenuation map: NM Image Type value 4 TRANSMISSION
 
 
 def _series_module(ds: Dataset, context: DicomContext, spec: SeriesSpec, modality: str) -> None:
@@ -686,8 +842,10 @@ def _series_module(ds: Dataset, context: DicomContext, spec: SeriesSpec, modalit
     ds.SoftwareVersions = _version()
     ds.BurnedInAnnotation = "NO"
     ds.Laterality = ""
+    if spec.comments:
+        ds.ImageComments = spec.comments[:10240]
     if spec.derived and context.source_instances:
-        ds.DerivationDescription = spec.description[:1024]
+        ds.DerivationDescription = " ".join(p for p in (spec.description, spec.comments) if p)[:1024]
         references = []
         for sop_class, sop_uid in context.source_instances[:1000]:
             item = Dataset()
@@ -727,7 +885,8 @@ def _nm_dataset(volume: Volume, context: DicomContext, spec: SeriesSpec, instanc
     _series_module(ds, context, spec, "NM")
     source = Dataset.from_json(context.series) if context.series else Dataset()
     # The NM IOD enumerates value 2 as PRIMARY only: a derived NM series is DERIVED\PRIMARY.
-    ds.ImageType = ["DERIVED" if spec.derived else "ORIGINAL", "PRIMARY", "RECON TOMO", "EMISSION"]
+    ds.ImageType = ["DERIVED" if spec.derived else "ORIGINAL", "PRIMARY", "RECON TOMO",
+                    "TRANSMISSION" if spec.transmission else "EMISSION"]
     ds.InstanceNumber = 1
     ds.PatientOrientation = ""
     ds.CountsAccumulated = ""
@@ -853,6 +1012,9 @@ def write_dicom_series(
     attenuation_corrected: bool = True,
     series_number: int | None = None,
     uid_seed: str | None = None,
+    image_comments: str = "",
+    transmission: bool = False,
+    replace: bool = False,
 ) -> Path:
     """Write a volume as a new DICOM series of the context's patient, study and frame of reference.
 
@@ -868,9 +1030,18 @@ def write_dicom_series(
         attenuation_corrected: list ATTN in Corrected Image (NM).
         series_number: defaults to the source series number + 1000.
         uid_seed: make the new UIDs a deterministic function of this seed (tests, exports).
+        image_comments: Image Comments (0020,4000) of every image, also added to the Derivation
+            Description (e.g. the note of a forced correction).
+        transmission: an attenuation map (NM Image Type value 4 TRANSMISSION instead of EMISSION),
+            so that a mu-map series is never taken for an emission study.
+        replace: replace an existing ``.dcm`` output file (atomically); a folder is never replaced.
 
     Returns:
         The written file or folder. It appears whole or not at all; the input is never touched.
+
+    Raises:
+        SpectacError: the output is, holds or sits inside the input, or already exists (also when
+            it appears while the series is written).
     """
     out = Path(out)
     kind = kind or context.kind
@@ -887,6 +1058,8 @@ def write_dicom_series(
         derived,
         (["UNIF", "COR", "ATTN"] if attenuation_corrected else []),
         uid_seed,
+        image_comments,
+        transmission,
     )
     source = Path(context.source).resolve() if context.source else None
     resolved = out.resolve()
@@ -898,17 +1071,19 @@ def write_dicom_series(
         raise SpectacError(f"{out}: single-frame slices need an output folder, not a .dcm file")
     if out.suffix.lower() != ".dcm" and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new output folder")
+    if out.suffix.lower() == ".dcm" and out.exists() and (out.is_dir() or not replace):
+        raise SpectacError(f"{out}: already exists; choose another output")
     if kind == "nm-multiframe":
         ds = _nm_dataset(volume, context, spec, _uid(uid_seed, series_uid, "instance"))
         if out.suffix.lower() == ".dcm":
-            with atomic_path(out, suffix=".dcm") as tmp:
+            with atomic_path(out, suffix=".dcm", replace=replace) as tmp:
                 _save(ds, tmp)
         else:
-            with atomic_dir(out) as tmp:
+            with atomic_dir(out, replace=False) as tmp:
                 _save(ds, tmp / "NM000001.dcm")
         return out
     datasets = _slice_datasets(volume, context, spec)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=False) as tmp:
         for k, ds in enumerate(datasets):
             _save(ds, tmp / f"IM{k + 1:05d}.dcm")
     return out
@@ -1055,6 +1230,7 @@ def export_study_dicom(
             attenuation_corrected=corrected,
             series_number=number,
             uid_seed=f"{seed}/{case_id}/{name}",
+            transmission=name == "mu",
         )
     return written
 

@@ -30,9 +30,13 @@ from scipy import ndimage
 from spectac.acquisition.protocol import Protocol
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
+<<<<<<< HEAD
 from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
 from spectac.io.paths import check_output_outside, regular_files
 from spectac.io.pseudonym import DIGITS, create_key, default_key_file, key_id, pseudonym, read_key
+=======
+from spectac.io.dicom import AC_TEXT, MU_TEXT, NC_TEXT, DicomContext, _dcmread, read_series, scan_series
+>>>>>>> h1
 from spectac.progress import track
 from spectac.splitting import split_patients
 from spectac.volume import SpectacError, Volume, to_lps_axes
@@ -45,9 +49,7 @@ _STRESS = re.compile(
     r"stress|\bstr\b|\bexercise|adenosine|regadenoson|dipyridamole|dobutamine|lexiscan", re.IGNORECASE
 )
 _REST = re.compile(r"\brest|\brst\b", re.IGNORECASE)
-_MU = re.compile(r"mu.?map|attenuation map|\bmu\b", re.IGNORECASE)
-_AC = re.compile(r"\bAC\b|IRAC|CTAC|\bAC_|_AC\b|attenuation corrected", re.IGNORECASE)
-_NC = re.compile(r"\bNC\b|IRNC|NOAC|\bNAC\b|\bNC_|_NC\b|non.?corrected|uncorrected", re.IGNORECASE)
+_MU, _AC, _NC = MU_TEXT, AC_TEXT, NC_TEXT
 
 
 def hu_to_mu(hu: np.ndarray) -> np.ndarray:
