@@ -30,13 +30,9 @@ from scipy import ndimage
 from spectac.acquisition.protocol import Protocol
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
-<<<<<<< HEAD
-from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
+from spectac.io.dicom import AC_TEXT, MU_TEXT, NC_TEXT, DicomContext, _dcmread, read_series, scan_series
 from spectac.io.paths import check_output_outside, regular_files
 from spectac.io.pseudonym import DIGITS, create_key, default_key_file, key_id, pseudonym, read_key
-=======
-from spectac.io.dicom import AC_TEXT, MU_TEXT, NC_TEXT, DicomContext, _dcmread, read_series, scan_series
->>>>>>> h1
 from spectac.progress import track
 from spectac.splitting import split_patients
 from spectac.volume import SpectacError, Volume, to_lps_axes
