@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from spectac.cli import app
 from spectac.io.dataset import Case, Dataset, write_manifest, write_study
 from spectac.io.dicom import export_dataset_dicom, new_context, read_dicom_volume, write_dicom_series
-from spectac.io.importer import hu_to_mu, mu_to_hu, state_of
+from spectac.io.importer import state_of
+from spectac.physics import hu_to_mu, mu_to_hu
 from spectac.volume import SpectacError, Volume, to_lps_axes
 
 runner = CliRunner()

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from spectac.cli import app
-from spectac.correction.run import MethodContext, predict_dataset, register_method
-from spectac.evaluation.harness import register_evaluator
+from spectac.correction.methods import METHODS, Method, MethodContext
+from spectac.correction.run import predict_dataset
+from spectac.evaluation.harness import EVALUATORS
 from spectac.evaluation.metrics import compute_mae
 from spectac.evaluation.report import ReportSection
 from spectac.io.dataset import Case, write_manifest, write_study
@@ -161,7 +162,8 @@ def test_evaluate_refuses_a_missing_study_or_prediction(dataset: Path, tmp_path:
     assert not (run / "metrics.csv").exists()
 
 
-def test_registered_methods_and_evaluators_are_used(dataset: Path, tmp_path: Path) -> None:
+def test_registered_methods_and_evaluators_are_used(dataset: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
 
     def halve(nc: Volume, context: MethodContext) -> Volume:
@@ -169,7 +171,7 @@ def test_registered_methods_and_evaluators_are_used(dataset: Path, tmp_path: Pat
         assert context.state == "loaded" and context.options == {"factor": 0.5}
         return nc.with_array(nc.array * context.options["factor"])
 
-    register_method("halve-test", halve, prepare=lambda options: "loaded", defaults={"factor": 1.0})
+    monkeypatch.setitem(METHODS, "halve-test", Method("halve-test", halve, lambda options: "loaded", {"factor": 1.0}))
     run = tmp_path / "run"
     predict_dataset(dataset, run, "halve-test", "test", factor=0.5)
     assert sorted(seen) == ["P0_rest", "P0_stress", "P1_rest", "P1_stress"]
@@ -180,13 +182,8 @@ def test_registered_methods_and_evaluators_are_used(dataset: Path, tmp_path: Pat
         context.outputs["extra"] = path
         return [ReportSection("Extra section", "<p>extra body</p>", order=250)]
 
-    register_evaluator("extra-test", extra)
-    try:
-        code, out = _run(["evaluate", "--data", str(dataset), "--run", str(run)])
-    finally:
-        from spectac.evaluation import harness
-
-        harness._EVALUATORS.pop("extra-test", None)
+    monkeypatch.setitem(EVALUATORS, "extra-test", extra)
+    code, out = _run(["evaluate", "--data", str(dataset), "--run", str(run)])
     assert code == 0, out
     assert (run / "extra.csv").read_text() == "4\n"
     assert "extra body" in (run / "report.html").read_text()

@@ -282,31 +282,28 @@ def test_train_with_the_chang_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert correct_nc(nc, model).same_grid(nc)
 
 
-def test_correct_nifti_is_independent_of_the_stored_axis_order(tmp_path: Path) -> None:
+def test_correct_nifti_is_independent_of_the_stored_axis_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A NIfTI file with its x axis stored reversed (as converters often write) is the same study:
     every method sees it with axes along +x, +y, +z of LPS, so the result is the same at the same
     place. A probe method that weights voxels by their array index x shows any slip."""
-    from spectac.correction import run as runner_module
+    from spectac.correction.methods import METHODS, Method
 
     def probe(nc: Volume, context: object) -> Volume:
         assert np.allclose(nc.direction, np.eye(3))  # what every method may rely on
         return nc.with_array(nc.array * (1.0 + np.arange(nc.shape[0], dtype=np.float32))[:, None, None])
 
-    runner_module.register_method("probe-x", probe)
-    try:
-        nc, _ = synthetic_pair(np.random.default_rng(6), n=24)
-        volume = Volume.centred(nc, 6.8)
-        flipped = Volume(nc[::-1].copy(), volume.spacing, tuple(volume.point_of(np.array([23, 0, 0]))),
-                         np.diag([-1.0, 1.0, 1.0]))
-        write_nifti(volume, tmp_path / "plain.nii.gz")
-        write_nifti(flipped, tmp_path / "flipped.nii.gz")
-        runner = CliRunner()
-        for name in ("plain", "flipped"):
-            result = runner.invoke(app, ["correct", str(tmp_path / f"{name}.nii.gz"), "-o",
-                                         str(tmp_path / f"{name}_ac.nii.gz"), "--method", "probe-x"])
-            assert result.exit_code == 0, result.output
-    finally:
-        runner_module._METHODS.pop("probe-x", None)
+    monkeypatch.setitem(METHODS, "probe-x", Method("probe-x", probe))
+    nc, _ = synthetic_pair(np.random.default_rng(6), n=24)
+    volume = Volume.centred(nc, 6.8)
+    flipped = Volume(nc[::-1].copy(), volume.spacing, tuple(volume.point_of(np.array([23, 0, 0]))),
+                     np.diag([-1.0, 1.0, 1.0]))
+    write_nifti(volume, tmp_path / "plain.nii.gz")
+    write_nifti(flipped, tmp_path / "flipped.nii.gz")
+    runner = CliRunner()
+    for name in ("plain", "flipped"):
+        result = runner.invoke(app, ["correct", str(tmp_path / f"{name}.nii.gz"), "-o",
+                                     str(tmp_path / f"{name}_ac.nii.gz"), "--method", "probe-x"])
+        assert result.exit_code == 0, result.output
     plain, other = read_nifti(tmp_path / "plain_ac.nii.gz"), read_nifti(tmp_path / "flipped_ac.nii.gz")
     assert other.same_grid(flipped)
     np.testing.assert_allclose(other.array[::-1], plain.array, rtol=1e-5, atol=1e-3)

@@ -36,7 +36,6 @@ from spectac.acquisition.protocol import Protocol
 from spectac.volume import SpectacError, Volume, to_lps_axes
 
 DEFAULT_MU_PER_CM = 0.12
-WATER_MU_PER_CM = 0.153
 
 
 # --------------------------------------------------------------------------------------------

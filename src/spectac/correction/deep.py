@@ -5,8 +5,8 @@ the whole volume (resampled to the training voxel size if the study's differs), 
 AC prediction in counts on the NC grid. Models are model folders written by ``spectac train``
 (``best.pt`` + ``config.json``) or the shipped ones in ``spectac/data/models/<name>/``.
 
-The registered methods (every name of :mod:`spectac.nn.registry`) take one
-option, ``weights`` (a model folder or a ``.pt`` file; default: the shipped weights).
+Every name of :mod:`spectac.nn.registry` is a correction method (:mod:`spectac.correction.methods`)
+with one option, ``weights`` (a model folder or a ``.pt`` file; default: the shipped weights).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from spectac.acquisition.protocol import Protocol
 from spectac.correction.prior import prior_channels
 from spectac.io.checkpoint import load_checkpoint
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
-from spectac.nn.registry import build_generator, model_names
+from spectac.nn.registry import build_generator
 from spectac.volume import SpectacError, Volume
 
 WEIGHTS_NAME = "best.pt"
@@ -150,29 +150,3 @@ def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -
     if resampled:
         prediction = _resample(prediction, nc.shape)
     return nc.with_array(denormalise(prediction, scale))
-
-
-# ---- registration with `spectac predict` -------------------------------------------------------
-
-
-def _prepare(name: str) -> Any:
-    def prepare(options: dict[str, Any]) -> DeepModel:
-        return resolve_model(name, options.get("weights"))
-
-    return prepare
-
-
-def _predict(nc: Volume, context: Any) -> Volume:
-    return correct_nc(nc, context.state, context.protocol)
-
-
-def register_deep_methods() -> None:
-    """Register every model of the network registry as a correction method."""
-    from spectac.correction.run import register_method
-
-    for name in model_names():
-        register_method(name, _predict, prepare=_prepare(name), defaults={"weights": None},
-                        description=f"deep-learning AC ({name})")
-
-
-register_deep_methods()

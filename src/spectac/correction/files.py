@@ -22,7 +22,8 @@ from typing import Any
 from spectac.acquisition.protocol import Protocol
 from spectac.correction import DEFAULT_METHOD
 from spectac.correction.checks import check_plausible_geometry, check_plausible_values
-from spectac.correction.run import MethodContext, apply_method, get_method, resolve_options
+from spectac.correction.methods import MethodContext, get_method
+from spectac.correction.run import apply_method, resolve_options
 from spectac.io.dicom import (
     FORCED_NOTE,
     NC_COPY_DESCRIPTION,

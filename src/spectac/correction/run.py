@@ -5,160 +5,31 @@ prediction already there is kept, so an interrupted run resumes), and the resolv
 ``RUN/predictions/<method>/config.json``. A run folder made with other options for the same
 method is refused rather than mixed.
 
-Adding a method
----------------
-A method is a function ``predict(nc: Volume, context: MethodContext) -> Volume`` that sees only
-the NC volume and the context (case id, the acquisition protocol, the options and whatever the
-method's ``prepare`` returned): never the CT-AC target, the mu-map or the phantom truth. Register
-it once, at import time of its module::
-
-    from spectac.correction.run import MethodContext, register_method
-
-    def _load(options: dict) -> MyNet:                  # optional: runs once per predict call
-        return MyNet.load(options["checkpoint"])
-
-    def _predict(nc: Volume, context: MethodContext) -> Volume:
-        return nc.with_array(context.state.apply(nc.array))
-
-    register_method("unet-gan3d", _predict, prepare=_load, defaults={"checkpoint": None},
-                    description="3D U-Net GAN (issue 4)")
-
-and add the module's name to :data:`METHOD_MODULES` so that ``spectac predict`` imports it.
-Options reach the method from ``predict_dataset(..., **options)`` (the CLI's ``--mu``,
-``--iterations`` and repeated ``--set key=value``); unknown options are refused.
+The methods themselves are the table of :mod:`spectac.correction.methods`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spectac.acquisition.protocol import Protocol
-from spectac.correction.chang import DEFAULT_MU_PER_CM, chang_first_order, chang_iterative, protocol_of
+from spectac.correction.chang import protocol_of
+from spectac.correction.methods import METHODS, Method, MethodContext, get_method
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
 from spectac.io.nifti import nifti_description, write_nifti
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 
-#: Modules that register further methods when imported (e.g. the deep-learning correction).
-#: A name whose module does not exist yet is skipped.
-METHOD_MODULES: list[str] = ["spectac.correction.deep"]
-
-
-@dataclass
-class MethodContext:
-    """What a method may know about a study besides its NC volume."""
-
-    case_id: str
-    protocol: Protocol | None  # None: the method's default acquisition
-    options: dict[str, Any]
-    state: Any = None  # what the method's ``prepare`` returned (a loaded network, ...)
-
-
-PredictFn = Callable[[Volume, MethodContext], Volume]
-PrepareFn = Callable[[dict[str, Any]], Any]
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    predict: PredictFn
-    prepare: PrepareFn | None = None
-    defaults: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-
-
-_METHODS: dict[str, Method] = {}
-
-
-def register_method(
-    name: str,
-    predict: PredictFn,
-    *,
-    prepare: PrepareFn | None = None,
-    defaults: dict[str, Any] | None = None,
-    description: str = "",
-) -> None:
-    """Register (or replace) a correction method under ``name`` (see the module docstring)."""
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"invalid method name {name!r}")
-    _METHODS[name] = Method(name, predict, prepare, dict(defaults or {}), description)
-
-
-def _load_method_modules() -> None:
-    for module in METHOD_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # the module exists but is broken: say so
-                raise
-
 
 def available_methods() -> dict[str, Method]:
-    _load_method_modules()
-    return dict(_METHODS)
+    """Every correction method by name (a copy of :data:`spectac.correction.methods.METHODS`)."""
+    return dict(METHODS)
 
 
-def get_method(name: str) -> Method:
-    methods = available_methods()
-    if name not in methods:
-        raise SpectacError(f"unknown method {name!r}; choose from {', '.join(sorted(methods))}")
-    return methods[name]
-
-
-# ---- the classical methods ---------------------------------------------------------------------
-
-
-def _predict_nc(nc: Volume, context: MethodContext) -> Volume:
-    return nc
-
-
-def _chang_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Validated Chang options: mu a finite number in [0, 1] 1/cm, iterations a whole number >= 0."""
-    try:
-        mu = float(options["mu"])
-    except (TypeError, ValueError):
-        raise SpectacError(f"mu must be a number in 1/cm, got {options['mu']!r}") from None
-    if not 0.0 <= mu <= 1.0:  # also refuses NaN
-        raise SpectacError(f"mu must lie between 0 and 1 /cm (water: 0.153), got {options['mu']!r}")
-    checked: dict[str, Any] = {"mu": mu}
-    if "iterations" in options:
-        iterations = options["iterations"]
-        if isinstance(iterations, bool) or not isinstance(iterations, int | float) or iterations != int(iterations) \
-                or iterations < 0:
-            raise SpectacError(f"iterations must be a whole number >= 0, got {iterations!r}")
-        checked["iterations"] = int(iterations)
-    return checked
-
-
-def _predict_chang(nc: Volume, context: MethodContext) -> Volume:
-    return chang_first_order(nc, context.protocol, mu=context.state["mu"])
-
-
-def _predict_chang_iterative(nc: Volume, context: MethodContext) -> Volume:
-    return chang_iterative(nc, context.protocol, mu=context.state["mu"], iterations=context.state["iterations"])
-
-
-register_method("nc", _predict_nc, description="the NC image itself (how far NC is from CT-AC)")
-register_method("chang", _predict_chang, prepare=_chang_options, defaults={"mu": DEFAULT_MU_PER_CM},
-                description="first-order Chang")
-register_method(
-    "chang-iterative",
-    _predict_chang_iterative,
-    prepare=_chang_options,
-    defaults={"mu": DEFAULT_MU_PER_CM, "iterations": 2},
-    description="multiple-order Chang (first order + reprojection-error updates)",
-)
-
-
-# ---- running over a dataset --------------------------------------------------------------------
 
 
 def predictions_dir(run: str | Path, method: str) -> Path:

@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from spectac.evaluation.harness import EvaluationContext, register_evaluator
+from spectac.evaluation.context import EvaluationContext
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html, table_html
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Case, Dataset
@@ -512,5 +512,3 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
     )
     return sections
 
-
-register_evaluator("clinical", evaluate_clinical)

@@ -19,31 +19,26 @@ is written, so no mean silently leaves a study out.
 Extending the evaluation
 ------------------------
 Other stages (clinical quantification, detection) add outputs and report sections with an
-evaluator, a function ``evaluator(context: EvaluationContext) -> list[ReportSection]`` that may
-write its own files into ``context.run`` (atomically). Register it when its module is imported::
-
-    from spectac.evaluation.harness import register_evaluator
-    register_evaluator("clinical", evaluate_clinical)
-
-and add the module's name to :data:`EVALUATOR_MODULES`. Evaluators run in registration order after
-the image metrics, with the per-study metrics already in ``context.metrics``.
+evaluator (:mod:`spectac.evaluation.context`): a function of the run's context that may write its
+own files into ``context.run`` and returns report sections. Evaluators run in the order of :data:`EVALUATORS` after the image metrics, with the per-study
+metrics already in ``context.metrics``.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spectac.evaluation.clinical import evaluate_clinical
+from spectac.evaluation.context import EvaluationContext, Evaluator
 from spectac.evaluation.figures import metric_boxplots
 from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region_and_lv_max
 from spectac.evaluation.metrics import image_metrics
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html, table_html, write_report
+from spectac.evaluation.slices import evaluate_slices
 from spectac.evaluation.stats import TABLE1_METRICS, paired_wilcoxon, table1, table1_markdown
 from spectac.io.atomic import atomic_path, write_text_atomic
 from spectac.io.dataset import Case, Dataset
@@ -51,48 +46,14 @@ from spectac.io.nifti import read_nifti
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume
 
-#: Modules that register evaluators when imported; names whose module does not exist are skipped.
-EVALUATOR_MODULES: list[str] = ["spectac.evaluation.slices", "spectac.evaluation.clinical"]
-
 METRIC_COLUMNS = ("me", "mae", "rmse", "ssim", "psnr", "nmae", "nrmse")
 HEART_COLUMNS = tuple(f"heart_{c}" for c in METRIC_COLUMNS)
 CSV_COLUMNS = ("case_id", "method", *METRIC_COLUMNS, *HEART_COLUMNS, "lv_max")
 
 
-@dataclass
-class EvaluationContext:
-    """What an evaluator gets: the dataset, the run folder, the evaluated studies and methods,
-    and the per-study image metrics (a DataFrame with :data:`CSV_COLUMNS`)."""
-
-    dataset: Dataset
-    run: Path
-    split: str | None
-    cases: list[Case]
-    methods: list[str]
-    metrics: pd.DataFrame
-    outputs: dict[str, Path] = field(default_factory=dict)  # evaluators may record what they wrote
-
-    def prediction_path(self, method: str, case_id: str) -> Path:
-        return self.run / "predictions" / method / f"{case_id}.nii.gz"
-
-
-Evaluator = Callable[[EvaluationContext], list[ReportSection]]
-_EVALUATORS: dict[str, Evaluator] = {}
-
-
-def register_evaluator(name: str, evaluator: Evaluator) -> None:
-    """Register (or replace) an extra evaluator run by :func:`evaluate_run` (see module docstring)."""
-    _EVALUATORS[name] = evaluator
-
-
-def registered_evaluators() -> dict[str, Evaluator]:
-    for module in EVALUATOR_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    return dict(_EVALUATORS)
+#: The evaluators :func:`evaluate_run` runs after the image metrics, in this order. A new one is a
+#: row here (tests add a probe with ``monkeypatch.setitem``).
+EVALUATORS: dict[str, Evaluator] = {"slices": evaluate_slices, "clinical": evaluate_clinical}
 
 
 # ---- one study ---------------------------------------------------------------------------------
@@ -263,7 +224,7 @@ def evaluate_run(data: str | Path, run: str | Path, split: str | None = "test") 
 
     sections = image_quality_sections(metrics, table, tests, figure, split)
     context = EvaluationContext(dataset, run, split, cases, methods, metrics)
-    for evaluator in registered_evaluators().values():
+    for evaluator in EVALUATORS.values():
         sections.extend(evaluator(context))
     outputs.update(context.outputs)
     outputs["report"] = write_report(run, sections, title="spectac evaluation",

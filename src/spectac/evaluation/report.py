@@ -3,7 +3,7 @@
 Any stage may contribute: build :class:`ReportSection` objects (``order`` sorts them: the image
 metrics use 100-199, clinical quantification 200-299, detection 300-399) and hand them to
 :func:`write_report`, or return them from an evaluator registered with
-:func:`spectac.evaluation.harness.register_evaluator`. Figures are embedded as base64 PNG, so the
+:data:`spectac.evaluation.harness.EVALUATORS`. Figures are embedded as base64 PNG, so the
 file can be mailed on its own.
 """
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectac.evaluation.harness import EvaluationContext, register_evaluator
+from spectac.evaluation.context import EvaluationContext
 from spectac.evaluation.heart import lv_centre_and_maximum, sphere_mask
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html
 from spectac.io.nifti import read_nifti
@@ -112,5 +112,3 @@ def evaluate_slices(context: EvaluationContext) -> list[ReportSection]:
         body.append(png_html(study_figure(context, case_id), alt=f"slices of {case_id}"))
     return [ReportSection("Slices: NC, corrections and CT-AC", "\n".join(body), order=190)]
 
-
-register_evaluator("slices", evaluate_slices)

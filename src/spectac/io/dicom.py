@@ -1169,7 +1169,7 @@ def export_study_dicom(
     Returns:
         {"nc": folder, "ac": folder, "mu": folder (when written)}.
     """
-    from spectac.io.importer import mu_to_hu
+    from spectac.physics import mu_to_hu
 
     if mu_as not in ("nm", "ct"):
         raise ValueError(f"mu_as must be 'nm' or 'ct', not {mu_as!r}")

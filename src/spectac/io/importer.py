@@ -4,17 +4,9 @@ The clinic exports its studies as DICOM into two folders (NC and CT-AC reconstru
 layout, one or many series per folder) and optionally a third with the attenuation maps (a CT
 series in HU or the vendor's NM mu-map series). Series are paired by Study Instance UID and
 Patient ID, and within a study by rest/stress state when a study holds both. Every volume is
-resampled onto the NC grid; the result is a dataset of DESIGN.md with ``source: import``.
+resampled onto the NC grid; the result is a dataset (:mod:`spectac.io.dataset`) with ``source: import``.
 
-CT to mu at 140 keV (bilinear model, after Blankespoor et al. 1996 / Brown et al. 2008):
-
-    mu = MU_WATER * (1 + HU / 1000)                         for HU <= 0  (air-water mixtures)
-    mu = MU_WATER + HU * (MU_BONE - MU_WATER) / HU_BONE     for HU > 0   (water-bone mixtures)
-
-with MU_WATER = 0.1537 /cm (water at 140 keV), MU_BONE = 0.2830 /cm (cortical bone, 1.92 g/cm3,
-mass attenuation 0.1474 cm2/g at 140 keV) and HU_BONE = 1900 (cortical bone on a 120 kVp CT);
-mu is clipped at 0 below -1000 HU. The break at 0 HU exists because above water the CT's
-effective energy (~70 keV) sees the photoelectric effect of calcium that 140 keV barely sees.
+CT series are converted to mu at 140 keV by :func:`spectac.physics.hu_to_mu`.
 """
 
 from __future__ import annotations
@@ -33,35 +25,16 @@ from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import AC_TEXT, MU_TEXT, NC_TEXT, DicomContext, _dcmread, read_series, scan_series
 from spectac.io.paths import check_output_outside, regular_files
 from spectac.io.pseudonym import DIGITS, create_key, default_key_file, key_id, pseudonym, read_key
+from spectac.physics import hu_to_mu
 from spectac.progress import track
 from spectac.splitting import split_patients
 from spectac.volume import SpectacError, Volume, to_lps_axes
-
-MU_WATER = 0.1537  # 1/cm at 140 keV
-MU_BONE = 0.2830  # 1/cm, cortical bone at 140 keV
-HU_BONE = 1900.0  # HU of cortical bone at 120 kVp
 
 _STRESS = re.compile(
     r"stress|\bstr\b|\bexercise|adenosine|regadenoson|dipyridamole|dobutamine|lexiscan", re.IGNORECASE
 )
 _REST = re.compile(r"\brest|\brst\b", re.IGNORECASE)
 _MU, _AC, _NC = MU_TEXT, AC_TEXT, NC_TEXT
-
-
-def hu_to_mu(hu: np.ndarray) -> np.ndarray:
-    """Linear attenuation coefficient at 140 keV (1/cm) from CT numbers (HU), bilinear model."""
-    hu = np.asarray(hu, dtype=np.float32)
-    mu = np.where(hu <= 0, MU_WATER * (1 + hu / 1000.0), MU_WATER + hu * (MU_BONE - MU_WATER) / HU_BONE)
-    return np.clip(mu, 0, None).astype(np.float32)
-
-
-def mu_to_hu(mu: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`hu_to_mu` (for mu >= 0): HU that give these mu at 140 keV."""
-    mu = np.asarray(mu, dtype=np.float32)
-    hu = np.where(
-        mu <= MU_WATER, (mu / MU_WATER - 1) * 1000.0, (mu - MU_WATER) * HU_BONE / (MU_BONE - MU_WATER)
-    )
-    return hu.astype(np.float32)
 
 
 def state_of(*texts: str) -> str:
@@ -399,9 +372,7 @@ def _patient_names(read: list[tuple[SeriesInfo, dict[str, Volume]]], key: bytes 
 
 
 __all__ = [
-    "hu_to_mu",
     "import_dicom_dataset",
-    "mu_to_hu",
     "overlap_fraction",
     "pair_series",
     "resample_onto",

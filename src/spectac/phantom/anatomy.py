@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from spectac.phantom.lv import TERRITORY_SEGMENTS, lv_frame, segment_of
+from spectac.physics import MU_SOFT_TISSUE
 
-MU_SOFT_TISSUE = 0.153
 MU_FAT = 0.138
 MU_BONE = 0.28
 MU_SPINE = 0.22  # vertebral body: cortical shell and cancellous bone, averaged
