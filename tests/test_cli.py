@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from spectac.cli import app, info, one_line, user_errors
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.paths import ensure_writable_parent
+from spectac.training import TrainOptions, train_model
 from spectac.volume import SpectacError, Volume
 
 runner = CliRunner()
@@ -168,3 +169,52 @@ def test_ensure_writable_parent(tmp_path):
 )
 def test_os_errors_of_a_command_become_one_line(exc, expected):
     assert _one_error_line(runner.invoke(_app_raising(exc), ["boom"])) == expected
+
+
+# ---- 4. train options are checked before anything is written --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "-1"], "--batch-size"),
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "0"], "--lr"),
+        (["--lr", "-1e-3"], "--lr"),
+        (["--seed", "-1"], "--seed"),
+        (["--channels", "0,0"], "--channels"),
+        (["--channels", "-8,16"], "--channels"),
+        (["--channels", "8"], "--channels"),
+        (["--channels", "8,,16"], "--channels"),
+        (["--epochs", "0"], "--epochs"),
+        (["--patience", "-1"], "--patience"),
+    ],
+)
+def test_train_refuses_bad_options_before_writing(tmp_path, option, match):
+    data = tiny_dataset(tmp_path / "data", patients=1)
+    out = tmp_path / "model"
+    line = _one_error_line(runner.invoke(app, ["train", "--model", "unet3d", "--data", str(data), "--out", str(out),
+                                               *option]))
+    assert match in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "network"),
+    [
+        (TrainOptions(batch_size=0), None),
+        (TrainOptions(lr=float("nan")), None),
+        (TrainOptions(epochs=0), None),
+        (TrainOptions(seed=-3), None),
+        (TrainOptions(patience=-1), None),
+        (TrainOptions(), {"channels": [4, 0]}),
+        (TrainOptions(), {"channels": []}),
+    ],
+)
+def test_train_model_refuses_bad_options_before_writing(tmp_path, options, network):
+    data = tiny_dataset(tmp_path / "data", patients=1)
+    with pytest.raises(SpectacError):
+        train_model(data, tmp_path / "model", "unet3d", options, network)
+    assert not (tmp_path / "model").exists()

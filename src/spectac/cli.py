@@ -214,6 +214,7 @@ def train(
         init = shipped_model_dir(model)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                            lr_schedule=lr_schedule, init=None if init is None else str(init))
+    options.check()
     ensure_writable_parent(out, folder=True)
     summary = train_model(data, out, model, options, network or None)
     if summary["epochs_run"] == 0:
