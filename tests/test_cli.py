@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from spectac.cli import app, info, one_line, user_errors
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.paths import ensure_writable_parent
+from spectac.splits import parse_split
 from spectac.training import TrainOptions, train_model
 from spectac.volume import SpectacError, Volume
 
@@ -218,3 +219,28 @@ def test_train_model_refuses_bad_options_before_writing(tmp_path, options, netwo
     with pytest.raises(SpectacError):
         train_model(data, tmp_path / "model", "unet3d", options, network)
     assert not (tmp_path / "model").exists()
+
+
+# ---- 5. split proportions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["nan/1/1", "1/nan/1", "inf/1/1", "1e308/1e308/1", "1/1", "1/1/1/1", "-1/1/1",
+                                  "0/0/0", "a/b/c", ""])
+def test_parse_split_refuses_bad_proportions(text):
+    with pytest.raises(SpectacError, match="--split"):
+        parse_split(text)
+
+
+def test_parse_split_normalises():
+    assert parse_split("40/40/20") == pytest.approx((0.4, 0.4, 0.2))
+    assert parse_split("0/0/1") == (0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("command", ["simulate", "import"])
+def test_simulate_and_import_refuse_a_nan_split(tmp_path, command):
+    out = tmp_path / "out"
+    args = (["simulate", "--out", str(out), "--patients", "1"] if command == "simulate"
+            else ["import", "--nc", str(tmp_path), "--ac", str(tmp_path), "--out", str(out)])
+    line = _one_error_line(runner.invoke(app, [*args, "--split", "nan/1/1"]))
+    assert "--split" in line and "nan/1/1" in line
+    assert not out.exists()

@@ -32,6 +32,7 @@ from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import DicomContext, _dcmread, read_series, scan_series
 from spectac.progress import track
+from spectac.splits import parse_split
 from spectac.volume import SpectacError, Volume, to_lps_axes
 
 MU_WATER = 0.1537  # 1/cm at 140 keV
@@ -218,13 +219,7 @@ def pair_series(
     return pairs, unpaired
 
 
-def _split_patients(patients: list[str], proportions: str, seed: int) -> dict[str, str]:
-    try:
-        parts = [float(p) for p in proportions.split("/")]
-    except ValueError as exc:
-        raise SpectacError(f"--split {proportions!r}: expected three numbers like 40/40/20") from exc
-    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
-        raise SpectacError(f"--split {proportions!r}: expected three non-negative numbers like 40/40/20")
+def _split_patients(patients: list[str], parts: tuple[float, float, float], seed: int) -> dict[str, str]:
     order = np.random.default_rng(seed).permutation(sorted(patients))
     n = len(order)
     bounds = np.round(np.cumsum(parts) / sum(parts) * n).astype(int)
@@ -283,6 +278,7 @@ def import_dicom_dataset(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new dataset folder")
     protocol = Protocol.for_arc(arc)
+    proportions = parse_split(split)  # before any series is read
     nc_series, ac_series = _scan(nc_dir, "--nc"), _scan(ac_dir, "--ac")
     if {s.series_uid for s in nc_series} & {s.series_uid for s in ac_series}:
         # One folder holds both: tell NC from AC by Corrected Image (ATTN) and the description.
@@ -322,7 +318,7 @@ def import_dicom_dataset(
             bmi=nc_info.bmi,
         )
         studies.append((case, volumes))
-    splits = _split_patients([c.patient_id for c, _ in studies], split, seed)
+    splits = _split_patients([c.patient_id for c, _ in studies], proportions, seed)
     for case, _ in studies:
         case.split = splits[case.patient_id]
     meta = {
