@@ -108,3 +108,33 @@ def test_series_number_beyond_the_is_range_is_written_as_1000(tmp_path):
     volume, context = read_dicom_volume(_source(tmp_path, SeriesNumber=2**31 - 1))
     out = write_dicom_series(volume, context, tmp_path / "out.dcm", method="nc")
     assert pydicom.dcmread(out).SeriesNumber == 1000
+
+
+# ---- Laterality: only for a paired body part ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body_part", "laterality", "expected"),
+    [
+        ("HEART", None, "absent"),
+        ("HEART", "L", "absent"),  # a source's Laterality where the standard forbids it is not copied
+        ("CHEST", None, "absent"),
+        ("BREAST", "L", "L"),
+        ("BREAST", None, ""),  # required (Type 2) for a paired part: empty when unknown
+        (None, None, ""),  # no body part: the condition cannot be decided; empty means unknown
+    ],
+)
+@pytest.mark.parametrize("kind", ["nm-multiframe", "slices"])
+def test_laterality_only_for_paired_body_parts(tmp_path, body_part, laterality, expected, kind):
+    source = _source(tmp_path, kind, BodyPartExamined=body_part, Laterality=laterality)
+    if body_part is None:
+        for f in sorted(source.iterdir()) if source.is_dir() else [source]:
+            ds = pydicom.dcmread(f)
+            assert "BodyPartExamined" not in ds
+    volume, context = read_dicom_volume(source)
+    out = write_dicom_series(volume, context, tmp_path / "out", method="nc")
+    for f in sorted(out.iterdir()):
+        written = pydicom.dcmread(f)
+        assert (written.Laterality if "Laterality" in written else "absent") == expected
+        if body_part:
+            assert written.BodyPartExamined == body_part

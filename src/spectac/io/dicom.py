@@ -88,6 +88,7 @@ SERIES_KEYWORDS = (
     "RotationInformationSequence",
     "ActualFrameDuration",
     "PositionReferenceIndicator",
+    "Laterality",
 )
 # Attributes that place the volume or the new series: a value of a multiplicity the DICOM dictionary
 # does not allow (two Series Numbers, three Pixel Spacing values) refuses the file on read, since
@@ -113,6 +114,14 @@ CHECKED_KEYWORDS = (
     "ImagePositionPatient",
     "RescaleSlope",
     "RescaleIntercept",
+)
+# Body parts that are one of a pair: only for these does the General Series module allow
+# Laterality (Type 2C); it is omitted for every other body part (the heart, the chest).
+PAIRED_BODY_PARTS = frozenset(
+    {"BREAST", "EYE", "KIDNEY", "LUNG", "EAR", "ARM", "LEG", "HAND", "FOOT", "KNEE", "HIP", "SHOULDER",
+     "ELBOW", "WRIST", "ANKLE", "CLAVICLE", "FEMUR", "TIBIA", "FIBULA", "HUMERUS", "RADIUS", "ULNA",
+     "ADRENAL", "OVARY", "TESTIS", "PAROTID", "SUBMANDIBULAR", "THUMB", "FINGER", "TOE", "HEEL",
+     "ORBIT", "TMJ", "SCAPULA", "RIB", "THIGH", "FOREARM", "UPRARM", "LOWLEG"}
 )
 
 
@@ -764,7 +773,12 @@ def _series_module(ds: Dataset, context: DicomContext, spec: SeriesSpec, modalit
     )
     ds.SoftwareVersions = _version()
     ds.BurnedInAnnotation = "NO"
-    ds.Laterality = ""
+    # Laterality (Type 2C, General Series) is required for a paired body part and forbidden for
+    # any other: the source's value for a paired one, absent for a named unpaired one (HEART), and
+    # empty ("unknown") when the source names no body part, so the condition cannot be decided.
+    body_part = str(source.get("BodyPartExamined", "") or "").strip().upper()
+    if not body_part or body_part in PAIRED_BODY_PARTS:
+        ds.Laterality = str(source.get("Laterality", "") or "") if body_part else ""
     if spec.derived and context.source_instances:
         ds.DerivationDescription = spec.description[:1024]
         references = []
@@ -1091,6 +1105,8 @@ def export_study_dicom(
     study_uid = _uid(seed, "study", case_id)
     frame_uid = _uid(seed, "frame", case_id)
     state = case.state.upper() if case.state in ("rest", "stress") else ""
+    heart = Dataset()
+    heart.BodyPartExamined = "HEART"  # myocardial perfusion; also settles the Laterality condition
     context = new_context(
         case.patient_id,
         study_uid,
@@ -1102,6 +1118,7 @@ def export_study_dicom(
         # A simulated patient has a BMI but no height: 1.70 m carries the BMI through the export.
         weight_kg=None if case.bmi is None else round(case.bmi * 1.70**2, 1),
         height_m=None if case.bmi is None else 1.70,
+        series=heart.to_json_dict(),
     )
     written: dict[str, Path] = {}
     series = [("nc", f"{state} IRNC".strip(), 1, False), ("ac", f"{state} IRAC".strip(), 2, True)]
@@ -1122,6 +1139,7 @@ def export_study_dicom(
                 sex=case.sex,
                 modality="CT",
                 kind="slices",
+                series=heart.to_json_dict(),
             )
             write_dicom_series(
                 volume.with_array(mu_to_hu(volume.array)),
