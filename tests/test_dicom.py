@@ -15,7 +15,13 @@ from typer.testing import CliRunner
 
 from spectac.cli import app
 from spectac.io.dataset import Case, Dataset, write_manifest, write_study
-from spectac.io.dicom import export_dataset_dicom, new_context, read_dicom_volume, write_dicom_series
+from spectac.io.dicom import (
+    export_dataset_dicom,
+    export_study_dicom,
+    new_context,
+    read_dicom_volume,
+    write_dicom_series,
+)
 from spectac.io.importer import state_of
 from spectac.physics import hu_to_mu, mu_to_hu
 from spectac.volume import SpectacError, Volume, to_lps_axes
@@ -205,27 +211,56 @@ def test_existing_output_folder_is_refused_and_kept(tmp_path):
 # ---- dciodvfy ------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed (apt-get install dicom3tools)")
-@pytest.mark.parametrize("kind", ["nm-original", "nm-derived", "slices"])
-def test_dciodvfy_finds_no_errors(tmp_path, kind):
+DCIODVFY_KINDS = ["nm-original", "nm-derived", "slices", "nm-derived-heart", "slices-derived-heart",
+                  "nc-copy-heart", "export-nc", "export-ac", "export-mu-nm", "export-mu-ct"]
+
+
+def _series_for_dciodvfy(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """Write one series of ``kind`` the way spectac writes it; (folder or file, IOD dciodvfy names)."""
     volume = blob_volume(direction=rotation([0, 1, 1], 10))
     if kind == "nm-original":
         write_dicom_series(volume, context(), tmp_path / "out", "STRESS IRNC", derived=False, uid_seed="v")
+        return tmp_path / "out", "NMImage"
+    if kind.startswith("export-"):
+        name = {"export-nc": "nc", "export-ac": "ac", "export-mu-nm": "mu", "export-mu-ct": "mu"}[kind]
+        data = Dataset.open(tiny_dataset(tmp_path / "sim", patients=1))
+        written = export_study_dicom(data, data.cases[0].case_id, tmp_path / "dcm",
+                                     mu_as="ct" if kind == "export-mu-ct" else "nm")
+        return written[name], "SCImage" if kind == "export-mu-ct" else "NMImage"
+    # A derived series (a correction) of a source series as a clinic exports it: with "-heart" the
+    # source names its body part (HEART), so dciodvfy checks the conditions that depend on it.
+    slices = kind.startswith("slices")
+    source = tmp_path / ("src" if slices else "src.dcm")
+    write_dicom_series(volume, context(kind="slices" if slices else "nm-multiframe"), source, "NC", derived=False,
+                       uid_seed="s")
+    if kind.endswith("-heart"):
+        for f in sorted(source.iterdir()) if slices else [source]:
+            ds = pydicom.dcmread(f)
+            ds.BodyPartExamined = "HEART"
+            ds.save_as(f)
+    volume, ctx = read_dicom_volume(source)
+    if kind == "nc-copy-heart":  # what `spectac correct --method nc` writes
+        write_dicom_series(volume, ctx, tmp_path / "out", method="nc", attenuation_corrected=False, uid_seed="v")
     else:
-        source = tmp_path / "src.dcm"
-        write_dicom_series(volume, context(kind="slices" if kind == "slices" else "nm-multiframe"),
-                           source if kind != "slices" else tmp_path / "src", "NC", derived=False, uid_seed="s")
-        volume, ctx = read_dicom_volume(source if kind != "slices" else tmp_path / "src")
         write_dicom_series(volume, ctx, tmp_path / "out", method="unet-gan3d", model_name="v0.1", uid_seed="v")
-    files = sorted((tmp_path / "out").iterdir())
-    for f in files[:2]:
+    return tmp_path / "out", "SCImage" if slices else "NMImage"
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed (apt-get install dicom3tools)")
+@pytest.mark.parametrize("kind", DCIODVFY_KINDS)
+def test_dciodvfy_finds_no_errors(tmp_path, kind):
+    """Every file of every kind of series spectac writes: not one dciodvfy line starting with Error."""
+    out, iod = _series_for_dciodvfy(tmp_path, kind)
+    files = sorted(out.rglob("*.dcm")) if out.is_dir() else [out]
+    assert files
+    for f in files:
         result = subprocess.run(["dciodvfy", str(f)], check=False, capture_output=True, text=True, timeout=60)
         lines = (result.stdout + result.stderr).splitlines()
         errors = [line for line in lines if line.startswith("Error")]
         warnings = sorted({line for line in lines if line.startswith("Warning")})
-        print(f"dciodvfy {kind}: {len(warnings)} distinct warnings", *warnings, sep="\n  ")
-        assert ("SCImage" if kind == "slices" else "NMImage") in lines  # the IOD dciodvfy checked against
-        assert not errors, "\n".join(errors)
+        print(f"dciodvfy {kind} {f.name}: {len(warnings)} distinct warnings", *warnings, sep="\n  ")
+        assert iod in lines  # the IOD dciodvfy checked against
+        assert not errors, f"{f}:\n" + "\n".join(errors)
 
 
 # ---- import / export-dicom -----------------------------------------------------------------------

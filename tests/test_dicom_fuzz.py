@@ -1,15 +1,18 @@
 """Fuzz the DICOM reader: thousands of damaged NM files, and no exception but SpectacError (a seeded
-mutator for 2,500 files, and hypothesis for 600 more with its search and shrinking).
+mutator for 2,500 files, and hypothesis for 600 more with its search and shrinking). Whatever the
+reader accepts is written back as a derived series: that too succeeds or says SpectacError.
 
 Seeded random mutations (2,500) of valid files (an NM multi-frame file, and a slice read alone or
 in its series folder): byte flips, inserted and deleted bytes, truncations, and at the DICOM level
 deleted elements (top level and inside sequences) and elements given wrong values. Every outcome must be a Volume that makes sense
-or a SpectacError naming the file.
+or a SpectacError naming the file; every Volume read must then be written (write_dicom_series, with
+pydicom's default validation) or refused with a SpectacError, never another exception.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -94,6 +97,22 @@ def _dicom_mutant(data: bytes, paths: list[tuple], rng: np.random.Generator) -> 
     return buffer.getvalue()
 
 
+def _write_back(volume: Volume, context, out: Path) -> str:
+    """Write an accepted volume as a derived series, as `spectac correct` would (pydicom's default
+    validation): "written" or "refused" (SpectacError); any other exception fails the test."""
+    config = pydicom.config.settings
+    lenient, config.writing_validation_mode = config.writing_validation_mode, pydicom.config.WARN
+    shutil.rmtree(out, ignore_errors=True)
+    out.unlink(missing_ok=True)
+    try:
+        write_dicom_series(volume, context, out, method="fuzz")
+    except SpectacError:
+        return "refused"
+    finally:
+        config.writing_validation_mode = lenient
+    return "written"
+
+
 @pytest.fixture(autouse=True)
 def _lenient_writing():
     """Let pydicom write the invalid values the fuzzer makes (the reader must cope with them)."""
@@ -134,8 +153,11 @@ def test_mutated_files_give_a_volume_or_a_spectac_error(tmp_path):
         assert np.all(np.isfinite(volume.array)) and np.any(volume.array)
         assert np.all(np.isfinite(volume.affine_lps)) and min(volume.spacing) > 0
         outcomes["read"] += 1
+        out = tmp_path / ("written" if folder else "written.dcm")
+        outcomes[_write_back(volume, context, out)] += 1
     print(dict(outcomes))
     assert outcomes["read"] > 0 and outcomes["error"] > N_MUTANTS // 10
+    assert outcomes["written"] > outcomes["read"] // 2
     assert outcomes["unwritable"] < N_MUTANTS // 4
 
 
@@ -179,8 +201,9 @@ def test_hypothesis_byte_edits_give_a_volume_or_a_spectac_error(tmp_path_factory
     target = tmp / "mutant.dcm"
     target.write_bytes(_apply_edits(seed, edits))
     try:
-        volume, _ = read_dicom_volume(target)
+        volume, context = read_dicom_volume(target)
     except SpectacError as exc:
         assert str(target) in str(exc) and "\n" not in str(exc)
         return
     assert np.all(np.isfinite(volume.array)) and np.all(np.isfinite(volume.affine_lps)) and min(volume.spacing) > 0
+    _write_back(volume, context, tmp / "written.dcm")

@@ -14,8 +14,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from spectac.correction import DEFAULT_METHOD
+from spectac.io.paths import ensure_writable_parent
 from spectac.volume import SpectacError
 
 app = typer.Typer(
@@ -27,15 +29,52 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+#: The longest error line printed; the rest is cut to "...".
+MAX_ERROR_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` as one printable line of at most ``limit`` characters.
+
+    Newlines and other whitespace collapse to single spaces; other non-printable characters (raw
+    bytes of a damaged DICOM value, undecodable file names) are shown as escapes such as \\x00.
+    """
+    flat = " ".join(str(text).split())
+    printable = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in flat)
+    return printable if len(printable) <= limit else printable[: limit - 3] + "..."
+
+
+def print_error(message: str) -> None:
+    """The one error line: a bold "error:" and the message, printed literally (never as markup)."""
+    console.print(Text.assemble(("error:", "bold red"), " ", one_line(message)), highlight=False, soft_wrap=True)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """An OSError of a command (an unwritable output, a full disk) as "<path>: cannot write (...)"."""
+    path = exc.filename2 if exc.filename2 is not None else exc.filename
+    reason = exc.strerror or exc.__class__.__name__
+    if isinstance(exc, FileNotFoundError) and path is not None and Path(str(path)).parent.is_dir():
+        return f"{path}: {reason}"  # a missing input, not an output that cannot be made
+    return f"{path}: cannot write ({reason})" if path is not None else f"cannot write ({reason})"
+
+
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a SpectacError (bad input) into one clear line on stderr and exit code 2."""
+    """Turn a SpectacError (bad input) into one clear line on stderr and exit code 2.
+
+    An OSError escaping a command (an output that cannot be written: no permission, a parent that
+    is a file, a full disk) is reported the same way, as the last line of defence behind the
+    up-front checks of :func:`spectac.io.paths.ensure_writable_parent`.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except SpectacError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            print_error(str(exc))
+            raise typer.Exit(code=2) from None
+        except OSError as exc:
+            print_error(_os_error_message(exc))
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             console.print("[bold red]interrupted[/]: finished outputs are kept; run again to resume")
@@ -45,7 +84,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def info(message: str) -> None:
-    console.print(message, highlight=False, soft_wrap=True)
+    """Print a message literally: paths and DICOM values may hold [brackets] or :colons:."""
+    console.print(Text(str(message)), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -82,6 +122,7 @@ def simulate(
     )
     if (activity is None) != (mu is None):
         raise SpectacError("--activity and --mu go together")
+    ensure_writable_parent(out, folder=True)
     if activity is not None:
         path = simulate_user_phantom(activity, mu, out, config=config, seed=seed)
         info(f"wrote {path}")
@@ -121,6 +162,7 @@ def predict(
     from spectac.correction.run import predict_dataset
 
     options = {"mu": mu, "iterations": iterations, **_parse_settings(settings or [])}
+    ensure_writable_parent(out, folder=True)
     summary = predict_dataset(data, out, method, None if split == "all" else split, **options)
     info(f"{method}: {summary['written']} predictions written, {summary['skipped']} already present, in {summary['folder']}")
 
@@ -135,6 +177,8 @@ def evaluate(
     """Score every method of a run against CT-AC: metrics.csv, Table 1, Figure 3, Wilcoxon tests, report.html."""
     from spectac.evaluation.harness import evaluate_run
 
+    if run.is_dir():
+        ensure_writable_parent(run, folder=True)
     summary = evaluate_run(data, run, None if split == "all" else split)
     info(f"{len(summary['methods'])} methods x {summary['studies']} studies scored; report: {summary['outputs']['report']}")
     info(summary["outputs"]["table1_md"].read_text().rstrip())
@@ -171,6 +215,8 @@ def train(
         init = shipped_model_dir(model)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                            lr_schedule=lr_schedule, init=None if init is None else str(init))
+    options.check()
+    ensure_writable_parent(out, folder=True)
     summary = train_model(data, out, model, options, network or None)
     if summary["epochs_run"] == 0:
         info(f"{out}: already trained to epoch {summary['last_epoch']} (best {summary['best_epoch']}); nothing to do")
@@ -199,6 +245,7 @@ def correct(
     """
     from spectac.correction.files import correct_path
 
+    ensure_writable_parent(output)
     summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc)
     if summary["forced"]:
         info(f"note: forced: {input} {summary['forced']}")
@@ -226,6 +273,7 @@ def import_dicom(
     """Build a training dataset from a clinic's NC and CT-AC DICOM series, paired by study."""
     from spectac.io.importer import import_dicom_dataset
 
+    ensure_writable_parent(out, folder=True)
     summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed, arc=arc,
                                    keep_patient_ids=keep_patient_ids, key_file=key_file)
     info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
@@ -254,6 +302,7 @@ def export_dicom(
 
     if mu_as not in ("nm", "ct"):
         raise SpectacError(f"--mu-as {mu_as!r}: choose nm or ct")
+    ensure_writable_parent(out, folder=True)
     summary = export_dataset_dicom(data, out, None if split == "all" else split, mu_as=mu_as)
     info(f"{summary['studies']} studies written as DICOM in {summary['folder']}")
 
@@ -271,6 +320,7 @@ def normals(
 
     if out.suffix != ".npz":  # refuse before the slow part
         raise SpectacError(f"{out}: a normal database is an .npz file")
+    ensure_writable_parent(out)
     db = build_normal_database(Dataset.open(data), split)
     path = db.save(out)
     failed = len(db.meta["detection_failures"])
@@ -287,6 +337,8 @@ def detect_lv_report(
     """Check automatic LV detection against the truth (lv.json): axis and centre errors."""
     from spectac.quant.validation import detection_errors, summarise_detection_errors
 
+    if out is not None:
+        ensure_writable_parent(out)
     table = detection_errors(data, split, out)
     info(summarise_detection_errors(table))
 
@@ -302,6 +354,7 @@ def demo(
     score image quality and clinical scores, and write a self-contained report.html."""
     from spectac.demo import run_demo
 
+    ensure_writable_parent(out, folder=True)
     summary = run_demo(out, patients=patients, workers=workers)
     if not summary["networks"]:
         info("note: no shipped network weights found; the demo ran NC and Chang only")

@@ -26,7 +26,7 @@ from spectac.io.nifti import read_nifti
 from spectac.phantom.anatomy import BMI_RANGE, DEFAULT_BMI, PatientParams, build_phantom, draw_patient
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig, reconstruct
-from spectac.splitting import split_patients
+from spectac.splitting import parse_split, split_patients
 from spectac.volume import SpectacError, Volume
 
 STATES = ("stress", "rest")
@@ -104,17 +104,6 @@ class SimulationConfig:
         """The population's BMI (mean, SD): ``extra["bmi"]`` when set (``--bmi``), else the default."""
         bmi = self.extra.get("bmi")
         return (float(bmi[0]), float(bmi[1])) if bmi else DEFAULT_BMI
-
-
-def parse_split(text: str) -> tuple[float, float, float]:
-    try:
-        parts = [float(p) for p in text.split("/")]
-    except ValueError:
-        parts = []
-    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
-        raise SpectacError(f"--split must look like 40/40/20 (train/val/test), got {text!r}")
-    total = sum(parts)
-    return (parts[0] / total, parts[1] / total, parts[2] / total)
 
 
 def patient_params(seed: int, index: int, defect_probability: float,

@@ -1,4 +1,5 @@
-"""Patient-wise train/val/test splits, one rule for simulated and imported datasets.
+"""Patient-wise train/val/test splits, one rule for simulated and imported datasets, and the
+``--split 40/40/20`` proportions the commands take.
 
 Rest and stress studies of one patient always fall on the same side, so the splitter takes each
 patient once. The counts are ``round(train * n)`` and ``round(val * n)`` (at most what is left)
@@ -9,9 +10,12 @@ patients are ordered by a permutation drawn from ``SeedSequence([seed, 7919])``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from spectac.volume import SpectacError
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -43,3 +47,24 @@ def split_patients(patient_ids: Sequence[str], proportions: Sequence[float], see
         ids[i]: "train" if rank < n_train else ("val" if rank < n_train + n_val else "test")
         for rank, i in enumerate(order)
     }
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """Three train/val/test proportions "A/B/C", normalised to sum to 1.
+
+    Each part must be a finite number >= 0 and their sum positive: "40/40/20", "1/1/1", "0/0/1".
+
+    Raises:
+        SpectacError: anything else (not three parts, NaN, infinity, negative, all zero).
+    """
+    try:
+        parts = [float(p) for p in str(text).split("/")]
+    except ValueError:
+        parts = []
+    total = sum(parts)
+    if len(parts) != 3 or not all(p >= 0 for p in parts) or not 0 < total < math.inf:
+        raise SpectacError(
+            f"--split must be three finite non-negative numbers with a positive sum, "
+            f"train/val/test like 40/40/20, got {text!r}"
+        )
+    return (parts[0] / total, parts[1] / total, parts[2] / total)

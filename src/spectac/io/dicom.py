@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_description, dictionary_VM
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
@@ -87,6 +89,40 @@ SERIES_KEYWORDS = (
     "RotationInformationSequence",
     "ActualFrameDuration",
     "PositionReferenceIndicator",
+    "Laterality",
+)
+# Attributes that place the volume or the new series: a value of a multiplicity the DICOM dictionary
+# does not allow (two Series Numbers, three Pixel Spacing values) refuses the file on read, since
+# neither the geometry nor the series the result belongs to can be trusted.
+CHECKED_KEYWORDS = (
+    "PatientID",
+    "PatientSex",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "InstanceNumber",
+    "FrameOfReferenceUID",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "Modality",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "PixelSpacing",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "RescaleSlope",
+    "RescaleIntercept",
+)
+# Body parts that are one of a pair: only for these does the General Series module allow
+# Laterality (Type 2C); it is omitted for every other body part (the heart, the chest).
+PAIRED_BODY_PARTS = frozenset(
+    {"BREAST", "EYE", "KIDNEY", "LUNG", "EAR", "ARM", "LEG", "HAND", "FOOT", "KNEE", "HIP", "SHOULDER",
+     "ELBOW", "WRIST", "ANKLE", "CLAVICLE", "FEMUR", "TIBIA", "FIBULA", "HUMERUS", "RADIUS", "ULNA",
+     "ADRENAL", "OVARY", "TESTIS", "PAROTID", "SUBMANDIBULAR", "THUMB", "FINGER", "TOE", "HEEL",
+     "ORBIT", "TMJ", "SCAPULA", "RIB", "THIGH", "FOREARM", "UPRARM", "LOWLEG"}
 )
 
 
@@ -191,9 +227,24 @@ class DicomHeader:
 # ---------------------------------------------------------------------------------------------
 
 
+def _printable(text: str, limit: int) -> str:
+    """One printable line of at most ``limit`` characters (raw bytes shown as escapes)."""
+    flat = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(str(text).split()))
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{exc.__class__.__name__}: {text[:160]}" if text else exc.__class__.__name__
+    text = _printable(str(exc), 160)
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A DICOM value for an error message: its repr, printable and cut to ``limit`` characters."""
+    try:
+        text = repr(list(value) if isinstance(value, MultiValue) else value)
+    except Exception:  # noqa: BLE001 - a value that cannot even be shown
+        text = f"<{type(value).__name__}>"
+    return _printable(text, limit)
 
 
 @contextlib.contextmanager
@@ -267,6 +318,7 @@ def _modality_ok(ds: Dataset, path: Path, allowed: Sequence[str]) -> str:
     sop_class = str(ds.get("SOPClassUID", "") or "")
     if modality in allowed:
         return modality
+    modality = _printable(modality, 40)
     if not modality and not sop_class:
         raise SpectacError(f"{path}: corrupt or not a DICOM image (no Modality, no SOP Class UID)")
     # A secondary capture of SPECT: the SC IOD with a NM/PT/OT modality.
@@ -278,15 +330,47 @@ def _modality_ok(ds: Dataset, path: Path, allowed: Sequence[str]) -> str:
 
 
 def _floats(value: Any, n: int, name: str, path: Path) -> np.ndarray:
+    many = isinstance(value, (list, tuple, Sequence)) and not isinstance(value, (str, bytes))
     try:
-        out = np.asarray(
-            [float(v) for v in (value if isinstance(value, (list, tuple, Sequence)) else [value])]
-        )
-    except (TypeError, ValueError) as exc:
-        raise SpectacError(f"{path}: {name} is not numeric ({value!r})") from exc
+        out = np.asarray([float(v) for v in (value if many else [value])])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SpectacError(f"{path}: {name} is not numeric ({_shown(value)})") from exc
     if out.shape != (n,) or not np.all(np.isfinite(out)):
-        raise SpectacError(f"{path}: {name} must hold {n} finite numbers, got {value!r}")
+        raise SpectacError(f"{path}: {name} must hold {n} finite numbers, got {_shown(value)}")
     return out
+
+
+def _vm_allows(spec: str, n: int) -> bool:
+    """Whether a value multiplicity of the DICOM dictionary ("1", "2", "1-n", "2-2n", "1-3") allows n."""
+    low, _, high = spec.partition("-")
+    if not high:
+        return n == int(low)
+    if high.endswith("n"):
+        step = int(high[:-1] or 1)
+        return n >= int(low) and n % step == 0
+    return int(low) <= n <= int(high)
+
+
+def _multiplicity_ok(element: Any) -> bool:
+    try:
+        spec = dictionary_VM(element.tag)
+    except KeyError:  # not in the dictionary: nothing to check against
+        return True
+    return element.VM == 0 or _vm_allows(spec, element.VM)
+
+
+def _check_tags(ds: Dataset, path: Path) -> None:
+    """Refuse identifying and geometry attributes of a multiplicity the dictionary does not allow."""
+    for keyword in CHECKED_KEYWORDS:
+        if keyword not in ds:
+            continue
+        element = ds[keyword]
+        if not _multiplicity_ok(element):
+            name = dictionary_description(element.tag)
+            raise SpectacError(
+                f"{path}: {name} {element.tag} holds {element.VM} value{'' if element.VM == 1 else 's'}, the standard allows "
+                f"{dictionary_VM(element.tag)} ({_shown(element.value)})"
+            )
 
 
 def _plane_geometry(ds: Dataset, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -320,7 +404,7 @@ def _plane_geometry(ds: Dataset, path: Path) -> tuple[np.ndarray, np.ndarray, np
         raise SpectacError(f"{path}: Image Orientation (Patient) {list(iop_v)} is not orthogonal")
     if "PixelSpacing" not in ds or ds.PixelSpacing is None:
         raise SpectacError(f"{path}: no Pixel Spacing")
-    spacing = _floats(list(ds.PixelSpacing), 2, "Pixel Spacing", path)
+    spacing = _floats(ds.PixelSpacing, 2, "Pixel Spacing", path)
     if np.any(spacing <= 0):
         raise SpectacError(f"{path}: Pixel Spacing {list(spacing)} must be positive")
     return row, col, ipp_v, spacing
@@ -402,15 +486,14 @@ def _multiframe_geometry(ds: Dataset, path: Path) -> SeriesGeometry:
     _check_nm_frames(ds, path, frames)
     row, col, ipp, pixel_spacing = _plane_geometry(ds, path)
     step = ds.get("SpacingBetweenSlices")
+    name = "Spacing Between Slices"
     if step in (None, "") or float(step) == 0:
-        step = ds.get("SliceThickness")
+        step, name = ds.get("SliceThickness"), "Slice Thickness"
     if step in (None, "") or float(step) == 0:
         raise SpectacError(
             f"{path}: neither Spacing Between Slices nor Slice Thickness gives the slice spacing"
         )
-    step = float(step)
-    if not np.isfinite(step):
-        raise SpectacError(f"{path}: Spacing Between Slices is not finite")
+    step = float(_floats(step, 1, name, path)[0])
     normal = np.cross(row, col)
     # A negative Spacing Between Slices means the frames advance against the normal.
     direction = np.column_stack([row, col, normal * np.sign(step)])
@@ -487,9 +570,12 @@ def _volume_slices(datasets: list[Dataset], paths: list[Path], folder: Path) -> 
 
 
 def _json(ds: Dataset, keywords: Sequence[str]) -> dict[str, Any]:
+    """The attributes kept for the writer, as DICOM JSON. A descriptive attribute whose value
+    multiplicity the DICOM dictionary does not allow (two Study Dates, say) is dropped: the new
+    series could not hold it validly (the identifying ones were refused by :func:`_check_tags`)."""
     out = Dataset()
     for keyword in keywords:
-        if keyword in ds:
+        if keyword in ds and _multiplicity_ok(ds[keyword]):
             out.add(ds[keyword])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -518,6 +604,9 @@ def _series_layout(
     datasets: list[Dataset], files: Sequence[Path], source: Path, allowed: Sequence[str]
 ) -> tuple[str, str, SeriesGeometry]:
     """(modality, kind, grid) of one series from its headers; refuses what is not one volume."""
+    for ds, p in zip(datasets, files):
+        with _guard(p):
+            _check_tags(ds, p)
     with _guard(source):
         series = {str(ds.get("SeriesInstanceUID", "") or "") for ds in datasets}
         if len(series) > 1:
@@ -841,7 +930,12 @@ def _series_module(ds: Dataset, context: DicomContext, spec: SeriesSpec, modalit
     )
     ds.SoftwareVersions = _version()
     ds.BurnedInAnnotation = "NO"
-    ds.Laterality = ""
+    # Laterality (Type 2C, General Series) is required for a paired body part and forbidden for
+    # any other: the source's value for a paired one, absent for a named unpaired one (HEART), and
+    # empty ("unknown") when the source names no body part, so the condition cannot be decided.
+    body_part = str(source.get("BodyPartExamined", "") or "").strip().upper()
+    if not body_part or body_part in PAIRED_BODY_PARTS:
+        ds.Laterality = str(source.get("Laterality", "") or "") if body_part else ""
     if spec.comments:
         ds.ImageComments = spec.comments[:10240]
     if spec.derived and context.source_instances:
@@ -1048,8 +1142,7 @@ def write_dicom_series(
     if kind not in ("nm-multiframe", "slices"):
         raise ValueError(f"unknown DICOM output kind {kind!r}")
     description = series_description or " ".join(p for p in ("spectac AC", method, model_name) if p)
-    source_number = Dataset.from_json(context.series).get("SeriesNumber") if context.series else None
-    number = series_number if series_number is not None else int(source_number or 0) + 1000
+    number = series_number if series_number is not None else _derived_series_number(context)
     series_uid = _uid(uid_seed, "series", context.study_uid, description, number)
     spec = SeriesSpec(
         description,
@@ -1087,6 +1180,16 @@ def write_dicom_series(
         for k, ds in enumerate(datasets):
             _save(ds, tmp / f"IM{k + 1:05d}.dcm")
     return out
+
+
+def _derived_series_number(context: DicomContext) -> int:
+    """The source's Series Number + 1000, or 1000 when there is none (or the sum is no valid IS)."""
+    try:
+        source = Dataset.from_json(context.series).get("SeriesNumber") if context.series else None
+        number = int(source or 0) + 1000
+    except (TypeError, ValueError):
+        return 1000
+    return number if -(2**31) <= number < 2**31 else 1000
 
 
 def new_context(
@@ -1178,6 +1281,8 @@ def export_study_dicom(
     study_uid = _uid(seed, "study", case_id)
     frame_uid = _uid(seed, "frame", case_id)
     state = case.state.upper() if case.state in ("rest", "stress") else ""
+    heart = Dataset()
+    heart.BodyPartExamined = "HEART"  # myocardial perfusion; also settles the Laterality condition
     context = new_context(
         case.patient_id,
         study_uid,
@@ -1189,6 +1294,7 @@ def export_study_dicom(
         # A simulated patient has a BMI but no height: 1.70 m carries the BMI through the export.
         weight_kg=None if case.bmi is None else round(case.bmi * 1.70**2, 1),
         height_m=None if case.bmi is None else 1.70,
+        series=heart.to_json_dict(),
     )
     written: dict[str, Path] = {}
     series = [("nc", f"{state} IRNC".strip(), 1, False), ("ac", f"{state} IRAC".strip(), 2, True)]
@@ -1209,6 +1315,7 @@ def export_study_dicom(
                 sex=case.sex,
                 modality="CT",
                 kind="slices",
+                series=heart.to_json_dict(),
             )
             write_dicom_series(
                 volume.with_array(mu_to_hu(volume.array)),

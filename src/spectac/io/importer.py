@@ -27,7 +27,7 @@ from spectac.io.paths import check_output_outside, regular_files
 from spectac.io.pseudonym import DIGITS, create_key, default_key_file, key_id, pseudonym, read_key
 from spectac.physics import hu_to_mu
 from spectac.progress import track
-from spectac.splitting import split_patients
+from spectac.splitting import parse_split, split_patients
 from spectac.volume import SpectacError, Volume, to_lps_axes
 
 _STRESS = re.compile(
@@ -198,14 +198,6 @@ def pair_series(
     return pairs, unpaired
 
 
-def _proportions(proportions: str) -> tuple[float, float, float]:
-    try:
-        parts = [float(p) for p in proportions.split("/")]
-    except ValueError as exc:
-        raise SpectacError(f"--split {proportions!r}: expected three numbers like 40/40/20") from exc
-    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
-        raise SpectacError(f"--split {proportions!r}: expected three non-negative numbers like 40/40/20")
-    return (parts[0] / sum(parts), parts[1] / sum(parts), parts[2] / sum(parts))
 
 
 def _safe(text: str) -> str:
@@ -268,7 +260,7 @@ def import_dicom_dataset(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new dataset folder")
     protocol = Protocol.for_arc(arc)
-    proportions = _proportions(split)
+    proportions = parse_split(split)  # before any series is read
     key_path = Path(key_file).expanduser() if key_file is not None else default_key_file()
     key = None
     if not keep_patient_ids:

@@ -85,6 +85,41 @@ class TrainOptions:
     lr_schedule: str = "constant"
     init: str | None = None
 
+    def check(self) -> None:
+        """Refuse options no run can use, before anything is written (one line each).
+
+        Raises:
+            SpectacError: epochs < 1, batch size < 1, patience < 0, a learning rate that is not a
+                finite positive number, a negative seed, or an unknown schedule.
+        """
+        def whole(value: Any) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+        if not whole(self.epochs) or self.epochs < 1:
+            raise SpectacError(f"--epochs must be a whole number of at least 1, got {self.epochs!r}")
+        if not whole(self.batch_size) or self.batch_size < 1:
+            raise SpectacError(f"--batch-size must be a whole number of at least 1, got {self.batch_size!r}")
+        if not whole(self.patience) or self.patience < 0:
+            raise SpectacError(f"--patience must be a whole number of at least 0 (0: never stop early), "
+                               f"got {self.patience!r}")
+        if not whole(self.seed) or not 0 <= self.seed < 2**63:
+            raise SpectacError(f"--seed must be a non-negative whole number, got {self.seed!r}")
+        if self.lr is not None:
+            try:
+                lr = float(self.lr)
+            except (TypeError, ValueError):
+                lr = float("nan")
+            if isinstance(self.lr, bool) or not (math.isfinite(lr) and lr > 0):
+                raise SpectacError(f"--lr must be a finite number above 0 such as 1e-3, got {self.lr!r}")
+        if not (isinstance(self.min_delta, (int, float)) and math.isfinite(self.min_delta) and self.min_delta >= 0):
+            raise SpectacError(f"min_delta must be a finite number of at least 0, got {self.min_delta!r}")
+        if not (isinstance(self.percentile, (int, float)) and 0 < self.percentile <= 100):
+            raise SpectacError(f"percentile must lie in (0, 100], got {self.percentile!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SpectacError(
+                f"unknown learning-rate schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"
+            )
+
     def resolved_lr(self, adversarial: bool) -> float:
         return float(self.lr) if self.lr is not None else 1e-3
 
@@ -119,6 +154,29 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
         },
         "spectac_version": __version__,
     }
+
+
+def check_network(config: dict[str, Any]) -> None:
+    """Refuse network sizes no network can be built with (a resolved config; one line each).
+
+    Raises:
+        SpectacError: U-Net channels that are not at least two whole numbers >= 1, ResNet features
+            or dilations below 1.
+    """
+    def whole(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+    if "channels" in config:
+        channels = config["channels"]
+        if not isinstance(channels, (list, tuple)) or len(channels) < 2 or not all(whole(c) for c in channels):
+            raise SpectacError(
+                f"--channels {channels!r}: give at least two whole numbers of at least 1, e.g. 8,16,32,64"
+            )
+    if "features" in config and not whole(config["features"]):
+        raise SpectacError(f"features must be a whole number of at least 1, got {config['features']!r}")
+    dilations = config.get("dilations", [1])
+    if not isinstance(dilations, (list, tuple)) or not dilations or not all(whole(d) for d in dilations):
+        raise SpectacError(f"dilations must be whole numbers of at least 1, got {dilations!r}")
 
 
 def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -223,10 +281,11 @@ def train_model(
         SpectacError: unknown model, no training cases, or ``out`` holding a different run.
     """
     out = Path(out)
-    get_spec(model)  # an unknown name fails before anything is written
+    # Everything the user chose is checked before the model folder is made.
+    get_spec(model)
     options = options or TrainOptions()
-    if options.lr_schedule not in LR_SCHEDULES:
-        raise SpectacError(f"unknown learning-rate schedule {options.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+    options.check()
+    check_network(resolve_config(model, network))
     with _run_lock(out):
         return _train(data, out, model, options, network)
 
