@@ -203,6 +203,63 @@ def test_train_refuses_bad_options_before_writing(tmp_path, option, match):
 
 
 @pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        (["--model", "resnet", "--channels", "4,8"], "model resnet has no option channels"),
+        (["--model", "resnet", "--net", "channels=4,8"], "model resnet has no option channels"),
+        (["--net", "depth=3"], "model unet3d has no option depth"),
+        (["--net", "channels"], "--net expects key=value"),
+        (["--net", "channels=4,8", "--channels", "4,8"], "--channels and --net channels"),
+        (["--net", "channels=4,8", "--net", "channels=4"], "--net channels given twice"),
+        (["--net", "channels=4,x"], "channels must be a list of numbers"),
+        (["--net", "norm=3"], "norm must be a string"),
+        (["--net", "prior=ct"], "unknown network prior"),
+    ],
+)
+def test_train_refuses_network_options_the_model_does_not_have(tmp_path, option, match):
+    data = tiny_dataset(tmp_path / "data", patients=1)
+    out = tmp_path / "model"
+    line = _one_error_line(runner.invoke(app, ["train", "--model", "unet3d", "--data", str(data), "--out", str(out),
+                                               *option]))
+    assert match in line
+    assert not out.exists()
+
+
+def test_train_passes_net_options_to_the_network(tmp_path, monkeypatch):
+    import spectac.training
+
+    seen = {}
+
+    def fake_train(data, out, model, options, network):
+        seen.update(model=model, network=network)
+        return {"epochs_run": 0, "last_epoch": 1, "best_epoch": 1}
+
+    monkeypatch.setattr(spectac.training, "train_model", fake_train)
+    result = runner.invoke(app, ["train", "--model", "unet-gan3d", "--data", str(tmp_path), "--out",
+                                 str(tmp_path / "m"), "--net", "channels=4,8", "--net", "lambda-l1=10",
+                                 "--prior", "chang"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"model": "unet-gan3d", "network": {"channels": [4, 8], "lambda_l1": 10, "prior": "chang"}}
+
+
+def test_help_lists_every_model_and_method():
+    """The names in the help come from the tables: a new network needs no edit of the CLI."""
+    from spectac.correction.methods import METHODS
+    from spectac.nn.registry import REGISTRY
+
+    group = typer.main.get_command(app)
+
+    def help_of(command: str, option: str) -> str:
+        return next(p.help for p in group.commands[command].params if option in p.opts)  # type: ignore[attr-defined]
+
+    assert all(name in help_of("train", "--model") for name in REGISTRY)
+    for name, spec in REGISTRY.items():
+        assert all(option in help_of("train", "--net") for option in spec.defaults), name
+    for command in ("predict", "correct"):
+        assert all(name in help_of(command, "--method") for name in METHODS), command
+
+
+@pytest.mark.parametrize(
     ("options", "network"),
     [
         (TrainOptions(batch_size=0), None),

@@ -10,11 +10,10 @@ from torch import nn
 
 from spectac.nn import ACPredictor, DilatedResNet, PatchDiscriminator, SliceWise, UNet
 from spectac.nn.normalisation import denormalise, nc_scale, normalise
-from spectac.nn.registry import build_discriminator, build_generator, model_names, resolve_config
+from spectac.nn.registry import REGISTRY, build_discriminator, build_generator, model_names, resolve_config
 from spectac.volume import SpectacError
 
 torch.set_num_threads(1)
-SMALL = {"channels": [4, 8, 16]}
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -34,8 +33,7 @@ def test_resnet_keeps_shape(spatial_dims: int) -> None:
 
 @pytest.mark.parametrize("name", model_names())
 def test_registered_generators_map_volume_to_same_shape(name: str) -> None:
-    overrides = {"features": 4, "dilations": [1, 2]} if name == "resnet" else SMALL
-    config = resolve_config(name, overrides)
+    config = resolve_config(name)  # the defaults: small enough for a 16 x 16 x 12 volume
     generator = build_generator(config)
     channels = 2 if config.get("prior") == "chang" else 1  # NC (and the log Chang factor)
     x = torch.rand(2, channels, 16, 16, 12)
@@ -43,7 +41,7 @@ def test_registered_generators_map_volume_to_same_shape(name: str) -> None:
     assert y.shape == (2, 1, 16, 16, 12)
     assert float(y.detach().min()) >= 0.0
     discriminator = build_discriminator(config)
-    assert (discriminator is not None) == (name in ("unet-gan3d", "pix2pix2d", "unet-gan3d-chang"))
+    assert (discriminator is not None) == REGISTRY[name].adversarial
     if discriminator is not None:
         logits = discriminator(torch.cat([x, y], dim=1))
         assert logits.shape[:2] == (2, 1) and logits.ndim == 5
@@ -88,6 +86,57 @@ def test_unknown_model_and_option_are_user_errors() -> None:
         resolve_config("unet4d")
     with pytest.raises(SpectacError, match="no option"):
         resolve_config("unet3d", {"lambda_l1": 10})
+    with pytest.raises(SpectacError, match="model resnet has no option channels"):
+        resolve_config("resnet", {"channels": [4, 8]})
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_registry_row_is_complete(name: str) -> None:
+    """What the command line, the methods' table and docs/models.md read of a row."""
+    spec = REGISTRY[name]
+    assert spec.name == name and spec.description and "|" not in spec.description
+    assert spec.spatial_dims in (2, 3)
+    assert {"output", "prior"} <= set(spec.defaults)
+    assert spec.adversarial == ({"disc_channels", "disc_norm", "lambda_l1"} <= set(spec.defaults))
+    assert resolve_config(name, resolve_config(name)) == resolve_config(name)  # a saved config reads back
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "match"),
+    [
+        ("unet3d", {"channels": 8}, "channels must be a list of numbers"),
+        ("unet3d", {"channels": "8,16"}, "channels must be a list of numbers"),
+        ("resnet", {"features": 4.5}, "features must be a whole number"),
+        ("unet-gan3d", {"lambda_l1": "ten"}, "lambda_l1 must be a number"),
+        ("unet3d", {"norm": 3}, "norm must be a string"),
+    ],
+)
+def test_network_options_of_another_kind_than_the_default_are_refused(name, overrides, match) -> None:
+    with pytest.raises(SpectacError, match=match):
+        resolve_config(name, overrides)
+
+
+def test_network_options_keep_their_kind() -> None:
+    config = resolve_config("resnet", {"features": 4.0, "dilations": (1, 2)})
+    assert config["features"] == 4 and isinstance(config["features"], int) and config["dilations"] == [1, 2]
+    assert resolve_config("unet-gan3d", {"lambda_l1": 10})["lambda_l1"] == 10
+
+
+def test_the_registry_loads_no_torch() -> None:
+    """The command line reads names and options without loading the networks."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import spectac
+
+    env = {**os.environ, "PYTHONPATH": str(Path(spectac.__file__).parents[1])}
+    code = ("import sys, spectac.cli, spectac.correction.methods, spectac.nn.registry; "
+            "print(sorted({'torch', 'scipy', 'numpy'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout
+    assert out.strip() == "[]"
 
 
 def test_normalisation_round_trip_uses_nc_alone() -> None:

@@ -53,7 +53,8 @@ def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
                 module = node.module or ""
             targets = [f"{module}.{alias.name}" for alias in node.names] + [module]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(f"{PACKAGE}."):
-            targets = [node.value]  # importlib.import_module("spectac.x") or a table of module names
+            # importlib.import_module("spectac.x"), a table of module names, "spectac.x:Class"
+            targets = [node.value.partition(":")[0]]
         for target in targets:
             if target.split(".")[0] != PACKAGE:
                 continue

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.text import Text
 
 from spectac.correction import DEFAULT_METHOD
+from spectac.correction.methods import METHODS
+from spectac.errors import SpectacError
 from spectac.io.paths import ensure_writable_parent
-from spectac.volume import SpectacError
+from spectac.nn.registry import REGISTRY, resolve_config
 
 app = typer.Typer(
     add_completion=False,
@@ -27,6 +29,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+
+
+# ---- help texts read from the tables (torch-free: `spectac --help` loads no network) -----------
+
+#: "nc, chang, chang-iterative, unet-gan3d, ...": every correction method.
+METHOD_NAMES = ", ".join(METHODS)
+#: Every registered network.
+MODEL_NAMES = ", ".join(REGISTRY)
+
+
+def _network_options_help() -> str:
+    """The network options of every model, models with the same options together."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, spec in REGISTRY.items():
+        groups.setdefault(tuple(spec.defaults), []).append(name)
+    return "; ".join(f"{', '.join(names)}: {', '.join(options)}" for options, names in groups.items())
+
+
+def _models_with(option: str) -> str:
+    return ", ".join(name for name, spec in REGISTRY.items() if option in spec.defaults) or "none"
+
+
+NETWORK_OPTIONS_HELP = _network_options_help()
+MODELS_WITH_CHANNELS = _models_with("channels")
 
 
 #: The longest error line printed; the rest is cut to "...".
@@ -131,26 +157,35 @@ def simulate(
     info(f"{summary['written']} studies written, {summary['skipped']} already present, in {out}")
 
 
-def _parse_settings(settings: list[str]) -> dict[str, Any]:
-    """--set key=value pairs; values parsed as JSON when they can be (numbers, true/false, null)."""
+def _parse_settings(settings: list[str], flag: str = "--set", lists: bool = False) -> dict[str, Any]:
+    """--set key=value pairs; values parsed as JSON when they can be (numbers, true/false, null,
+    [lists]); with ``lists`` also comma-separated JSON values as a list (8,16,32 -> [8, 16, 32])."""
     import json
 
     options: dict[str, Any] = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SpectacError(f"--set expects key=value, got {item!r}")
+            raise SpectacError(f"{flag} expects key=value, got {item!r}")
+        key = key.replace("-", "_")
+        if key in options:
+            raise SpectacError(f"{flag} {key} given twice")
         try:
-            options[key.replace("-", "_")] = json.loads(value)
+            options[key] = json.loads(value)
         except json.JSONDecodeError:
-            options[key.replace("-", "_")] = value
+            options[key] = value
+            if lists and "," in value:
+                try:
+                    options[key] = [json.loads(part) for part in value.split(",")]
+                except json.JSONDecodeError:
+                    pass
     return options
 
 
 @app.command()
 @user_errors
 def predict(
-    method: Annotated[str, typer.Option("--method", "-m", help="Correction method: nc, chang, chang-iterative, or a registered network.")],
+    method: Annotated[str, typer.Option("--method", "-m", help=f"Correction method: {METHOD_NAMES}.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; predictions go to RUN/predictions/<method>/.")],
     split: Annotated[str, typer.Option(help="Split to predict: train, val, test or all.")] = "test",
@@ -187,7 +222,7 @@ def evaluate(
 @app.command()
 @user_errors
 def train(
-    model: str = typer.Option("unet-gan3d", help="Network: unet-gan3d, unet3d, unet2d, pix2pix2d, resnet, or unet-gan3d-chang (on NC + the log Chang factor)."),
+    model: str = typer.Option("unet-gan3d", help=f"Network: {MODEL_NAMES} (docs/models.md)."),
     data: Path = typer.Option(..., "--data", help="Dataset folder with train and val splits."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder (created, or resumed when it holds this run)."),
     epochs: int = typer.Option(60, help="Maximum number of epochs."),
@@ -195,20 +230,27 @@ def train(
     lr: float | None = typer.Option(None, help="Adam learning rate (default: 1e-3)."),
     seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
     patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
-    channels: str | None = typer.Option(None, help="U-Net channels per level, e.g. 8,16,32,64."),
-    prior: str | None = typer.Option(None, help="Network input beside NC: none, or chang (the log first-order Chang factor, made from the NC image); default: the model's own (chang for unet-gan3d-chang)."),
+    net: list[str] | None = typer.Option(None, "--net", help=f"Network option key=value (repeatable; lists as 8,16,32), one of the model's own: {NETWORK_OPTIONS_HELP}."),
+    channels: str | None = typer.Option(None, help=f"Same as --net channels=...: channels per level, e.g. 8,16,32,64 ({MODELS_WITH_CHANNELS})."),
+    prior: str | None = typer.Option(None, help="Same as --net prior=...: network input beside NC: none, or chang (the log first-order Chang factor, made from the NC image); default: the model's own."),
     lr_schedule: str = typer.Option("constant", help="Learning rate over the epochs: constant or cosine (down to 1%)."),
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
 ) -> None:
     """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
     from spectac.training import TrainOptions, train_model
 
-    try:
-        network = {"channels": [int(c) for c in channels.split(",")]} if channels else {}
-    except ValueError:
-        raise SpectacError(f"--channels {channels!r}: give whole numbers separated by commas, e.g. 8,16,32,64") from None
+    network = _parse_settings(net or [], "--net", lists=True)
+    for key, given in (("channels", channels), ("prior", prior)):
+        if given is not None and key in network:
+            raise SpectacError(f"--{key} and --net {key}=... both given; give one")
+    if channels is not None:
+        try:
+            network["channels"] = [int(c) for c in channels.split(",")]
+        except ValueError:
+            raise SpectacError(f"--channels {channels!r}: give whole numbers separated by commas, e.g. 8,16,32,64") from None
     if prior is not None:
         network["prior"] = prior
+    resolve_config(model, network)  # an option the model does not have is refused here, in one line
     if init is not None and str(init) == "shipped" and not init.exists():
         from spectac.correction.deep import shipped_model_dir
 
@@ -233,7 +275,7 @@ def train(
 def correct(
     input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; never inside or around the input."),
-    method: str = typer.Option(DEFAULT_METHOD, help=f"Correction method (default {DEFAULT_METHOD}, the shipped network closest to CT-AC; also unet-gan3d and the other networks, chang, chang-iterative, nc)."),
+    method: str = typer.Option(DEFAULT_METHOD, help=f"Correction method: {METHOD_NAMES} (default {DEFAULT_METHOD}, the shipped network closest to CT-AC)."),
     weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
     force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),

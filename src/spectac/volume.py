@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spectac.errors import SpectacError
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-class SpectacError(Exception):
-    """An error caused by the user's input: the CLI prints its message as one line and exits 2."""
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from spectac.acquisition.protocol import Protocol
+from spectac.correction import DEFAULT_MU_PER_CM
 from spectac.volume import SpectacError, Volume, to_lps_axes
-
-DEFAULT_MU_PER_CM = 0.12
-
 
 # --------------------------------------------------------------------------------------------
 # Body contour

@@ -11,19 +11,24 @@ from ``predict_dataset(..., **options)`` (the CLI's ``--mu``, ``--iterations`` a
 registered by importing a module: tests that need a probe method add it to the table for the
 test alone (``monkeypatch.setitem(METHODS, name, Method(...))``).
 
-The networks' code (and torch) is imported only when a network method is prepared.
+The table imports neither torch nor the methods' code (Chang's, the networks'), so that the
+command line can list the methods in its help at once; each method imports its code when it runs
+or is prepared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spectac.acquisition.protocol import Protocol
-from spectac.correction.chang import DEFAULT_MU_PER_CM, chang_first_order, chang_iterative
-from spectac.nn.registry import model_names
-from spectac.volume import SpectacError, Volume
+from spectac.correction import DEFAULT_MU_PER_CM
+from spectac.errors import SpectacError
+from spectac.nn.registry import REGISTRY
+
+if TYPE_CHECKING:
+    from spectac.acquisition.protocol import Protocol
+    from spectac.volume import Volume
 
 
 @dataclass
@@ -36,7 +41,7 @@ class MethodContext:
     state: Any = None  # what the method's ``prepare`` returned (a loaded network, ...)
 
 
-PredictFn = Callable[[Volume, MethodContext], Volume]
+PredictFn = Callable[["Volume", MethodContext], "Volume"]
 PrepareFn = Callable[[dict[str, Any]], Any]
 
 
@@ -75,10 +80,14 @@ def _chang_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _predict_chang(nc: Volume, context: MethodContext) -> Volume:
+    from spectac.correction.chang import chang_first_order
+
     return chang_first_order(nc, context.protocol, mu=context.state["mu"])
 
 
 def _predict_chang_iterative(nc: Volume, context: MethodContext) -> Volume:
+    from spectac.correction.chang import chang_iterative
+
     return chang_iterative(nc, context.protocol, mu=context.state["mu"], iterations=context.state["iterations"])
 
 
@@ -110,8 +119,9 @@ METHODS: dict[str, Method] = {
         Method("chang-iterative", _predict_chang_iterative, _chang_options,
                {"mu": DEFAULT_MU_PER_CM, "iterations": 2},
                "multiple-order Chang (first order + reprojection-error updates)"),
-        *(Method(name, _predict_network, _network_preparer(name), {"weights": None}, f"deep-learning AC ({name})")
-          for name in model_names()),
+        *(Method(name, _predict_network, _network_preparer(name), {"weights": None},
+                 f"network: {spec.description}")
+          for name, spec in REGISTRY.items()),
     )
 }
 

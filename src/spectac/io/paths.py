@@ -9,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from spectac.volume import SpectacError
+from spectac.errors import SpectacError
 
 
 def _inside(path: Path, folder: Path) -> bool:

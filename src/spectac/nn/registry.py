@@ -1,14 +1,14 @@
 """The one registry of network names: each entry builds its generator (and discriminator) from a
 plain config dict, the same dict that is saved as config.json beside the weights.
 
-| name         | generator                      | discriminator      | loss                    |
-|--------------|--------------------------------|--------------------|-------------------------|
-| unet-gan3d   | 3D U-Net                        | 3D patch (6 convs) | adversarial + lambda*L1 |
-| unet3d       | 3D U-Net                        | -                  | L1                      |
-| unet2d       | 2D U-Net over axial slices      | -                  | L1                      |
-| pix2pix2d    | 2D U-Net over axial slices      | 2D patch, slices   | adversarial + lambda*L1 |
-| resnet       | 3D dilated residual network     | -                  | L1                      |
-| unet-gan3d-chang | the unet-gan3d networks on NC + the log Chang factor (spectac's own) | 3D patch | adversarial + lambda*L1 |
+Adding a network is one file in ``spectac/nn/`` (a ``torch.nn.Module`` class taking
+``(spatial_dims, in_channels, out_channels, **options)``) and one row of :data:`REGISTRY` naming it
+as ``"spectac.nn.<file>:<Class>"``. The command line (``spectac train --model``, ``predict
+--method``, ``correct --method``), the correction methods (:mod:`spectac.correction.methods`), the
+table of docs/models.md (``scripts/models_table.py``) and the tests read this table.
+
+This module imports no torch: the command line reads names and options from it without loading
+the networks, which are imported only when one is built (:func:`build_generator`).
 
 Every generator maps a normalised NC volume (B, 1, X, Y, Z) to the AC prediction of the same
 shape (see :mod:`spectac.nn.heads` for the output rule). With the network option
@@ -24,36 +24,86 @@ residual network keeps 12 features in four blocks (dilations 1, 2, 4, 8: a recep
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from spectac.errors import SpectacError
 
-from spectac.nn.discriminator import PatchDiscriminator
-from spectac.nn.heads import ACPredictor, SliceWise
-from spectac.nn.resnet import DilatedResNet
-from spectac.nn.unet import UNet
-from spectac.volume import SpectacError
+if TYPE_CHECKING:
+    from torch import nn
 
 Config = dict[str, Any]
 
-_UNET = {"channels": [8, 16, 32, 64], "norm": "instance", "output": "log-ratio", "prior": "none"}
 #: Input channels per prior: the normalised NC volume, plus the log Chang factor for "chang".
 PRIOR_CHANNELS = {"none": 1, "chang": 2}
-_GAN = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
+#: Options every model has, read by the output head (output, prior); the others of a model's
+#: defaults are keyword arguments of its backbone class, except the adversarial ones below.
+HEAD_OPTIONS = {"output": "log-ratio", "prior": "none"}
+#: Options of the adversarial models: the patch discriminator and the weight of L1 in the loss.
+GAN_OPTIONS = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
+NOT_BACKBONE = {"model", *HEAD_OPTIONS, *GAN_OPTIONS}
+
+_UNET = {"channels": [8, 16, 32, 64], "norm": "instance", **HEAD_OPTIONS}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One registered model: how to build it and how it is trained."""
+    """One registered model: how to build it and how it is trained.
+
+    Attributes:
+        name: the name of the model on the command line and in config.json.
+        description: one line for the command line's help and the table of docs/models.md.
+        spatial_dims: 3 (whole volumes) or 2 (the backbone applied to every axial slice).
+        backbone: ``"module:Class"``; ``Class(spatial_dims, in_channels, out_channels, **options)``
+            with options the defaults that are not head or adversarial options.
+        adversarial: trained with a patch discriminator (GAN + lambda_l1 x L1), else L1 alone.
+        defaults: every network option of the model and its default; a user's override of an
+            option the model does not have is refused.
+    """
 
     name: str
     description: str
     spatial_dims: int
-    build_backbone: Callable[[int, Config], nn.Module]
+    backbone: str
     adversarial: bool
     defaults: Config = field(default_factory=dict)
+
+    def backbone_options(self, config: Config) -> Config:
+        """The keyword arguments of the backbone class in a resolved config."""
+        return {k: v for k, v in config.items() if k not in NOT_BACKBONE}
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the paper's 3DUnet-GAN)", 3,
+                  "spectac.nn.unet:UNet", True, {**_UNET, **GAN_OPTIONS}),
+        ModelSpec("unet3d", "3D U-Net trained with L1 only", 3, "spectac.nn.unet:UNet", False, dict(_UNET)),
+        ModelSpec("unet2d", "2D U-Net applied slice by slice (axial), L1 only", 2, "spectac.nn.unet:UNet", False,
+                  dict(_UNET)),
+        ModelSpec("pix2pix2d", "2D U-Net + 2D patch discriminator, slice by slice (pix2pix)", 2,
+                  "spectac.nn.unet:UNet", True, {**_UNET, **GAN_OPTIONS}),
+        ModelSpec("resnet", "3D dilated residual network at full resolution (after Mostafapour et al.)", 3,
+                  "spectac.nn.resnet:DilatedResNet", False,
+                  {"features": 12, "dilations": [1, 2, 4, 8], "norm": "instance", **HEAD_OPTIONS}),
+        ModelSpec("unet-gan3d-chang", "unet-gan3d on NC and the log first-order Chang factor, correcting on top of "
+                  "Chang (spectac's own model)", 3, "spectac.nn.unet:UNet", True,
+                  {**_UNET, **GAN_OPTIONS, "prior": "chang"}),
+    )
+}
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise SpectacError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}") from None
 
 
 def input_channels(config: Config) -> int:
@@ -71,64 +121,68 @@ def input_channels(config: Config) -> int:
     return PRIOR_CHANNELS[prior]
 
 
-def _unet(spatial_dims: int, config: Config) -> nn.Module:
-    return UNet(spatial_dims, input_channels(config), 1, channels=config["channels"], norm=config["norm"])
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _resnet(spatial_dims: int, config: Config) -> nn.Module:
-    return DilatedResNet(spatial_dims, input_channels(config), 1, features=config["features"],
-                         dilations=config["dilations"], norm=config["norm"])
+def _checked_option(model: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` of network option ``key`` if it has the kind of the option's default (a list of
+    numbers, a whole number, a number, a string, true/false); tuples become lists.
 
+    Raises:
+        SpectacError: a value of another kind (one line naming the model, option and default).
+    """
+    def refuse(kind: str) -> SpectacError:
+        return SpectacError(f"model {model}: option {key} must be {kind} (default {default!r}), got {value!r}")
 
-REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the paper's 3DUnet-GAN)", 3, _unet, True,
-                  {**_UNET, **_GAN}),
-        ModelSpec("unet3d", "3D U-Net trained with L1 only", 3, _unet, False, dict(_UNET)),
-        ModelSpec("unet2d", "2D U-Net applied slice by slice (axial), L1 only", 2, _unet, False, dict(_UNET)),
-        ModelSpec("pix2pix2d", "2D U-Net + 2D patch discriminator, slice by slice (pix2pix)", 2, _unet, True,
-                  {**_UNET, **_GAN}),
-        ModelSpec("resnet", "3D dilated residual network at full resolution (after Mostafapour et al.)", 3, _resnet,
-                  False, {"features": 12, "dilations": [1, 2, 4, 8], "norm": "instance", "output": "log-ratio",
-                   "prior": "none"}),
-        ModelSpec("unet-gan3d-chang", "unet-gan3d on NC and the log first-order Chang factor, correcting on top of "
-                  "Chang (spectac's own model)", 3, _unet, True, {**_UNET, **_GAN, "prior": "chang"}),
-    )
-}
-
-
-def model_names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
-
-
-def get_spec(name: str) -> ModelSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise SpectacError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}") from None
+    if isinstance(default, list | tuple):
+        if not isinstance(value, list | tuple) or not all(_is_number(v) for v in value):
+            raise refuse("a list of numbers")
+        return list(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise refuse("true or false")
+    elif isinstance(default, Integral):
+        if not (_is_number(value) and float(value) == int(value)):
+            raise refuse("a whole number")
+        return int(value)
+    elif isinstance(default, Real):
+        if not _is_number(value):
+            raise refuse("a number")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise refuse("a string")
+    return value
 
 
 def resolve_config(name: str, overrides: Config | None = None) -> Config:
     """The full network config of a model: its defaults updated by ``overrides``.
 
     Raises:
-        SpectacError: unknown model name or an override the model does not have.
+        SpectacError: unknown model name, an override the model does not have, or an override of
+            another kind than the option's default.
     """
     spec = get_spec(name)
     config = copy.deepcopy(spec.defaults)
-    unknown = set(overrides or {}) - set(config) - {"model"}
+    overrides = {k: v for k, v in (overrides or {}).items() if k != "model"}
+    unknown = set(overrides) - set(config)
     if unknown:
         raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
-    config.update({k: v for k, v in (overrides or {}).items() if k != "model"})
+    config.update({k: _checked_option(name, k, v, config[k]) for k, v in overrides.items()})
     input_channels(config)  # a bad prior fails here, before anything is built or written
     return {"model": name, **config}
 
 
+def _backbone_class(spec: ModelSpec) -> type[nn.Module]:
+    module, _, attribute = spec.backbone.partition(":")
+    return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+
+
 def build_generator(config: Config) -> nn.Module:
     """The generator of a resolved config: (B, C, X, Y, Z) network input -> (B, 1, X, Y, Z) AC."""
+    from spectac.nn.heads import ACPredictor, SliceWise
+
     spec = get_spec(config["model"])
-    backbone = spec.build_backbone(spec.spatial_dims, config)
+    backbone = _backbone_class(spec)(spec.spatial_dims, input_channels(config), 1, **spec.backbone_options(config))
     predictor = ACPredictor(backbone, config["output"], log_prior=input_channels(config) > 1)
     return SliceWise(predictor) if spec.spatial_dims == 2 else predictor
 
@@ -139,6 +193,9 @@ def build_discriminator(config: Config) -> nn.Module | None:
     spec = get_spec(config["model"])
     if not spec.adversarial:
         return None
+    from spectac.nn.discriminator import PatchDiscriminator
+    from spectac.nn.heads import SliceWise
+
     net = PatchDiscriminator(spec.spatial_dims, input_channels(config) + 1, channels=config["disc_channels"],
                              norm=config["disc_norm"])
     return SliceWise(net) if spec.spatial_dims == 2 else net
