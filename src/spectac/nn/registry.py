@@ -178,11 +178,19 @@ def _backbone_class(spec: ModelSpec) -> type[nn.Module]:
 
 
 def build_generator(config: Config) -> nn.Module:
-    """The generator of a resolved config: (B, C, X, Y, Z) network input -> (B, 1, X, Y, Z) AC."""
+    """The generator of a resolved config: (B, C, X, Y, Z) network input -> (B, 1, X, Y, Z) AC.
+
+    Raises:
+        SpectacError: options the backbone refuses (its ValueError, as one line).
+    """
     from spectac.nn.heads import ACPredictor, SliceWise
 
     spec = get_spec(config["model"])
-    backbone = _backbone_class(spec)(spec.spatial_dims, input_channels(config), 1, **spec.backbone_options(config))
+    options = spec.backbone_options(config)
+    try:
+        backbone = _backbone_class(spec)(spec.spatial_dims, input_channels(config), 1, **options)
+    except ValueError as exc:
+        raise SpectacError(f"model {spec.name}: {exc} (options {options})") from None
     predictor = ACPredictor(backbone, config["output"], log_prior=input_channels(config) > 1)
     return SliceWise(predictor) if spec.spatial_dims == 2 else predictor
 
