@@ -18,7 +18,7 @@ from spectac.evaluation.metrics import compute_mae
 from spectac.evaluation.report import ReportSection
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.nifti import read_nifti, write_nifti
-from spectac.volume import Volume
+from spectac.volume import SpectacError, Volume
 
 N = 20
 SPACING = 6.8
@@ -215,3 +215,27 @@ def test_lv_maximum_is_the_myocardium_not_a_hotter_liver() -> None:
     region, lv_max = heart_region_and_lv_max(with_liver)
     assert float(with_liver.array[region].max()) > 1.5 * lv_max  # the region does hold the liver
     assert lv_max == pytest.approx(heart_region_and_lv_max(alone)[1], rel=0.1)
+
+
+def test_predict_refuses_a_study_of_implausible_grid_naming_it_before_writing(dataset: Path, tmp_path: Path) -> None:
+    """The checks of `spectac correct`: every grid is read from the headers before anything is written."""
+    thin = Volume.centred(np.ones((N, N, 8), np.float32), SPACING)
+    write_nifti(thin, dataset / "studies" / "P1_rest" / "nc.nii.gz")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["predict", "--method", "nc", "--data", str(dataset), "--out", str(run)],
+                                env={"SPECTAC_PROGRESS": "0"})
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "study P1_rest: 20x20x8 voxels: fewer than 16" in lines[0]
+    assert not run.exists()
+    write_nifti(Volume.centred(np.ones((N, N, N), np.float32), 0.5), dataset / "studies" / "P1_rest" / "nc.nii.gz")
+    with pytest.raises(SpectacError, match=r"study P1_rest: voxel size 0.5 x 0.5 x 0.5 mm"):
+        predict_dataset(dataset, run, "nc", "test")
+    assert not run.exists()
+
+
+def test_predict_refuses_a_study_of_negative_values_naming_it(dataset: Path, tmp_path: Path) -> None:
+    nc = read_nifti(dataset / "studies" / "P1_stress" / "nc.nii.gz")
+    write_nifti(nc.with_array(nc.array - nc.array.max()), dataset / "studies" / "P1_stress" / "nc.nii.gz")
+    code, out = _run(["predict", "--method", "nc", "--data", str(dataset), "--out", str(tmp_path / "run")])
+    assert code == 2 and "study P1_stress: values down to" in " ".join(out.split())

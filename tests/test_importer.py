@@ -31,7 +31,7 @@ runner = CliRunner()
 def ten_patients(tmp_path_factory) -> Path:
     """DICOM export of 10 patients with a rest and a stress study each: OUT/nc, OUT/ac, OUT/mu."""
     root = tmp_path_factory.mktemp("ten")
-    tiny_dataset(root / "sim", patients=10, shape=(8, 8, 8))
+    tiny_dataset(root / "sim", patients=10, shape=(16, 16, 16))
     export_dataset_dicom(root / "sim", root / "dcm")
     return root / "dcm"
 
@@ -84,7 +84,7 @@ def test_split_patients_refuses_a_study_list():
 
 
 def two_patient_export(root: Path) -> Path:
-    tiny_dataset(root / "sim", patients=2, shape=(8, 8, 8))
+    tiny_dataset(root / "sim", patients=2, shape=(16, 16, 16))
     export_dataset_dicom(root / "sim", root / "dcm")
     return root / "dcm"
 
@@ -155,7 +155,7 @@ def clinic_export(root: Path) -> Path:
     for i, state in enumerate(("REST", "STRESS")):
         study = f"1.2.826.0.1.3680043.8.498.6{i}"
         ctx = new_context(MRN, study, study + ".1", patient_name=NAME, sex="F", study_description=f"MPI {state}")
-        nc = blob_volume(shape=(8, 8, 8), seed=i)
+        nc = blob_volume(shape=(16, 16, 16), seed=i)
         write_dicom_series(nc, ctx, root / "nc" / MRN / state, f"{state} NC", derived=False, uid_seed=f"n{i}")
         write_dicom_series(nc.with_array(nc.array * 2), ctx, root / "ac" / MRN / state, f"{state} AC",
                            derived=False, uid_seed=f"a{i}")
@@ -227,4 +227,51 @@ def test_a_failed_import_creates_no_key_and_a_bad_key_is_one_line(tmp_path):
     result = runner.invoke(app, ["import", "--nc", str(src / "nc"), "--ac", str(src / "ac"),
                                  "--out", str(tmp_path / "ds"), "--key-file", str(key)])
     assert result.exit_code == 2 and "at least 16" in result.output
+    assert not (tmp_path / "ds").exists()
+
+
+# ---- series no SPECT camera makes --------------------------------------------------------------
+
+
+def add_pair(root: Path, nc, study: str, patient: str = "P-ODD", ac=None) -> None:
+    ctx = new_context(patient, study, study + ".1", sex="M", study_description="MPI REST")
+    write_dicom_series(nc, ctx, root / "nc" / patient, "REST NC", derived=False, uid_seed=f"n{study}")
+    write_dicom_series(nc.with_array(nc.array * 2) if ac is None else ac, ctx, root / "ac" / patient, "REST AC",
+                       derived=False, uid_seed=f"a{study}")
+
+
+@pytest.mark.parametrize(
+    ("which", "volume", "reason"),
+    [
+        ("nc", blob_volume(shape=(16, 16, 8)), "NC series: 16x16x8 voxels: fewer than 16"),
+        ("nc", blob_volume(shape=(16, 16, 16), spacing=(0.5, 0.5, 0.5)), "NC series: voxel size 0.5 x 0.5 x 0.5 mm"),
+        ("ac", blob_volume(shape=(16, 16, 16)).with_array(blob_volume(shape=(16, 16, 16)).array - 300),
+         "AC series: values down to"),
+    ],
+)
+def test_import_skips_a_pair_with_a_series_no_spect_camera_makes(tmp_path, which, volume, reason):
+    """The pair is left out with the reason in the summary (and on the terminal); the rest is imported."""
+    src = clinic_export(tmp_path / "export")
+    good = blob_volume(shape=(16, 16, 16), seed=5)
+    add_pair(src, volume if which == "nc" else good, "1.2.826.0.1.3680043.8.498.99",
+             ac=volume if which == "ac" else good)
+    summary = import_dicom_dataset(src / "nc", src / "ac", tmp_path / "ds", keep_patient_ids=True)
+    assert summary["studies"] == 2 and {c.patient_id for c in Dataset.open(tmp_path / "ds").cases} == {MRN}
+    (entry,) = summary["skipped"]
+    assert entry["reason"].startswith(reason) and entry["reason"].endswith("pair not imported")
+    assert "P-ODD" in entry["path"] and f"/{which}/" in entry["path"]
+    result = runner.invoke(app, ["import", "--nc", str(src / "nc"), "--ac", str(src / "ac"),
+                                 "--out", str(tmp_path / "cli"), "--keep-patient-ids"])
+    assert result.exit_code == 0, result.output
+    assert "1 entries of the input folders were not read" in result.output and reason in " ".join(result.output.split())
+
+
+def test_import_with_no_plausible_pair_is_refused_in_one_line(tmp_path):
+    src = tmp_path / "export"
+    add_pair(src, blob_volume(shape=(16, 16, 8)), "1.2.826.0.1.3680043.8.498.98")
+    result = runner.invoke(app, ["import", "--nc", str(src / "nc"), "--ac", str(src / "ac"),
+                                 "--out", str(tmp_path / "ds"), "--keep-patient-ids"])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no pair left to import" in lines[0] and "fewer than 16" in lines[0]
     assert not (tmp_path / "ds").exists()

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from spectac.correction.chang import protocol_of
+from spectac.correction.checks import check_plausible_geometry, check_plausible_values
 from spectac.correction.methods import METHODS, Method, MethodContext, get_method
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
-from spectac.io.nifti import nifti_description, write_nifti
+from spectac.io.nifti import nifti_description, read_nifti_header, write_nifti
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 
@@ -98,7 +99,10 @@ def predict_dataset(
 
     Raises:
         SpectacError: unknown method or option, no study in the split, a missing or unreadable NC
-            volume, a run folder made with other options, or a method returning a wrong grid.
+            volume, a study whose grid or values no SPECT reconstruction has
+            (:mod:`spectac.correction.checks`: every grid is checked before anything is written,
+            the values of each study before it is corrected), a run folder made with other
+            options, or a method returning a wrong grid.
     """
     dataset = Dataset.open(data)
     spec = get_method(method)
@@ -128,6 +132,10 @@ def predict_dataset(
                 f"({json.dumps(previous.get('options'))}); use another --out or remove the folder"
             )
         config["split"] = previous.get("split") if previous.get("split") == config["split"] else "mixed"
+    todo = [case for case in cases if not (out / f"{case.case_id}.nii.gz").is_file()]
+    for case in todo:  # every grid, from the headers, before anything is written
+        header = read_nifti_header(dataset.path(case.case_id, "nc"))
+        check_plausible_geometry(header.shape, header.spacing, header.direction, f"study {case.case_id}")
     # options are checked (weights loaded, values validated) before anything is written
     state = spec.prepare(resolved) if spec.prepare is not None else None
     out.mkdir(parents=True, exist_ok=True)
@@ -140,6 +148,7 @@ def predict_dataset(
             skipped += 1
             continue
         nc = dataset.load(case.case_id, "nc")
+        check_plausible_values(nc.array, f"study {case.case_id}")
         result = apply_method(spec, nc, MethodContext(case.case_id, protocol, dict(resolved), state))
         write_nifti(result, target, descrip=nifti_description(method))
         written += 1

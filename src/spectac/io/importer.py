@@ -7,6 +7,13 @@ Patient ID, and within a study by rest/stress state when a study holds both. Eve
 resampled onto the NC grid; the result is a dataset (:mod:`spectac.io.dataset`) with ``source: import``.
 
 CT series are converted to mu at 140 keV by :func:`spectac.physics.hu_to_mu`.
+
+A pair whose NC or AC series has a grid or values no SPECT reconstruction has (the checks of
+``spectac correct``, :mod:`spectac.correction.checks`: a planar image, a CT-sized matrix, an
+oblique short-axis reformat, a header in the wrong unit, a mostly negative volume) is skipped, not
+imported: it is listed in the summary's ``skipped`` entries with the reason, one line each, and the
+other pairs are imported. An archive folder often holds such series beside the reconstructions,
+and one of them should not stop the import of the rest; when no pair is left the import is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from spectac.acquisition.protocol import Protocol
+from spectac.correction.checks import check_plausible_geometry, check_plausible_values
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.dicom import AC_TEXT, MU_TEXT, NC_TEXT, DicomContext, _dcmread, read_series, scan_series
@@ -223,6 +231,16 @@ def _mu_volume(info: SeriesInfo, grid: Volume) -> Volume:
     return resample_onto(mu, grid)
 
 
+def _implausible(volume: Volume, what: str) -> str | None:
+    """Why ``volume`` is no SPECT reconstruction (one line), or None."""
+    try:
+        check_plausible_geometry(volume.shape, volume.spacing, volume.direction, what)
+        check_plausible_values(volume.array, what)
+    except SpectacError as exc:
+        return str(exc)
+    return None
+
+
 def import_dicom_dataset(
     nc_dir: str | Path,
     ac_dir: str | Path,
@@ -248,12 +266,13 @@ def import_dicom_dataset(
 
     Returns:
         {"studies", "patients", "unpaired" (NC series without AC), "skipped" (entries of the input
-        folders not read: symbolic links, FIFOs, devices; each {"path", "reason"}), "folder",
+        folders not read: symbolic links, FIFOs, devices, and series no SPECT camera makes, with
+        their pair; each {"path", "reason"}), "folder",
         "key_file" (None with ``keep_patient_ids``), "key_created"}.
 
     Raises:
-        SpectacError: an existing output, no pair found, an unreadable series, or an AC/mu series
-            that does not cover the NC volume.
+        SpectacError: an existing output, no pair found (or none left by the plausibility checks),
+            an unreadable series, or an AC/mu series that does not cover the NC volume.
     """
     out = Path(out)
     check_output_outside(out, nc_dir, ac_dir, mu_dir)
@@ -282,8 +301,14 @@ def import_dicom_dataset(
     read: list[tuple[SeriesInfo, dict[str, Volume]]] = []
     for nc_info, ac_info, mu_info in track(pairs, "import DICOM", total=len(pairs)):
         # stored with array axes along +x, +y, +z of LPS (DESIGN.md), as the methods expect them
-        nc, _ = to_lps_axes(_read(nc_info, ("NM", "PT"))[0])
-        ac, _ = to_lps_axes(_read(ac_info, ("NM", "PT"))[0])
+        nc, ac = _read(nc_info, ("NM", "PT"))[0], _read(ac_info, ("NM", "PT"))[0]
+        refusals = [(info.where, reason) for info, reason in
+                    ((nc_info, _implausible(nc, "NC series")), (ac_info, _implausible(ac, "AC series"))) if reason]
+        if refusals:
+            skipped.extend({"path": str(where), "reason": f"{reason}; pair not imported"} for where, reason in refusals)
+            continue
+        nc, _ = to_lps_axes(nc)
+        ac, _ = to_lps_axes(ac)
         if overlap_fraction(ac, nc) < 0.5:
             raise SpectacError(
                 f"{ac_info.where}: the AC volume does not cover the NC volume {nc_info.where} (different geometry)"
@@ -292,6 +317,10 @@ def import_dicom_dataset(
         if mu_info is not None:
             volumes["mu"] = _mu_volume(mu_info, nc)
         read.append((nc_info, volumes))
+    if not read:
+        first = skipped[-1]
+        raise SpectacError(f"{nc_dir}: no pair left to import: {len(pairs)} skipped as no SPECT "
+                           f"reconstruction, e.g. {first['path']}: {first['reason']}")
     # Every series is read: only now may a missing key be created (a failed import leaves nothing).
     key_created = False
     if not keep_patient_ids and key is None:
