@@ -373,3 +373,29 @@ def test_default_method_is_unet_gan3d_chang(tmp_path, monkeypatch):
     code, message = correct(tmp_path / "x.nii.gz", "-o", tmp_path / "y.nii.gz")
     assert code == 0, message
     assert seen["method"] == "unet-gan3d-chang"
+
+
+# ---- what the DICOM writer needs is checked before the correction runs ---------------------------
+
+
+def test_dicom_without_study_uid_is_refused_before_the_correction_runs(tmp_path, monkeypatch):
+    from spectac.correction import files
+
+    source = nc_dicom(tmp_path / "nc.dcm")
+    ds = pydicom.dcmread(source)
+    del ds.StudyInstanceUID
+    ds.save_as(source)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the correction ran")
+
+    monkeypatch.setattr(files, "correct_volume", never)
+    result = runner.invoke(app, ["correct", str(source), "-o", str(tmp_path / "out"), "--method", "nc"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no Study Instance UID" in lines[0] and str(source) in " ".join(result.stderr.split())
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["nc.dcm"]
+    monkeypatch.undo()
+    # NIfTI out needs no study to attach to
+    code, message = correct(source, "-o", tmp_path / "out.nii.gz", "--method", "nc")
+    assert code == 0, message

@@ -283,7 +283,7 @@ def correct(
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
 
-    Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), and substantially negative values.
+    Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
     """
     from spectac.correction.files import correct_path
 

@@ -44,6 +44,23 @@ from spectac.io.nifti import (
 from spectac.io.paths import check_output_outside
 from spectac.volume import SpectacError, Volume
 
+#: What a derived DICOM series copies from its source and cannot make up, checked in the header
+#: before any pixel is read (the writer, :func:`spectac.io.dicom.write_dicom_series`, refuses a
+#: source without them only after the correction has run). Keyword: name in messages.
+WRITER_NEEDS = {"StudyInstanceUID": "Study Instance UID"}
+
+
+def check_writable_source(header: Any, name: str) -> None:
+    """Refuse a DICOM source a derived series cannot be written for (see :data:`WRITER_NEEDS`).
+
+    Raises:
+        SpectacError: one line naming the file and the missing attributes.
+    """
+    missing = [label for keyword, label in WRITER_NEEDS.items() if not str(header.get(keyword, "") or "").strip()]
+    if missing:
+        raise SpectacError(f"{name}: no {' or '.join(missing)} to attach the corrected series to; "
+                           "give a NIfTI output (-o NAME.nii.gz) instead")
+
 
 def correct_volume(nc: Volume, method: str, name: str = "input", protocol: Protocol | None = None,
                    **options: Any) -> Volume:
@@ -94,7 +111,8 @@ def correct_path(
     Before any pixel is read the input is refused when it says it is no NC emission study (already
     attenuation- or scatter-corrected, spectac's own output, a mu-map or CT; see
     :func:`spectac.io.dicom.correction_refusal` and :func:`spectac.io.nifti.nifti_refusal`) or
-    when its grid is no SPECT reconstruction's (:mod:`spectac.correction.checks`); once read, when
+    when its grid is no SPECT reconstruction's (:mod:`spectac.correction.checks`) or, for a DICOM
+    output, when it lacks what the derived series needs (:data:`WRITER_NEEDS`); once read, when
     its values are substantially negative.
 
     Args:
@@ -149,6 +167,8 @@ def correct_path(
     if refusal is not None and not force:
         raise SpectacError(f"{input}: {refusal}; refusing to correct it again (--force overrides)")
     check_plausible_geometry(*check, str(input))
+    if dicom_in and not nifti_out:
+        check_writable_source(header.header, str(input))
     note = f"{FORCED_NOTE} {refusal}" if refusal is not None else ""
 
     if dicom_in:
