@@ -275,3 +275,12 @@ def test_import_with_no_plausible_pair_is_refused_in_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no pair left to import" in lines[0] and "fewer than 16" in lines[0]
     assert not (tmp_path / "ds").exists()
+
+
+def test_an_ac_series_on_another_grid_is_imported_onto_the_nc_grid(tmp_path):
+    """Only the NC grid must be a SPECT camera's: the AC is resampled onto it."""
+    src = tmp_path / "export"
+    nc = blob_volume(shape=(16, 16, 16))
+    add_pair(src, nc, "1.2.826.0.1.3680043.8.498.97", ac=blob_volume(shape=(120, 120, 120), spacing=(0.9, 0.9, 0.9)))
+    summary = import_dicom_dataset(src / "nc", src / "ac", tmp_path / "ds", keep_patient_ids=True)
+    assert summary["studies"] == 1 and summary["skipped"] == []

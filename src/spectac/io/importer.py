@@ -8,9 +8,10 @@ resampled onto the NC grid; the result is a dataset (:mod:`spectac.io.dataset`) 
 
 CT series are converted to mu at 140 keV by :func:`spectac.physics.hu_to_mu`.
 
-A pair whose NC or AC series has a grid or values no SPECT reconstruction has (the checks of
+A pair whose NC series has a grid or values no SPECT reconstruction has (the checks of
 ``spectac correct``, :mod:`spectac.correction.checks`: a planar image, a CT-sized matrix, an
-oblique short-axis reformat, a header in the wrong unit, a mostly negative volume) is skipped, not
+oblique short-axis reformat, a header in the wrong unit, a mostly negative volume), or whose AC
+series has such values (its grid may differ: it is resampled onto the NC grid), is skipped, not
 imported: it is listed in the summary's ``skipped`` entries with the reason, one line each, and the
 other pairs are imported. An archive folder often holds such series beside the reconstructions,
 and one of them should not stop the import of the rest; when no pair is left the import is refused.
@@ -231,10 +232,12 @@ def _mu_volume(info: SeriesInfo, grid: Volume) -> Volume:
     return resample_onto(mu, grid)
 
 
-def _implausible(volume: Volume, what: str) -> str | None:
-    """Why ``volume`` is no SPECT reconstruction (one line), or None."""
+def _implausible(volume: Volume, what: str, grid: bool = True) -> str | None:
+    """Why ``volume`` is no SPECT reconstruction (one line), or None; ``grid=False`` checks the
+    values alone (the AC series, resampled onto the NC grid, may come on another grid)."""
     try:
-        check_plausible_geometry(volume.shape, volume.spacing, volume.direction, what)
+        if grid:
+            check_plausible_geometry(volume.shape, volume.spacing, volume.direction, what)
         check_plausible_values(volume.array, what)
     except SpectacError as exc:
         return str(exc)
@@ -303,7 +306,7 @@ def import_dicom_dataset(
         # stored with array axes along +x, +y, +z of LPS (DESIGN.md), as the methods expect them
         nc, ac = _read(nc_info, ("NM", "PT"))[0], _read(ac_info, ("NM", "PT"))[0]
         refusals = [(info.where, reason) for info, reason in
-                    ((nc_info, _implausible(nc, "NC series")), (ac_info, _implausible(ac, "AC series"))) if reason]
+                    ((nc_info, _implausible(nc, "NC series")), (ac_info, _implausible(ac, "AC series", grid=False))) if reason]
         if refusals:
             skipped.extend({"path": str(where), "reason": f"{reason}; pair not imported"} for where, reason in refusals)
             continue
