@@ -177,7 +177,10 @@ def model_card(model_dir: str | Path) -> str:
         out += ["", "Commands, in order:", ""]
         out += [f"{s.get('stage')}. `{_command(s)}`" + (f" (in `{s['folder']}`)" if s.get("folder") and not s.get("argv")
                                                       else "") for s in stages]
-        notes = [f"- Stage {s.get('stage')}: {s['note']}" for s in stages if s.get("note")]
+        notes = [f"- Stage {s.get('stage')}"
+                 + (f" (shipped in commit {s['shipped_in_commit']})" if s.get("shipped_in_commit") else "")
+                 + (f": {s['note']}" if s.get("note") else "") + "."
+                 for s in stages if s.get("note") or s.get("shipped_in_commit")]
         if notes:
             out += ["", *notes]
         out += ["", f"Total training time {_fmt_hours(total)}; the record of every stage (config, dataset, "
