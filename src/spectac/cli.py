@@ -217,7 +217,8 @@ def train(
                            lr_schedule=lr_schedule, init=None if init is None else str(init))
     options.check()
     ensure_writable_parent(out, folder=True)
-    summary = train_model(data, out, model, options, network or None)
+    argv = sys.argv if sys.argv[1:2] == ["train"] else None  # the command line, for training_record.json
+    summary = train_model(data, out, model, options, network or None, argv=argv)
     if summary["epochs_run"] == 0:
         info(f"{out}: already trained to epoch {summary['last_epoch']} (best {summary['best_epoch']}); nothing to do")
         return

@@ -281,7 +281,7 @@ def import_dicom_dataset(
         )
     read: list[tuple[SeriesInfo, dict[str, Volume]]] = []
     for nc_info, ac_info, mu_info in track(pairs, "import DICOM", total=len(pairs)):
-        # stored with array axes along +x, +y, +z of LPS (DESIGN.md), as the methods expect them
+        # stored with array axes along +x, +y, +z of LPS (docs/architecture.md), as the methods expect them
         nc, _ = to_lps_axes(_read(nc_info, ("NM", "PT"))[0])
         ac, _ = to_lps_axes(_read(ac_info, ("NM", "PT"))[0])
         if overlap_fraction(ac, nc) < 0.5:

@@ -83,7 +83,7 @@ def _resnet(spatial_dims: int, config: Config) -> nn.Module:
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the paper's 3DUnet-GAN)", 3, _unet, True,
+        ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the 3DUnet-GAN of Chu Minh Duc et al. 2023)", 3, _unet, True,
                   {**_UNET, **_GAN}),
         ModelSpec("unet3d", "3D U-Net trained with L1 only", 3, _unet, False, dict(_UNET)),
         ModelSpec("unet2d", "2D U-Net applied slice by slice (axial), L1 only", 2, _unet, False, dict(_UNET)),
