@@ -19,9 +19,9 @@ image (``BAND_MARGIN_MM`` = 4 mm: 9 mm each side for the 10 mm wall, i.e. 4 mm p
 epicardium, where the old +-12 mm reached 7 mm past it and into the liver or gut).
 
 Extracardiac activity: the ray is followed ``PROBE_MM`` further out. A sample whose band maximum
-lies at the outer edge of the band, while the profile keeps rising beyond it, and which is hotter
-than the wall (``EXTRACARDIAC_RATIO`` x the median of all samples) takes its counts from outside
-the heart (liver, gut or stomach next to the inferior or lateral wall). Such a sample is flagged
+lies past the fitted epicardium (offset > wall/2), or whose profile keeps rising out of the band,
+and which is hotter than the wall (``EXTRACARDIAC_RATIO`` x the median of all samples) takes its
+counts from outside the heart (liver, gut or stomach next to the inferior or lateral wall). Such a sample is flagged
 (``PolarMap.extracardiac``), takes the value of the profile at the fitted mid-wall, capped at the
 wall level, and is left out of every normalisation.
 
@@ -52,7 +52,7 @@ ANGLES_DEG = (np.arange(N_ANGLES) + 0.5) * (360.0 / N_ANGLES)
 NORMALISATION_PERCENTILE = 95.0
 BAND_MARGIN_MM = 4.0  # search band half-width = wall/2 + this (fit error and blur)
 PROBE_MM = 6.0  # how far past the band a ray looks for a rising extracardiac profile
-EXTRACARDIAC_RATIO = 1.0  # hotter than this x the median sample: counts from outside the wall
+EXTRACARDIAC_RATIO = 1.1  # hotter than this x the median sample: counts from outside the wall
 STEP_MM = 1.5
 
 
@@ -155,8 +155,9 @@ def polar_map(volume: Volume, geom: LVGeometry, band_mm: float | None = None) ->
     band, beyond = profiles[..., : 2 * n_band + 1], profiles[..., 2 * n_band + 1 :]
     raw = band.max(axis=-1)
     wall = float(np.median(raw))
-    rising_out = (band.argmax(axis=-1) == band.shape[-1] - 1) & (beyond.max(axis=-1) > raw)
-    extracardiac = rising_out & (raw > EXTRACARDIAC_RATIO * wall)
+    # the band maximum lies past the fitted epicardium (or the profile rises on out of the band)
+    outer = (offsets[band.argmax(axis=-1)] > geom.wall_mm / 2) | (beyond.max(axis=-1) > raw)
+    extracardiac = outer & (raw > EXTRACARDIAC_RATIO * wall)
     raw = np.where(extracardiac, np.minimum(band[..., n_band], wall), raw)
     myocardial = raw[~extracardiac] if (~extracardiac).any() else raw
     scale = float(np.percentile(myocardial, NORMALISATION_PERCENTILE))
