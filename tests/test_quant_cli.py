@@ -28,3 +28,15 @@ def test_quantify_scores_a_patient_and_writes_polar_maps(tmp_path: Path) -> None
     assert (out / "stress_polar.png").stat().st_size > 0 and (out / "rest_polar.png").is_file()
     bad = CliRunner().invoke(app, ["quantify", str(tmp_path / "stress.nii.gz"), "--sex", "X"], env={"SPECTAC_PROGRESS": "0"})
     assert bad.exit_code == 2 and "--sex must be F or M" in bad.output
+
+
+def test_quantify_reads_patient_sex_from_dicom(tmp_path: Path) -> None:
+    from spectac.io.dicom import new_context, write_dicom_series
+
+    truth = shell_geometry((1.0, -1.0, -1.0), (15, -10, 0))
+    volume = draw_shell(truth, seed=3, shape=(40, 40, 40), supersample=2, torso=True, liver=0.7)
+    context = new_context("P1", "1.2.826.0.1.3680043.2.1125.1", "1.2.826.0.1.3680043.2.1125.2", sex="F")
+    path = write_dicom_series(volume, context, tmp_path / "dicom", uid_seed="quantify-test")
+    result = CliRunner().invoke(app, ["quantify", str(path)], env={"SPECTAC_PROGRESS": "0"})
+    assert result.exit_code == 0, result.output
+    assert "sex F (PatientSex of the DICOM)" in result.output and "stress_tpd" in result.output
