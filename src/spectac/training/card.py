@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from spectac.training import record as rec
+import spectac.training.record as rec
 
 CARD = "MODEL_CARD.md"
 METRICS = "metrics.json"

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import spectac.training.record as rec
 from spectac import __version__
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import protocol_of
@@ -46,7 +47,6 @@ from spectac.io.dataset import Dataset
 from spectac.nn.normalisation import DEFAULT_PERCENTILE
 from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config
 from spectac.progress import track
-from spectac.training import record as rec
 from spectac.training.card import write_model_card
 from spectac.training.data import Augmentation, Pair, batches, load_pairs
 from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
