@@ -1,77 +1,64 @@
-"""Install a trained model as shipped weights: best.pt + config.json + MODEL_CARD.md in
-src/spectac/data/models/<name>/.
+"""Install a trained model as shipped weights: best.pt, config.json, training_record.json (and
+metrics.json) in src/spectac/data/models/<name>/, with a MODEL_CARD.md written from them.
 
-    python scripts/install_model.py MODEL RUN_DIR "COMMAND" [--metrics RUN/table1.md]
+    python scripts/install_model.py MODEL RUN_DIR [--metrics RUN/table1.md] [--note TEXT]
 
-The card states the network, data, command, training time (sum of log.csv seconds), the selected
-epoch, and, when --metrics names the Table 1 of `spectac evaluate` on the test split, those rows.
+The card (spectac.training.card) states the network, the dataset (name, fingerprint, splits), every
+training stage of the record (command, epochs, learning rate, seed, init weights, wall time,
+hardware), the selected epoch and, with --metrics (the Table 1 of `spectac evaluate` on the test
+split), those rows. Without --metrics the installed model has no test-split figures: the previous
+model's metrics.json is removed, since they were measured on other weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
-import torch
+from spectac.io.checkpoint import load_checkpoint
+from spectac.training.card import METRICS, write_model_card
+from spectac.training.record import RECORD, is_absolute_path, read_record, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
+QUALITY = "bash benchmarks/quality.sh DATASET RUN"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
     parser.add_argument("run", type=Path)
-    parser.add_argument("command")
-    parser.add_argument("--metrics", type=Path, default=None)
-    parser.add_argument("--note", default="")
-    parser.add_argument("--hardware", default="torch threads 1 on a 2-core CPU",
-                        help="where it was trained (the card states it beside the training time)")
+    parser.add_argument("--metrics", type=Path, default=None, help="Table 1 (markdown) of spectac evaluate, test split")
+    parser.add_argument("--metrics-command", default=QUALITY, help="the command that measured --metrics")
+    parser.add_argument("--note", default="", help="a note on the last training stage, shown in the card")
     args = parser.parse_args()
+    config = json.loads((args.run / "config.json").read_text())
+    if config.get("model") != args.model:
+        raise SystemExit(f"{args.run} holds {config.get('model')}, not {args.model}")
+    if any(is_absolute_path(str(v)) for v in (config["data"].get("dataset"), config["training"].get("init"))):
+        raise SystemExit(f"{args.run}/config.json names a machine path: retrain with this spectac version")
+    record = read_record(args.run)
+    if record is None:
+        raise SystemExit(f"{args.run} has no {RECORD}: retrain with this spectac version")
+    load_checkpoint(args.run / "best.pt")  # a readable spectac checkpoint
     dest = ROOT / "src" / "spectac" / "data" / "models" / args.model
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.run / "best.pt", dest / "best.pt.tmp")
     (dest / "best.pt.tmp").replace(dest / "best.pt")
     shutil.copyfile(args.run / "config.json", dest / "config.json")
-    config = json.loads((args.run / "config.json").read_text())
-    rows = list(csv.DictReader((args.run / "log.csv").open()))
-    best = torch.load(args.run / "best.pt", map_location="cpu", weights_only=True)
-    hours = sum(float(r["seconds"]) for r in rows) / 3600
-    size_mb = (dest / "best.pt").stat().st_size / 1e6
-    data = config["data"]
-    metrics = ""
-    if args.metrics and args.metrics.is_file():
+    if args.note:
+        record["stages"][-1]["note"] = args.note
+    write_record(dest, record)
+    (dest / METRICS).unlink(missing_ok=True)
+    if args.metrics is not None:
         lines = args.metrics.read_text().splitlines()
-        keep = [line for line in lines[:2]] + [line for line in lines[2:] if line.split("|")[1].strip() in (args.model, "chang", "nc")]
-        metrics = "\n".join(keep)
-    prior_text = (", and the log first-order Chang factor made from the NC image (docs/models.md)"
-                  if config["network"].get("prior", "none") == "chang" else "")
-    card = f"""# {args.model}: model card
-
-- Network: {json.dumps(config["network"])}
-- Data: {os.path.relpath(data["dataset"])} ({data["train_cases"]} train / {data["val_cases"]} val studies, volumes
-  {data["shape"]} at {[round(float(x), 2) for x in data["spacing_mm"]]} mm); simulated with `spectac simulate --patients 100 --seed 0`
-  (dataset.json records the full configuration).
-- Training: {json.dumps(config["training"])}
-- Command: `{args.command}` ({args.hardware})
-- Training time: {hours:.2f} h over {len(rows)} epochs (sum of log.csv seconds).
-- Selected epoch (best validation L1 on the NC-normalised scale): {best["epoch"]}, val L1 {best["val_l1"]:.5f}.
-- Weights: best.pt ({size_mb:.2f} MB). Input: NC / its {config["normalisation"]["percentile"]}th percentile{prior_text};
-  output rule: {config["network"]["output"]}; predictions in counts.
-{f"- Note: {args.note}" + chr(10) if args.note else ""}
-## Test-split metrics (against CT-AC, 40 studies of 20 patients never seen in training)
-
-{metrics or "Not measured yet."}
-
-## Limits
-
-Trained on simulated studies only; a clinic's camera, reconstruction and patients differ, so
-retrain or fine-tune on local SPECT/CT pairs (`spectac import`, `spectac train`) before clinical use.
-"""
-    (dest / "MODEL_CARD.md").write_text(card)
+        table = lines[:2] + [line for line in lines[2:] if line.split("|")[1].strip() in (args.model, "chang", "nc")]
+        test = (record["stages"][-1].get("dataset") or {}).get("splits", {}).get("test", {})
+        metrics = {"split": "test", "dataset": config["data"]["dataset"], "studies": test.get("studies"),
+                   "patients": test.get("patients"), "command": args.metrics_command, "table": table}
+        (dest / METRICS).write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
+    write_model_card(dest)
     print(f"installed {dest}")
 
 

@@ -230,7 +230,7 @@ def test_train_passes_net_options_to_the_network(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_train(data, out, model, options, network):
+    def fake_train(data, out, model, options, network, **kwargs):
         seen.update(model=model, network=network)
         return {"epochs_run": 0, "last_epoch": 1, "best_epoch": 1}
 
@@ -297,7 +297,9 @@ def test_parse_split_normalises():
 def test_simulate_and_import_refuse_a_nan_split(tmp_path, command):
     out = tmp_path / "out"
     args = (["simulate", "--out", str(out), "--patients", "1"] if command == "simulate"
-            else ["import", "--nc", str(tmp_path), "--ac", str(tmp_path), "--out", str(out)])
+            else ["import", "--nc", str(tmp_path / "nc"), "--ac", str(tmp_path / "ac"), "--out", str(out)])
+    (tmp_path / "nc").mkdir()
+    (tmp_path / "ac").mkdir()
     line = _one_error_line(runner.invoke(app, [*args, "--split", "nan/1/1"]))
     assert "--split" in line and "nan/1/1" in line
     assert not out.exists()

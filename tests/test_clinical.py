@@ -53,20 +53,18 @@ def _study(truth, seed: int, defect=None) -> dict[str, Volume]:
     return {"nc": nc, "ac": ac}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("clinical")
+def _dataset(root: Path, plan: list[tuple[str, str, bool]], sexes: str = "MF") -> Path:
+    """A dataset of shell studies: (patient, split, stress-only LAD defect) per patient."""
     data, run = root / "data", root / "run"
     rng = np.random.default_rng(7)
     cases, lad = [], (-30, 90, 0.0, 1.3, 0.3)
-    plan = [("N0", "train", False), ("N1", "train", False), ("N2", "train", False),
-            ("T0", "test", False), ("T1", "test", True), ("T2", "test", True)]  # fmt: skip
     for i, (patient, split, ischemia) in enumerate(plan):
         truth = shell_geometry(np.array([1.0, -1.0, -1.0]) + rng.normal(0, 0.1, 3), rng.normal(0, 5, 3) + [15, -10, 0])
         for state in ("rest", "stress"):
             shows = ischemia and state == "stress"
             write_study(data, f"{patient}_{state}", _study(truth, 10 * i + len(state), lad if shows else None))
-            cases.append(Case(f"{patient}_{state}", patient, state, "MF"[i % 2], defect_type="ischemia" if ischemia
+            cases.append(Case(f"{patient}_{state}", patient, state, sexes[i % len(sexes)],
+                              defect_type="ischemia" if ischemia
                               else "none", defect_territory="LAD" if ischemia else "",
                               defect_severity=0.7 if shows else 0.0, split=split))
     write_manifest(data, {"source": "test"}, cases)
@@ -77,7 +75,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 folder.mkdir(parents=True, exist_ok=True)
                 source = "nc" if method == "nc" else "ac"
                 shutil.copy(data / "studies" / case.case_id / f"{source}.nii.gz", folder / f"{case.case_id}.nii.gz")
-    evaluate_run(data, run, "test")
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 6 normal training patients, 3 of each sex: every sex and state has the 3 studies limits need
+    plan = [(f"N{i}", "train", False) for i in range(6)] + [("T0", "test", False), ("T1", "test", True),
+                                                           ("T2", "test", True)]
+    run = _dataset(tmp_path_factory.mktemp("clinical"), plan)
+    evaluate_run(run.parent / "data", run, "test")
     return run
 
 
@@ -85,7 +92,7 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     clinical = pd.read_csv(run / "clinical.csv")
     assert sorted(set(clinical["method"])) == ["ac", "copy", "nc"]
     assert len(clinical) == 6 * 3 and clinical["lv_found"].all()
-    assert (run / "normals.npz").is_file()  # built from the 3 normal training patients
+    assert (run / "normals.npz").is_file()  # built from the 6 normal training patients
     agreement = pd.read_csv(run / "clinical_agreement.csv").set_index("method")
     # a method that returns CT-AC itself agrees perfectly with CT-AC
     assert agreement.loc["copy", "tpd_abs_diff_mean"] == 0 and agreement.loc["copy", "tpd_within_1_pct"] == 100
@@ -100,8 +107,34 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     patients = pd.read_csv(run / "clinical_patients.csv")
     row = patients[(patients["patient_id"] == "T1") & (patients["method"] == "ac")].iloc[0]
     assert row["sds"] == row["sss"] - row["srs"] and row["sds"] > 0
+    # the reversibility scores that never go negative, and the count-based severity
+    assert row["sds_seg"] >= row["sds"] and row["ischemic_tpd"] > 5
+    assert (patients["sds_seg"] >= 0).all() and (patients["ischemic_tpd"] >= 0).all()
+    assert stress.loc["T1", "count_deficit"] > stress.loc["T0", "count_deficit"] + 5
     report = (run / "report.html").read_text()
     assert "Clinical quantification against CT-AC" in report and "Defect detection" in report
+    assert "built from the 6 normal patients" in report
+
+
+def test_evaluate_with_too_few_normals_uses_the_shipped_limits_and_says_why(tmp_path: Path) -> None:
+    """2 normal training patients (4 studies): no group reaches 3 studies, so the shipped limits
+    score the run (no error, nothing saved), and the report says so and why."""
+    from spectac.evaluation.clinical import choose_normals
+    from spectac.io.dataset import Dataset
+    from spectac.quant.normals import NormalDatabase
+
+    run = _dataset(tmp_path, [("N0", "train", False), ("N1", "train", False), ("T0", "test", True)])
+    data = run.parent / "data"
+    db, note = choose_normals(Dataset.open(data), run, save_to=run / "normals.npz")
+    assert db.meta == NormalDatabase.load(None).meta
+    assert "shipped with spectac" in note and "at least 3 normal studies of each sex and state" in note
+    assert "M stress: 1" in note
+    assert not (run / "normals.npz").exists()
+    evaluate_run(data, run, "test")
+    assert not (run / "normals.npz").exists()
+    clinical = pd.read_csv(run / "clinical.csv")
+    assert clinical["tpd"].notna().all()
+    assert "shipped with spectac" in (run / "report.html").read_text()
 
 
 def test_normals_and_detect_lv_commands(run: Path, tmp_path: Path) -> None:
@@ -115,7 +148,7 @@ def test_normals_and_detect_lv_commands(run: Path, tmp_path: Path) -> None:
     env = {"SPECTAC_PROGRESS": "0"}
     result = invoke(app, ["normals", "--data", str(data), "--out", str(tmp_path / "n.npz")], env=env)
     assert result.exit_code == 0, result.output
-    assert "3 normal patients, 6 studies" in result.output
+    assert "6 normal patients, 12 studies" in result.output
     built, shipped_by_run = NormalDatabase.load(tmp_path / "n.npz"), NormalDatabase.load(run / "normals.npz")
     np.testing.assert_allclose(built.limits("ac", "F", "rest").mean, shipped_by_run.limits("ac", "F", "rest").mean)
     # bad input: one line naming the problem, exit 2, nothing written

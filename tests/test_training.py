@@ -21,6 +21,7 @@ from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.io.nifti import read_nifti, write_nifti
 from spectac.nn.registry import build_discriminator, build_generator, resolve_config
 from spectac.training.data import Augmentation, augment_pair, shift_zero_fill
+from spectac.training.record import sha256_file
 from spectac.training.steps import AdversarialStep, set_requires_grad
 from spectac.volume import SpectacError, Volume
 
@@ -222,7 +223,9 @@ def test_fine_tuning_starts_from_the_given_weights_and_cosine_lowers_the_rate(
                                 "--init", str(tmp_path / "a"), "--lr-schedule", "cosine", "--lr", "1e-3"])
     assert tuned.exit_code == 0, tuned.output
     config = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert config["training"]["init"] == str(tmp_path / "a") and config["training"]["lr_schedule"] == "cosine"
+    # the init weights by name and sha256, not by this machine's path
+    assert config["training"]["init"] == {"name": "a", "sha256": sha256_file(tmp_path / "a" / "best.pt")}
+    assert config["training"]["lr_schedule"] == "cosine"
     with (tmp_path / "b" / "log.csv").open() as f:
         rates = [float(row["lr"]) for row in csv.DictReader(f)]
     assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5) and rates[0] > rates[1] > rates[2]

@@ -8,7 +8,13 @@ Registered as the "clinical" evaluator of ``spectac evaluate`` (see
 - ``RUN/clinical.csv``: a row per study and method: TPD, territory TPDs, ``sss`` (the summed score
   of the study's 17 segments: SSS for a stress study, SRS for a rest study) and the 17 segment
   scores ``seg1`` .. ``seg17``;
-- ``RUN/clinical_patients.csv``: a row per patient and method: SSS, SRS, SDS, stress and rest TPD;
+- ``RUN/clinical.csv`` also has ``count_deficit`` (percent of the normal LV counts missing, a
+  count-based severity that does not depend on the SDs of the limits) and ``norm_factor`` (the
+  iterative normalisation factor to the normal mean);
+- ``RUN/clinical_patients.csv``: a row per patient and method: SSS, SRS, SDS = SSS - SRS, the
+  segmental SDS ``sds_seg`` (sum of max(stress - rest, 0) over segments, never negative), stress
+  and rest TPD, the ischaemic TPD ``ischemic_tpd`` (stress minus rest severity per sample, clipped
+  at 0) and the stress and rest count deficits;
 - ``RUN/clinical_agreement.csv``: per method against CT-AC: mean +- SD of TPD and SSS, the mean
   difference, Bland-Altman 95% limits, mean |TPD difference|, and the quadratic-weighted kappa of
   the segment scores;
@@ -18,8 +24,10 @@ Registered as the "clinical" evaluator of ``spectac evaluate`` (see
   sections (orders 200-299 clinical, 300-399 detection).
 
 The normal database used is, in order: RUN/normals.npz, DATA/normals.npz, one built from the
-normal patients of the dataset's training split (then saved as RUN/normals.npz), or the database
-shipped with spectac.
+normal patients of the dataset's training split when every sex (F, M) and state (rest, stress)
+has at least ``MIN_STUDIES`` normal studies in both families (saved as RUN/normals.npz, so a run
+can be re-scored with the same limits), else the database shipped with spectac. The report says
+which was used and why (:func:`choose_normals`).
 """
 
 from __future__ import annotations
@@ -41,8 +49,9 @@ from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Case, Dataset
 from spectac.io.nifti import read_nifti
 from spectac.progress import track
-from spectac.quant.normals import NormalDatabase, build_normal_database, method_family
+from spectac.quant.normals import FAMILIES, MIN_STUDIES, NormalDatabase, build_normal_database, method_family
 from spectac.quant.polar import plot_polar_map
+from spectac.quant.scores import ischemic_tpd
 from spectac.quant.segments import N_SEGMENTS, TERRITORIES
 from spectac.quant.study import StudyQuantification, quantify
 from spectac.volume import SpectacError, Volume
@@ -135,20 +144,59 @@ def mean_sd(values: np.ndarray) -> tuple[float, float]:
 # ---- quantification of a run -------------------------------------------------------------------
 
 
-def choose_normals(dataset: Dataset, run: Path) -> tuple[NormalDatabase, str]:
-    """The normal database for a run (see the module docstring) and a sentence saying which."""
+def _small_groups(db: NormalDatabase) -> list[str]:
+    """The exact (family, sex, state) groups of a database with fewer than MIN_STUDIES studies."""
+    small = []
+    for family in FAMILIES:
+        for sex in ("F", "M"):
+            for state in ("rest", "stress"):
+                group = db.groups.get((family, sex, state))
+                n = 0 if group is None else group.n
+                if n < MIN_STUDIES:
+                    small.append(f"{family} {sex} {state}: {n}")
+    return small
+
+
+def choose_normals(dataset: Dataset, run: Path, save_to: Path | None = None) -> tuple[NormalDatabase, str]:
+    """The normal database for a run and a sentence saying which and why (see the module docstring).
+
+    Args:
+        dataset: the dataset evaluated.
+        run: the run folder (RUN/normals.npz is used when present).
+        save_to: where to save limits built from the dataset (None: not saved). Nothing is written
+            when existing or shipped limits are used.
+    """
     for path in (run / "normals.npz", dataset.root / "normals.npz"):
         if path.is_file():
             return NormalDatabase.load(path), f"normal limits from {path}"
-    if any(c.defect_type == "none" for c in dataset.split("train")):
-        db = build_normal_database(dataset, "train")
-        db.save(run / "normals.npz")
-        meta = db.meta
-        return db, (
-            f"normal limits built from the {meta['patients']} normal patients ({meta['studies']} studies) of the "
-            f"training split, saved as {run / 'normals.npz'}"
+    shipped = "the normal limits shipped with spectac (default simulated cohort)"
+    normals = [c for c in dataset.split("train") if c.defect_type == "none"]
+    studies = {(sex, state): sum(c.sex == sex and c.state == state for c in normals)
+               for sex in ("F", "M") for state in ("rest", "stress")}
+    short = [f"{sex} {state}: {n}" for (sex, state), n in studies.items() if n < MIN_STUDIES]
+    if short:
+        return NormalDatabase.load(None), (
+            f"{shipped}, because limits are built from a dataset only when its training split has at least "
+            f"{MIN_STUDIES} normal studies of each sex and state, and this one has {len(normals)} "
+            f"({'; '.join(short)})"
         )
-    return NormalDatabase.load(None), "the normal limits shipped with spectac (default simulated cohort)"
+    db = build_normal_database(dataset, "train")
+    small = _small_groups(db)
+    if small:
+        return NormalDatabase.load(None), (
+            f"{shipped}, because the limits built from the training split's {len(normals)} normal studies have "
+            f"fewer than {MIN_STUDIES} studies in some groups after LV detection and quality check "
+            f"({'; '.join(small)})"
+        )
+    meta = db.meta
+    note = (
+        f"normal limits built from the {meta['patients']} normal patients ({meta['studies']} studies) of the "
+        f"training split ({len(meta.get('rejected', []))} image(s) rejected by the quality check)"
+    )
+    if save_to is not None:
+        db.save(save_to)
+        note += f", saved as {save_to}"
+    return db, note
 
 
 def _load(dataset: Dataset, run: Path, method: str, case_id: str) -> Volume:
@@ -199,6 +247,8 @@ def quantify_run(
                 {
                     "tpd": q.scores.tpd,
                     "sss": q.scores.summed_score,
+                    "count_deficit": q.scores.count_deficit,
+                    "norm_factor": q.scores.factor,
                     **{f"tpd_{t}": q.scores.territory_tpd(t) for t in TERRITORIES},
                     **{c: int(v) for c, v in zip(SEGMENT_COLUMNS, q.scores.segment_scores)},
                 }
@@ -206,23 +256,41 @@ def quantify_run(
             rows.append(row)
     columns = [
         "case_id", "patient_id", "state", "sex", "method", "family", "lv_found", "tpd", "sss",
-        *TERRITORY_COLUMNS, *SEGMENT_COLUMNS, "has_defect", "defect_territories",
+        *TERRITORY_COLUMNS, *SEGMENT_COLUMNS, "has_defect", "defect_territories", "count_deficit", "norm_factor",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns), quants
 
 
-def patient_table(clinical: pd.DataFrame) -> pd.DataFrame:
-    """SSS, SRS, SDS = SSS - SRS and stress/rest TPD per patient and method (both studies needed)."""
+def patient_table(
+    clinical: pd.DataFrame, quants: dict[tuple[str, str], StudyQuantification] | None = None
+) -> pd.DataFrame:
+    """Per patient and method (both studies needed): SSS, SRS, SDS = SSS - SRS, segmental SDS,
+    stress/rest TPD, ischaemic TPD (needs ``quants``, else NaN) and stress/rest count deficits."""
     rows = []
     for (patient, method), part in clinical.groupby(["patient_id", "method"], sort=False):
         stress, rest = part[part["state"] == "stress"], part[part["state"] == "rest"]
         row: dict[str, Any] = {"patient_id": patient, "method": method}
+
+        def first(frame: pd.DataFrame, column: str) -> float:
+            return float(frame[column].iloc[0]) if len(frame) and column in frame else np.nan
+
         # a study whose LV was not found has no score (NaN), and neither has its SDS
-        row["sss"] = float(stress["sss"].iloc[0]) if len(stress) else np.nan
-        row["srs"] = float(rest["sss"].iloc[0]) if len(rest) else np.nan
+        row["sss"], row["srs"] = first(stress, "sss"), first(rest, "sss")
         row["sds"] = row["sss"] - row["srs"]
-        row["stress_tpd"] = float(stress["tpd"].iloc[0]) if len(stress) else np.nan
-        row["rest_tpd"] = float(rest["tpd"].iloc[0]) if len(rest) else np.nan
+        if len(stress) and len(rest):
+            diff = stress[list(SEGMENT_COLUMNS)].to_numpy(float)[0] - rest[list(SEGMENT_COLUMNS)].to_numpy(float)[0]
+            row["sds_seg"] = float(np.maximum(diff, 0).sum()) if np.isfinite(diff).all() else np.nan
+        else:
+            row["sds_seg"] = np.nan
+        row["stress_tpd"], row["rest_tpd"] = first(stress, "tpd"), first(rest, "tpd")
+        row["ischemic_tpd"] = np.nan
+        if quants is not None and len(stress) and len(rest):
+            q_stress = quants.get((str(stress["case_id"].iloc[0]), method))
+            q_rest = quants.get((str(rest["case_id"].iloc[0]), method))
+            if q_stress is not None and q_rest is not None:
+                row["ischemic_tpd"] = ischemic_tpd(q_stress.scores, q_rest.scores)
+        row["stress_count_deficit"] = first(stress, "count_deficit")
+        row["rest_count_deficit"] = first(rest, "count_deficit")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -411,12 +479,12 @@ def evaluate_clinical(context: EvaluationContext) -> list[ReportSection]:
             raise SpectacError(f"{dataset.path(case.case_id, 'nc')}: missing study volume (NC)")
     methods = ["nc"] + [m for m in context.methods if m not in ("nc", REFERENCE)] + [REFERENCE]
     try:
-        normals, normals_note = choose_normals(dataset, run)
+        normals, normals_note = choose_normals(dataset, run, save_to=run / "normals.npz")
     except SpectacError as exc:
         # no normal limits anywhere: the image metrics stand; the report says why SSS/TPD are absent
         return [ReportSection("Clinical quantification not run", paragraph(str(exc)), order=200)]
     clinical, quants = quantify_run(dataset, run, context.cases, methods, normals)
-    patients = patient_table(clinical)
+    patients = patient_table(clinical, quants)
     agreement = agreement_table(clinical)
     detection = detection_table(clinical)
     outputs = {

@@ -17,7 +17,7 @@ LABELS = {"me": "ME (counts)", "mae": "MAE (counts)", "rmse": "RMSE (counts)", "
 
 def metric_boxplots(metrics: pd.DataFrame, columns: tuple[str, ...] = ("me", "mae", "rmse", "ssim", "psnr"),
                     title: str = "") -> Any:
-    """Figure 3 of the paper: one boxplot panel per metric, one box per method (studies as points).
+    """Figure 3 of Chu Minh Duc et al., J. 108 Clin. Med. Pharm. 2023: one boxplot panel per metric, one box per method (studies as points).
 
     Args:
         metrics: a row per study and method with the metric columns.

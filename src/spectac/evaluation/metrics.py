@@ -2,7 +2,7 @@
 
 All functions take two arrays of the same shape (any number of dimensions, 3D in practice) and
 an optional boolean ``mask`` restricting the average to a region; exact formulas are in
-docs/evaluation.md. Values are in counts like the images (the paper's convention), except SSIM
+docs/evaluation.md. Values are in counts like the images (the convention of Chu Minh Duc et al., J. 108 Clin. Med. Pharm. 2023), except SSIM
 (unitless), PSNR (dB) and the normalised errors (percent of the reference LV maximum).
 """
 

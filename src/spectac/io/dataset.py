@@ -1,4 +1,4 @@
-"""The on-disk dataset of DESIGN.md: dataset.json, cases.csv and one folder per study.
+"""The on-disk dataset (docs/architecture.md): dataset.json, cases.csv and one folder per study.
 
 ```
 DATASET/

@@ -303,7 +303,7 @@ def import_dicom_dataset(
         )
     read: list[tuple[SeriesInfo, dict[str, Volume]]] = []
     for nc_info, ac_info, mu_info in track(pairs, "import DICOM", total=len(pairs)):
-        # stored with array axes along +x, +y, +z of LPS (DESIGN.md), as the methods expect them
+        # stored with array axes along +x, +y, +z of LPS (docs/architecture.md), as the methods expect them
         nc, ac = _read(nc_info, ("NM", "PT"))[0], _read(ac_info, ("NM", "PT"))[0]
         refusals = [(info.where, reason) for info, reason in
                     ((nc_info, _implausible(nc, "NC series")), (ac_info, _implausible(ac, "AC series", grid=False))) if reason]

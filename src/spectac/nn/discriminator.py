@@ -1,4 +1,4 @@
-"""The patch discriminator of the paper's 3DUnet-GAN, in 2D or 3D."""
+"""The patch discriminator of the 3DUnet-GAN (Chu Minh Duc et al., J. 108 Clin. Med. Pharm. 2023), in 2D or 3D."""
 
 from __future__ import annotations
 

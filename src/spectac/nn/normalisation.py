@@ -1,4 +1,4 @@
-"""Intensity normalisation for the networks (DESIGN.md): a scale from the NC volume alone.
+"""Intensity normalisation for the networks (docs/architecture.md): a scale from the NC volume alone.
 
 The network sees ``nc / scale`` and predicts ``ac / scale``; the same scale, stored, turns the
 prediction back into counts. The target, mu-map or truth never enter the scale, so inference

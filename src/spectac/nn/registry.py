@@ -78,7 +78,7 @@ class ModelSpec:
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the paper's 3DUnet-GAN)", 3,
+        ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the 3DUnet-GAN of Chu Minh Duc et al. 2023)", 3,
                   "spectac.nn.unet:UNet", True, {**_UNET, **GAN_OPTIONS}),
         ModelSpec("unet3d", "3D U-Net trained with L1 only", 3, "spectac.nn.unet:UNet", False, dict(_UNET)),
         ModelSpec("unet2d", "2D U-Net applied slice by slice (axial), L1 only", 2, "spectac.nn.unet:UNet", False,

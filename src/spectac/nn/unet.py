@@ -1,4 +1,5 @@
-"""The U-Net generator of the paper (3x3x3 convolutions with ReLU), in 2D or 3D."""
+"""The U-Net generator of the 3DUnet-GAN (Chu Minh Duc et al., J. 108 Clin. Med. Pharm. 2023):
+3x3x3 convolutions with ReLU, in 2D or 3D."""
 
 from __future__ import annotations
 

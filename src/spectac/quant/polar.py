@@ -11,11 +11,25 @@ R across, length L from the base plane to the mid-wall apex). Samples are taken 
   u from the end of the cavity to the base plane (u = 0); the SA rings split into apical, mid and
   basal thirds of 8 rings each.
 
-Each sample is the maximum of the image along the normal of the mid-wall surface within
-+-``band_mm`` of it (the maximal-count circumferential profile: along a short-axis ray in the
-basal and mid rings, along a spherical-like ray in the cap). Values are normalised to the LV
-maximum, taken as the 98th percentile of all samples. Each ring carries its share of the mid-wall
-surface area (``PolarMap.weights``) so extents are percentages of the LV myocardium.
+Each sample is the maximum of the image along the normal of the mid-wall surface within the
+myocardium (the maximal-count circumferential profile: along a short-axis ray in the basal and mid
+rings, along a spherical-like ray in the cap). The search band is +-(wall/2 + ``BAND_MARGIN_MM``)
+around the fitted mid-wall: the wall itself plus a margin for the fit's error and the blur of the
+image (``BAND_MARGIN_MM`` = 4 mm: 9 mm each side for the 10 mm wall, i.e. 4 mm past the
+epicardium, where the old +-12 mm reached 7 mm past it and into the liver or gut).
+
+Extracardiac activity: the ray is followed ``PROBE_MM`` further out. A sample whose band maximum
+lies past the fitted epicardium (offset > wall/2), or whose profile keeps rising out of the band,
+and which is hotter than the wall (``EXTRACARDIAC_RATIO`` x the median of all samples) takes its
+counts from outside the heart (liver, gut or stomach next to the inferior or lateral wall). Such a sample is flagged
+(``PolarMap.extracardiac``), takes the value of the profile at the fitted mid-wall, capped at the
+wall level, and is left out of every normalisation.
+
+Values are divided by a robust "LV maximum": the ``NORMALISATION_PERCENTILE`` percentile of the
+samples not flagged as extracardiac. Scoring then normalises the map again, iteratively, to the
+normal mean of its limits (:func:`spectac.quant.scores.normalise_to_limits`). Each ring carries its
+share of the mid-wall surface area (``PolarMap.weights``) so extents are percentages of the LV
+myocardium.
 """
 
 from __future__ import annotations
@@ -35,7 +49,11 @@ N_CAP = 4
 N_SA = 24
 N_RINGS = N_CAP + N_SA
 ANGLES_DEG = (np.arange(N_ANGLES) + 0.5) * (360.0 / N_ANGLES)
-NORMALISATION_PERCENTILE = 98.0
+NORMALISATION_PERCENTILE = 95.0
+BAND_MARGIN_MM = 4.0  # search band half-width = wall/2 + this (fit error and blur)
+PROBE_MM = 6.0  # how far past the band a ray looks for a rising extracardiac profile
+EXTRACARDIAC_RATIO = 1.1  # hotter than this x the median sample: counts from outside the wall
+STEP_MM = 1.5
 
 
 @dataclass(frozen=True)
@@ -46,11 +64,21 @@ class PolarMap:
         values: (N_RINGS, N_ANGLES) counts normalised to the LV maximum (1 = the maximum).
         weights: (N_RINGS, N_ANGLES) fraction of the LV mid-wall surface per sample (sums to 1).
         scale: the counts that ``values`` were divided by.
+        extracardiac: (N_RINGS, N_ANGLES) True where the sample's counts come from outside the
+            wall (see the module docstring); None when not assessed.
     """
 
     values: np.ndarray
     weights: np.ndarray
     scale: float
+    extracardiac: np.ndarray | None = None
+
+    @property
+    def myocardial(self) -> np.ndarray:
+        """(N_RINGS, N_ANGLES) True for the samples that normalisations may use."""
+        if self.extracardiac is None:
+            return np.ones(self.values.shape, dtype=bool)
+        return ~self.extracardiac
 
 
 def _ring_psi(geom: LVGeometry) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +106,14 @@ def _ring_areas(radius: float, length: float, edges: np.ndarray) -> np.ndarray:
     return np.asarray(areas)
 
 
-def sample_points(geom: LVGeometry, band_mm: float = 12.0, step_mm: float = 1.5) -> np.ndarray:
-    """LPS points of every ray: (N_RINGS, N_ANGLES, n_steps, 3)."""
+def band_half_width(geom: LVGeometry) -> float:
+    """Half-width (mm) of the maximum-count search band around the fitted mid-wall."""
+    return geom.wall_mm / 2 + BAND_MARGIN_MM
+
+
+def sample_points(geom: LVGeometry, offsets_mm: np.ndarray) -> np.ndarray:
+    """LPS points of every ray at signed distances ``offsets_mm`` from the mid-wall along its
+    outward normal: (N_RINGS, N_ANGLES, len(offsets_mm), 3)."""
     psi, _ = _ring_psi(geom)
     theta = np.radians(ANGLES_DEG)
     pp, tt = np.meshgrid(psi, theta, indexing="ij")
@@ -88,31 +122,48 @@ def sample_points(geom: LVGeometry, band_mm: float = 12.0, step_mm: float = 1.5)
     local = np.stack([r * np.sin(pp) * np.cos(tt), r * np.sin(pp) * np.sin(tt), ell * np.cos(pp)], -1)
     normal = local / np.array([r, r, ell]) ** 2
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
-    offsets = np.arange(-band_mm, band_mm + 1e-6, step_mm)
+    offsets = np.asarray(offsets_mm, dtype=np.float64)
     local_pts = local[:, :, None, :] + offsets[None, None, :, None] * normal[:, :, None, :]
     return geom.base_mm + local_pts @ geom.rotation
 
 
-def polar_map(volume: Volume, geom: LVGeometry, band_mm: float = 12.0) -> PolarMap:
+def ray_profiles(volume: Volume, geom: LVGeometry, offsets_mm: np.ndarray) -> np.ndarray:
+    """(N_RINGS, N_ANGLES, len(offsets_mm)) image profiles along the mid-wall normals."""
+    pts = sample_points(geom, offsets_mm)
+    inv = np.linalg.inv(volume.affine_lps)
+    idx = pts @ inv[:3, :3].T + inv[:3, 3]
+    return ndimage.map_coordinates(volume.array, np.moveaxis(idx, -1, 0), order=1, mode="constant", cval=0.0)
+
+
+def polar_map(volume: Volume, geom: LVGeometry, band_mm: float | None = None) -> PolarMap:
     """The maximal-count polar map of an image on the LV geometry ``geom``.
 
     Args:
         volume: perfusion image (X, Y, Z) in counts.
         geom: the LV geometry (detected or truth).
-        band_mm: half-width of the search band around the mid-wall along each ray.
+        band_mm: half-width of the search band around the mid-wall along each ray; None for
+            :func:`band_half_width` (the wall and a margin, see the module docstring).
 
     Returns:
-        The normalised :class:`PolarMap`.
+        The :class:`PolarMap`, normalised to its robust maximum, extracardiac samples flagged.
     """
-    pts = sample_points(geom, band_mm)
-    inv = np.linalg.inv(volume.affine_lps)
-    idx = pts @ inv[:3, :3].T + inv[:3, 3]
-    samples = ndimage.map_coordinates(volume.array, np.moveaxis(idx, -1, 0), order=1, mode="constant", cval=0.0)
-    raw = samples.max(axis=-1)
-    scale = float(np.percentile(raw, NORMALISATION_PERCENTILE))
+    half = band_half_width(geom) if band_mm is None else float(band_mm)
+    n_band = int(np.floor(half / STEP_MM + 1e-6))
+    n_probe = max(int(np.ceil(PROBE_MM / STEP_MM)), 1)
+    offsets = np.arange(-n_band, n_band + n_probe + 1) * STEP_MM
+    profiles = ray_profiles(volume, geom, offsets)
+    band, beyond = profiles[..., : 2 * n_band + 1], profiles[..., 2 * n_band + 1 :]
+    raw = band.max(axis=-1)
+    wall = float(np.median(raw))
+    # the band maximum lies past the fitted epicardium (or the profile rises on out of the band)
+    outer = (offsets[band.argmax(axis=-1)] > geom.wall_mm / 2) | (beyond.max(axis=-1) > raw)
+    extracardiac = outer & (raw > EXTRACARDIAC_RATIO * wall)
+    raw = np.where(extracardiac, np.minimum(band[..., n_band], wall), raw)
+    myocardial = raw[~extracardiac] if (~extracardiac).any() else raw
+    scale = float(np.percentile(myocardial, NORMALISATION_PERCENTILE))
     if scale <= 0:
         scale = 1.0
-    return PolarMap((raw / scale).astype(np.float32), ring_weights(geom), scale)
+    return PolarMap((raw / scale).astype(np.float32), ring_weights(geom), scale, extracardiac)
 
 
 def ring_weights(geom: LVGeometry) -> np.ndarray:

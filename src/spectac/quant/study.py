@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from spectac.quant.lv import LVGeometry, detect_lv
 from spectac.quant.polar import PolarMap, polar_map
 from spectac.quant.scores import NormalLimits, PerfusionScores, score_polar_map
 from spectac.volume import Volume
+
+if TYPE_CHECKING:
+    from spectac.quant.normals import NormalDatabase
 
 
 @dataclass(frozen=True)
@@ -30,3 +34,44 @@ def quantify(volume: Volume, limits: NormalLimits, geometry: LVGeometry | None =
     geom = detect_lv(volume) if geometry is None else geometry
     pm = polar_map(volume, geom)
     return StudyQuantification(geom, pm, score_polar_map(pm, limits))
+
+
+@dataclass(frozen=True)
+class PatientQuantification:
+    """A patient's stress study and, when given, rest study, with the reversibility scores."""
+
+    stress: StudyQuantification
+    rest: StudyQuantification | None
+    family: str
+    sex: str
+
+    def summary(self) -> dict[str, float]:
+        """TPD, SSS, count deficit of each study; SRS, SDS, segmental SDS, ischaemic TPD with rest."""
+        from spectac.quant.scores import ischemic_tpd, segmental_difference_score, summed_difference_score
+
+        out = {
+            "stress_tpd": self.stress.scores.tpd,
+            "sss": float(self.stress.scores.summed_score),
+            "stress_count_deficit": self.stress.scores.count_deficit,
+        }
+        if self.rest is not None:
+            out.update(
+                {
+                    "rest_tpd": self.rest.scores.tpd,
+                    "srs": float(self.rest.scores.summed_score),
+                    "rest_count_deficit": self.rest.scores.count_deficit,
+                    "sds": float(summed_difference_score(self.stress.scores, self.rest.scores)),
+                    "sds_seg": float(segmental_difference_score(self.stress.scores, self.rest.scores)),
+                    "ischemic_tpd": ischemic_tpd(self.stress.scores, self.rest.scores),
+                }
+            )
+        return out
+
+
+def quantify_patient(stress: Volume, rest: Volume | None, normals: NormalDatabase, family: str,
+                     sex: str) -> PatientQuantification:
+    """Quantify a patient's stress (and rest) image against the limits of ``family`` ("nc" or "ac")
+    and ``sex`` ("F", "M", or "all" for the pooled limits when the sex is not known)."""
+    q_stress = quantify(stress, normals.limits(family, sex, "stress"))
+    q_rest = None if rest is None else quantify(rest, normals.limits(family, sex, "rest"))
+    return PatientQuantification(q_stress, q_rest, family, sex)

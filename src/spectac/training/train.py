@@ -2,11 +2,16 @@
 
 MODEL_DIR after a run::
 
-    config.json   the resolved configuration (model, network, training, normalisation, data)
-    best.pt       generator weights with the best validation L1, with the config inside
-    last.pt       everything needed to resume (all weights, optimisers, epoch, loss history)
-    log.csv       one row per epoch (losses, validation L1, learning rate, seconds)
-    tensorboard/  the same curves for TensorBoard, when it is installed
+    config.json           the resolved configuration (model, network, training, normalisation,
+                          data named and fingerprinted, never located: no machine path)
+    best.pt               generator weights with the best validation L1, with the config inside
+    last.pt               everything needed to resume (all weights, optimisers, epoch, loss history)
+    log.csv               one row per epoch (losses, validation L1, learning rate, seconds)
+    training_record.json  one stage per invocation: command line, config, seed, epochs, init
+                          weights, dataset fingerprint, hardware, wall time, log rows
+                          (:mod:`spectac.training.record`)
+    MODEL_CARD.md         written from config + record (+ metrics.json) by :mod:`spectac.training.card`
+    tensorboard/          the same curves for TensorBoard, when it is installed
 
 Each epoch ends by writing best.pt (if improved), then last.pt, then log.csv, each atomically,
 so a run killed at any moment resumes from the last finished epoch when the same command is run
@@ -32,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import spectac.training.record as rec
 from spectac import __version__
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import protocol_of
@@ -41,6 +47,7 @@ from spectac.io.dataset import Dataset
 from spectac.nn.normalisation import DEFAULT_PERCENTILE
 from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config
 from spectac.progress import track
+from spectac.training.card import write_model_card
 from spectac.training.data import Augmentation, Pair, batches, load_pairs
 from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
 from spectac.volume import SpectacError
@@ -137,7 +144,9 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
     training = asdict(options)
     training["lr"] = options.resolved_lr(spec.adversarial)
     training["betas"] = [0.5, 0.999] if spec.adversarial else [0.9, 0.999]
+    training["init"] = rec.init_identity(options.init, model)  # name + sha256, not a path
     first = dataset.load(train[0].case_id, "nc")
+    identity = rec.dataset_identity(dataset.root, dataset.meta, dataset.cases)
     return {
         "model": model,
         "network": resolve_config(model, network),
@@ -145,7 +154,8 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
         "normalisation": {"method": "nc-percentile", "percentile": options.percentile},
         "selection": "val-l1" if val else "train-l1",
         "data": {
-            "dataset": str(Path(dataset.root).resolve()),
+            "dataset": identity["name"],  # by name and fingerprint: no machine path
+            "fingerprint": identity["sha256"],
             "train_cases": len(train),
             "val_cases": len(val),
             "shape": list(first.shape),
@@ -187,6 +197,12 @@ def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
         for key, value in json.loads(json.dumps(asdict(TrainOptions()))).items():
             config["training"].setdefault(key, value)
         config["data"].setdefault("protocol", Protocol().to_dict())
+        # runs saved before the record kept the dataset's and the init weights' absolute paths
+        config["data"]["dataset"] = Path(str(config["data"]["dataset"])).name
+        config["data"].pop("fingerprint", None)
+        init = config["training"].get("init")
+        config["training"]["init"] = init.get("name") if isinstance(init, dict) else (
+            None if init is None else Path(str(init)).name)
         fixed = ("epochs",) if config["training"].get("lr_schedule", "constant") != "constant" else ()
         for key in RESUMABLE_CHANGES:
             if key not in fixed:
@@ -194,6 +210,9 @@ def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
         config.pop("spectac_version", None)
         return config
 
+    fingerprints = [c.get("data", {}).get("fingerprint") for c in (previous, current)]
+    if all(fingerprints) and fingerprints[0] != fingerprints[1]:
+        return False  # the same dataset name with other cases or settings
     return strip(previous) == strip(current)
 
 
@@ -262,6 +281,7 @@ def train_model(
     model: str,
     options: TrainOptions | None = None,
     network: dict[str, Any] | None = None,
+    argv: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on the train split of ``data``, selecting by validation L1; resume if
     ``out`` holds an unfinished run of the same configuration.
@@ -272,6 +292,8 @@ def train_model(
         model: a name of :mod:`spectac.nn.registry`.
         options: training options.
         network: overrides of the network defaults (e.g. {"channels": [8, 16, 32, 64]}).
+        argv: the command line that asked for this run, kept (without absolute paths) in the
+            stage it adds to training_record.json; None when not run from the command line.
 
     Returns:
         {"model", "out", "start_epoch", "epochs_run", "last_epoch", "best_epoch", "best_val_l1",
@@ -287,11 +309,11 @@ def train_model(
     options.check()
     check_network(resolve_config(model, network))
     with _run_lock(out):
-        return _train(data, out, model, options, network)
+        return _train(data, out, model, options, network, argv)
 
 
 def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
-           network: dict[str, Any] | None) -> dict[str, Any]:
+           network: dict[str, Any] | None, argv: list[str] | None) -> dict[str, Any]:
     spec = get_spec(model)
     dataset = Dataset.open(data)
     prior = resolve_config(model, network).get("prior", "none")
@@ -342,52 +364,100 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
     start_epoch = state["epoch"] + 1
     stale = state["epoch"] - state["best_epoch"]
     stopped_early = options.patience > 0 and state["epoch"] > 0 and stale >= options.patience
-    writer = _summary_writer(out, start_epoch) if start_epoch <= options.epochs and not stopped_early else None
+    work = start_epoch <= options.epochs and not stopped_early
+    writer = _summary_writer(out, start_epoch) if work else None
+    record = rec.read_record(out) if last_path.is_file() else None
+    if record is None:  # a fresh run: the history of the weights it starts from comes first
+        record = {"format": rec.FORMAT, "model": model, "stages": rec.inherited_stages(options.init)}
+    for old in record["stages"]:
+        if old.get("status") == "running" and "inherited_from" not in old:
+            old["status"] = "interrupted"  # we hold the folder's lock: that run is gone
+    stage: dict[str, Any] = {}
+    if work:
+        stage = {
+            "stage": len(record["stages"]) + 1,
+            "status": "running",
+            "folder": out.resolve().name,
+            "argv": rec.portable_argv(list(argv)) if argv else None,
+            "config": config,
+            "seed": options.seed,
+            "epochs": {"start": start_epoch, "end": None, "planned": options.epochs},
+            "resumed": start_epoch > 1,
+            "init": config["training"]["init"] if start_epoch == 1 else None,
+            "dataset": rec.dataset_identity(dataset.root, dataset.meta, dataset.cases),
+            "hardware": rec.hardware(),
+            "started_utc": rec.utc_now(),
+            "finished_utc": None,
+            "wall_seconds": 0.0,
+            "best": None,
+            "log": {"file": "log.csv", "rows": []},
+            "weights_sha256": None,
+            "spectac_version": __version__,
+        }
+        record["stages"].append(stage)
+        rec.write_record(out, record)
+    stage_started = time.perf_counter()
     seconds: list[float] = []
     epoch = state["epoch"]
-    for epoch in range(start_epoch, options.epochs + 1):
-        if stopped_early:
-            break
-        started = time.perf_counter()
-        rng = np.random.default_rng([options.seed, epoch])
-        lr_epoch = options.lr_at(lr, epoch)
-        for optimizer in (optimizer_g, optimizer_d):
-            for group in optimizer.param_groups if optimizer is not None else ():
-                group["lr"] = lr_epoch
-        losses: dict[str, list[float]] = {}
-        n_batches = -(-len(train) // options.batch_size)
-        for nc, ac in track(batches(train, options.batch_size, rng, options.augmentation),
-                            f"{model} epoch {epoch}/{options.epochs}", total=n_batches):
-            for key, value in step(nc, ac).items():
-                losses.setdefault(key, []).append(value)
-        train_l1 = float(np.mean(losses["l1"]))
-        val_l1 = mean_l1(generator, batches(val, options.batch_size)) if val else train_l1
-        elapsed = time.perf_counter() - started
-        seconds.append(elapsed)
-        row = {"epoch": epoch, **{f"train_{k}": float(np.mean(v)) for k, v in losses.items()},
-               "val_l1": val_l1, "lr": lr_epoch}
-        state["history"].append(row)
-        seconds_of[epoch] = elapsed
-        state["epoch"] = epoch
-        if val_l1 < state["best_val_l1"] - options.min_delta:
-            state["best_val_l1"], state["best_epoch"] = val_l1, epoch
-            save_checkpoint({"config": config, "generator": generator.state_dict(), "epoch": epoch,
-                             "val_l1": val_l1}, out / "best.pt")
-        last = {"config": config, **state, "generator": generator.state_dict(), "optimizer_g": optimizer_g.state_dict()}
-        if discriminator is not None:
-            last.update(discriminator=discriminator.state_dict(), optimizer_d=optimizer_d.state_dict())
-        save_checkpoint(last, last_path)
-        write_text_atomic(out / "log.csv", _log_csv(state["history"], seconds_of))
+    try:
+        for epoch in range(start_epoch, options.epochs + 1):
+            if stopped_early:
+                break
+            started = time.perf_counter()
+            rng = np.random.default_rng([options.seed, epoch])
+            lr_epoch = options.lr_at(lr, epoch)
+            for optimizer in (optimizer_g, optimizer_d):
+                for group in optimizer.param_groups if optimizer is not None else ():
+                    group["lr"] = lr_epoch
+            losses: dict[str, list[float]] = {}
+            n_batches = -(-len(train) // options.batch_size)
+            for nc, ac in track(batches(train, options.batch_size, rng, options.augmentation),
+                                f"{model} epoch {epoch}/{options.epochs}", total=n_batches):
+                for key, value in step(nc, ac).items():
+                    losses.setdefault(key, []).append(value)
+            train_l1 = float(np.mean(losses["l1"]))
+            val_l1 = mean_l1(generator, batches(val, options.batch_size)) if val else train_l1
+            elapsed = time.perf_counter() - started
+            seconds.append(elapsed)
+            row = {"epoch": epoch, **{f"train_{k}": float(np.mean(v)) for k, v in losses.items()},
+                   "val_l1": val_l1, "lr": lr_epoch}
+            state["history"].append(row)
+            seconds_of[epoch] = elapsed
+            state["epoch"] = epoch
+            if val_l1 < state["best_val_l1"] - options.min_delta:
+                state["best_val_l1"], state["best_epoch"] = val_l1, epoch
+                save_checkpoint({"config": config, "generator": generator.state_dict(), "epoch": epoch,
+                                 "val_l1": val_l1}, out / "best.pt")
+            last = {"config": config, **state, "generator": generator.state_dict(), "optimizer_g": optimizer_g.state_dict()}
+            if discriminator is not None:
+                last.update(discriminator=discriminator.state_dict(), optimizer_d=optimizer_d.state_dict())
+            save_checkpoint(last, last_path)
+            write_text_atomic(out / "log.csv", _log_csv(state["history"], seconds_of))
+            _update_stage(out, record, stage, state, seconds_of, stage_started, epoch)
+            if writer is not None:
+                for key, value in {**row, "seconds": elapsed}.items():
+                    if key != "epoch":
+                        writer.add_scalar(key, value, epoch)
+                writer.flush()
+            if options.patience > 0 and epoch - state["best_epoch"] >= options.patience:
+                stopped_early = True
+                break
+    except BaseException:  # interrupted (Ctrl-C) or failed: the record says so
+        if stage:
+            stage["status"] = "interrupted"
+            rec.write_record(out, record)
+        raise
+    finally:
         if writer is not None:
-            for key, value in {**row, "seconds": elapsed}.items():
-                if key != "epoch":
-                    writer.add_scalar(key, value, epoch)
-            writer.flush()
-        if options.patience > 0 and epoch - state["best_epoch"] >= options.patience:
-            stopped_early = True
-            break
-    if writer is not None:
-        writer.close()
+            writer.close()
+    if stage:
+        stage["status"] = "stopped early" if stopped_early else "finished"
+        stage["finished_utc"] = rec.utc_now()
+        stage["weights_sha256"] = {name: rec.sha256_file(out / name) for name in ("best.pt", "last.pt")
+                                   if (out / name).is_file()}
+        rec.write_record(out, record)
+    if rec.read_record(out) is not None:
+        write_model_card(out)
     return {
         "model": model,
         "out": out,
@@ -399,6 +469,20 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         "stopped_early": stopped_early,
         "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
     }
+
+
+def _update_stage(out: Path, record: dict[str, Any], stage: dict[str, Any], state: dict[str, Any],
+                  seconds_of: dict[int, float], started: float, epoch: int) -> None:
+    """After each epoch: the stage's end, best, wall time and log rows so far, in training_record.json."""
+    if not stage:
+        return
+    first = stage["epochs"]["start"]
+    stage["epochs"]["end"] = epoch
+    stage["wall_seconds"] = round(time.perf_counter() - started, 3)
+    stage["best"] = {"epoch": state["best_epoch"], "val_l1": state["best_val_l1"]}
+    stage["log"]["rows"] = [{**row, "seconds": seconds_of.get(int(row["epoch"]))} for row in state["history"]
+                            if first <= int(row["epoch"]) <= epoch]
+    rec.write_record(out, record)
 
 
 def _init_generator(generator: torch.nn.Module, init: str | Path, model: str, network: dict[str, Any]) -> None:

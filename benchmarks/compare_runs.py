@@ -1,0 +1,64 @@
+"""Are two runs' predictions the same? Compares RUN_A/predictions/<method>/<case>.nii.gz with
+RUN_B's, voxel by voxel and grid by grid (NIfTI headers may differ in their description text).
+
+Usage:
+    python benchmarks/compare_runs.py RUN_A RUN_B
+
+Prints a Markdown table: per method, the studies compared, how many have bit-identical arrays,
+the largest absolute difference and the largest relative to the study's maximum. Exit code 1
+when a method or study is missing on one side or a grid differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from spectac.io.nifti import read_nifti
+
+
+def compare(a: Path, b: Path) -> tuple[list[str], bool]:
+    rows = ["| method | studies | bit-identical | max abs diff | max diff / study max |", "|---|---|---|---|---|"]
+    ok = True
+    methods_a = {p.name for p in (a / "predictions").iterdir() if p.is_dir()}
+    methods_b = {p.name for p in (b / "predictions").iterdir() if p.is_dir()}
+    for missing in sorted(methods_a ^ methods_b):
+        rows.append(f"| {missing} | only in {'A' if missing in methods_a else 'B'} | | | |")
+        ok = False
+    for method in sorted(methods_a & methods_b):
+        files_a = {p.name for p in (a / "predictions" / method).glob("*.nii.gz")}
+        files_b = {p.name for p in (b / "predictions" / method).glob("*.nii.gz")}
+        if files_a != files_b:
+            ok = False
+        identical, worst, worst_rel = 0, 0.0, 0.0
+        for name in sorted(files_a & files_b):
+            va, vb = read_nifti(a / "predictions" / method / name), read_nifti(b / "predictions" / method / name)
+            if not va.same_grid(vb):
+                ok = False
+                rows.append(f"| {method} | {name}: grids differ | | | |")
+                continue
+            identical += va.array.tobytes() == vb.array.tobytes()
+            diff = float(np.max(np.abs(va.array.astype(np.float64) - vb.array)))
+            worst = max(worst, diff)
+            worst_rel = max(worst_rel, diff / max(float(va.array.max()), 1e-12))
+        n = len(files_a & files_b)
+        rows.append(f"| {method} | {n}{'' if files_a == files_b else ' (sets differ)'} | {identical} | {worst:.3g} | "
+                    f"{worst_rel:.3g} |")
+    return rows, ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_a", type=Path)
+    parser.add_argument("run_b", type=Path)
+    args = parser.parse_args()
+    rows, ok = compare(args.run_a, args.run_b)
+    print("\n".join(rows))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""MODEL_CARD.md from what a model folder itself records: config.json, training_record.json and,
+when measured, metrics.json. Two models trained on different data get different cards.
+
+    from spectac.training.card import write_model_card
+    write_model_card("runs/models/unet-gan3d")       # also run at the end of every `spectac train`
+
+metrics.json (optional; written by scripts/install_model.py from `spectac evaluate`'s Table 1)::
+
+    {"split": "test", "dataset": "cohort0", "studies": 40, "patients": 20,
+     "command": "bash benchmarks/quality.sh data/cohort0 runs/main", "source": "BENCHMARKS.md",
+     "table": ["| method | n | ME | ... |", "|---|...", "| unet-gan3d | 40 | ... |"]}
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import spectac.training.record as rec
+
+CARD = "MODEL_CARD.md"
+METRICS = "metrics.json"
+
+PAPER = ("Chu Minh Duc et al., \"Effectiveness of using deep learning model with attenuation correction in "
+         "myocardial perfusion imaging by SPECT\", Journal of 108 Clinical Medicine and Pharmacy, 2023, "
+         "doi:10.52389/ydls.v18iYHHN.1928")
+
+#: What each registered network follows (docs/models.md, "The registered models").
+ORIGIN = {
+    "unet-gan3d": "the 3DUnet-GAN of Chu Minh Duc et al. (2023, below): 3D U-Net generator, 3D patch "
+                  "discriminator, GAN + 100 x L1",
+    "unet3d": "the 3DUnet-GAN's generator trained by L1 alone (no discriminator)",
+    "unet2d": "the same U-Net in 2D, applied to every axial slice, L1",
+    "pix2pix2d": "pix2pix on axial slices: the 2D U-Net with a 2D patch discriminator, GAN + 100 x L1",
+    "resnet": "a dilated residual network at full resolution after Mostafapour et al. (2021), L1",
+    "unet-gan3d-chang": "spectac's own, not in the paper: unet-gan3d given the log first-order Chang "
+                        "factor as a second input channel",
+}
+
+
+def _fmt_hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "not recorded"
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.0f} s"
+
+
+def rebuilt_command(config: dict[str, Any], folder: str) -> str:
+    """The ``spectac train`` command equivalent to a stage's resolved config (when no argv was kept)."""
+    training, network = config["training"], config["network"]
+    args = ["spectac", "train", "--model", config["model"], "--data", str(config["data"]["dataset"]),
+            "--out", folder, "--epochs", str(training["epochs"]), "--patience", str(training["patience"]),
+            "--seed", str(training["seed"]), "--lr", f"{training['lr']:g}", "--lr-schedule",
+            training.get("lr_schedule", "constant")]
+    if training.get("batch_size", 1) != 1:
+        args += ["--batch-size", str(training["batch_size"])]
+    init = training.get("init")
+    if init:
+        args += ["--init", init["name"] if isinstance(init, dict) else str(init)]
+    if "channels" in network:
+        args += ["--channels", ",".join(str(c) for c in network["channels"])]
+    return shlex.join(args)
+
+
+def _command(stage: dict[str, Any]) -> str:
+    if stage.get("argv"):
+        return shlex.join(stage["argv"])
+    return rebuilt_command(stage["config"], stage.get("folder", "MODEL_DIR"))
+
+
+def _hardware(hw: dict[str, Any] | None) -> str:
+    if not hw:
+        return "not recorded"
+    parts = []
+    if hw.get("torch"):
+        parts.append(f"torch {hw['torch']}")
+    if hw.get("threads") is not None:
+        parts.append(f"{hw['threads']} thread{'s' if hw['threads'] != 1 else ''}")
+    if hw.get("cpu"):
+        cores = f" ({hw['cpu_count']} cores)" if hw.get("cpu_count") else ""
+        parts.append(f"{hw['cpu']}{cores}")
+    if hw.get("device") and hw["device"] != "cpu":
+        parts.append(hw["device"])
+    if hw.get("note"):
+        parts.append(hw["note"])
+    return ", ".join(parts)
+
+
+def _dataset_lines(identity: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
+    name = (identity or {}).get("name") or data.get("dataset", "unknown")
+    lines = []
+    source = (identity or {}).get("source", "unknown")
+    if source == "simulation":
+        sim = identity.get("simulation") or {}
+        origin = (f"simulated by `spectac simulate --patients {sim.get('patients')} --seed {sim.get('seed')}`"
+                  if sim.get("patients") is not None else "simulated by `spectac simulate`")
+        if sim.get("config"):
+            cfg = sim["config"]
+            phantom = ", ".join(f"{k} {json.dumps(cfg[k])}" for k in sorted(cfg) if k not in ("protocol",))[:400]
+            origin += f" (simulation settings: {phantom})"
+    elif source == "import":
+        origin = "imported SPECT/CT pairs (`spectac import`)"
+    else:
+        origin = f"source: {source}"
+    lines.append(f"- Dataset `{name}`: {origin}.")
+    splits = (identity or {}).get("splits")
+    if splits:
+        text = "; ".join(f"{s}: {v['studies']} studies of {v['patients']} patients" for s, v in splits.items())
+        held = "; test held out" if "test" in splits else ""
+        lines.append(f"- Splits (by patient): {text}. Fitted on train, selected on val{held}.")
+    else:
+        lines.append(f"- Used: {data.get('train_cases')} train / {data.get('val_cases')} val studies.")
+    shas = (identity or {}).get("sha256") or data.get("fingerprint")
+    if shas:
+        lines.append("- Fingerprint (sha256): " + ", ".join(f"{k} `{v}`" for k, v in shas.items()) + ".")
+    else:
+        lines.append("- Fingerprint: not recorded (the dataset was not on the machine that wrote this card).")
+    if data.get("shape"):
+        protocol = data.get("protocol") or {}
+        orbit = (f"; acquisition {protocol.get('n_views')} views over {protocol.get('arc_deg')} deg"
+                 if protocol.get("n_views") else "")
+        lines.append(f"- Volumes {data['shape']} at {[round(float(x), 2) for x in data['spacing_mm']]} mm{orbit}.")
+    return lines
+
+
+def model_card(model_dir: str | Path) -> str:
+    """The model card of ``model_dir`` (config.json + training_record.json [+ metrics.json])."""
+    folder = Path(model_dir)
+    config = json.loads((folder / "config.json").read_text())
+    record = rec.read_record(folder) or {"stages": []}
+    metrics_path = folder / METRICS
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    model, network, data = config["model"], config["network"], config.get("data", {})
+    stages = record["stages"]
+    last = stages[-1] if stages else {}
+    identity = last.get("dataset")
+
+    out = [f"# {model}: model card", ""]
+    if record.get("reconstructed"):
+        out += [f"> {record['reconstructed']}", ""]
+    prior = (" and the log first-order Chang factor made from the NC image (docs/models.md)"
+             if network.get("prior", "none") == "chang" else "")
+    out += ["## Model", "",
+            f"- Follows {ORIGIN.get(model, 'spectac.nn.registry')}.",
+            f"- Network: `{json.dumps(network)}`",
+            f"- Input: NC / its {config['normalisation']['percentile']}th percentile{prior}; output rule "
+            f"{network.get('output', 'log-ratio')}; predictions in counts."]
+    weights = folder / "best.pt"
+    if weights.is_file():
+        best = last.get("best") or {}
+        selected = (f"; selected at epoch {best['epoch']} of stage {last.get('stage')} "
+                    f"(validation L1 {best['val_l1']:.5f} on the NC-normalised scale)" if best.get("epoch") else "")
+        out.append(f"- Weights: best.pt ({weights.stat().st_size / 1e6:.2f} MB, sha256 "
+                   f"`{rec.sha256_file(weights)[:16]}...`){selected}.")
+    out += ["", "## Data", "", *_dataset_lines(identity, data), ""]
+
+    out += ["## Training", ""]
+    if stages:
+        out += ["| stage | epochs | lr, schedule | seed | starts from | best epoch (val L1) | wall time | hardware |",
+                "|---|---|---|---|---|---|---|---|"]
+        total = 0.0
+        for stage in stages:
+            training = stage["config"]["training"]
+            ep = stage.get("epochs", {})
+            init = stage.get("init")
+            start = (f"{init['name']}" if init else
+                     "its own epoch " + str(ep.get("start", 1) - 1) if stage.get("resumed") else "random (seed)")
+            best = stage.get("best") or {}
+            best_text = f"{best['epoch']} ({best['val_l1']:.5f})" if best.get("epoch") else "-"
+            status = "" if stage.get("status") in ("finished", None) else f" ({stage['status']})"
+            total += stage.get("wall_seconds") or 0.0
+            out.append(f"| {stage.get('stage')}{status} | {ep.get('start')}-{ep.get('end')} of {ep.get('planned')} "
+                       f"| {training['lr']:g}, {training.get('lr_schedule', 'constant')} | {stage.get('seed')} "
+                       f"| {start} | {best_text} | {_fmt_hours(stage.get('wall_seconds'))} "
+                       f"| {_hardware(stage.get('hardware'))} |")
+        out += ["", "Commands, in order:", ""]
+        out += [f"{s.get('stage')}. `{_command(s)}`" + (f" (in `{s['folder']}`)" if s.get("folder") and not s.get("argv")
+                                                      else "") for s in stages]
+        notes = [f"- Stage {s.get('stage')}"
+                 + (f" (shipped in commit {s['shipped_in_commit']})" if s.get("shipped_in_commit") else "")
+                 + (f": {s['note']}" if s.get("note") else "") + "."
+                 for s in stages if s.get("note") or s.get("shipped_in_commit")]
+        if notes:
+            out += ["", *notes]
+        out += ["", f"Total training time {_fmt_hours(total)}; the record of every stage (config, dataset, "
+                "hardware, log rows) is training_record.json."]
+    else:
+        out.append("No training record (training_record.json) beside these weights.")
+    out.append("")
+
+    out += ["## Test-split metrics", ""]
+    if metrics:
+        where = f"`{metrics.get('dataset', identity and identity.get('name'))}`"
+        size = (f" ({metrics['studies']} studies of {metrics['patients']} patients never seen in training or "
+                "model selection)" if metrics.get("studies") else "")
+        cmd = f" with `{metrics['command']}`" if metrics.get("command") else ""
+        src = f" ({metrics['source']})" if metrics.get("source") else ""
+        out += [f"Measured against CT-AC on the {metrics.get('split', 'test')} split of {where}{size}{cmd}{src}:",
+                "", *metrics["table"]]
+    else:
+        test = ((identity or {}).get("splits") or {}).get("test")
+        held = (f" ({test['studies']} studies of {test['patients']} patients held out)" if test else "")
+        out.append(f"Not measured yet on the test split{held}: `spectac predict --split test` then "
+                   "`spectac evaluate` (docs/evaluation.md), and scripts/install_model.py --metrics.")
+    out.append("")
+
+    out += ["## Limits", ""]
+    if (identity or {}).get("source") == "simulation" or "simulate" in str(data.get("dataset", "")):
+        out.append("Trained on simulated studies only; a clinic's camera, reconstruction and patients differ, so "
+                   "retrain or fine-tune on local SPECT/CT pairs (`spectac import`, `spectac train --init`) "
+                   "before clinical use.")
+    else:
+        out.append("Valid for studies like its training data (camera, reconstruction, population); check on "
+                   "held-out local pairs before clinical use.")
+    out += ["", "## Reference", "", f"{PAPER}.", ""]
+    return "\n".join(out)
+
+
+def write_model_card(model_dir: str | Path) -> Path:
+    """Write ``model_dir``/MODEL_CARD.md from its own record; returns its path."""
+    from spectac.io.atomic import write_text_atomic
+
+    path = Path(model_dir) / CARD
+    write_text_atomic(path, model_card(model_dir))
+    return path

@@ -1,0 +1,155 @@
+"""Training records and model cards: every `spectac train` adds a stage to training_record.json,
+warm restarts carry the history along, cards come from each model's own record, and nothing
+machine-specific (no absolute path) is kept in a model folder, the shipped ones included."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from test_training import TINY, write_synthetic_dataset
+from typer.testing import CliRunner
+
+from spectac.cli import app
+from spectac.correction.deep import shipped_model_dir
+from spectac.io.checkpoint import load_checkpoint
+from spectac.training.card import PAPER, model_card
+from spectac.training.record import is_absolute_path, portable_argv, read_record, sha256_file
+
+torch.set_num_threads(1)
+SHIPPED = ("unet-gan3d", "unet-gan3d-chang", "unet3d", "unet2d", "pix2pix2d", "resnet")
+MACHINE_PATH = re.compile(r"(?<![\w.])(?:/(?:work|home|tmp|root|Users|mnt|var|private)/|[A-Za-z]:\\)")
+
+
+def _train(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """`spectac train ARGS` with sys.argv as a real command line would set it."""
+    argv = ["/opt/venv/bin/spectac", "train", *args]
+    monkeypatch.setattr(sys, "argv", argv)
+    result = CliRunner().invoke(app, argv[1:])
+    assert result.exit_code == 0, result.output
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _assert_no_machine_path(folder: Path, *forbidden: str) -> None:
+    for name in ("config.json", "training_record.json", "MODEL_CARD.md", "metrics.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        for word in forbidden:
+            assert word not in text, f"{path} holds {word}"
+        assert not MACHINE_PATH.search(text), f"{path}: {MACHINE_PATH.search(text).group(0)}"
+        if name.endswith(".json"):
+            assert not [s for s in _strings(json.loads(text)) if is_absolute_path(s)], path
+    config = load_checkpoint(folder / "best.pt")["config"]
+    assert not [s for s in _strings(config) if is_absolute_path(s) or any(w in s for w in forbidden)]
+
+
+def test_resumed_and_warm_restarted_runs_append_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "cohortA")
+    first, second = tmp_path / "runs" / "m", tmp_path / "runs" / "m-ft"
+    base = ["--model", "unet3d", "--data", str(data), "--channels", TINY, "--patience", "0"]
+    _train(monkeypatch, *base, "--out", str(first), "--epochs", "1", "--seed", "3")
+    _train(monkeypatch, *base, "--out", str(first), "--epochs", "2", "--seed", "3")  # resumed: epoch 2
+    record = read_record(first)
+    assert [s["stage"] for s in record["stages"]] == [1, 2]
+    one, two = record["stages"]
+    assert (one["epochs"]["start"], one["epochs"]["end"], two["epochs"]["start"], two["epochs"]["end"]) == (1, 1, 2, 2)
+    assert two["resumed"] and not one["resumed"] and one["status"] == two["status"] == "finished"
+    for stage in record["stages"]:
+        assert stage["argv"][:2] == ["spectac", "train"] and ".../cohortA" in stage["argv"]
+        assert stage["seed"] == 3 and stage["config"]["training"]["seed"] == 3
+        assert {"torch", "threads", "cpu", "device"} <= set(stage["hardware"]) and stage["hardware"]["threads"] >= 1
+        assert stage["dataset"]["name"] == "cohortA"
+        assert stage["dataset"]["sha256"] == {"cases.csv": sha256_file(data / "cases.csv"),
+                                              "dataset.json": sha256_file(data / "dataset.json")}
+        assert stage["dataset"]["splits"]["train"] == {"studies": 4, "patients": 4}
+        assert stage["wall_seconds"] > 0 and stage["log"]["file"] == "log.csv"
+        assert [r["epoch"] for r in stage["log"]["rows"]] == list(range(stage["epochs"]["start"], stage["epochs"]["end"] + 1))
+    assert two["weights_sha256"]["best.pt"] == sha256_file(first / "best.pt")
+    config = json.loads((first / "config.json").read_text())
+    assert config["data"]["dataset"] == "cohortA" and config["data"]["fingerprint"] == one["dataset"]["sha256"]
+
+    # a rerun with nothing left to do adds no stage
+    _train(monkeypatch, *base, "--out", str(first), "--epochs", "2", "--seed", "3")
+    assert len(read_record(first)["stages"]) == 2
+
+    # a warm restart into a new folder: its record starts with the history of the weights it loads
+    _train(monkeypatch, *base, "--out", str(second), "--epochs", "1", "--seed", "4", "--lr", "3e-4",
+           "--init", str(first))
+    stages = read_record(second)["stages"]
+    assert [s["stage"] for s in stages] == [1, 2, 3]
+    assert [s.get("inherited_from") for s in stages] == ["m", "m", None]
+    assert stages[2]["init"] == {"name": "m", "sha256": sha256_file(first / "best.pt")}
+    assert stages[2]["config"]["training"]["lr"] == pytest.approx(3e-4) and "--init" in stages[2]["argv"]
+
+    card = (second / "MODEL_CARD.md").read_text()
+    assert "cohortA" in card and "| 3 |" in card and "--lr 3e-4" in card and PAPER in card
+    assert card == model_card(second)
+    for folder in (first, second):
+        _assert_no_machine_path(folder, str(tmp_path), tmp_path.name)
+
+
+def test_models_trained_on_different_data_get_different_cards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    cards = []
+    for name, seed, n_train in (("siteA", 0, 4), ("siteB", 1, 3)):
+        data = write_synthetic_dataset(tmp_path / name, n_train=n_train, seed=seed)
+        out = tmp_path / f"model-{name}"
+        _train(monkeypatch, "--model", "unet3d", "--data", str(data), "--out", str(out), "--channels", TINY,
+               "--epochs", "1", "--patience", "0")
+        cards.append((out / "MODEL_CARD.md").read_text())
+    data_a, data_b = (card.split("## Data")[1].split("## Training")[0] for card in cards)
+    assert "siteA" in data_a and "siteB" in data_b and "siteB" not in data_a
+    assert "train: 4 studies" in data_a and "train: 3 studies" in data_b
+    assert sha256_file(tmp_path / "siteA" / "cases.csv") in data_a
+    assert "simulate --patients 100" not in cards[0]  # no cohort text copied from elsewhere
+
+
+def test_command_lines_keep_no_absolute_path() -> None:
+    argv = ["/usr/local/bin/spectac", "train", "--data", "/srv/x/cohort0", "--out=/home/u/runs/m",
+            "--init", "runs/models/m", "--lr", "3e-4"]
+    assert portable_argv(argv) == ["spectac", "train", "--data", ".../cohort0", "--out=.../m",
+                                   "--init", "runs/models/m", "--lr", "3e-4"]
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> None:
+    folder = shipped_model_dir(model)
+    _assert_no_machine_path(folder, "/work/")
+    config = json.loads((folder / "config.json").read_text())
+    assert load_checkpoint(folder / "best.pt")["config"] == config
+    assert config["data"]["dataset"].startswith("cohort0")
+    record = read_record(folder)
+    assert record and record["reconstructed"] and record["model"] == model
+    last = record["stages"][-1]
+    assert last["config"]["training"]["epochs"] == config["training"]["epochs"]
+    assert last["config"]["training"]["lr"] == config["training"]["lr"]
+    assert last["hardware"]["threads"] == 1 and last["argv"][:2] == ["spectac", "train"]
+    if model.startswith("unet-gan3d"):  # 30 epochs, then a warm restart from them
+        assert record["stages"][0]["epochs"]["end"] == 30 and "--init" in last["argv"]
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert card == model_card(folder) and "reconstructed from the project history" in card
+    assert f"| {model} | 40 |" in card and PAPER in card
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "train_shipped.sh").read_text()
+    line = next(line.strip() for line in script.splitlines() if line.strip().startswith(f"{model})"))
+    expected = [f"{'warm_restart' if s['init'] else 'one_stage'} {model} {s['epochs']['end']}" for s in record["stages"]]
+    assert line == f"{model}) " + "; ".join(expected) + ("; final=\"$RUNS/$model-ft\" ;;" if len(expected) > 1 else " ;;")
+    restarts = [s for s in record["stages"] if s["init"]]
+    assert all(s["config"]["training"]["lr"] == 3e-4 and s["seed"] == 1 for s in restarts)
+    assert "--lr 3e-4 --seed 1" in script and "THREADS:-1" in script
