@@ -18,9 +18,9 @@ import numpy as np
 
 from spectac.correction.chang import protocol_of
 from spectac.correction.methods import METHODS, Method, MethodContext, get_method
-from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
 from spectac.io.nifti import nifti_description, write_nifti
+from spectac.io.run import RunFolder
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 
@@ -28,12 +28,6 @@ from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 def available_methods() -> dict[str, Method]:
     """Every correction method by name (a copy of :data:`spectac.correction.methods.METHODS`)."""
     return dict(METHODS)
-
-
-
-
-def predictions_dir(run: str | Path, method: str) -> Path:
-    return Path(run) / "predictions" / method
 
 
 def resolve_options(method: Method, options: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +101,8 @@ def predict_dataset(
     if not cases:
         raise SpectacError(f"{dataset.root}: no study in split {split!r}")
     protocol = protocol_of(dataset.meta)
-    out = predictions_dir(run, method)
+    folder = RunFolder(run)
+    out = folder.predictions_dir(method)
     config = {
         "method": method,
         "options": resolved,
@@ -115,27 +110,22 @@ def predict_dataset(
         "split": split or "all",
         "protocol": protocol.to_dict(),
     }
-    config_path = out / "config.json"
-    if config_path.is_file():
-        try:
-            previous = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise SpectacError(f"{config_path}: not valid JSON ({exc})") from exc
+    previous = folder.read_prediction_config(method)
+    if previous is not None:
         same = {k: previous.get(k) for k in ("method", "options", "dataset")}
         if same != {k: config[k] for k in ("method", "options", "dataset")}:
             raise SpectacError(
-                f"{config_path}: these predictions were made with other options "
+                f"{folder.prediction_config(method)}: these predictions were made with other options "
                 f"({json.dumps(previous.get('options'))}); use another --out or remove the folder"
             )
         config["split"] = previous.get("split") if previous.get("split") == config["split"] else "mixed"
     # options are checked (weights loaded, values validated) before anything is written
     state = spec.prepare(resolved) if spec.prepare is not None else None
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(config_path, json.dumps(config, indent=1, default=str) + "\n")
+    folder.write_prediction_config(method, config)
 
     written = skipped = 0
     for case in track(cases, f"predict {method}", total=len(cases)):
-        target = out / f"{case.case_id}.nii.gz"
+        target = folder.prediction_path(method, case.case_id)
         if target.is_file():
             skipped += 1
             continue
