@@ -31,6 +31,7 @@ from spectac.io.dataset import (
     Dataset,
     check_same_dataset,
     check_writable_dataset_folder,
+    has_manifest,
     study_is_complete,
     write_manifest,
     write_study,
@@ -298,7 +299,7 @@ def simulate_user_phantom(
     }
     # sex unknown ("U"): quantification then uses the pooled normal limits
     case = Case(case_id="user_stress", patient_id="user", state="stress", sex="U", split="test")
-    if (out / "dataset.json").exists():
+    if has_manifest(out):
         check_same_dataset(out, meta, keys=("source", "seed", "activity", "mu", "config"))
         if study_is_complete(out, case.case_id):
             return out

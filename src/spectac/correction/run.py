@@ -125,12 +125,11 @@ def predict_dataset(
 
     written = skipped = 0
     for case in track(cases, f"predict {method}", total=len(cases)):
-        target = folder.prediction_path(method, case.case_id)
-        if target.is_file():
+        if folder.has_prediction(method, case.case_id):
             skipped += 1
             continue
         nc = dataset.load(case.case_id, "nc")
         result = apply_method(spec, nc, MethodContext(case.case_id, protocol, dict(resolved), state))
-        write_nifti(result, target, descrip=nifti_description(method))
+        write_nifti(result, folder.prediction_path(method, case.case_id), descrip=nifti_description(method))
         written += 1
     return {"method": method, "written": written, "skipped": skipped, "folder": out}

@@ -109,8 +109,8 @@ def compute_metrics(dataset: Dataset, run: Path, cases: list[Case], methods: lis
     folder = RunFolder(run)
     for method in methods:
         for case in cases:
-            path = folder.prediction_path(method, case.case_id)
-            if not path.is_file():
+            if not folder.has_prediction(method, case.case_id):
+                path = folder.prediction_path(method, case.case_id)
                 raise SpectacError(f"{path}: missing prediction of study {case.case_id} by method {method}")
         for case_id, path in folder.prediction_files(method).items():
             if case_id not in known:

@@ -191,6 +191,11 @@ class Dataset:
         return json.loads(path.read_text()) if path.is_file() else None
 
 
+def has_manifest(root: str | Path) -> bool:
+    """Whether a folder already holds a dataset's dataset.json."""
+    return (Path(root) / "dataset.json").exists()
+
+
 def study_is_complete(root: str | Path, case_id: str) -> bool:
     """A study folder exists only when whole (written atomically), so existence means complete."""
     study = Path(root) / "studies" / case_id

@@ -50,6 +50,10 @@ class RunFolder:
     def prediction_path(self, method: str, case_id: str) -> Path:
         return self.predictions_dir(method) / f"{case_id}{PREDICTION_SUFFIX}"
 
+    def has_prediction(self, method: str, case_id: str) -> bool:
+        """Whether the study's prediction is there (each is written atomically: there means whole)."""
+        return self.prediction_path(method, case_id).is_file()
+
     def prediction_config(self, method: str) -> Path:
         """The resolved options the method's predictions were made with."""
         return self.predictions_dir(method) / "config.json"
