@@ -32,6 +32,7 @@ import nibabel as nib
 import numpy as np
 
 from spectac.io.dataset import Case, write_manifest, write_study
+from spectac.io.run import RunFolder
 from spectac.volume import Volume
 
 N = 24
@@ -225,7 +226,7 @@ def build_cases(tmp: Path) -> tuple[list[BadInput], list[Path]]:
     add("predict", "dataset.json not JSON", ["--method", "nc", "--data", str(broken_json), "--out", str(o("p16"))],
         o("p16"))
     add("predict", "damaged nc.nii.gz", ["--method", "nc", "--data", str(damaged), "--out", str(o("p17"))],
-        o("p17") / "predictions" / "nc" / "P3_rest.nii.gz")
+        RunFolder(o("p17")).prediction_path("nc", "P3_rest"))
     add("predict", "--out is a file", ["--method", "nc", "--data", str(data), "--out", str(a_file)])
     add("predict", "--out under a file", ["--method", "nc", "--data", str(data), "--out", str(a_file / "run")])
 

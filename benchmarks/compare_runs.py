@@ -18,24 +18,27 @@ from pathlib import Path
 import numpy as np
 
 from spectac.io.nifti import read_nifti
+from spectac.io.run import RunFolder
 
 
 def compare(a: Path, b: Path) -> tuple[list[str], bool]:
     rows = ["| method | studies | bit-identical | max abs diff | max diff / study max |", "|---|---|---|---|---|"]
     ok = True
-    methods_a = {p.name for p in (a / "predictions").iterdir() if p.is_dir()}
-    methods_b = {p.name for p in (b / "predictions").iterdir() if p.is_dir()}
+    run_a, run_b = RunFolder(a), RunFolder(b)
+    methods_a = {p.name for p in run_a.predictions_root.iterdir() if p.is_dir()}
+    methods_b = {p.name for p in run_b.predictions_root.iterdir() if p.is_dir()}
     for missing in sorted(methods_a ^ methods_b):
         rows.append(f"| {missing} | only in {'A' if missing in methods_a else 'B'} | | | |")
         ok = False
     for method in sorted(methods_a & methods_b):
-        files_a = {p.name for p in (a / "predictions" / method).glob("*.nii.gz")}
-        files_b = {p.name for p in (b / "predictions" / method).glob("*.nii.gz")}
-        if files_a != files_b:
+        files_a, files_b = run_a.prediction_files(method), run_b.prediction_files(method)
+        same_studies = files_a.keys() == files_b.keys()
+        if not same_studies:
             ok = False
         identical, worst, worst_rel = 0, 0.0, 0.0
-        for name in sorted(files_a & files_b):
-            va, vb = read_nifti(a / "predictions" / method / name), read_nifti(b / "predictions" / method / name)
+        for case_id in sorted(files_a.keys() & files_b.keys()):
+            name = files_a[case_id].name
+            va, vb = read_nifti(files_a[case_id]), read_nifti(files_b[case_id])
             if not va.same_grid(vb):
                 ok = False
                 rows.append(f"| {method} | {name}: grids differ | | | |")
@@ -44,8 +47,8 @@ def compare(a: Path, b: Path) -> tuple[list[str], bool]:
             diff = float(np.max(np.abs(va.array.astype(np.float64) - vb.array)))
             worst = max(worst, diff)
             worst_rel = max(worst_rel, diff / max(float(va.array.max()), 1e-12))
-        n = len(files_a & files_b)
-        rows.append(f"| {method} | {n}{'' if files_a == files_b else ' (sets differ)'} | {identical} | {worst:.3g} | "
+        n = len(files_a.keys() & files_b.keys())
+        rows.append(f"| {method} | {n}{'' if same_studies else ' (sets differ)'} | {identical} | {worst:.3g} | "
                     f"{worst_rel:.3g} |")
     return rows, ok
 

@@ -19,8 +19,9 @@ import sys
 import numpy as np
 import torch
 
+from spectac.acquisition.acquire import acquire, scale_to_counts
 from spectac.phantom.anatomy import build_phantom
-from spectac.simulate import SimulationConfig, _reconstruct_pair, _scaled_truth, acquire, patient_params
+from spectac.simulate import SimulationConfig, patient_params, reconstruct_pair
 
 
 def main() -> int:
@@ -36,11 +37,11 @@ def main() -> int:
         params = patient_params(args.seed, index, config.defect_probability)
         phantom = build_phantom(params, "stress", config.shape, config.spacing_mm, shift_mm=(0.0, 0.0, 0.0),
                                 supersample=config.supersample)
-        truth, mu = _scaled_truth(phantom.activity, phantom.mu_map, args.counts, config)
+        truth, mu = scale_to_counts(phantom.activity, phantom.mu_map, args.counts, config.protocol, config.spacing_mm)
         pair = []
         for noise_seed in (1, 2):
             projections, model = acquire(truth, mu, config.protocol, config.spacing_mm, np.random.default_rng(noise_seed))
-            pair.append(_reconstruct_pair(projections, model, mu, config))
+            pair.append(reconstruct_pair(projections, model, mu, config))
         rows.append({name: float(np.abs(pair[0][name] - pair[1][name]).mean() / np.sqrt(2)) for name in ("ac", "nc")})
     ac = np.array([r["ac"] for r in rows])
     nc = np.array([r["nc"] for r in rows])

@@ -14,17 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from spectac.io.run import RunFolder
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--reference", default="chang", help="method whose MAE the ratios divide by")
     args = parser.parse_args()
-    run = args.run
+    run = RunFolder(args.run)
 
-    print((run / "table1.md").read_text().rstrip() + "\n")
+    print(run.table1_md.read_text().rstrip() + "\n")
 
-    table = pd.read_csv(run / "table1.csv").set_index("method")
+    table = pd.read_csv(run.table1_csv).set_index("method")
     if args.reference in table.index:
         ref = table.loc[args.reference, "mae_mean"]
         print(f"| method | MAE / {args.reference} MAE | SSIM |")
@@ -33,7 +35,7 @@ def main() -> int:
             print(f"| {method} | {row['mae_mean'] / ref:.3f} | {row['ssim_mean']:.3f} |")
         print()
 
-    agreement = pd.read_csv(run / "clinical_agreement.csv")
+    agreement = pd.read_csv(run.clinical_agreement_csv)
     print("| method | n | TPD (%) | SSS | TPD - CT-AC (95% limits) | mean \\|dTPD\\| | \\|dTPD\\| <= 1 | segment kappa |")
     print("|---|---|---|---|---|---|---|---|")
     for _, r in agreement.iterrows():
@@ -42,7 +44,7 @@ def main() -> int:
               f"| {r['tpd_within_1_pct']:.0f}% | {r['segment_kappa']:.2f} |")
     print()
 
-    detection = pd.read_csv(run / "detection.csv")
+    detection = pd.read_csv(run.detection_csv)
     if len(detection):
         targets = list(dict.fromkeys(detection["target"]))
         print("| method | " + " | ".join(targets) + " | LV not found |")

@@ -224,7 +224,7 @@ def test_a_512_cubed_nifti_is_refused_from_its_header(tmp_path):
 ])
 def test_implausible_dicom_geometry_is_refused_before_the_pixels_are_read(tmp_path, monkeypatch, keyword, value,
                                                                           words):
-    from spectac.io import dicom
+    from spectac.io.dicom import read as dicom_read
 
     ds = pydicom.dcmread(nc_dicom(tmp_path / "nc.dcm"))
     setattr(ds, keyword, value)
@@ -233,7 +233,7 @@ def test_implausible_dicom_geometry_is_refused_before_the_pixels_are_read(tmp_pa
     def no_pixels(*args):
         raise AssertionError("pixel data read before the geometry was checked")
 
-    monkeypatch.setattr(dicom, "_pixels", no_pixels)
+    monkeypatch.setattr(dicom_read, "_pixels", no_pixels)
     code, message = correct(tmp_path / "bad.dcm", "-o", tmp_path / "out", "--method", "nc")
     assert_refused(code, message, tmp_path / "bad.dcm", words)
 
@@ -285,11 +285,11 @@ def test_nifti_output_appearing_during_the_run_is_not_replaced(tmp_path, monkeyp
 
 @pytest.mark.parametrize("appears", ["full", "empty"])
 def test_dicom_output_folder_appearing_during_the_run_is_not_replaced(tmp_path, monkeypatch, appears):
-    from spectac.io import dicom
+    from spectac.io.dicom import write as dicom_write
 
     source = nc_dicom(tmp_path / "nc.dcm")
     target = tmp_path / "ac"
-    save = dicom._save
+    save = dicom_write._save
 
     def racing_save(ds, path):
         save(ds, path)
@@ -297,7 +297,7 @@ def test_dicom_output_folder_appearing_during_the_run_is_not_replaced(tmp_path, 
         if appears == "full":
             (target / "other.dcm").write_bytes(b"the other run")
 
-    monkeypatch.setattr(dicom, "_save", racing_save)
+    monkeypatch.setattr(dicom_write, "_save", racing_save)
     code, message = correct(source, "-o", target, "--method", "nc")
     assert_refused(code, message, target, "already exists")
     assert sorted(p.name for p in target.iterdir()) == (["other.dcm"] if appears == "full" else [])

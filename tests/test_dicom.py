@@ -605,12 +605,12 @@ def test_import_refuses_an_existing_dataset_and_empty_folders(tmp_path):
 def test_an_interrupted_correct_leaves_no_half_written_series(tmp_path, monkeypatch):
     """Ctrl-C while the slices of the new series are written: no output folder, no temporary left."""
     from spectac.correction.files import correct_path
-    from spectac.io import dicom
+    from spectac.io.dicom import write as dicom_write
 
     source = tmp_path / "nc"
     write_dicom_series(blob_volume(), context(kind="slices"), source, "REST NC", derived=False, uid_seed="i")
     before = tree_hash(source)
-    save, calls = dicom._save, []
+    save, calls = dicom_write._save, []
 
     def interrupted(ds, path):
         calls.append(path)
@@ -618,7 +618,7 @@ def test_an_interrupted_correct_leaves_no_half_written_series(tmp_path, monkeypa
             raise KeyboardInterrupt
         save(ds, path)
 
-    monkeypatch.setattr(dicom, "_save", interrupted)
+    monkeypatch.setattr(dicom_write, "_save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         correct_path(source, tmp_path / "ac", "nc", uid_seed="i2")
     assert len(calls) == 3

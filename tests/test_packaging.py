@@ -154,3 +154,20 @@ def test_runtime_dependencies_are_what_the_runtime_imports() -> None:
         imported[_normalise(dists[0])] = module
     assert set(imported) - declared == set(), f"imported but not declared: {sorted(set(imported) - declared)}"
     assert declared - set(imported) == set(), f"declared but never imported: {sorted(declared - set(imported))}"
+
+
+MAX_LINES = 500
+#: Files over MAX_LINES being split now by other work: split pending. Remove an entry when its file
+#: is split; the allowance shrinks to nothing (an entry whose file is back under the limit fails).
+OVER_LIMIT_ALLOWED = {
+    "spectac/evaluation/clinical.py",  # split pending
+    "spectac/training/train.py",  # split pending
+}
+
+
+def test_no_source_file_is_over_500_lines() -> None:
+    lengths = {str(p.relative_to(SRC)): len(p.read_text().splitlines()) for p in (SRC / PACKAGE).rglob("*.py")}
+    over = {name: n for name, n in lengths.items() if n > MAX_LINES}
+    assert set(over) - OVER_LIMIT_ALLOWED == set(), f"over {MAX_LINES} lines: {over}"
+    stale = sorted(name for name in OVER_LIMIT_ALLOWED if lengths.get(name, 0) <= MAX_LINES)
+    assert not stale, f"back under {MAX_LINES} lines (or gone), drop from OVER_LIMIT_ALLOWED: {stale}"

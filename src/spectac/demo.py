@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from spectac.correction.deep import shipped_model_dir
+from spectac.correction.deep import WEIGHTS_NAME, shipped_model_dir
 from spectac.correction.run import available_methods, predict_dataset
 from spectac.evaluation.harness import evaluate_run
 from spectac.simulate import SimulationConfig, simulate_cohort
@@ -24,7 +24,7 @@ def shipped_networks() -> list[str]:
     for name in available_methods():
         if name in CLASSICAL_METHODS or name.startswith("chang"):
             continue
-        if (shipped_model_dir(name) / "best.pt").is_file():
+        if (shipped_model_dir(name) / WEIGHTS_NAME).is_file():
             names.append(name)
     return sorted(names)
 

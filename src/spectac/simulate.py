@@ -1,5 +1,10 @@
 """Simulated MPI cohorts: phantom -> acquisition -> NC and CT-AC OSEM -> dataset.
 
+An orchestrator: it draws the patients, builds their phantoms (:mod:`spectac.phantom`), acquires
+them (:mod:`spectac.acquisition.acquire`: count scale, projections, scatter, Poisson noise),
+reconstructs them (:mod:`spectac.reconstruction.pair`) and writes the studies through
+:mod:`spectac.io.dataset`.
+
 Every random thing is drawn from the cohort seed: patient ``i`` gets the i-th child of
 ``SeedSequence(seed)``, so a study's bytes do not depend on the order, the number of workers, or
 which studies were already written (a run is resumable). Each study is computed with one torch
@@ -8,7 +13,6 @@ thread so the same seed gives the same bytes on any machine setting; parallelism
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -19,13 +23,24 @@ import numpy as np
 import torch
 
 from spectac import __version__
+from spectac.acquisition.acquire import acquire, scale_to_counts
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
-from spectac.io.dataset import Case, Dataset, study_is_complete, write_manifest, write_study
+from spectac.io.dataset import (
+    Case,
+    Dataset,
+    check_same_dataset,
+    check_writable_dataset_folder,
+    has_manifest,
+    study_is_complete,
+    write_manifest,
+    write_study,
+)
 from spectac.io.nifti import read_nifti
 from spectac.phantom.anatomy import BMI_RANGE, DEFAULT_BMI, PatientParams, build_phantom, draw_patient
 from spectac.progress import track
-from spectac.reconstruction.osem import ReconConfig, reconstruct
+from spectac.reconstruction.osem import ReconConfig
+from spectac.reconstruction.pair import reconstruct_nc_ac
 from spectac.splitting import parse_split, split_patients
 from spectac.volume import SpectacError, Volume
 
@@ -112,32 +127,6 @@ def patient_params(seed: int, index: int, defect_probability: float,
     return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability, bmi_mean_sd)
 
 
-def acquire(
-    truth: np.ndarray, mu_map: np.ndarray, protocol: Protocol, spacing_mm: float, rng: np.random.Generator
-) -> tuple[torch.Tensor, SpectProjector]:
-    """Noisy projections of an activity (in counts) through the attenuating body.
-
-    Returns the Poisson projections (A, V, Z) and the projector with the mu-map (CT-AC model).
-    """
-    projector = SpectProjector(truth.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
-    expected = projector.forward(torch.from_numpy(truth))
-    if protocol.scatter:
-        expected = expected + scatter_projections(expected, protocol, spacing_mm)
-    counts = rng.poisson(expected.numpy().astype(np.float64)).astype(np.float32)
-    return torch.from_numpy(counts), projector
-
-
-def scatter_projections(primary: torch.Tensor, protocol: Protocol, spacing_mm: float) -> torch.Tensor:
-    """A scatter component: the primary projections convolved with a broad Gaussian, scaled so
-    scatter is ``scatter_fraction`` of all counts in the photopeak window."""
-    from scipy.ndimage import gaussian_filter
-
-    sigma = protocol.scatter_fwhm_mm / (2 * np.sqrt(2 * np.log(2))) / spacing_mm
-    broad = gaussian_filter(primary.numpy(), sigma=(0, sigma, sigma), mode="constant")
-    sf = protocol.scatter_fraction
-    return torch.from_numpy(broad * (sf / (1 - sf)) * primary.sum().item() / max(broad.sum(), 1e-9))
-
-
 def simulate_study(
     params: PatientParams, state: str, config: SimulationConfig, rng: np.random.Generator
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -157,9 +146,9 @@ def simulate_study(
     else:
         mean, sd = DEFAULT_COUNTS[state]
         counts = float(max(rng.normal(mean, sd), 0.3 * mean))
-    truth, mu_map = _scaled_truth(phantom.activity, phantom.mu_map, counts, config)
+    truth, mu_map = scale_to_counts(phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm)
     projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
-    volumes = _reconstruct_pair(projections, ac_model, mu_map, config)
+    volumes = reconstruct_pair(projections, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
     info = {
         "lv": phantom.lv,
@@ -171,28 +160,11 @@ def simulate_study(
     return volumes, info
 
 
-def _scaled_truth(activity: np.ndarray, mu_map: np.ndarray, counts: float, config: SimulationConfig):
-    """Scale relative uptake so the noiseless attenuated projections hold ``counts`` in total."""
-    probe = SpectProjector(activity.shape, config.spacing_mm, config.protocol, mu_map=mu_map, psf=False)
-    total = float(probe.forward(torch.from_numpy(activity)).sum())
-    if total <= 0:
-        raise SpectacError("the phantom has no activity inside the field of view")
-    return (activity * (counts / total)).astype(np.float32), mu_map.astype(np.float32)
-
-
-def _reconstruct_pair(
+def reconstruct_pair(
     projections: torch.Tensor, ac_model: SpectProjector, mu_map: np.ndarray, config: SimulationConfig
 ) -> dict[str, np.ndarray]:
-    shape, spacing, protocol = ac_model.shape, config.spacing_mm, config.protocol
-    radii = ac_model.radii_mm
-    ac_projector = ac_model
-    if not config.recon.psf:
-        ac_projector = SpectProjector(shape, spacing, protocol, mu_map=mu_map, psf=False, radii_mm=radii)
-    nc_projector = SpectProjector(shape, spacing, protocol, mu_map=None, psf=config.recon.psf, radii_mm=radii)
-    return {
-        "nc": reconstruct(projections, nc_projector, config.recon),
-        "ac": reconstruct(projections, ac_projector, config.recon),
-    }
+    """NC and CT-AC OSEM of one acquisition with the run's reconstruction settings."""
+    return reconstruct_nc_ac(projections, ac_model, mu_map, config.protocol, config.spacing_mm, config.recon)
 
 
 def _study_task(seed: int, index: int, state: str, config: SimulationConfig) -> tuple[dict, dict, dict]:
@@ -237,31 +209,6 @@ def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]
     return cases
 
 
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".spectac-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise SpectacError(f"{out}: cannot write the dataset here ({exc.strerror or exc})") from exc
-
-
-def _check_resume(out: Path, meta: dict[str, Any],
-                  keys: tuple[str, ...] = ("source", "seed", "patients", "config")) -> None:
-    """A folder holding another dataset must not be mixed with this one."""
-    path = out / "dataset.json"
-    if not path.exists():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SpectacError(f"{path}: exists but is not valid JSON; choose another --out") from exc
-    if any(json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(meta.get(k), sort_keys=True, default=str) for k in keys):
-        raise SpectacError(f"{out}: holds a different dataset ({old.get('source', 'unknown source')}, other seed, "
-                           "size, phantom or settings); choose another --out")
-
-
 def simulate_cohort(
     out: str | Path, patients: int, seed: int, config: SimulationConfig, workers: int = 1
 ) -> dict[str, int]:
@@ -285,8 +232,8 @@ def simulate_cohort(
         "config": config.to_dict(),
         "protocol": config.protocol.to_dict(),
     }
-    _check_writable(out)
-    _check_resume(out, meta)
+    check_writable_dataset_folder(out)
+    check_same_dataset(out, meta)
     cases = _case_rows(seed, patients, config)
     write_manifest(out, meta, cases)
     todo = [(i, state) for i in range(patients) for state in STATES if not study_is_complete(out, f"P{i:03d}_{state}")]
@@ -352,19 +299,19 @@ def simulate_user_phantom(
     }
     # sex unknown ("U"): quantification then uses the pooled normal limits
     case = Case(case_id="user_stress", patient_id="user", state="stress", sex="U", split="test")
-    if (out / "dataset.json").exists():
-        _check_resume(out, meta, keys=("source", "seed", "activity", "mu", "config"))
+    if has_manifest(out):
+        check_same_dataset(out, meta, keys=("source", "seed", "activity", "mu", "config"))
         if study_is_complete(out, case.case_id):
             return out
-    _check_writable(out)
+    check_writable_dataset_folder(out)
     act = resample_to_simulation_grid(activity, config, mean_preserving=True)
     mu_map = resample_to_simulation_grid(mu, config, mean_preserving=False)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 424242]))
     counts = config.counts or DEFAULT_COUNTS["stress"][0]
-    truth, mu_map = _scaled_truth(act, mu_map, counts, config)
+    truth, mu_map = scale_to_counts(act, mu_map, counts, config.protocol, config.spacing_mm)
     torch.set_num_threads(1)
     projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
-    volumes = _reconstruct_pair(projections, ac_model, mu_map, config)
+    volumes = reconstruct_pair(projections, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
     write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()})
     write_manifest(out, meta, [case])

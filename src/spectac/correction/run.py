@@ -19,9 +19,9 @@ import numpy as np
 from spectac.correction.chang import protocol_of
 from spectac.correction.checks import check_plausible_geometry, check_plausible_values
 from spectac.correction.methods import METHODS, Method, MethodContext, get_method
-from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
 from spectac.io.nifti import nifti_description, read_nifti_header, write_nifti
+from spectac.io.run import RunFolder
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 
@@ -29,12 +29,6 @@ from spectac.volume import SpectacError, Volume, check_finite, to_lps_axes
 def available_methods() -> dict[str, Method]:
     """Every correction method by name (a copy of :data:`spectac.correction.methods.METHODS`)."""
     return dict(METHODS)
-
-
-
-
-def predictions_dir(run: str | Path, method: str) -> Path:
-    return Path(run) / "predictions" / method
 
 
 def resolve_options(method: Method, options: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +105,8 @@ def predict_dataset(
     if not cases:
         raise SpectacError(f"{dataset.root}: no study in split {split!r}")
     protocol = protocol_of(dataset.meta)
-    out = predictions_dir(run, method)
+    folder = RunFolder(run)
+    out = folder.predictions_dir(method)
     config = {
         "method": method,
         "options": resolved,
@@ -119,16 +114,12 @@ def predict_dataset(
         "split": split or "all",
         "protocol": protocol.to_dict(),
     }
-    config_path = out / "config.json"
-    if config_path.is_file():
-        try:
-            previous = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise SpectacError(f"{config_path}: not valid JSON ({exc})") from exc
+    previous = folder.read_prediction_config(method)
+    if previous is not None:
         same = {k: previous.get(k) for k in ("method", "options", "dataset")}
         if same != {k: config[k] for k in ("method", "options", "dataset")}:
             raise SpectacError(
-                f"{config_path}: these predictions were made with other options "
+                f"{folder.prediction_config(method)}: these predictions were made with other options "
                 f"({json.dumps(previous.get('options'))}); use another --out or remove the folder"
             )
         config["split"] = previous.get("split") if previous.get("split") == config["split"] else "mixed"
@@ -138,18 +129,16 @@ def predict_dataset(
         check_plausible_geometry(header.shape, header.spacing, header.direction, f"study {case.case_id}")
     # options are checked (weights loaded, values validated) before anything is written
     state = spec.prepare(resolved) if spec.prepare is not None else None
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(config_path, json.dumps(config, indent=1, default=str) + "\n")
+    folder.write_prediction_config(method, config)
 
     written = skipped = 0
     for case in track(cases, f"predict {method}", total=len(cases)):
-        target = out / f"{case.case_id}.nii.gz"
-        if target.is_file():
+        if folder.has_prediction(method, case.case_id):
             skipped += 1
             continue
         nc = dataset.load(case.case_id, "nc")
         check_plausible_values(nc.array, f"study {case.case_id}")
         result = apply_method(spec, nc, MethodContext(case.case_id, protocol, dict(resolved), state))
-        write_nifti(result, target, descrip=nifti_description(method))
+        write_nifti(result, folder.prediction_path(method, case.case_id), descrip=nifti_description(method))
         written += 1
     return {"method": method, "written": written, "skipped": skipped, "folder": out}

@@ -15,6 +15,7 @@ import pandas as pd
 
 from spectac.evaluation.report import ReportSection
 from spectac.io.dataset import Case, Dataset
+from spectac.io.run import RunFolder
 
 
 @dataclass
@@ -30,8 +31,13 @@ class EvaluationContext:
     metrics: pd.DataFrame
     outputs: dict[str, Path] = field(default_factory=dict)  # evaluators may record what they wrote
 
+    @property
+    def folder(self) -> RunFolder:
+        """The run's layout (its predictions and the paths of its files)."""
+        return RunFolder(self.run)
+
     def prediction_path(self, method: str, case_id: str) -> Path:
-        return self.run / "predictions" / method / f"{case_id}.nii.gz"
+        return self.folder.prediction_path(method, case_id)
 
 
 Evaluator = Callable[[EvaluationContext], list[ReportSection]]

@@ -40,9 +40,10 @@ from spectac.evaluation.metrics import image_metrics
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html, table_html, write_report
 from spectac.evaluation.slices import evaluate_slices
 from spectac.evaluation.stats import TABLE1_METRICS, paired_wilcoxon, table1, table1_markdown
-from spectac.io.atomic import atomic_path, write_text_atomic
+from spectac.io.atomic import write_bytes_atomic, write_text_atomic
 from spectac.io.dataset import Case, Dataset
 from spectac.io.nifti import read_nifti
+from spectac.io.run import RunFolder, write_csv
 from spectac.progress import track
 from spectac.volume import SpectacError, Volume
 
@@ -91,27 +92,27 @@ def score_study(prediction: Volume, reference: Volume, heart: np.ndarray, lv_max
 
 def run_methods(run: Path) -> list[str]:
     """The method folders of RUN/predictions that hold at least one prediction (sorted, "nc" first)."""
-    root = run / "predictions"
+    folder = RunFolder(run)
+    root = folder.predictions_root
     if not root.is_dir():
         raise SpectacError(f"{root}: no predictions folder; run `spectac predict` first")
-    methods = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.nii.gz")))
+    methods = folder.methods()
     if not methods:
         raise SpectacError(f"{root}: no predictions (no <method>/<case_id>.nii.gz); run `spectac predict` first")
-    return sorted(methods, key=lambda m: (m != "nc", m))
+    return methods
 
 
 def compute_metrics(dataset: Dataset, run: Path, cases: list[Case], methods: list[str]) -> pd.DataFrame:
     """Score every (study, method); refuse anything that cannot be scored."""
     # Check every file exists before the (slow) scoring, so a mistake shows at once.
     known = {c.case_id for c in dataset.cases}
+    folder = RunFolder(run)
     for method in methods:
-        folder = run / "predictions" / method
         for case in cases:
-            path = folder / f"{case.case_id}.nii.gz"
-            if not path.is_file():
+            if not folder.has_prediction(method, case.case_id):
+                path = folder.prediction_path(method, case.case_id)
                 raise SpectacError(f"{path}: missing prediction of study {case.case_id} by method {method}")
-        for path in sorted(folder.glob("*.nii.gz")):
-            case_id = path.name[: -len(".nii.gz")]
+        for case_id, path in folder.prediction_files(method).items():
             if case_id not in known:
                 raise SpectacError(f"{path}: study {case_id} is not in the dataset {dataset.root}")
     for case in cases:
@@ -127,7 +128,7 @@ def compute_metrics(dataset: Dataset, run: Path, cases: list[Case], methods: lis
         except SpectacError as exc:
             raise SpectacError(f"{reference_path}: {exc}") from None
         for method in methods:
-            path = run / "predictions" / method / f"{case.case_id}.nii.gz"
+            path = folder.prediction_path(method, case.case_id)
             prediction = read_nifti(path)
             check_prediction_grid(prediction, reference, path, reference_path)
             try:
@@ -136,10 +137,6 @@ def compute_metrics(dataset: Dataset, run: Path, cases: list[Case], methods: lis
                 raise SpectacError(f"{path}: cannot be scored ({exc})") from exc
             rows.append({"case_id": case.case_id, "method": method, **scores})
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
 
 
 def image_quality_sections(metrics: pd.DataFrame, table: pd.DataFrame, tests: pd.DataFrame, figure: bytes,
@@ -208,19 +205,17 @@ def evaluate_run(data: str | Path, run: str | Path, split: str | None = "test") 
     tests = paired_wilcoxon(metrics)
     figure = figure_png(metric_boxplots(metrics, title=f"split {split or 'all'}"))
 
+    folder = RunFolder(run)
     outputs = {
-        "metrics": run / "metrics.csv",
-        "table1_csv": run / "table1.csv",
-        "table1_md": run / "table1.md",
-        "figure3": run / "figure3_boxplots.png",
-        "wilcoxon": run / "wilcoxon.csv",
+        "metrics": write_csv(metrics, folder.metrics_csv),
+        "table1_csv": write_csv(table, folder.table1_csv),
+        "table1_md": folder.table1_md,
+        "figure3": folder.figure3_png,
+        "wilcoxon": folder.wilcoxon_csv,
     }
-    _write_csv(metrics, outputs["metrics"])
-    _write_csv(table, outputs["table1_csv"])
     write_text_atomic(outputs["table1_md"], table1_markdown(table))
-    with atomic_path(outputs["figure3"], suffix=".png") as tmp:
-        tmp.write_bytes(figure)
-    _write_csv(tests, outputs["wilcoxon"])
+    write_bytes_atomic(outputs["figure3"], figure, suffix=".png")
+    write_csv(tests, outputs["wilcoxon"])
 
     sections = image_quality_sections(metrics, table, tests, figure, split)
     context = EvaluationContext(dataset, run, split, cases, methods, metrics)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from spectac.io.atomic import write_text_atomic
+from spectac.io.run import RunFolder
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,6 @@ def render_report(title: str, sections: list[ReportSection], meta: str = "") -> 
 
 def write_report(run: str | Path, sections: list[ReportSection], title: str = "spectac report", meta: str = "") -> Path:
     """Write RUN/report.html (atomically) from the sections, sorted by ``order``."""
-    path = Path(run) / "report.html"
+    path = RunFolder(run).report_html
     write_text_atomic(path, render_report(title, sections, meta))
     return path

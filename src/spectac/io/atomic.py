@@ -245,3 +245,11 @@ def _empty_dir_id(path: Path) -> tuple[int, int] | None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, suffix: str = "") -> Path:
+    """Bytes (a PNG figure, say) to a file, atomically (see :func:`atomic_path`)."""
+    path = Path(path)
+    with atomic_path(path, suffix=suffix) as tmp:
+        tmp.write_bytes(data)
+    return path

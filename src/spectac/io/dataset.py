@@ -191,6 +191,11 @@ class Dataset:
         return json.loads(path.read_text()) if path.is_file() else None
 
 
+def has_manifest(root: str | Path) -> bool:
+    """Whether a folder already holds a dataset's dataset.json."""
+    return (Path(root) / "dataset.json").exists()
+
+
 def study_is_complete(root: str | Path, case_id: str) -> bool:
     """A study folder exists only when whole (written atomically), so existence means complete."""
     study = Path(root) / "studies" / case_id
@@ -226,3 +231,32 @@ def write_manifest(root: str | Path, meta: dict[str, Any], cases: list[Case]) ->
     meta = {"format_version": FORMAT_VERSION, **meta}
     write_text_atomic(root / "dataset.json", json.dumps(meta, indent=1, default=str))
     write_text_atomic(root / "cases.csv", cases_to_csv(cases))
+
+
+def check_writable_dataset_folder(root: str | Path) -> None:
+    """Create the dataset folder if needed and make sure a file can be written in it."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".spectac-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SpectacError(f"{root}: cannot write the dataset here ({exc.strerror or exc})") from exc
+
+
+def check_same_dataset(root: str | Path, meta: dict[str, Any],
+                       keys: tuple[str, ...] = ("source", "seed", "patients", "config")) -> None:
+    """A folder holding another dataset must not be mixed with this one: the ``keys`` of its
+    dataset.json, when there is one, must equal those of ``meta``."""
+    root = Path(root)
+    path = root / "dataset.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpectacError(f"{path}: exists but is not valid JSON; choose another --out") from exc
+    if any(json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(meta.get(k), sort_keys=True, default=str) for k in keys):
+        raise SpectacError(f"{root}: holds a different dataset ({old.get('source', 'unknown source')}, other seed, "
+                           "size, phantom or settings); choose another --out")

@@ -31,7 +31,15 @@ from spectac.acquisition.protocol import Protocol
 from spectac.correction.checks import check_plausible_geometry, check_plausible_values
 from spectac.io.atomic import atomic_dir
 from spectac.io.dataset import Case, write_manifest, write_study
-from spectac.io.dicom import AC_TEXT, MU_TEXT, NC_TEXT, DicomContext, _dcmread, read_series, scan_series
+from spectac.io.dicom import (
+    AC_TEXT,
+    MU_TEXT,
+    NC_TEXT,
+    DicomContext,
+    dcmread_checked,
+    read_series,
+    scan_series,
+)
 from spectac.io.paths import check_output_outside, regular_files
 from spectac.io.pseudonym import DIGITS, create_key, default_key_file, key_id, pseudonym, read_key
 from spectac.physics import hu_to_mu
@@ -117,7 +125,7 @@ class SeriesInfo:
 
 
 def _series_info(files: list[Path], folder: Path) -> SeriesInfo:
-    ds = _dcmread(files[0], header_only=True)
+    ds = dcmread_checked(files[0], header_only=True)
 
     def text(keyword: str) -> str:
         value = ds.get(keyword, "")

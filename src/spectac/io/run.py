@@ -1,0 +1,147 @@
+"""The on-disk run folder: what ``spectac predict`` and ``spectac evaluate`` write.
+
+```
+RUN/
+  predictions/<method>/   <case_id>.nii.gz per study, config.json (the method's resolved options)
+  metrics.csv             image metrics, a row per study and method
+  table1.csv, table1.md   mean +- SD per method (Table 1)
+  figure3_boxplots.png    Figure 3
+  wilcoxon.csv            paired Wilcoxon signed-rank tests
+  normals.npz             the normal database the clinical scores used
+  clinical.csv, clinical_patients.csv, clinical_agreement.csv, detection.csv
+  report.html             the self-contained report
+```
+Like :class:`spectac.io.dataset.Dataset` owns the dataset's layout, :class:`RunFolder` owns this
+one: every other module names a run's files through it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from spectac.io.atomic import write_text_atomic
+from spectac.volume import SpectacError
+
+PREDICTION_SUFFIX = ".nii.gz"
+
+
+class RunFolder:
+    """The paths of a run folder (nothing is created or read when one is made)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    # ---- predictions ----------------------------------------------------------------------
+
+    @property
+    def predictions_root(self) -> Path:
+        return self.root / "predictions"
+
+    def predictions_dir(self, method: str) -> Path:
+        return self.predictions_root / method
+
+    def prediction_path(self, method: str, case_id: str) -> Path:
+        return self.predictions_dir(method) / f"{case_id}{PREDICTION_SUFFIX}"
+
+    def has_prediction(self, method: str, case_id: str) -> bool:
+        """Whether the study's prediction is there (each is written atomically: there means whole)."""
+        return self.prediction_path(method, case_id).is_file()
+
+    def prediction_config(self, method: str) -> Path:
+        """The resolved options the method's predictions were made with."""
+        return self.predictions_dir(method) / "config.json"
+
+    def read_prediction_config(self, method: str) -> dict[str, Any] | None:
+        """The options a method's predictions were made with (None: no predictions yet)."""
+        path = self.prediction_config(method)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise SpectacError(f"{path}: not valid JSON ({exc})") from exc
+
+    def write_prediction_config(self, method: str, config: dict[str, Any]) -> Path:
+        """Create the method's predictions folder and write its config.json (atomically)."""
+        path = self.prediction_config(method)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(config, indent=1, default=str) + "\n")
+        return path
+
+    def prediction_files(self, method: str) -> dict[str, Path]:
+        """{case_id: path} of every prediction present for a method (sorted by file name)."""
+        folder = self.predictions_dir(method)
+        return {p.name[: -len(PREDICTION_SUFFIX)]: p for p in sorted(folder.glob(f"*{PREDICTION_SUFFIX}"))}
+
+    def methods(self) -> list[str]:
+        """The method folders holding at least one prediction, sorted with "nc" first ([] when
+        there is no predictions folder)."""
+        root = self.predictions_root
+        if not root.is_dir():
+            return []
+        methods = [p.name for p in root.iterdir() if p.is_dir() and any(p.glob(f"*{PREDICTION_SUFFIX}"))]
+        return sorted(methods, key=lambda m: (m != "nc", m))
+
+    # ---- the files of an evaluation ---------------------------------------------------------
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def table1_csv(self) -> Path:
+        return self.root / "table1.csv"
+
+    @property
+    def table1_md(self) -> Path:
+        return self.root / "table1.md"
+
+    @property
+    def figure3_png(self) -> Path:
+        return self.root / "figure3_boxplots.png"
+
+    @property
+    def wilcoxon_csv(self) -> Path:
+        return self.root / "wilcoxon.csv"
+
+    @property
+    def normals_npz(self) -> Path:
+        return self.root / "normals.npz"
+
+    @property
+    def clinical_csv(self) -> Path:
+        return self.root / "clinical.csv"
+
+    @property
+    def clinical_patients_csv(self) -> Path:
+        return self.root / "clinical_patients.csv"
+
+    @property
+    def clinical_agreement_csv(self) -> Path:
+        return self.root / "clinical_agreement.csv"
+
+    @property
+    def detection_csv(self) -> Path:
+        return self.root / "detection.csv"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+
+# ---- writing a run's files (each atomically) -------------------------------------------------
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """A table of a run as CSV (6 significant digits), atomically."""
+    path = Path(path)
+    write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
+    return path
+
