@@ -11,9 +11,23 @@ import numpy as np
 import pandas as pd
 import pytest
 from quant_shapes import draw_shell, shell_geometry
+from scipy.stats import mannwhitneyu
+from sklearn.metrics import roc_auc_score
 
-from spectac.evaluation.clinical import bland_altman, bootstrap_auc_ci, roc_auc, roc_curve, weighted_kappa
+from spectac.evaluation.agreement import bland_altman, weighted_kappa
+from spectac.evaluation.concordance import nc_ac_summary, nc_ac_table
+from spectac.evaluation.detection import (
+    _resampled_auc,
+    auc_difference_ci,
+    bootstrap_auc_ci,
+    detection_table,
+    roc_auc,
+    roc_curve,
+    threshold_table,
+)
 from spectac.evaluation.harness import evaluate_run
+from spectac.evaluation.stats import holm, paired_wilcoxon
+from spectac.evaluation.truth import VISIBLE_SEGMENT_LOSS, study_truth
 from spectac.io.dataset import Case, write_manifest, write_study
 from spectac.volume import Volume
 
@@ -32,6 +46,39 @@ def test_roc_auc_equals_the_fraction_of_correctly_ordered_pairs() -> None:
     assert np.isnan(roc_auc(scores, np.zeros(40, bool)))
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_roc_auc_is_the_mann_whitney_u_over_the_pairs(seed: int) -> None:
+    """The independent reference: AUC = U / (n_pos n_neg) (scipy's U counts ties one half), also with
+    +inf scores (a study without an LV); and the bootstrap's vectorised AUC of a resample is
+    roc_auc_score of the resampled data."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(6, 60))
+    scores = np.round(rng.normal(size=n), 1)
+    scores[rng.random(n) < 0.1] = np.inf
+    labels = rng.random(n) < 0.4
+    labels[:2] = [True, False]
+    u = mannwhitneyu(scores[labels], scores[~labels]).statistic
+    assert roc_auc(scores, labels) == pytest.approx(u / (labels.sum() * (~labels).sum()))
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    take_pos, take_neg = rng.choice(pos, len(pos)), rng.choice(neg, len(neg))
+    w_pos = np.bincount(np.searchsorted(pos, take_pos), minlength=len(pos))[None]
+    w_neg = np.bincount(np.searchsorted(neg, take_neg), minlength=len(neg))[None]
+    take = np.concatenate([take_pos, take_neg])
+    finite = np.where(np.isinf(scores), 1e9, scores)
+    assert _resampled_auc(scores, labels, w_pos, w_neg)[0] == pytest.approx(roc_auc_score(labels[take], finite[take]))
+
+
+def _kappa_reference(a: np.ndarray, b: np.ndarray, k: int = 5) -> float:
+    """Quadratic-weighted kappa from its definition: 1 - sum w O / sum w E."""
+    observed = np.zeros((k, k))
+    np.add.at(observed, (a.ravel(), b.ravel()), 1.0)
+    observed /= observed.sum()
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
+    i, j = np.indices((k, k))
+    w = (i - j) ** 2
+    return float(1 - (w * observed).sum() / (w * expected).sum())
+
+
 def test_weighted_kappa_and_bland_altman() -> None:
     a = np.array([0, 1, 2, 3, 4, 0, 1])
     assert weighted_kappa(a, a) == pytest.approx(1.0)
@@ -40,9 +87,137 @@ def test_weighted_kappa_and_bland_altman() -> None:
     assert weighted_kappa(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), categories=2) == pytest.approx(0.5)
     worse = weighted_kappa(a, np.clip(a + 2, 0, 4))
     assert worse < weighted_kappa(a, np.clip(a + 1, 0, 4)) < 1.0
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.integers(0, 5, size=(20, 17))
+        y = np.clip(x + rng.integers(-1, 2, size=x.shape), 0, 4)
+        assert weighted_kappa(x, y) == pytest.approx(_kappa_reference(x, y))
+    assert np.isnan(weighted_kappa(np.zeros(17, int), np.zeros(17, int)))  # one category: undefined
     ba = bland_altman(np.array([3.0, 5.0, 7.0]), np.array([1.0, 4.0, 5.0]))
     assert ba["mean_diff"] == pytest.approx(5 / 3)
     assert ba["loa_high"] - ba["loa_low"] == pytest.approx(2 * 1.96 * np.std([2, 1, 2], ddof=1))
+
+
+def _case(state: str = "stress", defect: str = "ischemia") -> Case:
+    return Case("P_stress", "P", state, "F", defect_type=defect, defect_territory="LAD", defect_severity=0.3,
+                split="test")
+
+
+def _lv(losses: dict[int, float]) -> dict:
+    return {"segment_defect": {str(s): losses.get(s, 0.0) for s in range(1, 18)}}
+
+
+def test_truth_is_a_segment_loss_a_reader_could_see() -> None:
+    assert VISIBLE_SEGMENT_LOSS == 0.10
+    faint = study_truth(_case(), _lv({7: 0.05, 13: 0.04}))  # a nominal LAD defect losing 5%: normal
+    assert faint.abnormal is False and faint.territories == frozenset() and faint.max_loss == pytest.approx(0.05)
+    clear = study_truth(_case(), _lv({7: 0.20, 13: 0.12, 2: 0.05}))
+    assert clear.abnormal is True and clear.segments == (7, 13) and clear.territories == {"LAD"}
+    assert clear.source == "segments"
+    # an LAD defect spilling into the anterolateral wall (segments 6 and 12 are LCx): both territories
+    spill = study_truth(_case(), _lv({7: 0.25, 12: 0.15, 6: 0.11, 3: 0.09}))
+    assert spill.territories == {"LAD", "LCx"} and spill.segments == (6, 7, 12)
+    # no per-segment truth: the nominal defect of cases.csv; imported data: unknown
+    nominal = study_truth(_case(), None)
+    assert nominal.abnormal is True and nominal.territories == {"LAD"} and nominal.source == "nominal"
+    assert study_truth(_case(defect=""), None).abnormal is None
+
+
+def test_paired_bootstrap_of_an_auc_difference_is_narrower_on_correlated_methods() -> None:
+    """Two methods sharing most of their score (as two corrections of the same images do): the
+    paired interval contains the point estimate and is much narrower than the unpaired one."""
+    rng = np.random.default_rng(4)
+    labels = rng.random(80) < 0.4
+    common = labels * 1.0 + rng.normal(0, 1.0, 80)
+    a, b = common + rng.normal(0, 0.2, 80), common + rng.normal(0, 0.2, 80)
+    diff, lo, hi = auc_difference_ci(a, b, labels, n=1000, seed=1)
+    assert diff == pytest.approx(roc_auc(a, labels) - roc_auc(b, labels))
+    assert lo <= diff <= hi
+    _, ulo, uhi = auc_difference_ci(a, b, labels, n=1000, seed=1, paired=False)
+    assert ulo <= diff <= uhi
+    assert hi - lo < 0.5 * (uhi - ulo)
+    assert auc_difference_ci(a, a, labels, n=200)[1:] == (0.0, 0.0)  # a method against itself
+
+
+def test_holm_against_a_hand_computed_example() -> None:
+    # sorted: 0.005 x4 = 0.02, 0.01 x3 = 0.03, 0.03 x2 = 0.06, 0.04 x1 = 0.04 -> 0.06 (monotone)
+    np.testing.assert_allclose(holm(np.array([0.01, 0.04, 0.03, 0.005])), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm(np.array([0.5, np.nan, 0.4])), [0.8, np.nan, 0.8])  # NaN: not in the family
+    np.testing.assert_allclose(holm(np.array([0.3, 0.9])), [0.6, 0.9])  # 0.3 x 2; 0.9 x 1
+    np.testing.assert_allclose(holm(np.array([0.6, 0.9])), [1.0, 1.0])  # 0.6 x 2 = 1.2, capped at 1
+
+
+def test_wilcoxon_table_has_holm_and_says_why_a_test_is_undefined() -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        base = rng.normal(10, 1)
+        for method, value in (("a", base), ("b", base + 0.5 + rng.normal(0, 0.2)), ("c", base)):
+            rows.append({"case_id": f"s{i}", "method": method, "mae": value})
+    tests = paired_wilcoxon(pd.DataFrame(rows), columns=("mae",)).set_index(["method_a", "method_b"])
+    assert tests.loc[("a", "c"), "note"].startswith("n/a: every difference is 0")
+    assert np.isnan(tests.loc[("a", "c"), "p_holm"])
+    np.testing.assert_allclose(tests.loc[[("a", "b"), ("b", "c")], "p_holm"],
+                               holm(tests.loc[[("a", "b"), ("b", "c")], "p_value"].to_numpy()))
+
+
+def _stress_rows(method: str, truth_and_tpd: list[tuple[bool, float]]) -> list[dict]:
+    rows = []
+    for i, (abnormal, tpd) in enumerate(truth_and_tpd):
+        rows.append({"case_id": f"p{i}_stress", "patient_id": f"p{i}", "state": "stress", "method": method,
+                     "lv_found": not np.isnan(tpd), "tpd": tpd, "truth_abnormal": abnormal,
+                     "truth_territories": "LAD" if abnormal else "", "has_defect": abnormal,
+                     "tpd_LAD": tpd, "tpd_RCA": 0.0, "tpd_LCx": 0.0})
+    return rows
+
+
+def test_sensitivity_and_specificity_at_tpd_thresholds_against_a_hand_count() -> None:
+    # abnormal: 12, 6, 4, 2, no LV (an abnormal call); normal: 0.5, 1, 3.5, 7
+    data = [(True, 12.0), (True, 6.0), (True, 4.0), (True, 2.0), (True, np.nan),
+            (False, 0.5), (False, 1.0), (False, 3.5), (False, 7.0)]
+    table = threshold_table(pd.DataFrame(_stress_rows("x", data))).set_index("tpd_threshold")
+    five, three = table.loc[5.0], table.loc[3.0]
+    assert (five["tp"], five["fn"], five["tn"], five["fp"]) == (3, 2, 3, 1)  # 12, 6, no LV | 4, 2 ; 7
+    assert five["sensitivity"] == pytest.approx(3 / 5) and five["specificity"] == pytest.approx(3 / 4)
+    assert (three["tp"], three["fn"], three["tn"], three["fp"]) == (4, 1, 2, 2)
+    assert five["sensitivity_ci_low"] < 0.6 < five["sensitivity_ci_high"]
+    assert five["tpd_mean"] == pytest.approx(np.mean([12, 6, 4, 2, 0.5, 1, 3.5, 7]))
+    assert five["lv_not_found"] == 1 and five["note"] == ""
+    only_normal = threshold_table(pd.DataFrame(_stress_rows("x", [(False, 1.0), (False, 6.0)]))).iloc[0]
+    assert np.isnan(only_normal["sensitivity"]) and only_normal["note"] == "n/a: no abnormal study"
+
+
+def test_nc_beside_ac_counts_on_a_constructed_case() -> None:
+    """Three stress studies, NC and one AC method; an LAD territory reads a defect when its
+    segments sum to 2 or more.
+    s0: true LAD defect seen in both; NC's inferior (RCA) attenuation artefact removed by AC.
+    s1: normal; AC adds an LCx defect (a false one).
+    s2: true RCA defect NC shows and AC loses; LV not found in AC for nothing else."""
+    def row(case: str, method: str, segs: dict[int, int], truth: str) -> dict:
+        r = {"case_id": case, "patient_id": case, "state": "stress", "method": method, "lv_found": True,
+             "truth_abnormal": bool(truth), "truth_territories": truth}
+        r.update({f"seg{s}": segs.get(s, 0) for s in range(1, 18)})
+        return r
+
+    rows = [
+        row("s0", "nc", {7: 2, 13: 1, 4: 1, 10: 2}, "LAD"), row("s0", "dl", {7: 2, 13: 2}, "LAD"),
+        row("s1", "nc", {}, ""), row("s1", "dl", {11: 1, 12: 1}, ""),
+        row("s2", "nc", {4: 2, 10: 1}, "RCA"), row("s2", "dl", {4: 1}, "RCA"),
+    ]
+    table = nc_ac_table(pd.DataFrame(rows))
+    assert len(table) == 3 * 3
+    status = table.set_index(["case_id", "territory"])["status"]
+    assert status[("s0", "LAD")] == "both" and status[("s0", "RCA")] == "removed by AC"
+    assert status[("s1", "LCx")] == "added by AC" and status[("s2", "RCA")] == "removed by AC"
+    summary = nc_ac_summary(table).iloc[0]
+    assert (summary["both"], summary["added"], summary["removed"], summary["neither"]) == (1, 1, 2, 5)
+    assert summary["both_defect"] == 1 and summary["added_normal"] == 1
+    assert summary["removed_normal"] == 1 and summary["removed_defect"] == 1  # the artefact; the lost defect
+    assert summary["neither_defect"] == 0 and summary["not_read"] == 0
+    rows[-1]["lv_found"] = False
+    table = nc_ac_table(pd.DataFrame(rows))
+    assert (table["status"] == "n/a: LV not found in dl").sum() == 3
+    assert nc_ac_summary(table).iloc[0]["not_read"] == 3
 
 
 def _study(truth, seed: int, defect=None) -> dict[str, Volume]:
@@ -111,9 +286,26 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     assert row["sds_seg"] >= row["sds"] and row["ischemic_tpd"] > 5
     assert (patients["sds_seg"] >= 0).all() and (patients["ischemic_tpd"] >= 0).all()
     assert stress.loc["T1", "count_deficit"] > stress.loc["T0", "count_deficit"] + 5
+    # no lv.json in these shell studies: the nominal truth of cases.csv, said in the table
+    assert (clinical["truth_source"] == "nominal").all()
+    assert clinical.loc[clinical["state"] == "stress", "truth_abnormal"].sum() == 2 * 3
+    differences = pd.read_csv(run / "detection_differences.csv").set_index(["method", "compared_to", "target"])
+    copy = differences.loc[("copy", "ac", "any")]
+    assert (copy["auc_difference"], copy["ci_low"], copy["ci_high"]) == (0, 0, 0)  # CT-AC itself: paired, 0
+    assert ("ac", "nc", "any") in differences.index
+    thresholds = pd.read_csv(run / "detection_thresholds.csv").set_index(["method", "tpd_threshold"])
+    assert thresholds.loc[("ac", 5.0), "tp"] == 2 and thresholds.loc[("ac", 5.0), "sensitivity"] == 1.0
+    summary = pd.read_csv(run / "nc_vs_ac_summary.csv").set_index(["method", "state"])
+    assert summary.loc[("ac", "stress"), "territories"] == 3 * 3
+    assert summary.loc[("ac", "stress"), "both_defect"] + summary.loc[("ac", "stress"), "added_defect"] == 2
+    nc_vs_ac = pd.read_csv(run / "nc_vs_ac.csv")
+    assert set(nc_vs_ac["method"]) == {"copy", "ac"}
     report = (run / "report.html").read_text()
     assert "Clinical quantification against CT-AC" in report and "Defect detection" in report
+    assert "AUC differences against CT-AC and NC" in report and "NC beside AC" in report
+    assert "TPD ≥ 5%" in report and "p (Holm)" in report
     assert "built from the 6 normal patients" in report
+    assert ">nan<" not in report.lower() and "n/a: no abnormal study" in report  # a territory without defects
 
 
 def test_evaluate_with_too_few_normals_uses_the_shipped_limits_and_says_why(tmp_path: Path) -> None:
@@ -163,17 +355,12 @@ def test_normals_and_detect_lv_commands(run: Path, tmp_path: Path) -> None:
 
 
 def test_detection_keeps_a_study_whose_lv_was_not_found_as_an_abnormal_call() -> None:
-    from spectac.evaluation.clinical import detection_table
-
-    rows = []
-    for i, (defect, tpd) in enumerate([(True, 20.0), (True, 15.0), (False, 1.0), (False, 0.5), (True, np.nan)]):
-        rows.append({"case_id": f"p{i}_stress", "patient_id": f"p{i}", "state": "stress", "method": "x",
-                     "lv_found": not np.isnan(tpd), "tpd": tpd, "has_defect": defect,
-                     "defect_territories": "LAD" if defect else "", "tpd_LAD": tpd, "tpd_RCA": 0.0, "tpd_LCx": 0.0})
+    rows = _stress_rows("x", [(True, 20.0), (True, 15.0), (False, 1.0), (False, 0.5), (True, np.nan)])
     table = detection_table(pd.DataFrame(rows)).set_index("target")
     assert table.loc["any", "n"] == 5 and table.loc["any", "lv_not_found"] == 1
     assert table.loc["any", "auc"] == 1.0  # the diseased study without an LV counts as a positive call
-    rows[-1]["has_defect"], rows[-1]["defect_territories"] = False, ""  # now a false positive
+    assert table.loc["RCA", "note"] == "n/a: no abnormal study" and np.isnan(table.loc["RCA", "auc"])
+    rows[-1]["truth_abnormal"], rows[-1]["truth_territories"] = False, ""  # now a false positive
     table = detection_table(pd.DataFrame(rows)).set_index("target")
     assert table.loc["any", "auc"] == pytest.approx(4 / 6)
 

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 LABELS = {"me": "ME (counts)", "mae": "MAE (counts)", "rmse": "RMSE (counts)", "ssim": "SSIM", "psnr": "PSNR (dB)",
@@ -29,6 +30,7 @@ def metric_boxplots(metrics: pd.DataFrame, columns: tuple[str, ...] = ("me", "ma
     fig, axes = plt.subplots(1, len(columns), figsize=(3.0 * len(columns), 3.6), squeeze=False)
     for ax, col in zip(axes[0], columns):
         data = [metrics.loc[metrics["method"] == m, col].to_numpy(float) for m in methods]
+        data = [v[np.isfinite(v)] for v in data]  # PSNR is +inf for an image identical to its reference
         ax.boxplot(data, showfliers=True)
         ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right")
         ax.set_title(LABELS.get(col, col), fontsize=10)

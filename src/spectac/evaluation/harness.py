@@ -9,7 +9,7 @@ folder and every study of the split, and writes (each file atomically):
 - ``RUN/metrics.csv``: a row per study and method (whole volume and ``heart_*`` columns);
 - ``RUN/table1.csv`` and ``RUN/table1.md``: mean +- SD per method (the paper's Table 1 + NMAE);
 - ``RUN/figure3_boxplots.png``: the paper's Figure 3;
-- ``RUN/wilcoxon.csv``: paired Wilcoxon signed-rank tests between methods;
+- ``RUN/wilcoxon.csv``: paired Wilcoxon signed-rank tests between methods (Holm-adjusted p per metric);
 - ``RUN/report.html``: the sections of this module and of every registered evaluator.
 
 Every study of the split must be scorable by every method: a missing prediction or reference, or
@@ -39,7 +39,14 @@ from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region_and_lv_max
 from spectac.evaluation.metrics import image_metrics
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html, table_html, write_report
 from spectac.evaluation.slices import evaluate_slices
-from spectac.evaluation.stats import TABLE1_METRICS, paired_wilcoxon, table1, table1_markdown
+from spectac.evaluation.stats import (
+    TABLE1_METRICS,
+    mean_sd_cell,
+    paired_wilcoxon,
+    table1,
+    table1_markdown,
+    wilcoxon_display,
+)
 from spectac.io.atomic import write_bytes_atomic, write_text_atomic
 from spectac.io.dataset import Case, Dataset
 from spectac.io.nifti import read_nifti
@@ -165,7 +172,8 @@ def image_quality_sections(metrics: pd.DataFrame, table: pd.DataFrame, tests: pd
                       order=120),
         ReportSection(
             "Paired Wilcoxon signed-rank tests",
-            paragraph("MAE, two-sided, paired by study; every metric is in RUN/wilcoxon.csv.") + table_html(mae_tests),
+            paragraph("MAE, two-sided, paired by study; p (Holm): adjusted for the pairs of methods compared on "
+                      "this metric. Every metric is in RUN/wilcoxon.csv.") + table_html(wilcoxon_display(mae_tests)),
             order=130,
         ),
     ]
@@ -175,7 +183,8 @@ def _markdown_table_html(table: pd.DataFrame) -> str:
     frame = pd.DataFrame({"method": table["method"], "n": table["n"]})
     for col in TABLE1_METRICS:
         digits = 3 if col == "ssim" else 2
-        frame[col.upper()] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table[f"{col}_mean"], table[f"{col}_sd"])]
+        frame[col.upper()] = [mean_sd_cell(m, s, digits, int(n))
+                              for m, s, n in zip(table[f"{col}_mean"], table[f"{col}_sd"], table["n"])]
     return table_html(frame)
 
 

@@ -131,6 +131,10 @@ class RunFolder:
     def detection_csv(self) -> Path:
         return self.root / "detection.csv"
 
+    def table_csv(self, name: str) -> Path:
+        """A table an evaluator writes, ``RUN/<name>.csv`` (the clinical tables: see docs/evaluation.md)."""
+        return self.root / f"{name}.csv"
+
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"
