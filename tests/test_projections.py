@@ -91,7 +91,7 @@ def test_real_ge_file_matches_pytomography(path: Path) -> None:
 @pytest.mark.skipif(not DATA.is_dir(), reason="the GE Discovery 670 projections are not in ../shared/data")
 def test_real_ge_file_needs_a_window_and_resolves_megp() -> None:
     acq = read_projections(BEDS[0])
-    with pytest.raises(SpectacError, match="bed1_projections.dcm: no single Tc-99m"):
+    with pytest.raises(SpectacError, match=r"bed1_projections\.dcm: no single Tc-99m"):
         acq.window_index(None)
     assert acq.collimator_spec().key == "GE-MEGP"
 
