@@ -65,7 +65,7 @@ def portable_argv(argv: list[str]) -> list[str]:
     """The command line with the program as ``spectac`` and absolute paths cut (also ``--opt=/path``)."""
     if not argv:
         return []
-    out = ["spectac" if Path(argv[0]).name in ("spectac", "__main__.py", "cli.py") else portable(argv[0])]
+    out = ["spectac" if Path(argv[0]).name in ("spectac", "__main__.py", "cli.py", "__init__.py") else portable(argv[0])]
     for arg in argv[1:]:
         if arg.startswith("--") and "=" in arg:
             key, value = arg.split("=", 1)

@@ -1,0 +1,128 @@
+"""Commands that make or move data: simulate a cohort, import a clinic's series, export DICOM,
+the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from spectac.cli.common import (
+    info,
+    user_errors,
+)
+from spectac.errors import SpectacError
+from spectac.io.paths import ensure_writable_parent
+
+
+@user_errors
+def simulate(
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (created or resumed)."),
+    patients: int = typer.Option(100, help="Number of patients (each gives a rest and a stress study)."),
+    seed: int = typer.Option(0, help="Cohort seed: the same seed gives the same bytes."),
+    workers: int = typer.Option(1, help="Studies simulated in parallel (processes)."),
+    counts: float | None = typer.Option(None, help="Expected total counts per study (default: drawn around 4e6 stress, 3e6 rest)."),
+    views: int = typer.Option(60, help="Number of projection views."),
+    arc: float = typer.Option(180.0, help="Orbit arc in degrees: 180 (RAO 45 to LPO 45) or 360."),
+    iterations: int = typer.Option(4, help="OSEM iterations."),
+    subsets: int = typer.Option(6, help="OSEM subsets."),
+    scatter: bool = typer.Option(False, help="Add a scatter component to the projections."),
+    split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
+    bmi: str | None = typer.Option(None, help="Population body-mass index as MEAN,SD (default 25.5,4.5); e.g. 36,3 for an obese cohort."),
+    activity: Path | None = typer.Option(None, help="A user's activity phantom (NIfTI, RAS affine), e.g. from XCAT."),
+    mu: Path | None = typer.Option(None, help="The matching mu-map in 1/cm at 140 keV (NIfTI)."),
+) -> None:
+    """Simulate a cohort of rest/stress MPI studies (NC and CT-AC OSEM, with truth) as a dataset."""
+    from spectac.simulate import SimulationConfig, simulate_cohort, simulate_user_phantom
+
+    bmi_mean_sd = None
+    if bmi is not None:
+        try:
+            mean, sd = (float(v) for v in bmi.split(","))
+        except ValueError:
+            raise SpectacError(f"--bmi expects MEAN,SD such as 36,3, got {bmi!r}") from None
+        bmi_mean_sd = (mean, sd)
+    config = SimulationConfig.build(
+        counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets, scatter=scatter, split=split,
+        bmi=bmi_mean_sd,
+    )
+    if (activity is None) != (mu is None):
+        raise SpectacError("--activity and --mu go together")
+    ensure_writable_parent(out, folder=True)
+    if activity is not None:
+        path = simulate_user_phantom(activity, mu, out, config=config, seed=seed)
+        info(f"wrote {path}")
+        return
+    summary = simulate_cohort(out, patients=patients, seed=seed, config=config, workers=workers)
+    info(f"{summary['written']} studies written, {summary['skipped']} already present, in {out}")
+
+
+@user_errors
+def import_dicom(
+    nc: Path = typer.Option(..., "--nc", help="Folder of NC SPECT DICOM series (any layout)."),
+    ac: Path = typer.Option(..., "--ac", help="Folder of CT-AC SPECT DICOM series of the same studies."),
+    out: Path = typer.Option(..., "--out", "-o", help="New dataset folder."),
+    mu: Path | None = typer.Option(None, "--mu", help="Folder of CT (HU) or vendor NM mu-map series."),
+    split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
+    seed: int = typer.Option(0, help="Seed of the patient split."),
+    arc: float = typer.Option(180.0, help="Camera orbit of the acquisitions in degrees: 180 (RAO 45 to LPO 45) or 360; Chang uses it."),
+    key_file: Path | None = typer.Option(
+        None, "--key-file",
+        help="Secret key of the patient pseudonyms (default: $SPECTAC_PSEUDONYM_KEY_FILE or ~/.config/spectac/pseudonym.key; created when missing).",
+    ),
+    keep_patient_ids: bool = typer.Option(
+        False, "--keep-patient-ids", help="Keep the DICOM Patient IDs as patient and case ids (no pseudonyms)."
+    ),
+) -> None:
+    """Build a training dataset from a clinic's NC and CT-AC DICOM series, paired by study."""
+    from spectac.io.importer import import_dicom_dataset
+
+    ensure_writable_parent(out, folder=True)
+    summary = import_dicom_dataset(nc, ac, out, mu_dir=mu, split=split, seed=seed, arc=arc,
+                                   keep_patient_ids=keep_patient_ids, key_file=key_file)
+    info(f"{summary['studies']} studies of {summary['patients']} patients imported into {summary['folder']}")
+    if summary["key_file"] is not None:
+        made = "created a new key in" if summary["key_created"] else "with the key in"
+        info(f"Patient IDs pseudonymised, {made} {summary['key_file']}; keep it secret and keep it: "
+             "the same key gives the same pseudonyms in later imports")
+    if summary["unpaired"]:
+        info(f"{len(summary['unpaired'])} NC series had no AC series and were skipped: {summary['unpaired'][0]} ...")
+    if summary["skipped"]:
+        shown = "; ".join(f"{s['path']}: {s['reason']}" for s in summary["skipped"][:3])
+        more = " ..." if len(summary["skipped"]) > 3 else ""
+        info(f"{len(summary['skipped'])} entries of the input folders were not read: {shown}{more}")
+
+
+@user_errors
+def export_dicom(
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Export folder: OUT/nc, OUT/ac, OUT/mu."),
+    split: str = typer.Option("all", help="Split to export: train, val, test or all."),
+    mu_as: str = typer.Option("nm", help="Write the mu-map as an NM series (nm) or a CT series in HU (ct)."),
+) -> None:
+    """Write the studies of a dataset as GE-style NM DICOM series (NC, CT-AC, mu-map)."""
+    from spectac.io.dicom import export_dataset_dicom
+
+    if mu_as not in ("nm", "ct"):
+        raise SpectacError(f"--mu-as {mu_as!r}: choose nm or ct")
+    ensure_writable_parent(out, folder=True)
+    summary = export_dataset_dicom(data, out, None if split == "all" else split, mu_as=mu_as)
+    info(f"{summary['studies']} studies written as DICOM in {summary['folder']}")
+
+
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("spectac-demo"), "--out", "-o", help="Folder for the demo cohort (data/) and run (run/)."),
+    patients: int = typer.Option(8, help="Patients in the demo test cohort (a rest and a stress study each)."),
+    workers: int = typer.Option(2, help="Studies simulated in parallel."),
+) -> None:
+    """The main job on its default: simulate a test cohort, correct it (NC, Chang, shipped networks),
+    score image quality and clinical scores, and write a self-contained report.html."""
+    from spectac.demo import run_demo
+
+    ensure_writable_parent(out, folder=True)
+    summary = run_demo(out, patients=patients, workers=workers)
+    if not summary["networks"]:
+        info("note: no shipped network weights found; the demo ran NC and Chang only")
+    info(summary["outputs"]["table1_md"].read_text().rstrip())
+    info(f"report: {summary['outputs']['report']}")

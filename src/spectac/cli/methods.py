@@ -1,0 +1,160 @@
+"""Commands that correct or reconstruct: predict over a dataset, correct one study, train a
+network, reconstruct raw projections."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spectac.cli.common import (
+    METHOD_NAMES,
+    MODEL_NAMES,
+    MODELS_WITH_CHANNELS,
+    NETWORK_OPTIONS_HELP,
+    _parse_settings,
+    info,
+    user_errors,
+)
+from spectac.correction import DEFAULT_METHOD
+from spectac.errors import SpectacError
+from spectac.io.paths import ensure_writable_parent
+from spectac.nn.registry import resolve_config
+
+
+@user_errors
+def predict(
+    method: Annotated[str, typer.Option("--method", "-m", help=f"Correction method: {METHOD_NAMES}.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; predictions go to RUN/predictions/<method>/.")],
+    split: Annotated[str, typer.Option(help="Split to predict: train, val, test or all.")] = "test",
+    mu: Annotated[float | None, typer.Option(help="Chang: uniform mu inside the body in 1/cm (default 0.12; water 0.153).")] = None,
+    iterations: Annotated[int | None, typer.Option(help="chang-iterative: number of error updates (default 2).")] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="Further method option key=value (repeatable).")] = None,
+) -> None:
+    """Correct the NC studies of a dataset with one method (resumable; existing predictions kept)."""
+    from spectac.correction.run import predict_dataset
+
+    options = {"mu": mu, "iterations": iterations, **_parse_settings(settings or [])}
+    ensure_writable_parent(out, folder=True)
+    summary = predict_dataset(data, out, method, None if split == "all" else split, **options)
+    info(f"{method}: {summary['written']} predictions written, {summary['skipped']} already present, in {summary['folder']}")
+
+
+@user_errors
+def correct(
+    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; never inside or around the input."),
+    method: str = typer.Option(DEFAULT_METHOD, help=f"Correction method: {METHOD_NAMES} (default {DEFAULT_METHOD}, the shipped network closest to CT-AC)."),
+    weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
+    force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),
+    arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
+) -> None:
+    """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
+
+    Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
+    """
+    from spectac.correction.files import correct_path
+
+    ensure_writable_parent(output)
+    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc)
+    if summary["forced"]:
+        info(f"note: forced: {input} {summary['forced']}")
+    info(f"{method}: wrote {summary['kind']} {summary['output']}")
+
+
+@user_errors
+def train(
+    model: str = typer.Option("unet-gan3d", help=f"Network: {MODEL_NAMES} (docs/models.md)."),
+    data: Path = typer.Option(..., "--data", help="Dataset folder with train and val splits."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder (created, or resumed when it holds this run)."),
+    epochs: int = typer.Option(60, help="Maximum number of epochs."),
+    batch_size: int = typer.Option(1, help="Volumes per step."),
+    lr: float | None = typer.Option(None, help="Adam learning rate (default: 1e-3)."),
+    seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
+    patience: int = typer.Option(15, help="Stop after this many epochs without a better validation L1 (0: never)."),
+    net: list[str] | None = typer.Option(None, "--net", help=f"Network option key=value (repeatable; lists as 8,16,32), one of the model's own: {NETWORK_OPTIONS_HELP}."),
+    channels: str | None = typer.Option(None, help=f"Same as --net channels=...: channels per level, e.g. 8,16,32,64 ({MODELS_WITH_CHANNELS})."),
+    prior: str | None = typer.Option(None, help="Same as --net prior=...: network input beside NC: none, or chang (the log first-order Chang factor, made from the NC image); default: the model's own."),
+    lr_schedule: str = typer.Option("constant", help="Learning rate over the epochs: constant or cosine (down to 1%)."),
+    init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
+) -> None:
+    """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
+    from spectac.training import TrainOptions, train_model
+
+    network = _parse_settings(net or [], "--net", lists=True)
+    for key, given in (("channels", channels), ("prior", prior)):
+        if given is not None and key in network:
+            raise SpectacError(f"--{key} and --net {key}=... both given; give one")
+    if channels is not None:
+        try:
+            network["channels"] = [int(c) for c in channels.split(",")]
+        except ValueError:
+            raise SpectacError(f"--channels {channels!r}: give whole numbers separated by commas, e.g. 8,16,32,64") from None
+    if prior is not None:
+        network["prior"] = prior
+    resolve_config(model, network)  # an option the model does not have is refused here, in one line
+    if init is not None and str(init) == "shipped" and not init.exists():
+        from spectac.correction.deep import shipped_model_dir
+
+        init = shipped_model_dir(model)
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
+                           lr_schedule=lr_schedule, init=None if init is None else str(init))
+    options.check()
+    ensure_writable_parent(out, folder=True)
+    argv = sys.argv if sys.argv[1:2] == ["train"] else None  # the command line, for training_record.json
+    summary = train_model(data, out, model, options, network or None, argv=argv)
+    if summary["epochs_run"] == 0:
+        info(f"{out}: already trained to epoch {summary['last_epoch']} (best {summary['best_epoch']}); nothing to do")
+        return
+    info(
+        f"{model}: epochs {summary['start_epoch']}-{summary['last_epoch']}"
+        f"{' (stopped early)' if summary['stopped_early'] else ''}, best epoch {summary['best_epoch']} "
+        f"val L1 {summary['best_val_l1']:.4g}, {summary['seconds_per_epoch']:.1f} s/epoch; weights in {out / 'best.pt'}"
+    )
+
+
+@user_errors
+def reconstruct_projections(
+    projections: Path = typer.Argument(..., help="Raw projection NM DICOM file (Image Type TOMO or GATED TOMO)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output NIfTI file (.nii.gz)."),
+    window: str | None = typer.Option(None, help="Energy window: 1-based number, energy in keV (e.g. 208) or "
+                                      "name; default: the window holding Tc-99m's 140.5 keV."),
+    collimator: str | None = typer.Option(None, help="Collimator of the table (LEHR, GE-MEGP, SIEMENS-LEHR, ...) "
+                                          "when the file's is missing or unknown, or to override it."),
+    iterations: int = typer.Option(4, help="OSEM iterations."),
+    subsets: int = typer.Option(6, help="OSEM subsets."),
+    mu: Path | None = typer.Option(None, help="Attenuation map (1/cm) on the SPECT grid, NIfTI: OSEM with "
+                                   "attenuation in the system matrix (AC)."),
+    psf: bool = typer.Option(True, help="Model the collimator's distance-dependent blur."),
+    cutoff: float = typer.Option(0.4, help="Butterworth post-filter cutoff in cycles/cm (0: no filter)."),
+) -> None:
+    """OSEM of a camera's raw projections with spectac's own projector (no vendor reconstruction)."""
+    import time
+
+    from spectac.io.nifti import read_nifti, write_nifti
+    from spectac.io.projections import read_projections
+    from spectac.reconstruction.osem import ReconConfig
+    from spectac.reconstruction.projections import reconstruct_acquisition
+
+    if iterations < 1 or subsets < 1:
+        raise SpectacError("--iterations and --subsets must be at least 1")
+    if cutoff < 0:
+        raise SpectacError(f"--cutoff must not be negative, got {cutoff:g}")
+    if not str(out).endswith((".nii", ".nii.gz")):
+        raise SpectacError(f"{out}: the output must be a NIfTI file (.nii or .nii.gz)")
+    ensure_writable_parent(out)
+    acquisition = read_projections(projections)
+    mu_volume = read_nifti(mu) if mu is not None else None
+    config = ReconConfig(iterations=iterations, subsets=subsets, psf=psf, butterworth_cutoff_per_cm=cutoff)
+    start = time.perf_counter()
+    result = reconstruct_acquisition(acquisition, config, window=window, collimator=collimator, mu=mu_volume)
+    kind = "AC" if result.corrected else "NC"
+    write_nifti(result.volume, out, descrip=f"spectac {kind} OSEM {iterations}x{subsets} {result.collimator}")
+    w = acquisition.windows[result.window]
+    info(f"{projections}: {acquisition.n_views} views, {acquisition.n_detectors} detector(s), window {w}, "
+         f"collimator {result.collimator}; {kind} OSEM {iterations}x{subsets} in {time.perf_counter() - start:.0f} s")
+    info(f"wrote {out} {result.volume.shape} voxels of {result.volume.spacing[0]:.2f} mm")
