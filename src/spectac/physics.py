@@ -45,7 +45,8 @@ HU_BONE = 1900.0  # HU of cortical bone at 120 kVp
 #: Bone-branch slopes of Carney et al. 2006 (Table I), 1e-5 per HU, by kVp.
 CARNEY_BONE_SLOPE = {80.0: 3.64, 100.0: 4.43, 120.0: 5.10, 140.0: 5.64}
 #: HU of cortical bone by kVp: HU_BONE at 120 kVp scaled by Carney's slope ratios.
-HU_BONE_BY_KVP = {kvp: HU_BONE * CARNEY_BONE_SLOPE[120.0] / a for kvp, a in CARNEY_BONE_SLOPE.items()}
+HU_BONE_BY_KVP = {kvp: HU_BONE if kvp == 120.0 else HU_BONE * CARNEY_BONE_SLOPE[120.0] / a
+                  for kvp, a in CARNEY_BONE_SLOPE.items()}
 KVP_RANGE = (80.0, 140.0)
 
 
@@ -73,7 +74,7 @@ def hu_to_mu(hu: np.ndarray, kvp: float = 120.0) -> np.ndarray:
     ``kvp``: the CT's tube voltage (80-140); 120 is the model of the module docstring.
     """
     hu = np.asarray(hu, dtype=np.float32)
-    bone_hu = HU_BONE if float(kvp) == 120.0 else hu_bone(kvp)
+    bone_hu = hu_bone(kvp)
     mu = np.where(hu <= 0, MU_WATER * (1 + hu / 1000.0), MU_WATER + hu * (MU_BONE - MU_WATER) / bone_hu)
     return np.clip(mu, 0, None).astype(np.float32)
 
