@@ -26,6 +26,7 @@ app = typer.Typer(
 #: Every command by its name on the command line, in the order ``spectac --help`` lists them.
 COMMANDS: dict[str, Callable[..., Any]] = {
     "simulate": data.simulate,
+    "phantom": data.phantom_from_ct,
     "predict": methods.predict,
     "evaluate": scores.evaluate,
     "train": methods.train,

@@ -1,5 +1,5 @@
-"""Commands that make or move data: simulate a cohort, import a clinic's series, export DICOM,
-the demo."""
+"""Commands that make or move data: simulate a cohort, a phantom from a CT, import a clinic's
+series, export DICOM, the demo."""
 
 from __future__ import annotations
 
@@ -126,3 +126,28 @@ def demo(
         info("note: no shipped network weights found; the demo ran NC and Chang only")
     info(summary["outputs"]["table1_md"].read_text().rstrip())
     info(f"report: {summary['outputs']['report']}")
+
+
+@user_errors
+def phantom_from_ct(
+    ct: Annotated[Path, typer.Option("--ct", help="Folder of an axial chest CT series (DICOM, any scanner).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New folder for activity.nii.gz, mu.nii.gz, lv.json, phantom.json.")],
+    kvp: Annotated[float | None, typer.Option(help="Tube voltage when the CT header has no KVP (80-140).")] = None,
+    lv_centre: Annotated[str | None, typer.Option("--lv-centre", help="LV centre X,Y,Z in mm (LPS, the CT's frame); default: found in the heart.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the LV shape, uptake and defects (those of patient P000 of `spectac simulate --seed`).")] = 0,
+    state: Annotated[str, typer.Option(help="stress or rest (uptake ratios, defect severity).")] = "stress",
+    defect_probability: Annotated[float, typer.Option(help="Probability of a perfusion defect, as in the cohort.")] = 0.5,
+) -> None:
+    """Make an activity and mu phantom (140 keV) from a patient's chest CT, for `spectac simulate --activity/--mu`."""
+    from spectac.phantom.from_ct import parse_point, write_ct_phantom
+
+    centre = parse_point(lv_centre) if lv_centre is not None else None
+    ensure_writable_parent(out)
+    phantom = write_ct_phantom(ct, out, kvp=kvp, seed=seed, state=state, lv_centre_mm=centre,
+                               defect_probability=defect_probability)
+    d = phantom.description
+    info(f"CT: {d['ct']['model'] or 'unknown model'}, {d['ct']['kvp']:g} kVp, {d['ct']['slices']} slices; "
+         f"heart {d['body']['heart_ml']:.0f} mL, LV {d['lv']['placed_by']}")
+    for note in d["ct"]["notes"]:
+        info(f"note: {note}")
+    info(f"wrote {out}")
