@@ -4,6 +4,7 @@ series, export DICOM, the demo."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
