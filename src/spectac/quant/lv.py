@@ -21,6 +21,7 @@ the patient's right and anterior, toward the right ventricle, for any normal hea
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,11 @@ TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
 MIN_RELATIVE_CONTRAST = 0.30  # below it no LV-like shell was found
 MAX_CAVITY_RATIO = 0.9  # an LV's cavity (blood pool) is colder than its wall: 0.6-0.8 after blur; solid blobs >= 1
+COVERAGE_LEVEL = 0.6  # wall_coverage counts the mid-wall points at >= this x the wall's 95th percentile
+MIN_WALL_COVERAGE = 0.75  # below: low confidence (large defect or misfit)
+HOT_LEVEL = 0.8  # hot_surroundings counts the points outside the wall at >= this x the wall median
+MAX_HOT_SURROUNDINGS = 0.15  # above: low confidence (the fit may be pulled toward the neighbour)
+CAP_PERCENTILE = 75.0  # the refit caps the image at this percentile of the fitted wall
 SHAPE_POWER = 2.4  # exponent of the super-ellipsoid LV shape used for the centroid
 
 
@@ -52,6 +58,10 @@ class LVGeometry:
         base_mm: (3,) centre of the base plane.
         wall_mm: wall thickness assumed or measured.
         score: the shell-fit contrast (image units; 0 when not fitted).
+        wall_coverage: fraction of the fitted mid-wall at >= ``COVERAGE_LEVEL`` x its 95th percentile
+            (about 1 for a normal wall; lower with large defects or a misfit); NaN when not fitted.
+        hot_surroundings: fraction of the points 9 mm outside the fitted wall at >= ``HOT_LEVEL`` x
+            the wall's median (liver, stomach or bowel against the wall); NaN when not fitted.
     """
 
     center_mm: np.ndarray
@@ -63,6 +73,20 @@ class LVGeometry:
     base_mm: np.ndarray
     wall_mm: float = WALL_MM
     score: float = 0.0
+    wall_coverage: float = float("nan")
+    hot_surroundings: float = float("nan")
+
+    @property
+    def confidence(self) -> str:
+        """"high", "low" (with why) or "unknown" (not fitted): see docs/quantification.md."""
+        if not np.isfinite(self.wall_coverage):
+            return "unknown"
+        why = []
+        if self.hot_surroundings > MAX_HOT_SURROUNDINGS:
+            why.append(f"hot activity against {100 * self.hot_surroundings:.0f}% of the wall")
+        if self.wall_coverage < MIN_WALL_COVERAGE:
+            why.append(f"only {100 * self.wall_coverage:.0f}% of the wall at >= {COVERAGE_LEVEL:.0%} of its maximum")
+        return "high" if not why else "low: " + "; ".join(why) + " (check the axes)"
 
     @property
     def apex_mm(self) -> np.ndarray:
@@ -125,6 +149,9 @@ class LVGeometry:
             "apex_mm": self.apex_mm.tolist(),
             "wall_mm": self.wall_mm,
             "score": self.score,
+            "wall_coverage": self.wall_coverage,
+            "hot_surroundings": self.hot_surroundings,
+            "confidence": self.confidence,
         }
 
 
@@ -265,9 +292,12 @@ def _relative_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> float:
     return contrast / mid if mid > 0 else 0.0
 
 
-# plausible mid-wall radius and length of an adult LV in mm
-RADIUS_RANGE = (16.0, 32.0)
-LENGTH_RANGE = (40.0, 95.0)
+# plausible mid-wall radius and length of an adult LV in mm. Normal adults have a mid-wall radius at
+# the base of about 20-30 mm (end-diastolic diameter 40-56 mm plus the wall); dilated ventricles
+# (diameter up to 75-80 mm) reach 40 mm, and a 32 mm cap under-fitted them. Lengths up to 120 mm
+# for the same reason. Outside the ranges the fit is penalised, not forbidden.
+RADIUS_RANGE = (14.0, 42.0)
+LENGTH_RANGE = (40.0, 120.0)
 # the long axis lies within about 70 degrees of the typical (left, anterior, inferior) direction
 MIN_TYPICAL_COSINE = 0.3
 MIN_ASPECT = 2.0  # mid-wall length over radius: the LV is longer than wide
@@ -465,8 +495,43 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
     if best is None or best[0] <= MIN_RELATIVE_CONTRAST:
         raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
     score, p = best
+    p = _refit_capped(volume, smooth, p, wall_mm, scale)
     base, axis, radius, length = _frame_from_params(p)
-    return LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
+    geom = LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
+    coverage, hot = fit_confidence(sample, geom)
+    return dataclasses.replace(geom, wall_coverage=coverage, hot_surroundings=hot)
+
+
+def fit_confidence(sample: _Sampler, geom: LVGeometry) -> tuple[float, float]:
+    """(wall_coverage, hot_surroundings) of a fitted geometry on the smoothed image (see
+    :class:`LVGeometry`)."""
+    pts = _shell_points(geom.base_mm, geom.long_axis, geom.radius_mm, geom.length_mm, geom.wall_mm)
+    values = sample(pts["all"])
+    n_mid, n_cavity, n_out = pts["n"][:3]
+    mid, outside = values[:n_mid], values[n_mid + n_cavity : n_mid + n_cavity + n_out]
+    top, median = float(np.percentile(mid, 95)), float(np.median(mid))
+    if top <= 0:
+        return 0.0, 1.0
+    return float(np.mean(mid >= COVERAGE_LEVEL * top)), float(np.mean(outside >= HOT_LEVEL * median))
+
+
+def _refit_capped(volume: Volume, smooth: np.ndarray, p: np.ndarray, wall: float, scale: float) -> np.ndarray:
+    """Refine a fit on the image capped at the wall's own level.
+
+    A liver, stomach or bowel loop hotter than the wall and touching it pulls a fit on the raw image
+    toward itself (its counts raise the mid-wall mean). Capped at the ``CAP_PERCENTILE`` of the
+    fitted mid-wall samples, a hot neighbour can no more add to the wall than the wall itself, while
+    it still counts against a shell that overlaps it. The refit is kept if it stays hollow.
+    """
+    base, axis, radius, length = _frame_from_params(p)
+    mid = _Sampler(volume, smooth)(_shell_points(base, axis, radius, length, wall)["all"][: len(_TEMPLATE.surface)])
+    level = float(np.percentile(mid, CAP_PERCENTILE))
+    if level <= 0:
+        return p
+    sample = _Sampler(volume, np.minimum(smooth, level))
+    q, _ = _fit_shell(sample, p, wall, scale)
+    m, cavity = _shell_means(sample, q, wall)[:2]
+    return q if cavity < MAX_CAVITY_RATIO * m else p
 
 
 def axis_error_deg(a: LVGeometry, b: LVGeometry) -> float:
