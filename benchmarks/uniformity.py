@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from spectac.io.dataset import Dataset
-from spectac.quant.lv import LVGeometry
+from spectac.quant.geometry import LVGeometry
 from spectac.quant.polar import polar_map
 from spectac.quant.segments import polar_segments
 

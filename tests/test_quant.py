@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from quant_shapes import draw_shell, shell_geometry
 
-from spectac.quant.lv import axis_error_deg, centre_error_mm, detect_lv
+from spectac.quant.geometry import axis_error_deg, centre_error_mm
+from spectac.quant.lv import detect_lv
 from spectac.quant.normals import NormalDatabase, database_from_maps, method_family
 from spectac.quant.polar import N_CAP, N_RINGS, bullseye_image, polar_map
 from spectac.quant.reorient import horizontal_long_axis, short_axis, vertical_long_axis
@@ -47,6 +48,16 @@ def test_detect_lv_on_shells_with_a_hot_liver() -> None:
         assert centre_error_mm(found, truth) < 6.8
         assert np.degrees(np.arccos(found.anterior @ truth.anterior)) < 6.0
         assert found.septal @ np.array([-1.0, 0, 0]) > 0  # septum toward the patient's right
+
+
+def test_detect_lv_fits_a_dilated_ventricle_and_says_how_confident_it_is() -> None:
+    """A dilated LV (mid-wall radius 37 mm, beyond the old 32 mm cap) is fitted at its size; a clean
+    shell gets high confidence, and the confidence measures are in the geometry's dict."""
+    truth = shell_geometry((1, -1, -1), (10, -10, 0), radius=37.0, length=85.0)
+    found = detect_lv(draw_shell(truth, shape=(56, 56, 56), torso=True, seed=2))
+    assert axis_error_deg(found, truth) < 8.0 and abs(found.radius_mm - 37.0) < 4.0
+    assert found.confidence == "high" and found.wall_coverage > 0.75 and found.hot_surroundings < 0.15
+    assert found.to_dict()["confidence"] == "high"
 
 
 def test_detect_lv_refuses_an_image_without_a_heart() -> None:

@@ -17,7 +17,8 @@ import pytest
 from scipy import ndimage
 
 from spectac.phantom.anatomy import build_phantom, draw_patient
-from spectac.quant.lv import LVGeometry, axis_error_deg, centre_error_mm, detect_lv
+from spectac.quant.geometry import LVGeometry, axis_error_deg, centre_error_mm
+from spectac.quant.lv import detect_lv
 from spectac.volume import Volume
 
 SHAPE, SPACING = (64, 64, 64), 6.8

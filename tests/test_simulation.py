@@ -118,7 +118,7 @@ def _wall_ratios(volumes: dict, info: dict, spacing: float) -> dict[str, float]:
 def _segment_cv(volume: np.ndarray, info: dict, spacing: float) -> float:
     """Coefficient of variation of the 17 AHA segment values of the polar map (maximal-count
     circumferential profiles, as clinical software reads them), on the true LV geometry."""
-    from spectac.quant.lv import LVGeometry
+    from spectac.quant.geometry import LVGeometry
     from spectac.quant.polar import polar_map
     from spectac.quant.segments import polar_segments
 

@@ -82,20 +82,24 @@ def quantify_command(
     from spectac.io.dicom import is_dicom_path, read_dicom_volume
     from spectac.io.nifti import read_nifti
     from spectac.quant.normals import FAMILIES, NormalDatabase
-    from spectac.quant.study import quantify_patient
+    from spectac.quant.study import patient_position, position_note, quantify_patient
     from spectac.volume import Volume
 
     if family not in FAMILIES:
         raise SpectacError(f"--family must be one of {', '.join(FAMILIES)}, got {family!r}")
 
-    def read(path: Path) -> tuple[Volume, str]:
+    positions: dict[str, str] = {}
+
+    def read(path: Path, state: str) -> tuple[Volume, str]:
         if is_dicom_path(path):
             volume, context = read_dicom_volume(path)
+            positions[state] = position_note(patient_position(context.series))
             return volume, context.patient_sex
+        positions[state] = "not DICOM, PatientPosition unknown: assumed supine (HFS), as the normal limits are"
         return read_nifti(path), ""
 
-    stress_volume, stress_sex = read(study)
-    rest_volume, rest_sex = read(rest) if rest is not None else (None, "")
+    stress_volume, stress_sex = read(study, "stress")
+    rest_volume, rest_sex = read(rest, "rest") if rest is not None else (None, "")
     if sex is not None:
         if sex.upper() not in ("F", "M"):
             raise SpectacError(f"--sex must be F or M, got {sex!r}")
@@ -108,6 +112,12 @@ def quantify_command(
     patient = quantify_patient(stress_volume, rest_volume, NormalDatabase.load(normals), family, chosen)
     summary = patient.summary()
     info(f"limits: {family}, sex {chosen} ({why})")
+    for state, q in (("stress", patient.stress), ("rest", patient.rest)):
+        if q is not None:
+            g = q.geometry
+            info(f"{state}: position {positions[state]}; LV fit confidence {g.confidence} (wall coverage "
+                 f"{g.wall_coverage:.2f}, hot surroundings {g.hot_surroundings:.2f}, R {g.radius_mm:.0f} mm, "
+                 f"L {g.length_mm:.0f} mm)")
     info("  ".join(f"{k} {v:.1f}" if isinstance(v, float) and not float(v).is_integer() else f"{k} {v:g}"
                    for k, v in summary.items()))
     if out is not None:
@@ -131,5 +141,9 @@ def quantify_command(
             fig.savefig(out / f"{state}_polar.png", dpi=120, bbox_inches="tight")
             plt.close(fig)
         write_text_atomic(out / "scores.json", json.dumps({"family": family, "sex": chosen, "sex_source": why,
+                                                           "position": positions,
+                                                           "lv_confidence": {st: q.geometry.confidence for st, q in
+                                                                             (("stress", patient.stress),
+                                                                              ("rest", patient.rest)) if q},
                                                            **summary}, indent=1))
         info(f"wrote {out}")

@@ -3,7 +3,8 @@ normal databases and perfusion scores (SSS, SRS, SDS, TPD). See docs/quantificat
 
 from __future__ import annotations
 
-from spectac.quant.lv import LVGeometry, detect_lv
+from spectac.quant.geometry import LVGeometry
+from spectac.quant.lv import detect_lv
 from spectac.quant.polar import PolarMap, polar_map
 from spectac.quant.scores import NormalLimits, PerfusionScores, score_polar_map
 from spectac.quant.study import StudyQuantification, quantify

@@ -21,135 +21,26 @@ the patient's right and anterior, toward the right ventricle, for any normal hea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 import numpy as np
 from scipy import ndimage, optimize
 
-from spectac.phantom.lv import aha_anterior
+from spectac.quant.geometry import (
+    COVERAGE_LEVEL,
+    WALL_MM,
+    LVGeometry,
+    _unit,
+)
 from spectac.volume import SpectacError, Volume
 
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
 TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
-WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
 MIN_RELATIVE_CONTRAST = 0.30  # below it no LV-like shell was found
 MAX_CAVITY_RATIO = 0.9  # an LV's cavity (blood pool) is colder than its wall: 0.6-0.8 after blur; solid blobs >= 1
-SHAPE_POWER = 2.4  # exponent of the super-ellipsoid LV shape used for the centroid
-
-
-@dataclass(frozen=True)
-class LVGeometry:
-    """The LV position, size and AHA frame in LPS millimetres.
-
-    Attributes:
-        center_mm: (3,) centroid of the LV myocardium.
-        long_axis: (3,) unit vector from base to apex.
-        anterior: (3,) unit vector perpendicular to ``long_axis`` toward the mid-anterior wall.
-        septal: (3,) unit vector ``long_axis x anterior``, toward the mid-septum.
-        radius_mm: mid-wall radius at the base.
-        length_mm: distance from the base plane to the mid-wall apex.
-        base_mm: (3,) centre of the base plane.
-        wall_mm: wall thickness assumed or measured.
-        score: the shell-fit contrast (image units; 0 when not fitted).
-    """
-
-    center_mm: np.ndarray
-    long_axis: np.ndarray
-    anterior: np.ndarray
-    septal: np.ndarray
-    radius_mm: float
-    length_mm: float
-    base_mm: np.ndarray
-    wall_mm: float = WALL_MM
-    score: float = 0.0
-
-    @property
-    def apex_mm(self) -> np.ndarray:
-        """(3,) the epicardial apex."""
-        return self.base_mm + (self.length_mm + self.wall_mm / 2) * self.long_axis
-
-    @property
-    def rotation(self) -> np.ndarray:
-        """(3, 3) matrix whose rows are anterior, septal and long_axis (LPS -> LV frame)."""
-        return np.stack([self.anterior, self.septal, self.long_axis])
-
-    @classmethod
-    def from_axes(
-        cls,
-        base_mm: np.ndarray,
-        long_axis: np.ndarray,
-        radius_mm: float,
-        length_mm: float,
-        wall_mm: float = WALL_MM,
-        score: float = 0.0,
-        anterior_hint: np.ndarray | None = None,
-    ) -> LVGeometry:
-        """The geometry of a shell with its base centre and long axis; the AHA frame is derived."""
-        long_axis = _unit(np.asarray(long_axis, dtype=np.float64))
-        anterior = aha_anterior(long_axis, anterior_hint)
-        septal = np.cross(long_axis, anterior)
-        base_mm = np.asarray(base_mm, dtype=np.float64)
-        centre = base_mm + shell_centroid_offset(radius_mm, length_mm, wall_mm) * long_axis
-        return cls(centre, long_axis, anterior, septal, float(radius_mm), float(length_mm), base_mm, wall_mm, score)
-
-    @classmethod
-    def from_lv_json(cls, lv: dict[str, Any]) -> LVGeometry:
-        """The truth geometry written by the simulator (lv.json of a study: ``length_mm`` from the
-        base plane to the epicardial apex, ``radius_mm`` the epicardial radius)."""
-        long_axis = _unit(np.asarray(lv["long_axis"], dtype=np.float64))
-        anterior = _unit(np.asarray(lv["anterior"], dtype=np.float64))
-        septal = _unit(np.asarray(lv.get("septal", np.cross(long_axis, anterior)), dtype=np.float64))
-        wall = float(lv.get("wall_mm", WALL_MM))
-        center = np.asarray(lv["center_mm"], dtype=np.float64)
-        if "base_mm" in lv:
-            base = np.asarray(lv["base_mm"], dtype=np.float64)
-        else:
-            base = center - 0.4 * float(lv["length_mm"]) * long_axis
-        if "apex_mm" in lv:
-            length = float(np.dot(np.asarray(lv["apex_mm"]) - base, long_axis)) - wall / 2
-        else:
-            length = float(lv["length_mm"]) - wall / 2
-        # the simulator's radius_mm is the outer (epicardial) radius at the base; ours is mid-wall
-        return cls(center, long_axis, anterior, septal, float(lv["radius_mm"]) - wall / 2, length, base, wall)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "center_mm": self.center_mm.tolist(),
-            "long_axis": self.long_axis.tolist(),
-            "anterior": self.anterior.tolist(),
-            "septal": self.septal.tolist(),
-            "radius_mm": self.radius_mm,
-            "length_mm": self.length_mm,
-            "base_mm": self.base_mm.tolist(),
-            "apex_mm": self.apex_mm.tolist(),
-            "wall_mm": self.wall_mm,
-            "score": self.score,
-        }
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
-    if n == 0:
-        raise ValueError("zero vector has no direction")
-    return v / n
-
-
-def shell_centroid_offset(radius_mm: float, length_mm: float, wall_mm: float, power: float = SHAPE_POWER) -> float:
-    """Distance from the base plane to the centroid of the LV shell, along the axis.
-
-    The shell lies between two super-ellipsoids of revolution ``(r/a)^p + (u/c)^p = 1`` (u >= 0):
-    outer semi-axes (R + w/2, L + w/2), inner (R - w/2, L - w/2). Real and simulated LVs are blunter
-    than ellipsoids (p = 2), so the default exponent is ``SHAPE_POWER``; the centroid is integrated
-    numerically over slices.
-    """
-    ao, co = radius_mm + wall_mm / 2, length_mm + wall_mm / 2
-    ai, ci = max(radius_mm - wall_mm / 2, 0.0), max(length_mm - wall_mm / 2, 1e-6)
-    u = np.linspace(0.0, co, 400)
-    outer = ao**2 * np.clip(1 - (u / co) ** power, 0, None) ** (2 / power)
-    inner = ai**2 * np.clip(1 - (u / ci) ** power, 0, None) ** (2 / power)
-    area = outer - inner  # cross-section area / pi
-    return float(np.trapezoid(area * u, u) / np.trapezoid(area, u))
+HOT_LEVEL = 0.8  # hot_surroundings counts the points outside the wall at >= this x the wall median
+CAP_PERCENTILE = 75.0  # the refit caps the image at this percentile of the fitted wall
 
 
 def _perpendicular_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,9 +156,12 @@ def _relative_contrast(sample: _Sampler, p: np.ndarray, wall: float) -> float:
     return contrast / mid if mid > 0 else 0.0
 
 
-# plausible mid-wall radius and length of an adult LV in mm
-RADIUS_RANGE = (16.0, 32.0)
-LENGTH_RANGE = (40.0, 95.0)
+# plausible mid-wall radius and length of an adult LV in mm. Normal adults have a mid-wall radius at
+# the base of about 20-30 mm (end-diastolic diameter 40-56 mm plus the wall); dilated ventricles
+# (diameter up to 75-80 mm) reach 40 mm, and a 32 mm cap under-fitted them. Lengths up to 120 mm
+# for the same reason. Outside the ranges the fit is penalised, not forbidden.
+RADIUS_RANGE = (14.0, 42.0)
+LENGTH_RANGE = (40.0, 120.0)
 # the long axis lies within about 70 degrees of the typical (left, anterior, inferior) direction
 MIN_TYPICAL_COSINE = 0.3
 MIN_ASPECT = 2.0  # mid-wall length over radius: the LV is longer than wide
@@ -465,14 +359,40 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
     if best is None or best[0] <= MIN_RELATIVE_CONTRAST:
         raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
     score, p = best
+    p = _refit_capped(volume, smooth, p, wall_mm, scale)
     base, axis, radius, length = _frame_from_params(p)
-    return LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
+    geom = LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
+    coverage, hot = fit_confidence(sample, geom)
+    return dataclasses.replace(geom, wall_coverage=coverage, hot_surroundings=hot)
 
 
-def axis_error_deg(a: LVGeometry, b: LVGeometry) -> float:
-    """Angle in degrees between two long axes."""
-    return float(np.degrees(np.arccos(np.clip(np.dot(a.long_axis, b.long_axis), -1.0, 1.0))))
+def fit_confidence(sample: _Sampler, geom: LVGeometry) -> tuple[float, float]:
+    """(wall_coverage, hot_surroundings) of a fitted geometry on the smoothed image (see
+    :class:`LVGeometry`)."""
+    pts = _shell_points(geom.base_mm, geom.long_axis, geom.radius_mm, geom.length_mm, geom.wall_mm)
+    values = sample(pts["all"])
+    n_mid, n_cavity, n_out = pts["n"][:3]
+    mid, outside = values[:n_mid], values[n_mid + n_cavity : n_mid + n_cavity + n_out]
+    top, median = float(np.percentile(mid, 95)), float(np.median(mid))
+    if top <= 0:
+        return 0.0, 1.0
+    return float(np.mean(mid >= COVERAGE_LEVEL * top)), float(np.mean(outside >= HOT_LEVEL * median))
 
 
-def centre_error_mm(a: LVGeometry, b: LVGeometry) -> float:
-    return float(np.linalg.norm(a.center_mm - b.center_mm))
+def _refit_capped(volume: Volume, smooth: np.ndarray, p: np.ndarray, wall: float, scale: float) -> np.ndarray:
+    """Refine a fit on the image capped at the wall's own level.
+
+    A liver, stomach or bowel loop hotter than the wall and touching it pulls a fit on the raw image
+    toward itself (its counts raise the mid-wall mean). Capped at the ``CAP_PERCENTILE`` of the
+    fitted mid-wall samples, a hot neighbour can no more add to the wall than the wall itself, while
+    it still counts against a shell that overlaps it. The refit is kept if it stays hollow.
+    """
+    base, axis, radius, length = _frame_from_params(p)
+    mid = _Sampler(volume, smooth)(_shell_points(base, axis, radius, length, wall)["all"][: len(_TEMPLATE.surface)])
+    level = float(np.percentile(mid, CAP_PERCENTILE))
+    if level <= 0:
+        return p
+    sample = _Sampler(volume, np.minimum(smooth, level))
+    q, _ = _fit_shell(sample, p, wall, scale)
+    m, cavity = _shell_means(sample, q, wall)[:2]
+    return q if cavity < MAX_CAVITY_RATIO * m else p

@@ -1,6 +1,6 @@
 """Polar map (bull's-eye) from maximal-count circumferential profiles.
 
-The LV mid-wall is modelled as the half-ellipsoid of :class:`~spectac.quant.lv.LVGeometry` (radius
+The LV mid-wall is modelled as the half-ellipsoid of :class:`~spectac.quant.geometry.LVGeometry` (radius
 R across, length L from the base plane to the mid-wall apex). Samples are taken on a fixed layout:
 
 - ``N_ANGLES`` = 72 angles, theta_k = (k + 0.5) * 5 degrees, measured from ``anterior`` toward
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from spectac.quant.lv import LVGeometry
+from spectac.quant.geometry import LVGeometry
 from spectac.volume import Volume
 
 N_ANGLES = 72

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from spectac.quant.lv import LVGeometry
+from spectac.quant.geometry import LVGeometry
 from spectac.volume import Volume
 
 

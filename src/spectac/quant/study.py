@@ -5,13 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from spectac.quant.lv import LVGeometry, detect_lv
+from spectac.quant.geometry import LVGeometry
+from spectac.quant.lv import detect_lv
 from spectac.quant.polar import PolarMap, polar_map
 from spectac.quant.scores import NormalLimits, PerfusionScores, score_polar_map
 from spectac.volume import Volume
 
 if TYPE_CHECKING:
     from spectac.quant.normals import NormalDatabase
+
+
+SUPINE_POSITIONS = ("HFS", "FFS")
+KNOWN_POSITIONS = ("HFS", "FFS", "HFP", "FFP", "HFDR", "HFDL", "FFDR", "FFDL")
+PATIENT_POSITION_TAG = "00185100"  # Patient Position (0018,5100), CS
+
+
+def patient_position(series: dict | None) -> str:
+    """PatientPosition (HFS, FFS, HFP, FFP, HFDR ...) from a series' attributes in DICOM JSON; ""
+    when missing."""
+    element = (series or {}).get(PATIENT_POSITION_TAG) or {}
+    values = element.get("Value") or [""]
+    return str(values[0] or "").strip().upper()
+
+
+def position_note(position: str) -> str:
+    """How a study's PatientPosition bears on its scores (the shipped limits are of supine studies)."""
+    if not position:
+        return "PatientPosition missing: assumed supine (HFS), as the normal limits are"
+    if position in SUPINE_POSITIONS:
+        return f"{position} (supine, as the normal limits)"
+    if position in KNOWN_POSITIONS:
+        return (f"{position}: WARNING, not supine; scored with supine limits (prone or decubitus imaging moves "
+                "the inferior attenuation and subdiaphragmatic activity: read the scores with care)")
+    return f"{position!r} is not a DICOM PatientPosition: assumed supine"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import pandas as pd
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
 from spectac.progress import track
-from spectac.quant.lv import LVGeometry, axis_error_deg, centre_error_mm, detect_lv
+from spectac.quant.geometry import LVGeometry, axis_error_deg, centre_error_mm
+from spectac.quant.lv import detect_lv
 from spectac.volume import SpectacError
 
 
