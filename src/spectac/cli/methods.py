@@ -64,7 +64,7 @@ def correct(
 
     ensure_writable_parent(output)
     summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict)
-    for flag in summary["ood_flags"]:
+    for flag in summary.get("ood_flags", []):
         info(f"warning: {flag}")
     if summary["forced"]:
         info(f"note: forced: {input} {summary['forced']}")

@@ -184,7 +184,7 @@ def correct_path(
     check_plausible_values(nc.array, str(input))
     flags = ood_flags(nc, header.header if dicom_in else None, training_reference(method, weights))
     if flags and strict:
-        raise SpectacError(f"{input}: unlike the training data ({'; '.join(flags)}); refusing (--strict)")
+        raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
     corrected = correct_volume(nc, method, str(input), protocol, **options)
     summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal, "ood_flags": flags}
     model = _model_name(weights)
