@@ -121,6 +121,11 @@ def test_correct_flags_the_nifti_output_with_a_sidecar(tmp_path):
     assert read_nifti_header(out).descrip.endswith(" OOD")
     flags = json.loads(sidecar_path(out).read_text())["spectac_ood_flags"]
     assert len(flags) == 1 and "total counts" in flags[0]
+    # overwritten by an unflagged correction: the stale sidecar goes
+    write_nifti(study(), tmp_path / "nc.nii.gz")
+    code, output = run(tmp_path / "nc.nii.gz", "-o", out, "--method", "chang", "--overwrite")
+    assert code == 0 and "warning" not in output, output
+    assert not sidecar_path(out).exists()
 
 
 def test_in_distribution_nifti_has_no_warning_and_no_sidecar(tmp_path):

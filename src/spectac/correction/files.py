@@ -193,8 +193,7 @@ def correct_path(
         if flags:  # the mark survives the 80-character limit: "OOD" goes before the description's tail
             descrip = f"{descrip[:75]} OOD"
         write_nifti(corrected, output, descrip=descrip, replace=overwrite)
-        if flags:
-            write_ood_sidecar(output, flags)
+        write_ood_sidecar(output, flags)  # none left from an overwritten flagged output when unflagged
         return {**summary, "kind": "nifti"}
     uncorrected = method == "nc"  # a copy of the NC image: no ATTN in Corrected Image, not called AC
     description = NC_COPY_DESCRIPTION if uncorrected else " ".join(p for p in ("spectac AC", method, model) if p)

@@ -232,10 +232,18 @@ def sidecar_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".json")
 
 
-def write_ood_sidecar(output: str | Path, flags: list[str]) -> Path:
-    """Write the flags of a NIfTI output to its sidecar JSON, atomically."""
+def write_ood_sidecar(output: str | Path, flags: list[str]) -> Path | None:
+    """Write the flags of a NIfTI output to its sidecar JSON, atomically; without flags, remove
+    the sidecar an earlier flagged output of that name left (only one spectac wrote)."""
     from spectac.io.atomic import write_text_atomic
 
     path = sidecar_path(output)
+    if not flags:
+        try:
+            if "spectac_ood_flags" in json.loads(path.read_text()):
+                path.unlink()
+        except (OSError, ValueError, TypeError):
+            pass
+        return None
     write_text_atomic(path, json.dumps({"spectac_ood_flags": flags}, indent=1) + "\n")
     return path
