@@ -52,15 +52,20 @@ def correct(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
     force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),
     arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2, nothing written) a study unlike the training data instead of correcting it with warnings."),
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
+
+    A study unlike the training data (another camera, grid, field of view or count level, a body cut by the field, no LV: docs/models.md) is corrected with one "warning:" line per reason and flagged in the output; --strict refuses it.
 
     Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
     """
     from spectac.correction.files import correct_path
 
     ensure_writable_parent(output)
-    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc)
+    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict)
+    for flag in summary.get("ood_flags", []):
+        info(f"warning: {flag}")
     if summary["forced"]:
         info(f"note: forced: {input} {summary['forced']}")
     info(f"{method}: wrote {summary['kind']} {summary['output']}")

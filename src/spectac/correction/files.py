@@ -23,6 +23,7 @@ from spectac.acquisition.protocol import Protocol
 from spectac.correction import DEFAULT_METHOD
 from spectac.correction.checks import check_plausible_geometry, check_plausible_values
 from spectac.correction.methods import MethodContext, get_method
+from spectac.correction.ood import ood_comments, ood_flags, training_reference, write_ood_sidecar
 from spectac.correction.run import apply_method, resolve_options
 from spectac.io.dicom import (
     FORCED_NOTE,
@@ -104,6 +105,7 @@ def correct_path(
     force: bool = False,
     arc: float | None = None,
     uid_seed: str | None = None,
+    strict: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Correct a DICOM file/folder or a NIfTI file and write the result as the same kind.
@@ -127,17 +129,21 @@ def correct_path(
         arc: the camera orbit of the acquisition (180 or 360 degrees); None: the standard
             180-degree cardiac arc for Chang, the orbit of its training data for a network.
         uid_seed: deterministic DICOM UIDs (tests).
+        strict: refuse (nothing written) a study unlike the training data
+            (:func:`spectac.correction.ood.ood_flags`); otherwise it is corrected and flagged.
         **options: further method options.
 
     Returns:
         {"output", "kind" ("dicom" | "nifti"), "method", "shape", "forced" (the reason overridden,
-        or None)}.
+        or None), "ood_flags" (why the study is unlike the training data; [] when it is like it)}.
+        A flagged output says so: DICOM Image Comments "spectac OOD: ...", NIfTI descrip "... OOD"
+        and a sidecar ``<output>.json`` with the flags.
 
     Raises:
         SpectacError: a missing or unreadable input, an input already corrected (without
             ``force``) or of implausible geometry or values, an output equal to, inside or around
             the input or already there (also when it appears during the run), an unknown method or
-            option, or a volume the method cannot correct.
+            option, a volume the method cannot correct, or with ``strict`` a flagged study.
     """
     input, output = Path(input), Path(output)
     if not input.exists():
@@ -176,12 +182,18 @@ def correct_path(
     else:
         nc = read_nifti(input)
     check_plausible_values(nc.array, str(input))
+    flags = ood_flags(nc, header.header if dicom_in else None, training_reference(method, weights))
+    if flags and strict:
+        raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
     corrected = correct_volume(nc, method, str(input), protocol, **options)
-    summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal}
+    summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal, "ood_flags": flags}
     model = _model_name(weights)
     if nifti_out:
-        write_nifti(corrected, output, descrip=nifti_description(method, model, NIFTI_FORCED_NOTE if note else ""),
-                    replace=overwrite)
+        descrip = nifti_description(method, model, NIFTI_FORCED_NOTE if note else "")
+        if flags:  # the mark survives the 80-character limit: "OOD" goes before the description's tail
+            descrip = f"{descrip[:75]} OOD"
+        write_nifti(corrected, output, descrip=descrip, replace=overwrite)
+        write_ood_sidecar(output, flags)  # none left from an overwritten flagged output when unflagged
         return {**summary, "kind": "nifti"}
     uncorrected = method == "nc"  # a copy of the NC image: no ATTN in Corrected Image, not called AC
     description = NC_COPY_DESCRIPTION if uncorrected else " ".join(p for p in ("spectac AC", method, model) if p)
@@ -189,7 +201,7 @@ def correct_path(
         description = f"{description[:55]} (forced)"
     write_dicom_series(corrected, context, output, method=method, model_name=model, uid_seed=uid_seed,
                        series_description=description, attenuation_corrected=not uncorrected,
-                       image_comments=note, replace=overwrite)
+                       image_comments=ood_comments(note, flags), replace=overwrite)
     return {**summary, "kind": "dicom"}
 
 
