@@ -202,6 +202,20 @@ def test_train_refuses_bad_options_before_writing(tmp_path, option, match):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("case", ["no dataset", "missing init weights"])
+def test_train_refused_after_taking_the_folder_leaves_no_folder(tmp_path, case):
+    """Refusals found once the model folder is locked (the dataset, the init weights) remove the
+    folder the run made."""
+    data = tiny_dataset(tmp_path / "data", patients=1)
+    out = tmp_path / "model"
+    args = (["--data", str(tmp_path / "absent")] if case == "no dataset"
+            else ["--data", str(data), "--init", str(tmp_path / "absent.pt")])
+    line = _one_error_line(runner.invoke(app, ["train", "--model", "unet3d", "--out", str(out), "--epochs", "1",
+                                               *args]))
+    assert "absent" in line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("option", "match"),
     [

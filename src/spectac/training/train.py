@@ -139,7 +139,10 @@ def _summary_writer(out: Path, start_epoch: int) -> Any:
 
 @contextlib.contextmanager
 def _run_lock(out: Path) -> Iterator[None]:
-    """One trainer per model folder: two would overwrite each other's checkpoints."""
+    """One trainer per model folder: two would overwrite each other's checkpoints. A folder this
+    run made and left empty (it failed before writing anything: no dataset, missing init weights)
+    is removed again, so a refused run leaves nothing behind."""
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = out / ".lock"
     for _ in range(2):
@@ -164,6 +167,8 @@ def _run_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         lock.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
 
 
 def train_model(
