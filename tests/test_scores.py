@@ -52,8 +52,8 @@ def fixed_and_reversible(db: NormalDatabase, family: str, sex: str, seed: int):
 
 
 MEN_RESIDUAL = (
-    "male rest limits are still ~15-25% wider than stress ones in the inferior and inferolateral wall "
-    "(rest liver and gut merge with the wall in the simulator's men): a 50% LCx scar gives SDS +4 (AC and NC); "
+    "male rest limits are still ~12-25% wider than stress ones in the inferior and inferolateral wall "
+    "(rest liver and gut merge with the wall in the simulator's men): a 50% LCx scar gives SDS +3 (AC and NC); "
     "see docs/quantification.md"
 )
 

@@ -23,7 +23,10 @@ lies past the fitted epicardium (offset > wall/2), or whose profile keeps rising
 and which is hotter than the wall (``EXTRACARDIAC_RATIO`` x the median of all samples) takes its
 counts from outside the heart (liver, gut or stomach next to the inferior or lateral wall). Such a sample is flagged
 (``PolarMap.extracardiac``), takes the value of the profile at the fitted mid-wall, capped at the
-wall level, and is left out of every normalisation.
+wall level, and is left out of every normalisation. A wall merged with such activity (the profile
+still at ``MERGE_RATIO`` x its band maximum ``MERGE_MM`` past the fitted epicardium: no fall past
+the epicardium at all) is flagged too, and takes the maximum of its profile up to the mid-wall
+(the wall's rising edge, before the spill-over from outside).
 
 Values are divided by a robust "LV maximum": the ``NORMALISATION_PERCENTILE`` percentile of the
 samples not flagged as extracardiac. Scoring then normalises the map again, iteratively, to the
@@ -53,6 +56,8 @@ NORMALISATION_PERCENTILE = 95.0
 BAND_MARGIN_MM = 4.0  # search band half-width = wall/2 + this (fit error and blur)
 PROBE_MM = 6.0  # how far past the band a ray looks for a rising extracardiac profile
 EXTRACARDIAC_RATIO = 1.1  # hotter than this x the median sample: counts from outside the wall
+MERGE_MM = 7.0  # a wall's profile has fallen this far past the fitted epicardium ...
+MERGE_RATIO = 0.8  # ... to under this x its maximum, unless it merges with neighbouring activity
 STEP_MM = 1.5
 
 
@@ -158,7 +163,13 @@ def polar_map(volume: Volume, geom: LVGeometry, band_mm: float | None = None) ->
     # the band maximum lies past the fitted epicardium (or the profile rises on out of the band)
     outer = (offsets[band.argmax(axis=-1)] > geom.wall_mm / 2) | (beyond.max(axis=-1) > raw)
     extracardiac = outer & (raw > EXTRACARDIAC_RATIO * wall)
+    # the profile has not fallen MERGE_MM past the epicardium: the wall merges with a hot neighbour
+    i_merge = min(int(np.argmin(np.abs(offsets - (geom.wall_mm / 2 + MERGE_MM)))), len(offsets) - 1)
+    merged = profiles[..., i_merge] >= MERGE_RATIO * raw
     raw = np.where(extracardiac, np.minimum(band[..., n_band], wall), raw)
+    # a merged ray's wall value from its rising (endocardial) edge: the maximum up to the mid-wall
+    raw = np.where(merged & ~extracardiac, band[..., : n_band + 1].max(axis=-1), raw)
+    extracardiac |= merged
     myocardial = raw[~extracardiac] if (~extracardiac).any() else raw
     scale = float(np.percentile(myocardial, NORMALISATION_PERCENTILE))
     if scale <= 0:
