@@ -112,8 +112,9 @@ def lowpass_for_import(array: np.ndarray, spacing: Sequence[float], target_spaci
     voxel) with ``mode="nearest"`` edges; otherwise the array is returned untouched (same object).
 
     Why ``io.importer`` uses it: a 1 mm CT or mu-map onto a 6.8 mm SPECT grid must give each SPECT
-    voxel the *average* attenuation it covers, like the camera's own mu-map; grids of about the
-    same size (an AC series onto its NC grid) are left sharp. Values are averaged, not summed.
+    voxel the *average* attenuation it covers, not a sample of it; grids of about the same size are
+    left sharp, and the AC series is put on its NC grid with no pre-filter at all (``smooth=False``).
+    Values are averaged, not summed.
     """
     ratio = min(target_spacing) / np.asarray(spacing)
     sigma = np.where(ratio > 1.5, 0.42 * ratio, 0.0)
@@ -133,7 +134,8 @@ def lowpass_partial_volume(array: np.ndarray, spacing: Sequence[float], target_s
     wall) must keep their mean value on the coarser simulation grid -- partial volume, as a real
     camera would see it -- instead of aliasing. This milder kernel than
     :func:`lowpass_for_import` (which matches a whole target voxel) is what every simulated data
-    set was made with, so it stays. The mu-map is resampled without it (sharp body outline).
+    set was made with, so it stays. ``simulate`` resamples the mu-map without it
+    (``mean_preserving=False``), as it always has.
     """
     ratio = np.asarray(target_spacing) / np.asarray(spacing)
     if np.any(ratio > 1):
