@@ -324,19 +324,13 @@ def resample_to_simulation_grid(volume: Volume, config: SimulationConfig, mean_p
     Downsampling first smooths with a Gaussian matched to the size ratio so small structures keep
     their mean value (partial volume) instead of aliasing.
     """
-    from scipy.ndimage import gaussian_filter, map_coordinates
+    from spectac import resample
 
-    target_spacing = config.spacing_mm
     array = volume.array
-    ratio = np.asarray(target_spacing) / np.asarray(volume.spacing)
-    if mean_preserving and np.any(ratio > 1):
-        array = gaussian_filter(array, sigma=np.maximum(ratio - 1, 0) * 0.5)
+    if mean_preserving:
+        array = resample.lowpass_partial_volume(array, volume.spacing, config.spacing_mm)
     centre = volume.point_of((np.asarray(volume.shape) - 1) / 2)
-    axes = [(np.arange(n) - (n - 1) / 2) * target_spacing for n in config.shape]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1) + centre
-    inv = np.linalg.inv(volume.affine_lps)
-    index = grid @ inv[:3, :3].T + inv[:3, 3]
-    out = map_coordinates(array, np.moveaxis(index, -1, 0), order=1, mode="constant", cval=0.0)
+    out = resample.onto_centred_grid(array, volume.affine_lps, config.shape, config.spacing_mm, centre, order=1)
     return np.maximum(out, 0).astype(np.float32)
 
 

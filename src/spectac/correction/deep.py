@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 
 from spectac.acquisition.protocol import Protocol
@@ -26,6 +25,7 @@ from spectac.correction.prior import prior_channels
 from spectac.io.checkpoint import load_checkpoint
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
 from spectac.nn.registry import build_generator
+from spectac.resample import zoom_to_shape
 from spectac.volume import SpectacError, Volume
 
 WEIGHTS_NAME = "best.pt"
@@ -107,12 +107,6 @@ def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
     return model
 
 
-def _resample(array: np.ndarray, shape: tuple[int, ...], order: int = 1) -> np.ndarray:
-    zoom = [n / m for n, m in zip(shape, array.shape)]
-    out = ndimage.zoom(array, zoom, order=order, mode="nearest", grid_mode=True)
-    return out[tuple(slice(0, n) for n in shape)].astype(np.float32)
-
-
 @torch.no_grad()
 def predict_normalised(generator: nn.Module, inputs: np.ndarray) -> np.ndarray:
     """Run a generator on one network input: normalised NC (X, Y, Z), or (C, X, Y, Z) with prior
@@ -141,12 +135,12 @@ def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -
     if resampled:
         # values are interpolated, not summed: counts per voxel stay on the study's own scale
         shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(nc.shape, nc.spacing, trained))
-        study = Volume(_resample(nc.array, shape), trained, nc.origin, nc.direction)  # type: ignore[arg-type]
+        study = Volume(zoom_to_shape(nc.array, shape), trained, nc.origin, nc.direction)  # type: ignore[arg-type]
     # the prior is made on the grid the network sees, exactly as in training
     prior = prior_channels(study, model.prior, protocol or model.protocol)
     normalised, scale = normalise(study.array, model.percentile)
     inputs = np.concatenate([normalised[None], prior]) if len(prior) else normalised
     prediction = predict_normalised(model.generator, inputs)
     if resampled:
-        prediction = _resample(prediction, nc.shape)
+        prediction = zoom_to_shape(prediction, nc.shape)
     return nc.with_array(denormalise(prediction, scale))

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
+from spectac import resample
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.checks import check_plausible_geometry, check_plausible_values
 from spectac.io.atomic import atomic_dir
@@ -77,21 +77,8 @@ def resample_onto(volume: Volume, grid: Volume, order: int = 1, smooth: bool = T
     """
     source = volume.array
     if smooth:
-        # Target voxel size seen along each source axis, in source voxels.
-        ratio = min(grid.spacing) / np.asarray(volume.spacing)
-        sigma = np.where(ratio > 1.5, 0.42 * ratio, 0.0)
-        if np.any(sigma > 0):
-            source = ndimage.gaussian_filter(source, sigma, mode="nearest")
-    matrix = np.linalg.inv(volume.affine_lps) @ grid.affine_lps
-    array = ndimage.affine_transform(
-        source,
-        matrix[:3, :3],
-        offset=matrix[:3, 3],
-        output_shape=grid.shape,
-        order=order,
-        mode="constant",
-        cval=0.0,
-    )
+        source = resample.lowpass_for_import(source, volume.spacing, grid.spacing)
+    array = resample.onto_grid(source, volume.affine_lps, grid.affine_lps, grid.shape, order)
     return grid.with_array(array.astype(np.float32))
 
 

@@ -33,6 +33,7 @@ from spectac.quant.geometry import (
     LVGeometry,
     _unit,
 )
+from spectac.resample import sample_at_index, world_to_index
 from spectac.volume import SpectacError, Volume
 
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
@@ -109,8 +110,7 @@ class _Sampler:
     """Trilinear sampling of a volume at LPS points (outside the grid: 0)."""
 
     def __init__(self, volume: Volume, array: np.ndarray) -> None:
-        inv = np.linalg.inv(volume.affine_lps)
-        self.m, self.t = inv[:3, :3], inv[:3, 3]
+        self.affine = volume.affine_lps
         self.array = array
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
@@ -118,9 +118,9 @@ class _Sampler:
 
     def with_mask(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values at the points, and whether each point lies inside the grid."""
-        idx = points @ self.m.T + self.t
+        idx = world_to_index(self.affine, points)
         inside = np.all((idx >= 0) & (idx <= np.asarray(self.array.shape) - 1), axis=1)
-        return ndimage.map_coordinates(self.array, idx.T, order=1, mode="constant", cval=0.0), inside
+        return sample_at_index(self.array, idx, order=1), inside
 
 
 def _shell_means(sample: _Sampler, p: np.ndarray, wall: float) -> tuple[float, float, float, float, float]:

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
+from spectac import resample
 from spectac.quant.geometry import LVGeometry
 from spectac.volume import Volume
 
@@ -134,10 +134,7 @@ def sample_points(geom: LVGeometry, offsets_mm: np.ndarray) -> np.ndarray:
 
 def ray_profiles(volume: Volume, geom: LVGeometry, offsets_mm: np.ndarray) -> np.ndarray:
     """(N_RINGS, N_ANGLES, len(offsets_mm)) image profiles along the mid-wall normals."""
-    pts = sample_points(geom, offsets_mm)
-    inv = np.linalg.inv(volume.affine_lps)
-    idx = pts @ inv[:3, :3].T + inv[:3, 3]
-    return ndimage.map_coordinates(volume.array, np.moveaxis(idx, -1, 0), order=1, mode="constant", cval=0.0)
+    return resample.sample_points(volume.array, volume.affine_lps, sample_points(geom, offsets_mm), order=1)
 
 
 def polar_map(volume: Volume, geom: LVGeometry, band_mm: float | None = None) -> PolarMap:

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from spectac.quant.geometry import LVGeometry
+from spectac.resample import sample_points
 from spectac.volume import Volume
 
 
@@ -39,10 +39,7 @@ def resample_frame(
     grids = [(np.arange(n) - (n - 1) / 2) * spacing_mm for n in shape]
     k, i, j = np.meshgrid(*grids, indexing="ij")
     pts = np.asarray(centre_mm)[None, None, None, :] + k[..., None] * axes[0] + i[..., None] * axes[1] + j[..., None] * axes[2]
-    inv = np.linalg.inv(volume.affine_lps)
-    idx = pts @ inv[:3, :3].T + inv[:3, 3]
-    out = ndimage.map_coordinates(volume.array, np.moveaxis(idx, -1, 0), order=order, mode="constant", cval=0.0)
-    return out.astype(np.float32)
+    return sample_points(volume.array, volume.affine_lps, pts, order).astype(np.float32)
 
 
 def _views(geom: LVGeometry) -> dict[str, np.ndarray]:
