@@ -13,7 +13,8 @@ from spectac.quant.normals import NormalDatabase, database_from_maps, method_fam
 from spectac.quant.polar import N_CAP, N_RINGS, bullseye_image, polar_map
 from spectac.quant.reorient import horizontal_long_axis, short_axis, vertical_long_axis
 from spectac.quant.scores import score_polar_map
-from spectac.quant.segments import SEGMENT_MAP, TERRITORY_SEGMENTS, polar_segments, segment_of_angle
+from spectac.quant.segments import SEGMENT_MAP, polar_segments
+from spectac.segments import TERRITORY_SEGMENTS, Level, segment_of
 from spectac.volume import SpectacError, Volume
 
 SMALL = {"shape": (40, 40, 40), "supersample": 2}  # a 27 cm field of view is enough for a torso here
@@ -30,8 +31,8 @@ SPOTS = [
 
 
 def test_aha_angle_layout() -> None:
-    assert segment_of_angle(np.array([0, 59, 61, 179, 181, 269, 271, 359]), "basal").tolist() == [1, 2, 2, 4, 4, 5, 6, 1]
-    assert segment_of_angle(np.array([0, 44, 46, 134, 136, 226, 314, 316]), "apical").tolist() == [
+    assert segment_of(np.array([0, 59, 61, 179, 181, 269, 271, 359]), Level.BASAL).tolist() == [1, 2, 2, 4, 4, 5, 6, 1]
+    assert segment_of(np.array([0, 44, 46, 134, 136, 226, 314, 316]), Level.APICAL).tolist() == [
         13, 13, 14, 14, 15, 16, 16, 13,
     ]  # fmt: skip
     # the polar-map layout: apex cap in the centre rings, basal ring outermost

@@ -50,8 +50,8 @@ from spectac.io.run import RunFolder, write_csv
 from spectac.progress import track
 from spectac.quant.normals import FAMILIES, MIN_STUDIES, NormalDatabase, build_normal_database, method_family
 from spectac.quant.scores import ischemic_tpd
-from spectac.quant.segments import TERRITORIES
 from spectac.quant.study import StudyQuantification, quantify
+from spectac.segments import TERRITORIES
 from spectac.volume import SpectacError, Volume
 
 # ---- quantification of a run -------------------------------------------------------------------

@@ -3,7 +3,7 @@ RUN/clinical.csv that hold scores."""
 
 from __future__ import annotations
 
-from spectac.quant.segments import N_SEGMENTS, TERRITORIES
+from spectac.segments import N_SEGMENTS, TERRITORIES
 
 REFERENCE = "ac"  # CT-AC, from the dataset
 NC = "nc"  # the non-corrected image, from the dataset

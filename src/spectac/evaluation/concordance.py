@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from spectac.evaluation.columns import NC
-from spectac.quant.segments import TERRITORIES, TERRITORY_SEGMENTS
+from spectac.segments import TERRITORIES, TERRITORY_SEGMENTS
 
 #: A territory shows a defect when the summed score of its segments is >= 2 (one moderately
 #: reduced segment, or two mildly reduced ones): a single equivocal segment (score 1) is not read

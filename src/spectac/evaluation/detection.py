@@ -19,7 +19,7 @@ from sklearn.metrics import roc_curve as _sk_roc_curve
 
 from spectac.evaluation.columns import NC, REFERENCE, na
 from spectac.evaluation.truth import VISIBLE_SEGMENT_LOSS
-from spectac.quant.segments import TERRITORIES
+from spectac.segments import TERRITORIES
 
 BOOTSTRAP = 2000
 BOOTSTRAP_SEED = 0

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spectac.io.dataset import Case
-from spectac.quant.segments import N_SEGMENTS, TERRITORY_SEGMENTS
+from spectac.segments import N_SEGMENTS, SEGMENT_TERRITORY
 
 #: A segment counts as diseased when its true mean count loss is at least 10%. Why 10%: the SD of
 #: the normal limits per polar sample is about 0.07 of the LV maximum (CT-AC stress 0.066, rest
@@ -32,8 +32,6 @@ from spectac.quant.segments import N_SEGMENTS, TERRITORY_SEGMENTS
 #: normal studies. A convention of spectac, not a published standard: change it here and the
 #: detection results change with it (detection.csv records the value).
 VISIBLE_SEGMENT_LOSS = 0.10
-
-SEGMENT_TERRITORY = {s: t for t, segs in TERRITORY_SEGMENTS.items() for s in segs}
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from spectac.phantom.lv import TERRITORY_SEGMENTS, lv_frame, segment_of
+from spectac.phantom.lv import lv_frame
 from spectac.physics import MU_SOFT_TISSUE
+from spectac.segments import TERRITORY_SEGMENTS, Level, segment_of
 
 MU_FAT = 0.138
 MU_BONE = 0.28
@@ -377,7 +378,9 @@ def _heart(
     normal -= 0.08 * septal_weight * np.clip(1.0 - frac / 0.25, 0.0, 1.0)
     myo_uptake = uptake["myocardium"] * normal
 
-    level = np.where(frac < 1 / 3, 0, np.where(frac < 2 / 3, 1, np.where(frac <= 1.0, 2, 3)))
+    level = np.where(
+        frac < 1 / 3, Level.BASAL, np.where(frac < 2 / 3, Level.MID, np.where(frac <= 1.0, Level.APICAL, Level.APEX))
+    )
     segment = segment_of(theta, level)
     defect_weight = np.zeros_like(l)
     defects_truth = []

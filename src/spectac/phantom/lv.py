@@ -1,4 +1,4 @@
-"""The left-ventricular coordinate frame, the AHA 17-segment model and coronary territories.
+"""The left-ventricular coordinate frame.
 
 LV frame: ``long_axis`` points from the centre of the base plane to the apex; ``anterior`` is
 perpendicular to it toward the mid-anterior wall; ``septal`` is perpendicular to both toward the
@@ -10,31 +10,13 @@ ventricle (right and anterior, horizontal), and the anterior wall is what the sh
 puts at 12 o'clock: the patient's superior direction made perpendicular to the long axis (up,
 slightly left and anterior), so that the inferior wall opposite it rests on the diaphragm.
 
-AHA segments (Cerqueira et al. 2002): basal 1-6 and mid 7-12 are 60 degrees wide, centred on
-anterior 0, anteroseptal 60, inferoseptal 120, inferior 180, inferolateral 240, anterolateral 300;
-apical 13-16 are 90 degrees wide, centred on anterior 0, septal 90, inferior 180, lateral 270;
-17 is the apical cap beyond the end of the cavity. Basal, mid and apical are thirds of the cavity
-length from the base plane.
+The AHA 17-segment model and coronary territories on this frame are in :mod:`spectac.segments`.
+Basal, mid and apical are thirds of the cavity length from the base plane.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-TERRITORY_SEGMENTS: dict[str, tuple[int, ...]] = {
-    "LAD": (1, 2, 7, 8, 13, 14, 17),
-    "RCA": (3, 4, 9, 10, 15),
-    "LCx": (5, 6, 11, 12, 16),
-}
-TERRITORIES = tuple(TERRITORY_SEGMENTS)
-SEGMENT_TERRITORY = {s: t for t, segs in TERRITORY_SEGMENTS.items() for s in segs}
-SEGMENT_NAMES = {
-    1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
-    5: "basal inferolateral", 6: "basal anterolateral", 7: "mid anterior", 8: "mid anteroseptal",
-    9: "mid inferoseptal", 10: "mid inferior", 11: "mid inferolateral", 12: "mid anterolateral",
-    13: "apical anterior", 14: "apical septal", 15: "apical inferior", 16: "apical lateral", 17: "apex",
-}
-
 
 SUPERIOR_LPS = np.array([0.0, 0.0, 1.0])
 ANTERIOR_LPS = np.array([0.0, -1.0, 0.0])
@@ -60,21 +42,3 @@ def lv_frame(long_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     axis = axis / np.linalg.norm(axis)
     anterior = aha_anterior(axis)
     return axis, anterior, np.cross(axis, anterior)
-
-
-def segment_of(theta_deg: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """AHA segment number for short-axis angles and levels.
-
-    Args:
-        theta_deg: angle from anterior toward septal, any range.
-        level: 0 basal, 1 mid, 2 apical, 3 apex cap (integer array of the same shape).
-
-    Returns:
-        int array of segment numbers 1-17.
-    """
-    theta = np.mod(np.asarray(theta_deg, dtype=np.float64), 360.0)
-    level = np.asarray(level)
-    six = np.floor(np.mod(theta + 30.0, 360.0) / 60.0).astype(int)  # 0 anterior ... 5 anterolateral
-    four = np.floor(np.mod(theta + 45.0, 360.0) / 90.0).astype(int)  # 0 anterior, 1 septal, 2 inf, 3 lat
-    segment = np.where(level == 0, 1 + six, np.where(level == 1, 7 + six, np.where(level == 2, 13 + four, 17)))
-    return segment.astype(int)

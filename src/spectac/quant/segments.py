@@ -1,10 +1,8 @@
-"""The AHA 17-segment model (Cerqueira et al., Circulation 2002) on the polar-map layout.
+"""The AHA 17-segment model (:mod:`spectac.segments`) on the polar-map layout.
 
-Angles are AHA angles theta, from ``anterior`` toward ``septal``. Basal (1-6) and mid (7-12)
-segments are 60 degrees wide: anterior centred at 0, anteroseptal 60, inferoseptal 120, inferior
-180, inferolateral 240, anterolateral 300. Apical segments (13-16) are 90 degrees wide: anterior
-0, septal 90, inferior 180, lateral 270. Segment 17 is the apical cap. Rings: the cap rings are
-segment 17, the SA rings split into apical, mid and basal thirds (see :mod:`spectac.quant.polar`).
+Rings: the cap rings are segment 17, the SA rings split into apical, mid and basal thirds (see
+:mod:`spectac.quant.polar`). The model itself (segment numbers, names, territories) is
+:mod:`spectac.segments`.
 """
 
 from __future__ import annotations
@@ -12,34 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from spectac.quant.polar import ANGLES_DEG, N_ANGLES, N_CAP, N_RINGS, N_SA, PolarMap
-
-N_SEGMENTS = 17
-SEGMENT_NAMES = (
-    "basal anterior", "basal anteroseptal", "basal inferoseptal", "basal inferior", "basal inferolateral",
-    "basal anterolateral", "mid anterior", "mid anteroseptal", "mid inferoseptal", "mid inferior",
-    "mid inferolateral", "mid anterolateral", "apical anterior", "apical septal", "apical inferior",
-    "apical lateral", "apex",
-)  # fmt: skip
-TERRITORY_SEGMENTS: dict[str, tuple[int, ...]] = {
-    "LAD": (1, 2, 7, 8, 13, 14, 17),
-    "RCA": (3, 4, 9, 10, 15),
-    "LCx": (5, 6, 11, 12, 16),
-}
-TERRITORIES = tuple(TERRITORY_SEGMENTS)
-
-
-def segment_of_angle(theta_deg: np.ndarray, level: str) -> np.ndarray:
-    """AHA segment number of AHA angles at a level ('basal', 'mid', 'apical' or 'apex')."""
-    theta = np.asarray(theta_deg, dtype=np.float64) % 360
-    if level == "basal":
-        return 1 + ((theta + 30) % 360 // 60).astype(int)
-    if level == "mid":
-        return 7 + ((theta + 30) % 360 // 60).astype(int)
-    if level == "apical":
-        return 13 + ((theta + 45) % 360 // 90).astype(int)
-    if level == "apex":
-        return np.full(theta.shape, 17, dtype=int)
-    raise ValueError(f"unknown level {level!r}")
+from spectac.segments import N_SEGMENTS, TERRITORIES, TERRITORY_SEGMENTS, Level, segment_of
 
 
 def _segment_map() -> np.ndarray:
@@ -47,14 +18,14 @@ def _segment_map() -> np.ndarray:
     third = N_SA // 3
     for ring in range(N_RINGS):
         if ring < N_CAP:
-            level = "apex"
+            level = Level.APEX
         elif ring < N_CAP + third:
-            level = "apical"
+            level = Level.APICAL
         elif ring < N_CAP + 2 * third:
-            level = "mid"
+            level = Level.MID
         else:
-            level = "basal"
-        seg[ring] = segment_of_angle(ANGLES_DEG, level)
+            level = Level.BASAL
+        seg[ring] = segment_of(ANGLES_DEG, level)
     return seg
 
 
