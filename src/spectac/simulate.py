@@ -209,6 +209,14 @@ def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]
     return cases
 
 
+def _dataset_meta(source: str, seed: int, config: SimulationConfig, **made_from: Any) -> dict[str, Any]:
+    """dataset.json of a simulated dataset: how it was made (the seed checked first)."""
+    if seed < 0:
+        raise SpectacError(f"--seed must be a non-negative integer, got {seed}")
+    return {"source": source, "spectac_version": __version__, "seed": seed, **made_from,
+            "config": config.to_dict(), "protocol": config.protocol.to_dict()}
+
+
 def simulate_cohort(
     out: str | Path, patients: int, seed: int, config: SimulationConfig, workers: int = 1
 ) -> dict[str, int]:
@@ -219,19 +227,10 @@ def simulate_cohort(
     """
     if patients < 1:
         raise SpectacError(f"--patients must be at least 1, got {patients}")
-    if seed < 0:
-        raise SpectacError(f"--seed must be a non-negative integer, got {seed}")
     if workers < 1:
         raise SpectacError(f"--workers must be at least 1, got {workers}")
     out = Path(out)
-    meta = {
-        "source": "simulation",
-        "spectac_version": __version__,
-        "seed": seed,
-        "patients": patients,
-        "config": config.to_dict(),
-        "protocol": config.protocol.to_dict(),
-    }
+    meta = _dataset_meta("simulation", seed, config, patients=patients)
     check_writable_dataset_folder(out)
     check_same_dataset(out, meta)
     cases = _case_rows(seed, patients, config)
@@ -285,18 +284,9 @@ def simulate_user_phantom(
         raise SpectacError(f"{mu_path}: mu values must lie in [0, 2] 1/cm at 140 keV (got {mu.array.max():.3g})")
     if activity.array.max() <= 0:
         raise SpectacError(f"{activity_path}: the activity is all zero")
-    if seed < 0:
-        raise SpectacError(f"--seed must be a non-negative integer, got {seed}")
     out = Path(out)
-    meta = {
-        "source": "user-phantom",
-        "spectac_version": __version__,
-        "seed": seed,
-        "activity": str(Path(activity_path).resolve()),
-        "mu": str(Path(mu_path).resolve()),
-        "config": config.to_dict(),
-        "protocol": config.protocol.to_dict(),
-    }
+    meta = _dataset_meta("user-phantom", seed, config, activity=str(Path(activity_path).resolve()),
+                         mu=str(Path(mu_path).resolve()))
     # sex unknown ("U"): quantification then uses the pooled normal limits
     case = Case(case_id="user_stress", patient_id="user", state="stress", sex="U", split="test")
     if has_manifest(out):

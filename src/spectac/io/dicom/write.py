@@ -4,6 +4,7 @@ source (an NM multi-frame file, or single-frame secondary-capture slices)."""
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,19 @@ def _pixel_module(ds: Dataset, pixels: np.ndarray, slope: float, intercept: floa
     ds["PixelData"].VR = "OW"
 
 
+def _one_item(**attributes: Any) -> DicomSequence:
+    """A sequence of one item holding ``attributes`` (keyword=value)."""
+    item = Dataset()
+    for keyword, value in attributes.items():
+        setattr(item, keyword, value)
+    return DicomSequence([item])
+
+
+def _keep_or(ds: Dataset, source: Dataset, keyword: str, default: Callable[[], DicomSequence]) -> None:
+    """Copy the source's sequence ``keyword`` when it has one, else write ``default()``."""
+    setattr(ds, keyword, source[keyword].value if keyword in source else default())
+
+
 def _nm_dataset(volume: Volume, context: DicomContext, spec: SeriesSpec, instance_uid: str) -> Dataset:
     array, row, col, origin, step, _ = _axes_for_dicom(volume)
     pixels, slope, intercept = _quantise(array)
@@ -231,52 +245,28 @@ def _nm_dataset(volume: Volume, context: DicomContext, spec: SeriesSpec, instanc
     ds.NumberOfDetectors = 1
     ds.NumberOfRotations = 1
     # NM Isotope: keep the source's windows and radiopharmaceutical, else Tc-99m 140 keV +-10 %.
-    if "EnergyWindowInformationSequence" in source:
-        ds.EnergyWindowInformationSequence = source.EnergyWindowInformationSequence
-    else:
-        window = Dataset()
-        limits = Dataset()
-        limits.EnergyWindowLowerLimit, limits.EnergyWindowUpperLimit = "126", "154"
-        window.EnergyWindowRangeSequence = DicomSequence([limits])
-        window.EnergyWindowName = "Tc99m"
-        ds.EnergyWindowInformationSequence = DicomSequence([window])
-    if "RadiopharmaceuticalInformationSequence" in source:
-        ds.RadiopharmaceuticalInformationSequence = source.RadiopharmaceuticalInformationSequence
-    else:
-        drug = Dataset()
-        drug.RadionuclideCodeSequence = DicomSequence([_code("44588005", "SCT", "Technetium^99m^")])
-        drug.Radiopharmaceutical = "Tc99m Sestamibi"
-        ds.RadiopharmaceuticalInformationSequence = DicomSequence([drug])
+    _keep_or(ds, source, "EnergyWindowInformationSequence", lambda: _one_item(
+        EnergyWindowRangeSequence=_one_item(EnergyWindowLowerLimit="126", EnergyWindowUpperLimit="154"),
+        EnergyWindowName="Tc99m"))
+    _keep_or(ds, source, "RadiopharmaceuticalInformationSequence", lambda: _one_item(
+        RadionuclideCodeSequence=DicomSequence([_code("44588005", "SCT", "Technetium^99m^")]),
+        Radiopharmaceutical="Tc99m Sestamibi"))
     # NM Detector: where the slices are.
-    detector = Dataset()
-    detector.ImagePositionPatient = [_ds_number(v) for v in origin]
-    detector.ImageOrientationPatient = [_ds_number(v) for v in (*row, *col)]
-    detector.CollimatorType = "PARA"
-    detector.FocalDistance = ""
-    detector.ZoomFactor = ""
-    detector.CenterOfRotationOffset = ""
-    detector.XFocusCenter = ""
-    detector.YFocusCenter = ""
-    ds.DetectorInformationSequence = DicomSequence([detector])
+    ds.DetectorInformationSequence = _one_item(
+        ImagePositionPatient=[_ds_number(v) for v in origin],
+        ImageOrientationPatient=[_ds_number(v) for v in (*row, *col)],
+        CollimatorType="PARA", FocalDistance="", ZoomFactor="", CenterOfRotationOffset="", XFocusCenter="",
+        YFocusCenter="")
     # NM TOMO Acquisition: the orbit of the source acquisition when known.
-    if "RotationInformationSequence" in source:
-        ds.RotationInformationSequence = source.RotationInformationSequence
-    else:
-        rotation = Dataset()
-        rotation.StartAngle = "0"
-        rotation.AngularStep = "3"
-        rotation.RotationDirection = "CW"
-        rotation.ScanArc = "180"
-        rotation.ActualFrameDuration = 20000
-        rotation.NumberOfFramesInRotation = 60
-        rotation.TableTraverse = ""
-        rotation.TableHeight = ""
-        ds.RotationInformationSequence = DicomSequence([rotation])
+    _keep_or(ds, source, "RotationInformationSequence", lambda: _one_item(
+        StartAngle="0", AngularStep="3", RotationDirection="CW", ScanArc="180", ActualFrameDuration=20000,
+        NumberOfFramesInRotation=60, TableTraverse="", TableHeight=""))
     ds.TypeOfDetectorMotion = "STEP AND SHOOT"
     # NM Reconstruction.
     ds.SpacingBetweenSlices = _ds_number(step)
     ds.SliceThickness = _ds_number(step)
     ds.PixelSpacing = [_ds_number(volume.spacing[1]), _ds_number(volume.spacing[0])]
+    detector = ds.DetectorInformationSequence[0]
     ds.ImagePositionPatient = detector.ImagePositionPatient
     ds.ImageOrientationPatient = detector.ImageOrientationPatient
     _pixel_module(ds, pixels.transpose(2, 1, 0), slope, intercept)
