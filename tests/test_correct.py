@@ -1,11 +1,13 @@
 """`spectac correct` refuses what it must not correct: input already corrected or a mu-map, a grid
 no SPECT camera makes, an output inside the input, an output that another run wrote meanwhile;
-and it cleans up the leftovers of killed runs."""
+and it cleans up the leftovers of killed runs. DICOM in gives DICOM out, Chang on DICOM is Chang on the
+volume, bad input is one line with exit 2, and an interrupted run leaves nothing half written."""
 
 from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -15,12 +17,12 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from test_dicom import blob_volume, context, tiny_dataset, tree_hash
+from dicom_helpers import blob_volume, context, quantum, tiny_dataset, tree_hash
 from typer.testing import CliRunner
 
 from spectac.cli import app
 from spectac.io import atomic
-from spectac.io.dicom import export_dataset_dicom, read_dicom_volume, write_dicom_series
+from spectac.io.dicom import export_dataset_dicom, new_context, read_dicom_volume, write_dicom_series
 from spectac.io.nifti import write_nifti
 from spectac.volume import SpectacError, Volume
 
@@ -399,3 +401,134 @@ def test_dicom_without_study_uid_is_refused_before_the_correction_runs(tmp_path,
     # NIfTI out needs no study to attach to
     code, message = correct(source, "-o", tmp_path / "out.nii.gz", "--method", "nc")
     assert code == 0, message
+
+
+# ---- spectac correct on DICOM --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["nm-multiframe", "slices"])
+def test_correct_dicom_in_gives_dicom_out(tmp_path, kind):
+    volume = blob_volume(direction=np.diag([1.0, -1.0, -1.0]), origin=(0.0, 50.0, 100.0))
+    source = tmp_path / ("nc.dcm" if kind == "nm-multiframe" else "nc")
+    write_dicom_series(volume, context(kind=kind), source, "STRESS IRNC", derived=False, attenuation_corrected=False,
+                       uid_seed="c")
+    before = tree_hash(source)
+    out = tmp_path / "ac"
+    result = runner.invoke(app, ["correct", str(source), "-o", str(out), "--method", "nc"])
+    assert result.exit_code == 0, result.output
+    assert tree_hash(source) == before
+    corrected, ctx = read_dicom_volume(out)
+    original, _ = read_dicom_volume(source)
+    assert ctx.kind == kind and corrected.same_grid(original)
+    assert np.abs(corrected.array - original.array).max() <= quantum(out) / 2 + quantum(source) / 2 + 1e-4
+    header = pydicom.dcmread(next(out.iterdir()), stop_before_pixels=True)
+    # "nc" copies the NC image: named as such and not flagged attenuation-corrected
+    assert header.SeriesDescription == "spectac NC (no correction)"
+    assert "ATTN" not in list(header.get("CorrectedImage", []))
+
+
+def test_correct_dicom_with_chang_matches_chang_on_the_volume(tmp_path):
+    """The DICOM path (read, reorder axes, correct, put back, write) changes nothing physical."""
+    from spectac.correction.chang import chang_first_order
+    from spectac.correction.files import correct_path
+
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 20, 16)], indexing="ij"))
+    body = np.where((grid[0] ** 2 + grid[1] ** 2) < 0.6, 50.0, 0.0) + 300 * np.exp(-8 * (grid**2).sum(0))
+    volume = Volume(body.astype(np.float32), (6.8, 6.8, 6.8), origin=(64.6, 64.6, -51.0),
+                    direction=np.diag([-1.0, -1.0, 1.0]))  # rows toward the patient's right
+    write_dicom_series(volume, context(), tmp_path / "nc.dcm", "REST IRNC", derived=False, attenuation_corrected=False,
+                       uid_seed="k")
+    summary = correct_path(tmp_path / "nc.dcm", tmp_path / "ac", "chang", uid_seed="k2")
+    assert summary["kind"] == "dicom"
+    corrected, _ = read_dicom_volume(tmp_path / "ac")
+    stored, _ = read_dicom_volume(tmp_path / "nc.dcm")
+    expected = chang_first_order(stored)
+    assert corrected.same_grid(stored)
+    assert expected.array.max() > 1.5 * stored.array.max()  # Chang did correct something
+    assert np.abs(corrected.array - expected.array).max() <= quantum(tmp_path / "ac") / 2 + 1e-3
+
+
+# ---- bad input: one line naming the file, exit 2, nothing written, input untouched ---------------
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str, str]]:
+    """name -> (input path, file named in the message, expected words)."""
+    cases = {}
+    ct_ctx = new_context("P", "1.2.826.0.1.3680043.8.498.5", "1.2.826.0.1.3680043.8.498.6", modality="CT",
+                         kind="slices")
+    write_dicom_series(blob_volume(), ct_ctx, tmp / "ct", "CT", derived=False, uid_seed="ct")
+    cases["ct-as-nm"] = (tmp / "ct", "ct", "is a CT series, expected NM/PT SPECT")
+
+    write_dicom_series(blob_volume(shape=(16, 16, 1)), context(kind="slices"), tmp / "flat", "2D", **NC, uid_seed="2d")
+    single = next((tmp / "flat").iterdir())
+    cases["2d-image"] = (single, single.name, "2D image")
+
+    write_dicom_series(blob_volume(), context(), tmp / "whole.dcm", "NC", **NC, uid_seed="w")
+    data = (tmp / "whole.dcm").read_bytes()
+    (tmp / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    cases["truncated"] = (tmp / "truncated.dcm", "truncated.dcm", "truncated")
+    (tmp / "garbage.dcm").write_bytes(b"\x00" * 128 + b"DICM" + bytes(range(256)) * 4)
+    cases["corrupt"] = (tmp / "garbage.dcm", "garbage.dcm", "DICOM")
+    (tmp / "notdicom").write_text("hello")
+    cases["not-dicom"] = (tmp / "notdicom", "notdicom", "not a DICOM file")
+
+    write_dicom_series(blob_volume(), context(kind="slices"), tmp / "mixed", "A", **NC, uid_seed="m1")
+    write_dicom_series(blob_volume(seed=3), context(kind="slices"), tmp / "other", "B", **NC, uid_seed="m2")
+    shutil.move(next((tmp / "other").iterdir()), tmp / "mixed" / "zz_other.dcm")
+    cases["mixed-series"] = (tmp / "mixed", "mixed", "mixed series")
+
+    write_dicom_series(blob_volume(), context(kind="slices"), tmp / "gap", "G", **NC, uid_seed="g")
+    sorted((tmp / "gap").iterdir())[5].unlink()
+    cases["missing-slice"] = (tmp / "gap", "gap", "inconsistent spacing")
+
+    ds = pydicom.dcmread(tmp / "whole.dcm")
+    ds.RescaleSlope = "NaN"
+    ds.save_as(tmp / "nan.dcm")
+    cases["nan"] = (tmp / "nan.dcm", "nan.dcm", "NaN")
+    write_dicom_series(blob_volume().with_array(np.zeros((16, 18, 20), np.float32)), context(), tmp / "zero.dcm",
+                       "Z", **NC, uid_seed="z")
+    cases["all-zero"] = (tmp / "zero.dcm", "zero.dcm", "all zero")
+    cases["missing"] = (tmp / "absent.dcm", "absent.dcm", "no such file")
+    return cases
+
+
+def test_bad_inputs_give_one_line_exit_2_and_write_nothing(tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name, (path, named, words) in _bad_inputs(inputs).items():
+        before = tree_hash(inputs)
+        out = tmp_path / f"out-{name}"
+        result = runner.invoke(app, ["correct", str(path), "-o", str(out), "--method", "nc"])
+        message = " ".join(result.output.split())
+        assert result.exit_code == 2, (name, result.output)
+        assert named in message and words in message, (name, message)
+        assert len(result.output.strip().splitlines()) == 1, (name, result.output)
+        assert not out.exists(), name
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out-")], name  # no temporary left
+        assert tree_hash(inputs) == before, name
+
+
+def test_an_interrupted_correct_leaves_no_half_written_series(tmp_path, monkeypatch):
+    """Ctrl-C while the slices of the new series are written: no output folder, no temporary left."""
+    from spectac.correction.files import correct_path
+    from spectac.io.dicom import write as dicom_write
+
+    source = tmp_path / "nc"
+    write_dicom_series(blob_volume(), context(kind="slices"), source, "REST NC", derived=False, uid_seed="i")
+    before = tree_hash(source)
+    save, calls = dicom_write._save, []
+
+    def interrupted(ds, path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        save(ds, path)
+
+    monkeypatch.setattr(dicom_write, "_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        correct_path(source, tmp_path / "ac", "nc", uid_seed="i2")
+    assert len(calls) == 3
+    assert not (tmp_path / "ac").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nc"]  # no temporary folder left behind
+    assert tree_hash(source) == before
+

@@ -1,17 +1,22 @@
-"""What the reader checks so the writer can write back, and what the writer puts in a new series."""
+"""What the reader checks so the writer can write back, and what the writer puts in a new series:
+round trips of values and geometry, derived-series UIDs, and dciodvfy on every kind of series."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from dicom_helpers import blob_volume, context, quantum, rotation, tiny_dataset
 from typer.testing import CliRunner
 
 from spectac.cli import app
-from spectac.io.dicom import new_context, read_dicom_volume, write_dicom_series
+from spectac.io.dataset import Dataset
+from spectac.io.dicom import export_study_dicom, new_context, read_dicom_volume, write_dicom_series
 from spectac.volume import SpectacError, Volume
 
 runner = CliRunner()
@@ -138,3 +143,135 @@ def test_laterality_only_for_paired_body_parts(tmp_path, body_part, laterality, 
         assert (written.Laterality if "Laterality" in written else "absent") == expected
         if body_part:
             assert written.BodyPartExamined == body_part
+
+
+# ---- round trips ---------------------------------------------------------------------------------
+
+GEOMETRIES = {
+    "axial": {},
+    "oblique": {"origin": (-40.0, 12.5, 300.0), "direction": rotation([1, 2, 0.5], 23)},
+    "anisotropic-coronal": {"origin": (10.0, -5.0, 7.0), "direction": np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])},
+}
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+@pytest.mark.parametrize("kind", ["nm-multiframe", "slices"])
+def test_round_trip_keeps_values_and_geometry(tmp_path, name, kind):
+    spacing = (4.0, 5.0, 6.5) if name == "anisotropic-coronal" else (6.8, 6.8, 6.8)
+    volume = blob_volume(spacing=spacing, **GEOMETRIES[name])
+    out = tmp_path / ("nm.dcm" if kind == "nm-multiframe" else "slices")
+    write_dicom_series(volume, context(kind=kind), out, "round trip", uid_seed="t")
+    back, ctx = read_dicom_volume(out)
+    assert ctx.kind == kind
+    assert back.shape == volume.shape
+    np.testing.assert_allclose(back.affine_lps, volume.affine_lps, atol=1e-6)
+    step = quantum(out)
+    assert step < volume.array.max() / 60000
+    assert np.abs(back.array - volume.array).max() <= step / 2 + 1e-4
+
+
+def test_frames_against_the_normal_are_reversed_on_write(tmp_path):
+    """A left-handed grid (z against row x col) is written with its frames reversed: same voxels in space."""
+    direction = np.diag([1.0, 1.0, -1.0])
+    volume = blob_volume(origin=(0.0, 0.0, 100.0), direction=direction)
+    write_dicom_series(volume, context(), tmp_path / "nm.dcm", "flip", uid_seed="t")
+    back, _ = read_dicom_volume(tmp_path / "nm.dcm")
+    flipped = back.array[:, :, ::-1]
+    assert np.abs(flipped - volume.array).max() <= quantum(tmp_path / "nm.dcm") / 2 + 1e-4
+    # voxel (i, j, k) of the input sits where voxel (i, j, nz-1-k) of the output sits
+    for index in ([0, 0, 0], [3, 4, 5], [15, 17, 19]):
+        mirrored = [index[0], index[1], volume.shape[2] - 1 - index[2]]
+        np.testing.assert_allclose(back.point_of(np.array(mirrored)), volume.point_of(np.array(index)), atol=1e-6)
+
+
+def test_negative_values_survive_through_the_intercept(tmp_path):
+    volume = blob_volume().with_array(blob_volume().array - 50)
+    write_dicom_series(volume, context(), tmp_path / "nm.dcm", "neg", uid_seed="t")
+    back, _ = read_dicom_volume(tmp_path / "nm.dcm")
+    assert back.array.min() < 0
+    assert np.abs(back.array - volume.array).max() <= quantum(tmp_path / "nm.dcm") / 2 + 1e-3
+
+
+def test_derived_series_keeps_patient_study_frame_and_gets_new_uids(tmp_path):
+    source = tmp_path / "src.dcm"
+    write_dicom_series(blob_volume(), context(), source, "STRESS IRNC", derived=False, uid_seed="a")
+    volume, ctx = read_dicom_volume(source)
+    write_dicom_series(volume, ctx, tmp_path / "out", method="unet-gan3d", model_name="v0.1", uid_seed="b")
+    a = pydicom.dcmread(source)
+    b = pydicom.dcmread(next((tmp_path / "out").iterdir()))
+    for keyword in ("PatientID", "PatientName", "PatientSex", "StudyInstanceUID", "FrameOfReferenceUID"):
+        assert a[keyword].value == b[keyword].value
+    assert a.SeriesInstanceUID != b.SeriesInstanceUID and a.SOPInstanceUID != b.SOPInstanceUID
+    assert list(b.ImageType)[:1] == ["DERIVED"] and "ATTN" in list(b.CorrectedImage)
+    assert b.SeriesDescription == "spectac AC unet-gan3d v0.1"
+    assert b.SourceImageSequence[0].ReferencedSOPInstanceUID == a.SOPInstanceUID
+    # deterministic UIDs with a seed, fresh ones without
+    write_dicom_series(volume, ctx, tmp_path / "again", method="unet-gan3d", model_name="v0.1", uid_seed="b")
+    assert pydicom.dcmread(next((tmp_path / "again").iterdir())).SOPInstanceUID == b.SOPInstanceUID
+    write_dicom_series(volume, ctx, tmp_path / "fresh", method="unet-gan3d", model_name="v0.1")
+    assert pydicom.dcmread(next((tmp_path / "fresh").iterdir())).SOPInstanceUID != b.SOPInstanceUID
+
+
+def test_existing_output_folder_is_refused_and_kept(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(SpectacError, match="already exists"):
+        write_dicom_series(blob_volume(), context(), out, "x")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+# ---- dciodvfy ------------------------------------------------------------------------------------
+
+
+DCIODVFY_KINDS = ["nm-original", "nm-derived", "slices", "nm-derived-heart", "slices-derived-heart",
+                  "nc-copy-heart", "export-nc", "export-ac", "export-mu-nm", "export-mu-ct"]
+
+
+def _series_for_dciodvfy(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """Write one series of ``kind`` the way spectac writes it; (folder or file, IOD dciodvfy names)."""
+    volume = blob_volume(direction=rotation([0, 1, 1], 10))
+    if kind == "nm-original":
+        write_dicom_series(volume, context(), tmp_path / "out", "STRESS IRNC", derived=False, uid_seed="v")
+        return tmp_path / "out", "NMImage"
+    if kind.startswith("export-"):
+        name = {"export-nc": "nc", "export-ac": "ac", "export-mu-nm": "mu", "export-mu-ct": "mu"}[kind]
+        data = Dataset.open(tiny_dataset(tmp_path / "sim", patients=1))
+        written = export_study_dicom(data, data.cases[0].case_id, tmp_path / "dcm",
+                                     mu_as="ct" if kind == "export-mu-ct" else "nm")
+        return written[name], "SCImage" if kind == "export-mu-ct" else "NMImage"
+    # A derived series (a correction) of a source series as a clinic exports it: with "-heart" the
+    # source names its body part (HEART), so dciodvfy checks the conditions that depend on it.
+    slices = kind.startswith("slices")
+    source = tmp_path / ("src" if slices else "src.dcm")
+    write_dicom_series(volume, context(kind="slices" if slices else "nm-multiframe"), source, "NC", derived=False,
+                       uid_seed="s")
+    if kind.endswith("-heart"):
+        for f in sorted(source.iterdir()) if slices else [source]:
+            ds = pydicom.dcmread(f)
+            ds.BodyPartExamined = "HEART"
+            ds.save_as(f)
+    volume, ctx = read_dicom_volume(source)
+    if kind == "nc-copy-heart":  # what `spectac correct --method nc` writes
+        write_dicom_series(volume, ctx, tmp_path / "out", method="nc", attenuation_corrected=False, uid_seed="v")
+    else:
+        write_dicom_series(volume, ctx, tmp_path / "out", method="unet-gan3d", model_name="v0.1", uid_seed="v")
+    return tmp_path / "out", "SCImage" if slices else "NMImage"
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed (apt-get install dicom3tools)")
+@pytest.mark.parametrize("kind", DCIODVFY_KINDS)
+def test_dciodvfy_finds_no_errors(tmp_path, kind):
+    """Every file of every kind of series spectac writes: not one dciodvfy line starting with Error."""
+    out, iod = _series_for_dciodvfy(tmp_path, kind)
+    files = sorted(out.rglob("*.dcm")) if out.is_dir() else [out]
+    assert files
+    for f in files:
+        result = subprocess.run(["dciodvfy", str(f)], check=False, capture_output=True, text=True, timeout=60)
+        lines = (result.stdout + result.stderr).splitlines()
+        errors = [line for line in lines if line.startswith("Error")]
+        warnings = sorted({line for line in lines if line.startswith("Warning")})
+        print(f"dciodvfy {kind} {f.name}: {len(warnings)} distinct warnings", *warnings, sep="\n  ")
+        assert iod in lines  # the IOD dciodvfy checked against
+        assert not errors, f"{f}:\n" + "\n".join(errors)
+

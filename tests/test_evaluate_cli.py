@@ -190,7 +190,8 @@ def test_registered_methods_and_evaluators_are_used(dataset: Path, tmp_path: Pat
 
 
 def test_heart_region_is_centred_on_the_lv() -> None:
-    from spectac.evaluation.heart import HEART_RADIUS_MM, find_lv_centre, heart_region, lv_centre
+    from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region
+    from spectac.quant.centre import find_lv_centre, lv_centre
 
     reference = _study(0)["ac"]
     true_centre = _lv_centroid()  # the hot shell of _study

@@ -1,10 +1,13 @@
 """`spectac import`: patient-wise splits, what is read from the input folders, where the output may
-go, and pseudonymised patient IDs. (Pixel and geometry checks of the import are in test_dicom.py.)"""
+go, and pseudonymised patient IDs; pixels and geometry of the imported series (resampling, LPS axes,
+NC told from AC), and what it refuses."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -13,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dicom import blob_volume, tiny_dataset, tree_hash
+from dicom_helpers import blob_volume, rotation, tiny_dataset, tree_hash
 from typer.testing import CliRunner
 
 from spectac.cli import app
 from spectac.io.dataset import Dataset
 from spectac.io.dicom import export_dataset_dicom, new_context, write_dicom_series
-from spectac.io.importer import import_dicom_dataset
+from spectac.io.importer import import_dicom_dataset, state_of
 from spectac.io.pseudonym import pseudonym
 from spectac.simulate import SimulationConfig, _case_rows
 from spectac.splitting import split_patients
+from spectac.volume import Volume
 
 runner = CliRunner()
 
@@ -284,3 +288,115 @@ def test_an_ac_series_on_another_grid_is_imported_onto_the_nc_grid(tmp_path):
     add_pair(src, nc, "1.2.826.0.1.3680043.8.498.97", ac=blob_volume(shape=(120, 120, 120), spacing=(0.9, 0.9, 0.9)))
     summary = import_dicom_dataset(src / "nc", src / "ac", tmp_path / "ds", keep_patient_ids=True)
     assert summary["studies"] == 1 and summary["skipped"] == []
+
+
+# ---- import of DICOM series: pixels, geometry, refusals ------------------------------------------
+
+
+def test_import_from_one_folder_tells_nc_from_ac(tmp_path):
+    """A clinic exporting NC and AC series into one folder: told apart by Corrected Image / description."""
+    source = Dataset.open(tiny_dataset(tmp_path / "sim", patients=1))
+    export_dataset_dicom(source.root, tmp_path / "dcm")
+    together = tmp_path / "together"
+    for name in ("nc", "ac"):
+        shutil.copytree(tmp_path / "dcm" / name, together / name)
+    result = runner.invoke(app, ["import", "--nc", str(together), "--ac", str(together), "--out", str(tmp_path / "ds"),
+                                 "--keep-patient-ids"])
+    assert result.exit_code == 0, result.output
+    imported = Dataset.open(tmp_path / "ds")
+    assert sorted(c.state for c in imported.cases) == ["rest", "stress"]
+    for case in imported.cases:
+        original = f"{case.patient_id.lower()}_{case.state}"
+        for name in ("nc", "ac"):
+            a, b = imported.load(case.case_id, name), source.load(original, name)
+            assert np.abs(a.array - b.array).max() <= b.array.max() / 30000, (case.case_id, name)
+
+
+def write_pair(tmp_path, nc, ac, study, state, sex="O"):
+    """Write NC and AC as two NM series of one study, in tmp_path/nc/s1 and tmp_path/ac/s1."""
+    ctx = new_context("PX", study, study + ".1", sex=sex)
+    write_dicom_series(nc, ctx, tmp_path / "nc/s1", f"{state} NC", derived=False, uid_seed="n")
+    write_dicom_series(ac, ctx, tmp_path / "ac/s1", f"{state} AC", derived=False, uid_seed="a")
+
+
+def import_pair(tmp_path):
+    """`spectac import` of the pair that write_pair wrote, into tmp_path/ds."""
+    return runner.invoke(app, ["import", "--nc", str(tmp_path / "nc"), "--ac", str(tmp_path / "ac"),
+                               "--out", str(tmp_path / "ds")])
+
+
+def test_import_resamples_ac_onto_the_nc_grid(tmp_path):
+    """A linear field survives trilinear resampling exactly: any offset or axis mix-up would show."""
+    grid = blob_volume(shape=(16, 16, 16))
+    world = grid.world_coordinates()
+    linear = 500 + world @ np.array([1.0, 2.0, -1.5])
+    nc = grid.with_array(linear)
+    ac_grid = Volume(np.zeros((30, 28, 26), np.float32), (4.0, 4.5, 5.0), origin=(-58.0, -62.0, -60.0),
+                     direction=rotation([1, 1, 0], 12))
+    ac = ac_grid.with_array(500 + ac_grid.world_coordinates() @ np.array([1.0, 2.0, -1.5]))
+    write_pair(tmp_path, nc, ac, "1.2.826.0.1.3680043.8.498.77", "REST", sex="M")
+    result = import_pair(tmp_path)
+    assert result.exit_code == 0, result.output
+    dataset = Dataset.open(tmp_path / "ds")
+    (case,) = dataset.cases
+    assert case.state == "rest" and case.sex == "M"
+    back = dataset.load(case.case_id, "ac")
+    assert back.same_grid(nc)
+    inside = back.array > 0  # voxels of the NC grid that the AC field of view covers
+    assert inside.mean() > 0.5
+    assert np.abs(back.array[inside] - linear[inside]).max() < 0.05
+
+
+def test_state_from_descriptions():
+    assert state_of("STRESS IRAC") == "stress"
+    assert state_of("Rest Tc99m MIBI") == "rest"
+    assert state_of("Myocardial SPECT", "regadenoson MPI") == "stress"
+    assert state_of("SPECT IRAC") == "unknown"
+
+
+def test_import_stores_volumes_with_lps_axes(tmp_path):
+    """An NM series whose frames run head to feet and rows anterior to posterior reversed (a common
+    vendor layout) is stored with axes along +x, +y, +z, the order the methods are made for."""
+    nc = blob_volume(direction=np.diag([1.0, -1.0, -1.0]), origin=(0.0, 50.0, 100.0))
+    ac = nc.with_array(nc.array * 2)
+    write_pair(tmp_path, nc, ac, "1.2.826.0.1.3680043.8.498.81", "STRESS", sex="F")
+    result = import_pair(tmp_path)
+    assert result.exit_code == 0, result.output
+    dataset = Dataset.open(tmp_path / "ds")
+    (case,) = dataset.cases
+    stored_nc, stored_ac = dataset.load(case.case_id, "nc"), dataset.load(case.case_id, "ac")
+    np.testing.assert_allclose(stored_nc.direction, np.eye(3), atol=1e-9)
+    assert stored_ac.same_grid(stored_nc)
+    for index in ([0, 0, 0], [3, 9, 17], [15, 17, 19]):  # the same value at the same place
+        point = nc.point_of(np.array(index))
+        mapped = tuple(np.rint(stored_nc.index_of(point)).astype(int))
+        assert stored_nc.array[mapped] == pytest.approx(nc.array[tuple(index)], rel=1e-3, abs=0.05)
+        assert stored_ac.array[mapped] == pytest.approx(ac.array[tuple(index)], rel=1e-3, abs=0.05)
+
+
+def test_import_refuses_ac_of_another_geometry(tmp_path):
+    nc = blob_volume()
+    far = Volume(nc.array, nc.spacing, origin=(900.0, 0.0, 0.0))
+    write_pair(tmp_path, nc, far, "1.2.826.0.1.3680043.8.498.90", "STRESS")
+    before = tree_hash(tmp_path / "ac")
+    result = import_pair(tmp_path)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "different geometry" in message and str(tmp_path / "ac/s1") in message
+    assert not (tmp_path / "ds").exists()
+    assert tree_hash(tmp_path / "ac") == before
+
+
+def test_import_refuses_an_existing_dataset_and_empty_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "empty"), "--ac", str(tmp_path / "empty"),
+                                 "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 2 and "no DICOM series" in result.output
+    assert not (tmp_path / "ds").exists()
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "dataset.json").write_text(json.dumps({"x": 1}))
+    result = runner.invoke(app, ["import", "--nc", str(tmp_path / "empty"), "--ac", str(tmp_path / "empty"),
+                                 "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text()) == {"x": 1}
+

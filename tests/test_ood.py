@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pydicom
 import pytest
+from dicom_helpers import context
 from quant_shapes import draw_shell, shell_geometry
-from test_dicom import context
 from typer.testing import CliRunner
 
 from spectac.cli import app

@@ -7,7 +7,9 @@ PyTomography's ``SPECTSystemMatrix`` with ``SPECTAttenuationTransform`` and ``SP
 - Rot: bilinear resampling of the object onto a grid (u, v, z) per view, u along the direction
   toward the camera, v along the detector row, z axial (one ``grid_sample`` call for all views);
 - Att: the probability that a photon emitted in a voxel reaches the camera,
-  exp(-(sum of mu beyond the voxel + half its own mu) * du), precomputed once per mu-map;
+  exp(-(sum of mu beyond the voxel + half its own mu) * du), precomputed once per mu-map
+  (:func:`spectac.acquisition.attenuation.transmission`, the same path integral as Chang's
+  correction; the factors stay in each view's rotated frame, where they are applied);
 - PSF: a Gaussian whose variance grows with distance from the collimator, applied by incremental
   blurring (Wallis and Miller): planes are summed from the farthest to the nearest, and between
   two planes the running sum is blurred by the variance increment, so every plane ends with the
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spectac.acquisition.attenuation import transmission
 from spectac.acquisition.protocol import Protocol
 
 # Largest variance (in pixels^2) one 3-tap step may add; larger increments are split into
@@ -135,12 +138,16 @@ class SpectProjector:
         return grad_input.sum(dim=0).permute(1, 2, 0)
 
     def _attenuation_factors(self, mu_map: torch.Tensor) -> torch.Tensor:
-        """(A, Z, U, V) probability of reaching the camera from each rotated voxel."""
+        """(A, Z, U, V) probability of reaching the camera from each rotated voxel.
+
+        The path integral is :func:`~spectac.acquisition.attenuation.transmission`, shared with
+        :func:`spectac.correction.chang.detection_probability`; only the grid differs: here the
+        projector's own (U, V) grid per view (square, the field of view's inscribed cylinder) and
+        no resampling back to the voxels, since the system matrix works in the rotated frame.
+        """
         views = torch.arange(self.n_views)
         mu_rot = self._rotate(mu_map.float(), views)
-        du_cm = self.spacing_mm / 10.0
-        beyond = torch.flip(torch.cumsum(torch.flip(mu_rot, dims=[2]), dim=2), dims=[2]) - mu_rot
-        return torch.exp(-(beyond + 0.5 * mu_rot) * du_cm)
+        return transmission(mu_rot, self.spacing_mm / 10.0, dim=2)
 
     def _blur_schedule(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Variance increments (pixels^2) per view and plane, split into safe 3-tap steps.

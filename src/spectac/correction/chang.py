@@ -22,7 +22,9 @@ and added to the image.
 The path lengths are computed like PyTomography's attenuation transform: for each batch of views
 the mask is resampled on a grid whose first axis points toward the camera, a reverse cumulative
 sum along that axis gives the path length (the voxel itself counts half), and the result is
-sampled back at the voxel centres. All views of a batch go through ``grid_sample`` at once.
+sampled back at the voxel centres. All views of a batch go through ``grid_sample`` at once. The
+path integral itself is :func:`spectac.acquisition.attenuation.transmission`, the one the
+projector's attenuation factors use (tests/test_attenuation.py checks both against a cylinder).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from spectac.acquisition.attenuation import transmission
 from spectac.acquisition.protocol import Protocol
 from spectac.correction import DEFAULT_MU_PER_CM
 from spectac.volume import SpectacError, Volume, to_lps_axes
@@ -117,6 +120,11 @@ def detection_probability(
 ) -> torch.Tensor:
     """Mean over views of the probability that a photon emitted in a voxel reaches the camera.
 
+    The path integral is :func:`~spectac.acquisition.attenuation.transmission`, as in the
+    projector; the grid differs from the projector's because Chang needs one value per *voxel*
+    (anisotropic or non-square grids too): a rotated grid covering the whole field-of-view
+    diagonal, sampled back at the voxel centres.
+
     Args:
         attenuation: (X, Y, Z) linear attenuation coefficient in 1/cm.
         spacing_mm: voxel size in mm.
@@ -161,9 +169,7 @@ def detection_probability(
         rotated = F.grid_sample(source.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
                                 align_corners=True)  # (B, Z, A, C)
         # Path integral from a sample toward +a (the camera); the sample itself counts half.
-        line = rotated * (step / 10.0)  # mu [1/cm] * step [cm]
-        to_camera = torch.flip(torch.cumsum(torch.flip(line, dims=(2,)), dim=2), dims=(2,)) - line / 2
-        prob = torch.exp(-to_camera)
+        prob = transmission(rotated, step / 10.0, dim=2)
         # Sample back at every voxel: a = p.u / step, c = p.v / step (continuous indices).
         a_idx = (px[None] * u[:, 0, None, None] + py[None] * u[:, 1, None, None]) / step + (n_rot - 1) / 2
         c_idx = (px[None] * v[:, 0, None, None] + py[None] * v[:, 1, None, None]) / step + (n_rot - 1) / 2

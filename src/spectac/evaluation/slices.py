@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from spectac.evaluation.context import EvaluationContext
-from spectac.evaluation.heart import lv_centre_and_maximum, sphere_mask
 from spectac.evaluation.report import ReportSection, figure_png, paragraph, png_html
 from spectac.io.nifti import read_nifti
+from spectac.quant.centre import lv_centre_and_maximum, sphere_mask
 
 REFERENCE = "ac"
 STUDIES_SHOWN = 2

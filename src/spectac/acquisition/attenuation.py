@@ -1,0 +1,32 @@
+"""The attenuation path integral shared by the projector and Chang's correction.
+
+Both :class:`spectac.acquisition.projector.SpectProjector` (the attenuation factors of the system
+matrix) and :func:`spectac.correction.chang.detection_probability` (Chang's mean survival over the
+views) use the same discretisation of exp(-integral of mu toward the camera): the mu-map is
+resampled (bilinear ``grid_sample``) onto a grid whose one axis points toward the camera, and
+along that axis the integral from a sample to the camera is the sum of mu over the samples beyond
+it plus half of its own (the midpoint rule: the photon starts at the sample centre), times the
+step. That 1-D step is :func:`transmission`; the two callers differ only in the rotated grids
+(see their docstrings), not in the integral.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def transmission(mu: torch.Tensor, step_cm: float, dim: int) -> torch.Tensor:
+    """exp(-(sum of mu beyond each sample + half its own mu) * step) along axis ``dim``.
+
+    Args:
+        mu: linear attenuation coefficient (1/cm) on a grid whose axis ``dim`` points toward the
+            camera (increasing index = closer to the camera).
+        step_cm: sample spacing along ``dim``, cm.
+        dim: the axis toward the camera.
+
+    Returns:
+        Tensor of ``mu``'s shape: the probability that a photon emitted at each sample and
+        travelling toward the camera leaves the grid unattenuated.
+    """
+    beyond = torch.flip(torch.cumsum(torch.flip(mu, dims=[dim]), dim=dim), dims=[dim]) - mu
+    return torch.exp(-(beyond + 0.5 * mu) * step_cm)
