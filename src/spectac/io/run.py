@@ -29,6 +29,11 @@ from spectac.volume import SpectacError
 PREDICTION_SUFFIX = ".nii.gz"
 
 
+def _run_file(name: str) -> property:
+    """A read-only attribute of :class:`RunFolder`: ``RUN/<name>``."""
+    return property(lambda self: self.root / name, doc=f"RUN/{name}")
+
+
 class RunFolder:
     """The paths of a run folder (nothing is created or read when one is made)."""
 
@@ -91,53 +96,21 @@ class RunFolder:
 
     # ---- the files of an evaluation ---------------------------------------------------------
 
-    @property
-    def metrics_csv(self) -> Path:
-        return self.root / "metrics.csv"
-
-    @property
-    def table1_csv(self) -> Path:
-        return self.root / "table1.csv"
-
-    @property
-    def table1_md(self) -> Path:
-        return self.root / "table1.md"
-
-    @property
-    def figure3_png(self) -> Path:
-        return self.root / "figure3_boxplots.png"
-
-    @property
-    def wilcoxon_csv(self) -> Path:
-        return self.root / "wilcoxon.csv"
-
-    @property
-    def normals_npz(self) -> Path:
-        return self.root / "normals.npz"
-
-    @property
-    def clinical_csv(self) -> Path:
-        return self.root / "clinical.csv"
-
-    @property
-    def clinical_patients_csv(self) -> Path:
-        return self.root / "clinical_patients.csv"
-
-    @property
-    def clinical_agreement_csv(self) -> Path:
-        return self.root / "clinical_agreement.csv"
-
-    @property
-    def detection_csv(self) -> Path:
-        return self.root / "detection.csv"
-
     def table_csv(self, name: str) -> Path:
         """A table an evaluator writes, ``RUN/<name>.csv`` (the clinical tables: see docs/evaluation.md)."""
         return self.root / f"{name}.csv"
 
-    @property
-    def report_html(self) -> Path:
-        return self.root / "report.html"
+    metrics_csv = _run_file("metrics.csv")
+    table1_csv = _run_file("table1.csv")
+    table1_md = _run_file("table1.md")
+    figure3_png = _run_file("figure3_boxplots.png")
+    wilcoxon_csv = _run_file("wilcoxon.csv")
+    normals_npz = _run_file("normals.npz")
+    clinical_csv = _run_file("clinical.csv")
+    clinical_patients_csv = _run_file("clinical_patients.csv")
+    clinical_agreement_csv = _run_file("clinical_agreement.csv")
+    detection_csv = _run_file("detection.csv")
+    report_html = _run_file("report.html")
 
 
 # ---- writing a run's files (each atomically) -------------------------------------------------
