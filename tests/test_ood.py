@@ -13,6 +13,7 @@ from quant_shapes import draw_shell, shell_geometry
 from typer.testing import CliRunner
 
 from spectac.cli import app
+from spectac.correction.deep import resolve_model
 from spectac.correction.ood import (
     IMAGE_COMMENTS_MAX,
     ood_comments,
@@ -25,7 +26,7 @@ from spectac.io.nifti import read_nifti_header, write_nifti
 from spectac.volume import Volume
 
 runner = CliRunner()
-TRAINING = training_reference("unet-gan3d-chang")
+TRAINING = training_reference(resolve_model("unet-gan3d-chang"))  # the shipped model, loaded
 COUNTS = 4.0e6
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from spectac.acquisition.protocol import Protocol
 from spectac.correction import DEFAULT_METHOD
 from spectac.correction.checks import check_plausible_geometry, check_plausible_values
-from spectac.correction.methods import MethodContext, get_method
+from spectac.correction.methods import Method, MethodContext, get_method
 from spectac.correction.ood import ood_comments, ood_flags, training_reference, write_ood_sidecar
 from spectac.correction.run import apply_method, resolve_options
 from spectac.io.dicom import (
@@ -63,8 +63,16 @@ def check_writable_source(header: Any, name: str) -> None:
                            "give a NIfTI output (-o NAME.nii.gz) instead")
 
 
+def prepare_method(method: str, **options: Any) -> tuple[Method, dict[str, Any], Any]:
+    """A method, its resolved options and its prepared state (a loaded network, checked Chang
+    options), ready for :func:`correct_volume`; bad options and unreadable weights fail here."""
+    spec = get_method(method)
+    resolved = resolve_options(spec, options)
+    return spec, resolved, spec.prepare(resolved) if spec.prepare is not None else None
+
+
 def correct_volume(nc: Volume, method: str, name: str = "input", protocol: Protocol | None = None,
-                   **options: Any) -> Volume:
+                   prepared: tuple[Method, dict[str, Any], Any] | None = None, **options: Any) -> Volume:
     """Apply a registered correction method to one NC volume; the result is on the NC grid.
 
     Args:
@@ -73,11 +81,11 @@ def correct_volume(nc: Volume, method: str, name: str = "input", protocol: Proto
         name: what to call the study in messages (the input file).
         protocol: the acquisition; None: each method's default (Chang: the standard 180-degree
             cardiac arc; a network: the orbit of its training data).
+        prepared: :func:`prepare_method`'s result when the caller has it (then ``options`` are
+            not used); None: prepared here.
         **options: method options (None means the method's default).
     """
-    spec = get_method(method)
-    resolved = resolve_options(spec, options)
-    state = spec.prepare(resolved) if spec.prepare is not None else None
+    spec, resolved, state = prepared if prepared is not None else prepare_method(method, **options)
     return apply_method(spec, nc, MethodContext(name, protocol, dict(resolved), state))
 
 
@@ -157,7 +165,7 @@ def correct_path(
     if not dicom_in and not nifti_out:
         raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
     options = {**options, **_weights_option(method, weights)}
-    get_method(method)  # an unknown method fails before the input is read
+    prepared = prepare_method(method, **options)  # bad options or weights fail before the input is read
     protocol = None if arc is None else Protocol.for_arc(arc)
 
     # What the file says, and its grid, from the header alone.
@@ -182,10 +190,10 @@ def correct_path(
     else:
         nc = read_nifti(input)
     check_plausible_values(nc.array, str(input))
-    flags = ood_flags(nc, header.header if dicom_in else None, training_reference(method, weights))
+    flags = ood_flags(nc, header.header if dicom_in else None, training_reference(prepared[2]))
     if flags and strict:
         raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
-    corrected = correct_volume(nc, method, str(input), protocol, **options)
+    corrected = correct_volume(nc, method, str(input), protocol, prepared)
     summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal, "ood_flags": flags}
     model = _model_name(weights)
     if nifti_out:

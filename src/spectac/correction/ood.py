@@ -62,23 +62,14 @@ MAX_BODY_ON_FACES = 0.15
 LV_CONTRAST_RANGE = (3.0, 35.0)
 
 
-def training_reference(method: str, weights: str | Path | None = None) -> dict[str, Any]:
-    """The ``data`` block of the model's ``config.json`` (the given weights' folder, or the shipped
-    model of that name); :data:`DEFAULT_TRAINING` for the classical methods or when none is found."""
-    candidates = []
-    if weights is not None:
-        path = Path(weights)
-        candidates.append(path / "config.json" if path.is_dir() else path.parent / "config.json")
-    from importlib import resources
-
-    candidates.append(Path(str(resources.files("spectac"))) / "data" / "models" / method / "config.json")
-    for candidate in candidates:
-        try:
-            data = json.loads(candidate.read_text()).get("data")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(data, dict) and data.get("shape") and data.get("spacing_mm"):
-            return data
+def training_reference(state: Any) -> dict[str, Any]:
+    """What a prepared method was trained on: the ``data`` block of a loaded network's config
+    (:class:`spectac.correction.deep.DeepModel`, whatever weights file it came from), or
+    :data:`DEFAULT_TRAINING` for the classical methods (nc, Chang), which are compared with the
+    default simulation."""
+    data = getattr(state, "config", {}).get("data") if isinstance(getattr(state, "config", None), dict) else None
+    if isinstance(data, dict) and data.get("shape") and data.get("spacing_mm"):
+        return data
     return DEFAULT_TRAINING
 
 

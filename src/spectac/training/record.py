@@ -21,7 +21,6 @@ A model folder's record lists every training stage that led to its weights, olde
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import hashlib
 import json
@@ -183,24 +182,6 @@ def inherited_stages(init: str | Path | None) -> list[dict[str, Any]]:
         stage.setdefault("inherited_from", path.name if path.is_dir() else path.parent.name)
         stages.append(stage)
     return stages
-
-
-def log_rows(path: str | Path, first: int, last: int) -> list[dict[str, Any]]:
-    """Rows ``first``..``last`` of a log.csv, numbers as numbers."""
-    try:
-        with Path(path).open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return []
-    kept = []
-    for row in rows:
-        try:
-            epoch = int(row["epoch"])
-        except (KeyError, ValueError):
-            continue
-        if first <= epoch <= last:
-            kept.append({k: (int(v) if k == "epoch" else _number(v)) for k, v in row.items()})
-    return kept
 
 
 def _number(text: str) -> float | str | None:
