@@ -182,12 +182,3 @@ def inherited_stages(init: str | Path | None) -> list[dict[str, Any]]:
         stage.setdefault("inherited_from", path.name if path.is_dir() else path.parent.name)
         stages.append(stage)
     return stages
-
-
-def _number(text: str) -> float | str | None:
-    if text in ("", None):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text
