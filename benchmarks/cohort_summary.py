@@ -13,7 +13,8 @@ from collections import Counter
 import numpy as np
 
 from spectac.io.dataset import Dataset
-from spectac.phantom.anatomy import PatientParams, build_phantom
+from spectac.phantom.anatomy import build_phantom
+from spectac.phantom.population import PatientParams
 
 WALLS = (("anterior", 0), ("septal", 90), ("inferior", 180), ("lateral", 270))
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from spectac.phantom.anatomy import build_phantom, draw_patient
+from spectac.phantom.anatomy import build_phantom
+from spectac.phantom.population import draw_patient
 from spectac.quant.geometry import LVGeometry, axis_error_deg, centre_error_mm
 from spectac.quant.lv import detect_lv
 from spectac.volume import Volume

@@ -37,7 +37,8 @@ from spectac.io.dataset import (
     write_study,
 )
 from spectac.io.nifti import read_nifti
-from spectac.phantom.anatomy import BMI_RANGE, DEFAULT_BMI, PatientParams, build_phantom, draw_patient
+from spectac.phantom.anatomy import build_phantom
+from spectac.phantom.population import BMI_RANGE, DEFAULT_BMI, PatientParams, draw_patient
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.pair import reconstruct_nc_ac

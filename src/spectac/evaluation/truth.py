@@ -2,7 +2,7 @@
 
 The simulator writes, in each study's lv.json, ``segment_defect``: for each of the 17 AHA segments
 the mean fractional count reduction the defects cause in that segment's myocardium (0 = normal;
-:mod:`spectac.phantom.anatomy`). A nominal defect of the phantom (cases.csv ``defect_type``,
+:mod:`spectac.phantom.heart`). A nominal defect of the phantom (cases.csv ``defect_type``,
 ``defect_territory``, ``defect_severity``, ``defect_extent``) can be so small or so mild that no
 segment loses more than a few percent, which no reader and no score can tell from normal
 variation; and a defect centred on one territory spills into segments of another. So:

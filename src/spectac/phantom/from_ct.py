@@ -15,7 +15,7 @@ any axial chest CT (``spectac phantom --ct``):
    dilated back). The LV centre is placed in it: the position nearest to (centroid + 20 mm left,
    10 mm inferior) that keeps the most of the LV's outer volume inside the blob, or ``--lv-centre``.
 4. The LV (myocardium, cavity, RV, atria, perfusion defects) is the shell model of
-   :mod:`spectac.phantom.anatomy` with the parameters :func:`draw_patient` draws from the seed
+   :mod:`spectac.phantom.heart` with the parameters :func:`draw_patient` draws from the seed
    (the long axis in the default clinical orientation), so a CT cohort has the defect statistics
    of the parametric cohort; its uptake ratios (blood, liver, gut, lung, tissue) too.
 5. Liver: soft tissue below the right lung in the columns the right lung covers, down to 200 mm
@@ -45,8 +45,9 @@ from spectac import __version__
 from spectac.acquisition.protocol import Protocol
 from spectac.errors import SpectacError
 from spectac.io.ct import CtSeries, read_ct_series
-from spectac.phantom.anatomy import PatientParams, _heart, _long_axis, draw_patient
-from spectac.phantom.lv import lv_frame
+from spectac.phantom.heart import build_heart
+from spectac.phantom.lv import long_axis, lv_frame
+from spectac.phantom.population import PatientParams, draw_patient
 from spectac.physics import MU_SOFT_TISSUE, bone_slope, hu_bone, hu_to_mu
 from spectac.volume import Volume, to_lps_axes
 
@@ -196,7 +197,7 @@ def heart_mask(hu: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing: tup
 
 def _lv_outer_points(params: PatientParams) -> np.ndarray:
     """Points (mm, relative to the LV centre) filling the LV's outer volume, for the placement."""
-    axis, anterior, septal = lv_frame(_long_axis(params.lv_azimuth_deg, params.lv_elevation_deg))
+    axis, anterior, septal = lv_frame(long_axis(params.lv_azimuth_deg, params.lv_elevation_deg))
     length, radius, power = params.lv_length_mm, params.lv_radius_mm, params.lv_shape_power
     g = np.arange(-radius, radius + 1e-6, 4.0)
     ls = np.arange(0.0, length + 1e-6, 4.0)
@@ -326,7 +327,7 @@ def build_ct_phantom(
     midline = int(np.median(lung_x)) if len(lung_x) else hu.shape[0] // 2
     labels = tissue_labels(hu, body, lungs, heart, spacing, midline)
 
-    axis = lv_frame(_long_axis(params.lv_azimuth_deg, params.lv_elevation_deg))[0]
+    axis = lv_frame(long_axis(params.lv_azimuth_deg, params.lv_elevation_deg))[0]
     params = dataclasses.replace(params, lv_base_mm=tuple(float(v) for v in centre - axis * params.lv_length_mm * 0.4))
     grid_centre = centre - np.asarray(LV_OFFSET_MM)
     fine_spacing = Protocol().pixel_mm / SUPERSAMPLE
@@ -359,7 +360,7 @@ def build_ct_phantom(
            + ((np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5)[None, :] * fine_spacing for i in range(3)]
     sub = [s.ravel() for s in sub]
     p = np.stack(np.meshgrid(*sub, indexing="ij"), axis=-1).astype(np.float32) + grid_centre.astype(np.float32)
-    myo, lv, heart_act, region = _heart(p, params, state, np.zeros(3))
+    myo, lv, heart_act, region = build_heart(p, params, state, np.zeros(3))
     hu_f, lab_f = sample(p)
     act_f = table[lab_f]
     act_f[region] = heart_act[region]

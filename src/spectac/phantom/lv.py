@@ -42,3 +42,11 @@ def lv_frame(long_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     axis = axis / np.linalg.norm(axis)
     anterior = aha_anterior(axis)
     return axis, anterior, np.cross(axis, anterior)
+
+
+def long_axis(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
+    """The LV long axis in LPS of a heart turned ``azimuth_deg`` from anterior toward the
+    patient's left in the transverse plane, then tilted ``elevation_deg`` inferiorly."""
+    az, el = np.deg2rad(azimuth_deg), np.deg2rad(elevation_deg)
+    horizontal = np.array([np.sin(az), -np.cos(az), 0.0])  # anterior rotated toward the left
+    return np.cos(el) * horizontal + np.sin(el) * np.array([0.0, 0.0, -1.0])

@@ -1,0 +1,202 @@
+"""The patients of a simulated cohort: what is drawn from the seed for each one.
+
+:func:`draw_patient` draws a patient's parameters (sex, body size and fat from the BMI, the LV's
+size, position and orientation, the diaphragm, breasts, ribs, uptake ratios at rest and stress,
+perfusion defects) from a random generator; :func:`spectac.phantom.anatomy.build_phantom` turns
+them into volumes. The parameters are saved with every study (lv.json ``phantom.params``).
+
+Units: mm in the LPS patient frame (x left, y posterior, z head); uptake relative to normal
+myocardium.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from spectac.phantom.lv import long_axis, lv_frame
+
+# Centre of the short-axis angle range of each territory (degrees from anterior toward septal).
+TERRITORY_ANGLE = {"LAD": 25.0, "RCA": 160.0, "LCx": 270.0}
+
+
+@dataclass
+class Defect:
+    """A perfusion defect in the LV frame.
+
+    ``theta_deg`` / ``half_width_deg``: angular centre and half width; ``l_from`` / ``l_to``:
+    longitudinal range as fractions of the cavity length from the base (0) to the apex (1; values
+    above 1 include the apical cap); ``transmurality``: fraction of the wall from the endocardium.
+    ``stress_severity`` / ``rest_severity``: fractional count reduction in the core.
+    """
+
+    territory: str
+    type: str  # ischemia | infarct
+    theta_deg: float
+    half_width_deg: float
+    l_from: float
+    l_to: float
+    transmurality: float
+    stress_severity: float
+    rest_severity: float
+
+
+@dataclass
+class PatientParams:
+    """Everything drawn for one patient; ``build_phantom`` needs nothing else."""
+
+    patient_id: str
+    sex: str
+    bmi: float
+    body_a_mm: float
+    body_b_mm: float
+    body_center_mm: tuple[float, float]
+    fat_mm: float
+    lv_base_mm: tuple[float, float, float]
+    lv_azimuth_deg: float
+    lv_elevation_deg: float
+    lv_length_mm: float
+    lv_radius_mm: float
+    lv_wall_mm: float
+    lv_shape_power: float
+    diaphragm_right_mm: float
+    diaphragm_left_drop_mm: float
+    lung_mu: float
+    breast_radius_mm: float
+    breast_drop_mm: float
+    rib_pitch_mm: float
+    rib_phase_mm: float
+    heterogeneity: tuple[float, ...]
+    uptake: dict[str, dict[str, float]]
+    defects: list[Defect] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PatientParams:
+        data = dict(data)
+        data["defects"] = [Defect(**d) for d in data.get("defects", [])]
+        data["body_center_mm"] = tuple(data["body_center_mm"])
+        data["lv_base_mm"] = tuple(data["lv_base_mm"])
+        data["heterogeneity"] = tuple(data["heterogeneity"])
+        return cls(**data)
+
+
+#: The population's body-mass index (mean, SD), clipped to BMI_RANGE.
+DEFAULT_BMI = (25.5, 4.5)
+BMI_RANGE = (17.0, 45.0)
+
+
+def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: float = 0.5,
+                 bmi_mean_sd: tuple[float, float] = DEFAULT_BMI) -> PatientParams:
+    """Draw a random patient: anatomy, uptake of rest and stress, and perfusion defects.
+
+    ``bmi_mean_sd`` sets the population (e.g. (36, 3) for an obese cohort, anatomy a model trained
+    on the default population has rarely seen); body size, fat and breast size follow the BMI.
+    """
+    sex = "M" if rng.random() < 0.55 else "F"
+    bmi = float(np.clip(rng.normal(*bmi_mean_sd), *BMI_RANGE))
+    size = np.sqrt(bmi / 25.0)
+    a = (165.0 if sex == "M" else 152.0) * size * rng.uniform(0.94, 1.06)
+    b = (112.0 if sex == "M" else 104.0) * size**1.3 * rng.uniform(0.93, 1.07)
+    a, b = float(min(a, 188.0)), float(min(b, 150.0))
+    fat = float(np.clip(4.0 + 2.4 * (bmi - 19.0) + (4.0 if sex == "F" else 0.0) + rng.normal(0, 3), 3.0, 50.0))
+
+    azimuth = rng.uniform(35.0, 60.0)  # long axis in the transverse plane, from anterior toward left
+    elevation = rng.uniform(15.0, 40.0)  # inferior tilt of the long axis
+    length = rng.uniform(72.0, 90.0) * (0.95 if sex == "F" else 1.0)
+    radius = rng.uniform(27.0, 32.0) * (0.95 if sex == "F" else 1.0)
+    wall = rng.uniform(9.0, 12.0)
+    axis, _, _ = lv_frame(long_axis(azimuth, elevation))
+    # Place the LV centre near the rotation axis (as the technologist does), the base behind it.
+    lv_centre = np.array([rng.uniform(5, 25), rng.uniform(-25, -5), rng.uniform(-5, 25)])
+    base = lv_centre - axis * length * 0.4
+    # The heart sits left and anterior of the body's midline.
+    body_center = (float(lv_centre[0] - rng.uniform(40, 55)), float(lv_centre[1] + rng.uniform(25, 45)))
+
+    # The inferior wall rests on the left hemidiaphragm; the right dome (over the liver) is higher.
+    # A high diaphragm puts the inferior wall at the level of the abdomen (liver, stomach), the
+    # classic source of inferior attenuation artifacts in men.
+    inferior_wall_z = float(lv_centre[2] - length * 0.4 * np.sin(np.deg2rad(elevation)) - radius * np.cos(np.deg2rad(elevation)))
+    diaphragm_left = inferior_wall_z + rng.uniform(5.0, 35.0) + (10.0 if sex == "M" else 0.0)
+    diaphragm_left_drop = rng.uniform(10.0, 25.0)
+    diaphragm_right = diaphragm_left + diaphragm_left_drop
+    state_uptake = {
+        "stress": {
+            "myocardium": 1.0,
+            "rv": rng.uniform(0.35, 0.55),
+            "blood": rng.uniform(0.06, 0.12),
+            "liver": rng.uniform(0.3, 0.9),
+            "gut": rng.uniform(0.2, 1.0),
+            "bowel": rng.uniform(0.0, 1.2),
+            "lung": rng.uniform(0.03, 0.07),
+            "tissue": rng.uniform(0.04, 0.08),
+        },
+        "rest": {
+            "myocardium": 1.0,
+            "rv": rng.uniform(0.3, 0.5),
+            "blood": rng.uniform(0.08, 0.15),
+            "liver": rng.uniform(0.6, 1.5),
+            "gut": rng.uniform(0.3, 1.4),
+            "bowel": rng.uniform(0.0, 1.5),
+            "lung": rng.uniform(0.03, 0.06),
+            "tissue": rng.uniform(0.05, 0.09),
+        },
+    }
+    breast_radius = 0.0
+    if sex == "F":
+        breast_radius = float(np.clip(rng.normal(45.0 + 3.0 * (bmi - 22.0), 9.0), 30.0, 95.0))
+    defects: list[Defect] = []
+    if rng.random() < defect_probability:
+        defects.append(_draw_defect(rng))
+    return PatientParams(
+        patient_id=patient_id,
+        sex=sex,
+        bmi=round(bmi, 2),
+        body_a_mm=a,
+        body_b_mm=b,
+        body_center_mm=body_center,
+        fat_mm=fat,
+        lv_base_mm=tuple(float(v) for v in base),
+        lv_azimuth_deg=float(azimuth),
+        lv_elevation_deg=float(elevation),
+        lv_length_mm=float(length),
+        lv_radius_mm=float(radius),
+        lv_wall_mm=float(wall),
+        lv_shape_power=float(rng.uniform(2.1, 2.8)),
+        diaphragm_right_mm=float(diaphragm_right),
+        diaphragm_left_drop_mm=float(diaphragm_left_drop),
+        lung_mu=float(rng.uniform(0.035, 0.055)),
+        breast_radius_mm=breast_radius,
+        # supine, the breast centre (nipple near the 4th intercostal space) lies at or above the LV
+        # base, the inframammary fold near the inferior wall: the breast shadows the anterior wall
+        breast_drop_mm=float(rng.uniform(-40.0, 10.0)),
+        rib_pitch_mm=float(rng.uniform(25.0, 32.0)),
+        rib_phase_mm=float(rng.uniform(0.0, 30.0)),
+        heterogeneity=tuple(float(v) for v in rng.normal(0.0, 0.025, size=4)),
+        uptake={k: {n: float(v) for n, v in d.items()} for k, d in state_uptake.items()},
+        defects=defects,
+    )
+
+
+def _draw_defect(rng: np.random.Generator) -> Defect:
+    territory = str(rng.choice(["LAD", "RCA", "LCx"], p=[0.45, 0.3, 0.25]))
+    kind = "ischemia" if rng.random() < 0.6 else "infarct"
+    if territory == "LAD":
+        l_from, l_to = rng.uniform(0.0, 0.6), 1.3  # from the base or mid level through the apex
+    else:
+        l_from, l_to = 0.0, rng.uniform(0.5, 1.0)  # from the base toward the apex
+    severity = rng.uniform(0.25, 0.7)
+    return Defect(
+        territory=territory,
+        type=kind,
+        theta_deg=float(TERRITORY_ANGLE[territory] + rng.normal(0.0, 12.0)),
+        half_width_deg=float(rng.uniform(30.0, 65.0)),
+        l_from=float(l_from),
+        l_to=float(l_to),
+        transmurality=float(rng.uniform(0.5, 1.0)),
+        stress_severity=float(severity),
+        rest_severity=float(severity * rng.uniform(0.85, 1.0)) if kind == "infarct" else 0.0,
+    )
