@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from quant_shapes import draw_shell, shell_geometry
 
-from spectac.quant.geometry import axis_error_deg, centre_error_mm
+from spectac.quant.geometry import axis_error_deg, cavity_volume_ml, centre_error_mm
 from spectac.quant.lv import detect_lv
 from spectac.quant.normals import NormalDatabase, database_from_maps, method_family
 from spectac.quant.polar import N_CAP, N_RINGS, bullseye_image, polar_map
 from spectac.quant.reorient import horizontal_long_axis, short_axis, vertical_long_axis
 from spectac.quant.scores import score_polar_map
 from spectac.quant.segments import SEGMENT_MAP, polar_segments
+from spectac.quant.study import transient_ischemic_dilation
 from spectac.segments import TERRITORY_SEGMENTS, Level, segment_of
 from spectac.volume import SpectacError, Volume
 
@@ -169,3 +170,22 @@ def test_normal_database_round_trip_and_fallback(normals: NormalDatabase, tmp_pa
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(SpectacError, match=r"bad\.npz"):
         NormalDatabase.load(tmp_path / "bad.npz")
+
+
+def test_cavity_volume_of_an_ellipsoidal_shell_is_half_an_ellipsoid() -> None:
+    a, c = 27.0 - 5.0, 60.0 - 5.0  # inner semi-axes of R 27, L 60, wall 10
+    expected = 2 / 3 * np.pi * a * a * c / 1000.0
+    assert cavity_volume_ml(27.0, 60.0, 10.0, power=2.0) == pytest.approx(expected, rel=2e-3)
+    # blunter shells (the default exponent) hold more
+    assert cavity_volume_ml(27.0, 60.0, 10.0) > expected
+
+
+def test_tid_of_fitted_shells_follows_the_cavity_volumes() -> None:
+    rest = shell_geometry(radius=27.0, length=60.0)
+    dilated = shell_geometry(radius=30.0, length=66.0)
+    true_ratio = cavity_volume_ml(30.0, 66.0, 10.0, power=2.0) / cavity_volume_ml(27.0, 60.0, 10.0, power=2.0)
+    fit_rest = detect_lv(draw_shell(rest, shape=(56, 56, 56), torso=True, seed=3))
+    fit_dilated = detect_lv(draw_shell(dilated, shape=(56, 56, 56), torso=True, seed=4))
+    fit_again = detect_lv(draw_shell(rest, shape=(56, 56, 56), torso=True, seed=5))
+    assert transient_ischemic_dilation(fit_dilated, fit_rest) == pytest.approx(true_ratio, abs=0.12)
+    assert transient_ischemic_dilation(fit_again, fit_rest) == pytest.approx(1.0, abs=0.08)

@@ -50,7 +50,7 @@ from spectac.io.run import RunFolder, write_csv
 from spectac.progress import track
 from spectac.quant.normals import FAMILIES, MIN_STUDIES, NormalDatabase, build_normal_database, method_family
 from spectac.quant.scores import ischemic_tpd
-from spectac.quant.study import StudyQuantification, quantify
+from spectac.quant.study import StudyQuantification, quantify, transient_ischemic_dilation
 from spectac.segments import TERRITORIES
 from spectac.volume import SpectacError, Volume
 
@@ -185,7 +185,7 @@ def patient_table(
     clinical: pd.DataFrame, quants: dict[tuple[str, str], StudyQuantification] | None = None
 ) -> pd.DataFrame:
     """Per patient and method (both studies needed): SSS, SRS, SDS = SSS - SRS, segmental SDS,
-    stress/rest TPD, ischaemic TPD (needs ``quants``, else NaN) and stress/rest count deficits."""
+    stress/rest TPD, ischaemic TPD and TID (need ``quants``, else NaN) and stress/rest count deficits."""
     rows = []
     for (patient, method), part in clinical.groupby(["patient_id", "method"], sort=False):
         stress, rest = part[part["state"] == "stress"], part[part["state"] == "rest"]
@@ -203,12 +203,13 @@ def patient_table(
         else:
             row["sds_seg"] = np.nan
         row["stress_tpd"], row["rest_tpd"] = first(stress, "tpd"), first(rest, "tpd")
-        row["ischemic_tpd"] = np.nan
+        row["ischemic_tpd"] = row["tid"] = np.nan
         if quants is not None and len(stress) and len(rest):
             q_stress = quants.get((str(stress["case_id"].iloc[0]), method))
             q_rest = quants.get((str(rest["case_id"].iloc[0]), method))
             if q_stress is not None and q_rest is not None:
                 row["ischemic_tpd"] = ischemic_tpd(q_stress.scores, q_rest.scores)
+                row["tid"] = transient_ischemic_dilation(q_stress.geometry, q_rest.geometry)
         row["stress_count_deficit"] = first(stress, "count_deficit")
         row["rest_count_deficit"] = first(rest, "count_deficit")
         rows.append(row)

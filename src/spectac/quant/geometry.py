@@ -70,6 +70,11 @@ class LVGeometry:
         return self.base_mm + (self.length_mm + self.wall_mm / 2) * self.long_axis
 
     @property
+    def cavity_ml(self) -> float:
+        """Volume of the LV cavity (inside the endocardial surface of the fitted shell) in mL."""
+        return cavity_volume_ml(self.radius_mm, self.length_mm, self.wall_mm)
+
+    @property
     def rotation(self) -> np.ndarray:
         """(3, 3) matrix whose rows are anterior, septal and long_axis (LPS -> LV frame)."""
         return np.stack([self.anterior, self.septal, self.long_axis])
@@ -153,6 +158,15 @@ def shell_centroid_offset(radius_mm: float, length_mm: float, wall_mm: float, po
     inner = ai**2 * np.clip(1 - (u / ci) ** power, 0, None) ** (2 / power)
     area = outer - inner  # cross-section area / pi
     return float(np.trapezoid(area * u, u) / np.trapezoid(area, u))
+
+
+def cavity_volume_ml(radius_mm: float, length_mm: float, wall_mm: float, power: float = SHAPE_POWER) -> float:
+    """Volume in mL of the inner super-ellipsoid of the shell of :func:`shell_centroid_offset`
+    (semi-axes R - w/2 and L - w/2, cut at the base plane)."""
+    ai, ci = max(radius_mm - wall_mm / 2, 0.0), max(length_mm - wall_mm / 2, 0.0)
+    u = np.linspace(0.0, ci, 400)
+    area = np.pi * ai**2 * np.clip(1 - (u / max(ci, 1e-6)) ** power, 0, None) ** (2 / power)
+    return float(np.trapezoid(area, u) / 1000.0)
 
 
 def axis_error_deg(a: LVGeometry, b: LVGeometry) -> float:

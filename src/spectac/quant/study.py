@@ -72,7 +72,8 @@ class PatientQuantification:
     sex: str
 
     def summary(self) -> dict[str, float]:
-        """TPD, SSS, count deficit of each study; SRS, SDS, segmental SDS, ischaemic TPD with rest."""
+        """TPD, SSS, count deficit of each study; SRS, SDS, segmental SDS, ischaemic TPD and TID
+        (:func:`transient_ischemic_dilation`) with rest."""
         from spectac.quant.scores import ischemic_tpd, segmental_difference_score, summed_difference_score
 
         out = {
@@ -89,9 +90,23 @@ class PatientQuantification:
                     "sds": float(summed_difference_score(self.stress.scores, self.rest.scores)),
                     "sds_seg": float(segmental_difference_score(self.stress.scores, self.rest.scores)),
                     "ischemic_tpd": ischemic_tpd(self.stress.scores, self.rest.scores),
+                    "tid": transient_ischemic_dilation(self.stress.geometry, self.rest.geometry),
                 }
             )
         return out
+
+
+def transient_ischemic_dilation(stress: LVGeometry, rest: LVGeometry) -> float:
+    """TID: the LV cavity volume of the stress image over that of the rest image, both from the
+    LV shells (:attr:`LVGeometry.cavity_ml`; fitted, or given); NaN when the rest cavity is empty.
+
+    Clinical software computes the ratio from endocardial surfaces; a ratio above about 1.2 (the
+    threshold depends on protocol and software) is a marker of severe, extensive ischaemia
+    (Abidov et al., J Am Coll Cardiol 2003;42:1818-1825).
+    """
+    if rest.cavity_ml <= 0:
+        return float("nan")
+    return float(stress.cavity_ml / rest.cavity_ml)
 
 
 def quantify_patient(stress: Volume, rest: Volume | None, normals: NormalDatabase, family: str,
