@@ -1,14 +1,20 @@
-"""Summary of a simulated cohort: counts, NC/CT-AC ratio per LV wall, defect mix.
+"""Summary and realism of a simulated cohort: counts, NC/CT-AC ratio per LV wall, population.
 
-Run: python benchmarks/cohort_summary.py DATASET
+Run: python benchmarks/cohort_summary.py DATASET [--run RUN]
 The walls use the phantom's true LV geometry; the myocardium mask is rebuilt from the saved
-patient parameters (seed -> parameters -> deterministic phantom).
+patient parameters (seed -> parameters -> deterministic phantom). A wall ratio X/Y is
+(NC_X / NC_Y) / (AC_X / AC_Y): how much more NC loses in wall X than in wall Y. Also printed: the BMI
+distribution, the share of bodies the field cuts (mu > 0 on a transaxial face of the grid), the
+body gain (total CT-AC counts over total NC counts inside the body), the photopeak scatter
+fraction recorded by the simulator, and, with ``--run`` (a run that `spectac evaluate` scored), the
+distribution of CT-AC stress TPD.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +23,7 @@ from spectac.phantom.anatomy import build_phantom
 from spectac.phantom.population import PatientParams
 
 WALLS = (("anterior", 0), ("septal", 90), ("inferior", 180), ("lateral", 270))
+BIG_BREAST, BREAST_UNIT = 60.0, "radius mm"  # set to the volume in mL when the phantom has one
 
 
 def wall_ratios(nc: np.ndarray, ac: np.ndarray, myocardium: np.ndarray, lv: dict, spacing: float) -> dict:
@@ -33,6 +40,7 @@ def wall_ratios(nc: np.ndarray, ac: np.ndarray, myocardium: np.ndarray, lv: dict
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset")
+    parser.add_argument("--run", help="a run folder holding clinical.csv (spectac evaluate)")
     args = parser.parse_args()
     ds = Dataset.open(args.dataset)
     spacing = float(ds.meta["protocol"]["pixel_mm"])
@@ -43,19 +51,26 @@ def main() -> None:
         phantom = build_phantom(params, case.state, tuple(ds.meta["config"]["shape"]), spacing, tuple(lv["shift_mm"]))
         nc, ac = ds.load(case.case_id, "nc").array, ds.load(case.case_id, "ac").array
         ratios = wall_ratios(nc, ac, phantom.myocardium, lv, spacing)
-        big_breasts = case.sex == "F" and params.breast_radius_mm >= 60
-        rows.append((case, lv["phantom"]["measured_counts"], ratios, big_breasts))
+        big_breasts = case.sex == "F" and breast_size(params) >= BIG_BREAST
+        mu = ds.load(case.case_id, "mu").array
+        body = mu > 0
+        extra = {
+            "cut": bool(body[0].any() or body[-1].any() or body[:, 0].any() or body[:, -1].any()),
+            "gain": float(ac[body].sum() / max(nc[body].sum(), 1e-9)),
+            "scatter_fraction": lv["phantom"].get("scatter_fraction"),
+        }
+        rows.append((case, lv["phantom"]["measured_counts"], ratios, big_breasts, extra))
     print(f"dataset: {args.dataset} ({len(ds.cases)} studies, seed {ds.meta.get('seed')})")
     for state in ("stress", "rest"):
         counts = np.array([r[1] for r in rows if r[0].state == state])
         print(f"- {state}: measured counts per study {counts.mean() / 1e6:.2f} +- {counts.std() / 1e6:.2f} M")
     print("\nNC/CT-AC count ratio per LV wall (mean +- SD over normal studies, i.e. no defect in that study):")
-    print("| group | n | anterior | septal | inferior | lateral | inferior/anterior |")
-    print("|---|---|---|---|---|---|---|")
+    print("| group | n | anterior | septal | inferior | lateral | inferior/anterior | septal/lateral |")
+    print("|---|---|---|---|---|---|---|---|")
     groups = {
         "men": lambda c, b: c.sex == "M",
-        "women, breast radius < 60 mm": lambda c, b: c.sex == "F" and not b,
-        "women, breast radius >= 60 mm": lambda c, b: c.sex == "F" and b,
+        f"women, breast {BREAST_UNIT} < {BIG_BREAST:g}": lambda c, b: c.sex == "F" and not b,
+        f"women, breast {BREAST_UNIT} >= {BIG_BREAST:g}": lambda c, b: c.sex == "F" and b,
     }
     for name, pick in groups.items():
         sel = [r for r in rows if pick(r[0], r[3]) and not r[0].has_defect]
@@ -66,7 +81,9 @@ def main() -> None:
             v = np.array([r[2][wall] for r in sel])
             cells.append(f"{v.mean():.3f} +- {v.std():.3f}")
         ia = np.array([r[2]["inferior"] / r[2]["anterior"] for r in sel])
-        print(f"| {name} | {len(sel)} | " + " | ".join(cells) + f" | {ia.mean():.2f} +- {ia.std():.2f} |")
+        sl = np.array([r[2]["septal"] / r[2]["lateral"] for r in sel])
+        print(f"| {name} | {len(sel)} | " + " | ".join(cells) + f" | {ia.mean():.2f} +- {ia.std():.2f} | "
+              f"{sl.mean():.2f} +- {sl.std():.2f} |")
     patients = {c.patient_id: c for c in ds.cases if c.state == "stress"}
     mix = Counter((c.defect_type, c.defect_territory) for c in patients.values())
     print("\nDefect mix (patients): " + ", ".join(f"{t or 'none'} {terr}: {n}".replace(" :", ":") for (t, terr), n in sorted(mix.items())))
@@ -74,6 +91,38 @@ def main() -> None:
     print("Split (patients): " + ", ".join(f"{k} {v}" for k, v in sorted(splits.items())))
     sexes = Counter(c.sex for c in patients.values())
     print("Sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
+    realism(rows, list(patients.values()), args.run)
+
+
+def realism(rows: list, patients: list, run: str | None) -> None:
+    """The realism figures of the module docstring, as a markdown table."""
+    bmi = np.array([c.bmi for c in patients], dtype=float)
+    cut = np.array([r[4]["cut"] for r in rows])
+    gain = np.array([r[4]["gain"] for r in rows])
+    print("\n| realism figure | value |\n|---|---|")
+    print(f"| BMI mean +- SD (range) | {bmi.mean():.1f} +- {bmi.std():.1f} ({bmi.min():.1f}-{bmi.max():.1f}) |")
+    print(f"| BMI >= 30 / >= 35 / >= 40 | {np.mean(bmi >= 30):.0%} / {np.mean(bmi >= 35):.0%} / {np.mean(bmi >= 40):.0%} |")
+    print(f"| bodies cut by the field (studies) | {cut.sum()} of {len(cut)} |")
+    print(f"| body gain CT-AC / NC counts, mean +- SD | {gain.mean():.2f} +- {gain.std():.2f} |")
+    sf = np.array([r[4]["scatter_fraction"] for r in rows if r[4]["scatter_fraction"] is not None], dtype=float)
+    if len(sf):
+        print(f"| photopeak scatter fraction, mean +- SD (range) | {sf.mean():.3f} +- {sf.std():.3f} "
+              f"({sf.min():.3f}-{sf.max():.3f}) |")
+    else:
+        print("| photopeak scatter fraction | not recorded (a dataset simulated without scatter) |")
+    if run:
+        import pandas as pd
+
+        clinical = pd.read_csv(Path(run) / "clinical.csv")
+        tpd = clinical[(clinical["method"] == "ac") & (clinical["state"] == "stress")]["tpd"].dropna()
+        print(f"| CT-AC stress TPD mean +- SD (n, median, share >= 5%) | {tpd.mean():.1f} +- {tpd.std():.1f} "
+              f"(n {len(tpd)}, median {tpd.median():.1f}, {np.mean(tpd >= 5):.0%}) |")
+
+
+def breast_size(params: PatientParams) -> float:
+    """The breast size the groups use: its volume in mL when the phantom has one, else its radius."""
+    volume = getattr(params, "breast_volume_ml", None)
+    return float(volume) if volume is not None else float(params.breast_radius_mm)
 
 
 if __name__ == "__main__":
