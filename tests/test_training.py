@@ -102,7 +102,8 @@ def test_corrupt_or_missing_weights_are_user_errors(tmp_path: Path, monkeypatch:
 def test_augmentation_moves_both_images_together() -> None:
     rng = np.random.default_rng(0)
     nc, ac = synthetic_pair(rng)
-    factor, shift = Augmentation(intensity=0.1, shift_voxels=2).draw(np.random.default_rng(5))
+    draw = Augmentation(intensity=0.1, shift_voxels=2).draw(np.random.default_rng(5))
+    factor, shift = draw.factor, draw.shift
     prior = np.log1p(nc)  # any second channel: it moves with the images but keeps its values
     inputs_a, ac_a = augment_pair(np.stack([nc, prior]), ac, factor, shift)
     assert 0.9 <= factor <= 1.1 and all(abs(s) <= 2 for s in shift)
