@@ -275,10 +275,19 @@ def test_train_with_the_chang_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     data = write_synthetic_dataset(tmp_path / "data", n_train=2, n_val=1)
     out = tmp_path / "model"
     result = CliRunner().invoke(app, ["train", "--model", "pix2pix2d", "--data", str(data), "--out", str(out),
-                                      "--channels", TINY, "--epochs", "1", "--prior", "chang"])
+                                      "--channels", TINY, "--epochs", "1", "--prior", "chang",
+                                      "--augment", "basic", "--aug", "truncation=1", "--aug", "counts=2"])
     assert result.exit_code == 0, result.output
     model = load_model(out)
     assert model.prior == "chang" and model.config["network"]["prior"] == "chang"
+    # the augmentation is recorded and on the card
+    augmentation = model.config["training"]["augmentation"]
+    assert augmentation["truncation"] == 1 and augmentation["counts"] == 2 and augmentation["intensity"] == 0.1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Augmentation: stage 1: lateral truncation with probability 1" in card and "--aug truncation=1" in card
+    bad = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--aug", "tilt=2"])
+    assert bad.exit_code == 2 and "unknown augmentation setting 'tilt'" in bad.output
+    assert not (tmp_path / "bad").exists()
     config = resolve_config("pix2pix2d", {"channels": [4, 8], "prior": "chang"})
     disc = build_discriminator(config)
     assert disc(torch.zeros(1, 3, 16, 16, 16)).shape[1] == 1  # NC, prior and AC
