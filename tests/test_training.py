@@ -102,7 +102,8 @@ def test_corrupt_or_missing_weights_are_user_errors(tmp_path: Path, monkeypatch:
 def test_augmentation_moves_both_images_together() -> None:
     rng = np.random.default_rng(0)
     nc, ac = synthetic_pair(rng)
-    factor, shift = Augmentation(intensity=0.1, shift_voxels=2).draw(np.random.default_rng(5))
+    draw = Augmentation(intensity=0.1, shift_voxels=2).draw(np.random.default_rng(5))
+    factor, shift = draw.factor, draw.shift
     prior = np.log1p(nc)  # any second channel: it moves with the images but keeps its values
     inputs_a, ac_a = augment_pair(np.stack([nc, prior]), ac, factor, shift)
     assert 0.9 <= factor <= 1.1 and all(abs(s) <= 2 for s in shift)
@@ -274,10 +275,19 @@ def test_train_with_the_chang_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     data = write_synthetic_dataset(tmp_path / "data", n_train=2, n_val=1)
     out = tmp_path / "model"
     result = CliRunner().invoke(app, ["train", "--model", "pix2pix2d", "--data", str(data), "--out", str(out),
-                                      "--channels", TINY, "--epochs", "1", "--prior", "chang"])
+                                      "--channels", TINY, "--epochs", "1", "--prior", "chang",
+                                      "--augment", "basic", "--aug", "truncation=1", "--aug", "counts=2"])
     assert result.exit_code == 0, result.output
     model = load_model(out)
     assert model.prior == "chang" and model.config["network"]["prior"] == "chang"
+    # the augmentation is recorded and on the card
+    augmentation = model.config["training"]["augmentation"]
+    assert augmentation["truncation"] == 1 and augmentation["counts"] == 2 and augmentation["intensity"] == 0.1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Augmentation: stage 1: lateral truncation with probability 1" in card and "--aug truncation=1" in card
+    bad = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--aug", "tilt=2"])
+    assert bad.exit_code == 2 and "unknown augmentation setting 'tilt'" in bad.output
+    assert not (tmp_path / "bad").exists()
     config = resolve_config("pix2pix2d", {"channels": [4, 8], "prior": "chang"})
     disc = build_discriminator(config)
     assert disc(torch.zeros(1, 3, 16, 16, 16)).shape[1] == 1  # NC, prior and AC

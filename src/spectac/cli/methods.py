@@ -86,9 +86,12 @@ def train(
     prior: str | None = typer.Option(None, help="Same as --net prior=...: network input beside NC: none, or chang (the log first-order Chang factor, made from the NC image); default: the model's own."),
     lr_schedule: str = typer.Option("constant", help="Learning rate over the epochs: constant or cosine (down to 1%)."),
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
+    augment: str = typer.Option("clinic", help="Augmentation: clinic (lateral truncation p=0.3 cutting up to 20% of the body width a side, counts x0.5-2 with matching noise, smoothing sigma up to 1 voxel, shifts up to 4 voxels), basic (earlier versions': intensity +-10%, shifts up to 3 voxels) or none."),
+    aug: list[str] | None = typer.Option(None, "--aug", help="Change one augmentation range key=value (repeatable; 0 disables): intensity, shift_voxels, counts, noise, smooth_sigma, smooth_target, truncation, truncation_max, body_fraction."),
 ) -> None:
     """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
     from spectac.training import TrainOptions, train_model
+    from spectac.training.options import augmentation_from
 
     network = _parse_settings(net or [], "--net", lists=True)
     for key, given in (("channels", channels), ("prior", prior)):
@@ -107,7 +110,8 @@ def train(
 
         init = shipped_model_dir(model)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
-                           lr_schedule=lr_schedule, init=None if init is None else str(init))
+                           lr_schedule=lr_schedule, init=None if init is None else str(init),
+                           augmentation=augmentation_from(augment, _parse_settings(aug or [], "--aug")))
     options.check()
     ensure_writable_parent(out, folder=True)
     argv = sys.argv if sys.argv[1:2] == ["train"] else None  # the command line, for training_record.json

@@ -60,7 +60,51 @@ def rebuilt_command(config: dict[str, Any], folder: str) -> str:
         args += ["--init", init["name"] if isinstance(init, dict) else str(init)]
     if "channels" in network:
         args += ["--channels", ",".join(str(c) for c in network["channels"])]
-    return shlex.join(args)
+    return shlex.join(args + augmentation_args(training))
+
+
+def recorded_augmentation(training: dict[str, Any]) -> dict[str, Any]:
+    """A stage's augmentation ranges; a part recorded before it existed was off, and a config
+    without any augmentation had the "basic" one."""
+    from dataclasses import asdict
+
+    from spectac.training.data import PRESETS
+
+    return {**asdict(PRESETS["none"]), **training.get("augmentation", asdict(PRESETS["basic"]))}
+
+
+def augmentation_args(training: dict[str, Any]) -> list[str]:
+    """The ``--augment``/``--aug`` arguments that give a stage's recorded augmentation."""
+    from dataclasses import asdict
+
+    from spectac.training.data import PRESETS
+
+    ranges = recorded_augmentation(training)
+    for name, preset in PRESETS.items():
+        if asdict(preset) == ranges:
+            return ["--augment", name]
+    none = asdict(PRESETS["none"])
+    return ["--augment", "none", *[a for key, value in ranges.items() if value != none[key]
+                                   for a in ("--aug", f"{key}={json.dumps(value)}")]]
+
+
+def augmentation_text(training: dict[str, Any]) -> str:
+    """One line saying what a stage's augmentation did."""
+    a = recorded_augmentation(training)
+    parts = []
+    if a["truncation"] > 0 and a["truncation_max"] > 0:
+        parts.append(f"lateral truncation with probability {a['truncation']:g}, up to {a['truncation_max']:.0%} of "
+                     f"the body width a side")
+    if a["counts"] > 1:
+        parts.append(f"counts x{1 / a['counts']:.2g}-{a['counts']:g}"
+                     + (f" with Poisson-like noise ({a['noise']:g})" if a["noise"] > 0 else ""))
+    if a["intensity"] > 0:
+        parts.append(f"intensity +-{a['intensity']:.0%}")
+    if a["smooth_sigma"] > 0:
+        parts.append(f"smoothing sigma 0-{a['smooth_sigma']:g} voxel of NC" + (" and AC" if a["smooth_target"] else ""))
+    if a["shift_voxels"] > 0:
+        parts.append(f"shifts up to {a['shift_voxels']} voxels")
+    return ", ".join(parts) if parts else "none"
 
 
 def _command(stage: dict[str, Any]) -> str:
@@ -174,6 +218,8 @@ def model_card(model_dir: str | Path) -> str:
                        f"| {training['lr']:g}, {training.get('lr_schedule', 'constant')} | {stage.get('seed')} "
                        f"| {start} | {best_text} | {_fmt_hours(stage.get('wall_seconds'))} "
                        f"| {_hardware(stage.get('hardware'))} |")
+        out += ["", "Augmentation: " + "; ".join(f"stage {s.get('stage')}: {augmentation_text(s['config']['training'])}"
+                                             for s in stages) + "."]
         out += ["", "Commands, in order:", ""]
         out += [f"{s.get('stage')}. `{_command(s)}`" + (f" (in `{s['folder']}`)" if s.get("folder") and not s.get("argv")
                                                       else "") for s in stages]

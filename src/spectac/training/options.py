@@ -7,13 +7,13 @@ nothing on disk (:meth:`TrainOptions.check`, :func:`check_network`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from spectac.nn.normalisation import DEFAULT_PERCENTILE
-from spectac.training.data import Augmentation
+from spectac.training.data import PRESETS, Augmentation
 from spectac.volume import SpectacError
 
 #: Settings that may change between a run and its resumption (they do not change what an epoch does).
@@ -36,7 +36,8 @@ class TrainOptions:
         seed: seeds weights, data order and augmentation.
         patience: stop after this many epochs without a better validation L1 (0: never).
         min_delta: smallest decrease of the validation L1 that counts as better.
-        augmentation: intensity and shift ranges (see :class:`Augmentation`).
+        augmentation: the ranges of the random augmentation (see :class:`Augmentation`; default
+            the "clinic" preset: truncation, count level and noise, smoothing, shifts of 4 voxels).
         percentile: the NC percentile used as the normalisation scale.
         lr_schedule: "constant", or "cosine": the learning rate falls from ``lr`` to 1% of it
             along a half cosine over ``epochs`` (the late small steps settle the weights).
@@ -61,7 +62,8 @@ class TrainOptions:
 
         Raises:
             SpectacError: epochs < 1, batch size < 1, patience < 0, a learning rate that is not a
-                finite positive number, a negative seed, or an unknown schedule.
+                finite positive number, a negative seed, an unknown schedule, or an augmentation
+                range no draw can use.
         """
         def whole(value: Any) -> bool:
             return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -86,6 +88,9 @@ class TrainOptions:
             raise SpectacError(f"min_delta must be a finite number of at least 0, got {self.min_delta!r}")
         if not (isinstance(self.percentile, (int, float)) and 0 < self.percentile <= 100):
             raise SpectacError(f"percentile must lie in (0, 100], got {self.percentile!r}")
+        if not isinstance(self.augmentation, Augmentation):
+            raise SpectacError(f"augmentation must be an Augmentation, got {type(self.augmentation).__name__}")
+        self.augmentation.check()
         if self.lr_schedule not in LR_SCHEDULES:
             raise SpectacError(
                 f"unknown learning-rate schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"
@@ -126,3 +131,21 @@ def check_network(config: dict[str, Any]) -> None:
         raise SpectacError(f"dilations must be whole numbers of at least 1, got {dilations!r}")
 
 
+
+
+def augmentation_from(preset: str, settings: dict[str, Any] | None = None) -> Augmentation:
+    """The augmentation of ``spectac train --augment PRESET --aug key=value ...``: a named preset
+    (:data:`spectac.training.data.PRESETS`: clinic, basic, none) with single ranges replaced.
+
+    Raises:
+        SpectacError: an unknown preset or key, or a range no draw can use.
+    """
+    if preset not in PRESETS:
+        raise SpectacError(f"unknown augmentation {preset!r}; choose from {', '.join(PRESETS)}")
+    known = set(asdict(PRESETS[preset]))
+    unknown = sorted(set(settings or {}) - known)
+    if unknown:
+        raise SpectacError(f"unknown augmentation setting {unknown[0]!r}; choose from {', '.join(sorted(known))}")
+    augmentation = replace(PRESETS[preset], **(settings or {}))
+    augmentation.check()
+    return augmentation

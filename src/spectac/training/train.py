@@ -46,7 +46,7 @@ from spectac.io.dataset import Dataset
 from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config
 from spectac.progress import track
 from spectac.training.card import write_model_card
-from spectac.training.data import Pair, batches, load_pairs
+from spectac.training.data import PRESETS, Pair, batches, load_pairs
 from spectac.training.options import RESUMABLE_CHANGES, TrainOptions, check_network
 from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
 from spectac.volume import SpectacError
@@ -85,6 +85,9 @@ def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
         config = json.loads(json.dumps(config))
         # settings added in later versions take their defaults in a run saved before them
         config["network"] = resolve_config(config["model"], config["network"])
+        # an augmentation recorded before a part existed did not have that part
+        before = config["training"].get("augmentation", asdict(PRESETS["basic"]))
+        config["training"]["augmentation"] = {**asdict(PRESETS["none"]), **before}
         for key, value in json.loads(json.dumps(asdict(TrainOptions()))).items():
             config["training"].setdefault(key, value)
         config["data"].setdefault("protocol", Protocol().to_dict())
