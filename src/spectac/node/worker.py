@@ -80,7 +80,7 @@ class Worker:
     def _finish(self, job: dict[str, Any], status: str, reason: str = "") -> dict[str, Any]:
         job.update(status=status, reason=reason, finished=now())
         self.store.write_job(job)
-        facts = job.get("model") or {}
+        facts = job.get("model") or (self.model_facts() if self._prepared is not None else {"method": self.config.method})
         self.store.append_audit({
             "job": job["id"], "result": status, "reason": reason,
             "study_uid": job.get("study_uid"), "series_uid": job.get("series_uid"),
