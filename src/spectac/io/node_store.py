@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,16 @@ class NodeStore:
     def unfinished_jobs(self) -> list[dict[str, Any]]:
         """Jobs queued or interrupted while running, oldest first: what a restart resumes."""
         return [job for job in self.all_jobs() if job.get("status") in (QUEUED, RUNNING)]
+
+    def orphan_inputs(self) -> list[str]:
+        """Job folders with an input but no job file: a series taken from incoming/ by a node
+        stopped before it wrote the job (the server writes the job for them on start)."""
+        return [folder.name for folder in sorted(self.jobs.iterdir())
+                if folder.is_dir() and (folder / "input").is_dir() and not (self.jobs / f"{folder.name}.json").exists()]
+
+    def discard_output(self, job_id: str) -> None:
+        """Remove a job's output written by a run that stopped before recording it (it is redone)."""
+        shutil.rmtree(self.job_folder(job_id) / "output", ignore_errors=True)
 
     def output_files(self, job_id: str) -> list[Path]:
         """The corrected series' files of a job, in name order."""

@@ -47,6 +47,7 @@ class Server:
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}  # series folder -> monotonic time of its newest instance
         self._first: dict[str, str] = {}  # series folder -> wall time of its first instance
+        self._last_wall: dict[str, str] = {}  # series folder -> wall time of its newest instance
         self._queue: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
         self._resume = threading.Event()
@@ -64,6 +65,7 @@ class Server:
                 self.store.store_instance(series, ds.SOPInstanceUID, encoded)
                 self._last[series] = time.monotonic()
                 self._first.setdefault(series, now())
+                self._last_wall[series] = now()
         except Exception as exc:  # noqa: BLE001 - any failure is the peer's "not stored", never a crash
             self.log(f"could not store an instance: {exc}")
             return CANNOT_STORE
@@ -95,6 +97,7 @@ class Server:
                 made.append(self._make_job(series))
                 del self._last[series]
                 self._first.pop(series, None)
+                self._last_wall.pop(series, None)
         for job_id in made:
             self._queue.put(job_id)
         return made
@@ -103,9 +106,13 @@ class Server:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         job_id = f"{stamp}-{series[-40:]}"
         self.store.take_series(series, job_id)
+        return self._write_new_job(job_id, series)
+
+    def _write_new_job(self, job_id: str, series: str) -> str:
         files = list((self.store.job_folder(job_id) / "input").glob("*.dcm"))
         job = {"id": job_id, "status": QUEUED, "series_uid": series, "instances": len(files),
-               "received_first": self._first.get(series), "received_last": now(), "queued": now()}
+               "received_first": self._first.get(series), "received_last": self._last_wall.get(series) or now(),
+               "queued": now()}
         self.store.write_job(job)
         self.log(f"job {job_id}: queued ({len(files)} instances)")
         return job_id
@@ -132,13 +139,19 @@ class Server:
     # ---- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Listen, resume unfinished jobs, and pick up series left in incoming/."""
+        """Load the model (unless the worker is paused: a bad model fails here), resume unfinished
+        jobs, pick up series left in incoming/, and listen."""
+        if not self.config.worker_paused:
+            self.worker.prepared()
+        for job_id in self.store.orphan_inputs():  # taken from incoming/ just before a stop
+            self._write_new_job(job_id, job_id.partition("-")[2])
         for job in self.store.unfinished_jobs():
             self._queue.put(job["id"])
             self.log(f"job {job['id']}: resumed ({job['status']})")
         with self._lock:
-            for series in self.store.incoming_series():
+            for series, mtime in self.store.incoming_series().items():
                 self._last[series] = time.monotonic()  # a fresh quiet period: the peer may still be sending
+                self._last_wall[series] = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="milliseconds")
         ae = AE(ae_title=self.config.ae_title)
         ae.supported_contexts = AllStoragePresentationContexts
         ae.add_supported_context(Verification)

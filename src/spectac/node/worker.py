@@ -109,7 +109,8 @@ class Worker:
             refusal = correction_refusal(header.header)
             if refusal is not None:
                 return self._finish(job, SKIPPED, f"{refusal}; not corrected again")
-            if not (job.get("corrected") and output.is_dir()):  # a resumed job keeps its written output
+            if not (job.get("corrected") and output.is_dir()):  # a resumed job keeps its recorded output
+                self.store.discard_output(job_id)  # written by a run stopped before it recorded it
                 job["model"] = self.model_facts()
                 summary = correct_path(source, output, self.config.method, prepared=self.prepared())
                 job.update(corrected=now(), ood_flags=summary["ood_flags"],
