@@ -37,6 +37,13 @@ needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not insta
                                 "spectac serve is tested against a real PACS only")
 NC = {"derived": False, "attenuation_corrected": False}
 TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def routing_lua() -> str:
+    """The Orthanc routing rule docs/serve.md gives sites (its Lua block), so the doc is what runs."""
+    doc = (ROOT / "docs" / "serve.md").read_text()
+    return doc.split("```lua\n", 1)[1].split("```", 1)[0]
 
 
 def free_port() -> int:
@@ -58,11 +65,13 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = TIMEOUT) -> A
 class Orthanc:
     def __init__(self, root: Path, serve_port: int) -> None:
         self.dicom_port, self.http_port = free_port(), free_port()
+        (root / "route.lua").write_text(routing_lua())
         config = {
             "Name": "spectac-test", "DicomAet": "ORTHANC", "DicomPort": self.dicom_port, "HttpPort": self.http_port,
             "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
             "DicomModalities": {"spectac": ["SPECTAC", "127.0.0.1", serve_port]},
             "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [],
+            "LuaScripts": [str(root / "route.lua")],
         }
         (root / "orthanc.json").write_text(json.dumps(config))
         self.process = subprocess.Popen([ORTHANC, str(root / "orthanc.json")], stdout=subprocess.DEVNULL,
@@ -187,6 +196,28 @@ def test_spectacs_own_output_sent_back_is_skipped_and_not_returned(node, tmp_pat
     assert job["status"] == "skipped" and "spectac wrote" in job["reason"], job
     assert pacs.series_of(str(ds.StudyInstanceUID)) == []
     assert [e["result"] for e in server.store.audit() if e["job"] == job["id"]] == ["skipped"]
+
+
+@needs_orthanc
+def test_the_documented_orthanc_rule_routes_nc_to_spectac_and_the_ac_series_comes_back_once(node, tmp_path):
+    """PACS-first: the NC series is stored in Orthanc, whose Lua rule (docs/serve.md) forwards it to
+    spectac; the AC series that comes back is not forwarded again (no loop)."""
+    server, pacs, _ = node
+    study, files = nc_series(tmp_path, 5)
+    datasets = [pydicom.dcmread(f) for f in files]
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(str(datasets[0].SOPClassUID))
+    assoc = ae.associate("127.0.0.1", pacs.dicom_port, ae_title="ORTHANC")
+    assert assoc.is_established
+    assert all(assoc.send_c_store(ds).Status == 0x0000 for ds in datasets)
+    assoc.release()
+    series_uid = str(datasets[0].SeriesInstanceUID)
+    job = wait_for("the routed job to finish", lambda: finished_job(server.store, series_uid))
+    assert job["status"] == "done", job
+    wait_for("the AC series in Orthanc", lambda: len(pacs.series_of(study)) == 2)
+    time.sleep(2 * server.config.complete_after + 1)  # time enough for a loop to show
+    assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted([series_uid, job["output_series_uid"]])
+    assert [j["status"] for j in server.store.all_jobs() if j.get("study_uid") == study] == ["done"]
 
 
 @needs_orthanc
