@@ -27,9 +27,11 @@ from typer.testing import CliRunner
 
 from spectac.cli import app
 from spectac.correction.files import correct_path
+from spectac.errors import SpectacError
 from spectac.io.dicom import new_context, write_dicom_series
 from spectac.io.node_store import NodeStore
-from spectac.node.config import config_from_dict
+from spectac.node.config import Destination, config_from_dict
+from spectac.node.scu import send_series
 from spectac.node.server import Server, quiet_pynetdicom
 
 ORTHANC = shutil.which("Orthanc")
@@ -262,3 +264,43 @@ def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
     assert result.exit_code == 2 and "port" in result.output, result.output
     relative = config_from_dict({"ae_title": "A", "port": 104, "work": "w", "weights": "m/best.pt"}, tmp_path)
     assert (relative.work, relative.weights, relative.bind) == (tmp_path / "w", tmp_path / "m" / "best.pt", "127.0.0.1")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
+def test_with_tls_configured_the_node_takes_tls_associations_only(tmp_path):
+    """The [tls] section: a caller that trusts the node's certificate stores over TLS, and so does the
+    node's own sender to a destination with ``tls = true``; plain TCP is refused."""
+    import ssl
+
+    cert, key = tmp_path / "node.crt", tmp_path / "node.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    port = free_port()
+    config = config_from_dict({"ae_title": "SPECTAC", "port": port, "work": str(tmp_path / "work"),
+                               "worker_paused": True, "complete_after": 0.5, "tls": {"cert": str(cert), "key": str(key)}})
+    server = Server(config)
+    server.start()
+    try:
+        _, files = nc_series(tmp_path, 6)
+        ds = pydicom.dcmread(files[0])
+        ae = AE(ae_title="TESTSCU")
+        ae.add_requested_context(str(ds.SOPClassUID))
+        assert not ae.associate("127.0.0.1", port, ae_title="SPECTAC").is_established  # plain TCP
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        assoc = ae.associate("127.0.0.1", port, ae_title="SPECTAC", tls_args=(context, "localhost"))
+        assert assoc.is_established
+        assert assoc.send_c_store(ds).Status == 0x0000
+        assoc.release()
+        # spectac's own sending side, to a destination with tls = true checked against [tls] ca
+        sender = config_from_dict({"ae_title": "TESTSCU", "port": 104, "work": str(tmp_path / "sender"),
+                                   "tls": {"ca": str(cert)}})
+        second = pydicom.dcmread(nc_series(tmp_path, 7)[1][0])
+        send_series(sender, Destination("SPECTAC", "localhost", port, tls=True), [second])
+        with pytest.raises(SpectacError, match="refused or unreachable"):  # the same without TLS
+            send_series(sender, Destination("SPECTAC", "localhost", port), [second])
+        jobs = wait_for("two jobs to be queued", lambda: len(server.store.all_jobs()) == 2 and server.store.all_jobs())
+        assert {j["series_uid"] for j in jobs} == {str(ds.SeriesInstanceUID), str(second.SeriesInstanceUID)}
+        assert {j["status"] for j in jobs} == {"queued"}
+    finally:
+        server.stop()
