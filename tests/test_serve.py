@@ -244,6 +244,10 @@ def test_a_job_queued_when_the_server_stops_is_resumed_by_the_next(orthanc, tmp_
         first.stop()
     (job,) = NodeStore(tmp_path / "work").all_jobs()
     assert job["status"] == "queued" and pacs.series_of(study) == []
+    # as if a run had been killed after writing its output but before recording it: redone, not sent
+    leftover = NodeStore(tmp_path / "work").job_folder(job["id"]) / "output"
+    leftover.mkdir()
+    (leftover / "stale.dcm").write_bytes(b"not the corrected series")
     second = Server(serve_config(tmp_path / "work", port, pacs))
     second.start()
     try:
@@ -252,6 +256,7 @@ def test_a_job_queued_when_the_server_stops_is_resumed_by_the_next(orthanc, tmp_
         second.stop()
     assert done["id"] == job["id"] and done["status"] == "done", done
     assert [s["SeriesInstanceUID"] for s in pacs.series_of(study)] == [done["output_series_uid"]]
+    assert not (leftover / "stale.dcm").exists()
 
 
 def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
@@ -304,3 +309,28 @@ def test_with_tls_configured_the_node_takes_tls_associations_only(tmp_path):
         assert {j["status"] for j in jobs} == {"queued"}
     finally:
         server.stop()
+
+
+def test_a_stop_between_taking_a_series_and_writing_its_job_loses_nothing(tmp_path):
+    """A series moved out of incoming/ without its job file (a kill between the two), and one
+    still in incoming/, are both queued by the next start."""
+    _, files = nc_series(tmp_path, 8)
+    ds = pydicom.dcmread(files[0])
+    store = NodeStore(tmp_path / "work")
+    store.store_instance(str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID), files[0].read_bytes())
+    store.take_series(str(ds.SeriesInstanceUID), f"20260101T000000000000-{ds.SeriesInstanceUID}")
+    _, more = nc_series(tmp_path, 9)
+    other = pydicom.dcmread(more[0])
+    store.store_instance(str(other.SeriesInstanceUID), str(other.SOPInstanceUID), more[0].read_bytes())
+    server = Server(config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
+                                      "worker_paused": True, "complete_after": 0.3}))
+    server.start()
+    try:
+        jobs = wait_for("both jobs", lambda: len(server.store.all_jobs()) == 2 and server.store.all_jobs())
+    finally:
+        server.stop()
+    assert [j["status"] for j in jobs] == ["queued", "queued"]
+    assert jobs[0]["id"].startswith("20260101T") and jobs[0]["instances"] == 1
+    assert {pydicom.dcmread(next((store.job_folder(j["id"]) / "input").glob("*.dcm"))).SeriesInstanceUID
+            for j in jobs} == {ds.SeriesInstanceUID, other.SeriesInstanceUID}
+    assert list(store.incoming.iterdir()) == []

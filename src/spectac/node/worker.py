@@ -118,6 +118,8 @@ class Worker:
                 self.store.write_job(job)
         except SpectacError as exc:
             return self._finish(job, FAILED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug or a full disk fails this job, not every restart
+            return self._finish(job, FAILED, f"internal error: {exc!r}")
         files = self.store.output_files(job_id)
         if self.attachments is not None:
             files += self.attachments(job, output)
