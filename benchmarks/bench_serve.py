@@ -156,12 +156,16 @@ def main() -> None:
 
         correcting = [seconds(e, "received", "corrected") for e in audit if e["result"] == "done"]
         sending = [seconds(e, "corrected", "sent") for e in audit if e["result"] == "done"]
+        working = [seconds(j, "started", "corrected") for j in jobs if j["status"] == "done"]
+        span = max(back.values()) - min(sent.values())
         print(f"studies {args.studies}, complete_after {args.complete_after} s, "
               f"kill+restart {'no' if args.no_kill else 'yes'}")
         print(f"latency last C-STORE -> AC in Orthanc: median {statistics.median(latencies):.2f} s, "
               f"max {max(latencies):.2f} s, min {min(latencies):.2f} s")
         print(f"from the audit log: last instance received -> corrected median {statistics.median(correcting):.2f} s "
               f"(queueing and model loads included), corrected -> sent median {statistics.median(sending):.2f} s")
+        print(f"correction alone (job started -> corrected) median {statistics.median(working):.2f} s; "
+              f"throughput {60 * len(back) / span:.1f} studies/min (first C-STORE to last AC in Orthanc {span:.1f} s)")
         print(f"Orthanc series (AC only): {len(series)}; jobs {len(jobs)}, statuses {sorted(statuses)}; "
               f"audit lines {len(audit)}; lost: {args.studies - len(back)}")
     finally:
