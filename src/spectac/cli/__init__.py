@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from spectac.cli import data, methods, scores
+from spectac.cli import data, methods, node, scores
 from spectac.cli.common import info, one_line, user_errors
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "demo": data.demo,
     "quantify": scores.quantify_command,
     "reconstruct": methods.reconstruct_projections,
+    "serve": node.serve,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)

@@ -114,6 +114,7 @@ def correct_path(
     arc: float | None = None,
     uid_seed: str | None = None,
     strict: bool = False,
+    prepared: tuple[Method, dict[str, Any], Any] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Correct a DICOM file/folder or a NIfTI file and write the result as the same kind.
@@ -139,6 +140,8 @@ def correct_path(
         uid_seed: deterministic DICOM UIDs (tests).
         strict: refuse (nothing written) a study unlike the training data
             (:func:`spectac.correction.ood.ood_flags`); otherwise it is corrected and flagged.
+        prepared: :func:`prepare_method`'s result for ``method`` when the caller keeps one for
+            many studies (``spectac serve`` loads its network once); None: prepared here.
         **options: further method options.
 
     Returns:
@@ -164,8 +167,9 @@ def correct_path(
     dicom_in = is_dicom_path(input)
     if not dicom_in and not nifti_out:
         raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
-    options = {**options, **_weights_option(method, weights)}
-    prepared = prepare_method(method, **options)  # bad options or weights fail before the input is read
+    if prepared is None:
+        options = {**options, **_weights_option(method, weights)}
+        prepared = prepare_method(method, **options)  # bad options or weights fail before the input is read
     protocol = None if arc is None else Protocol.for_arc(arc)
 
     # What the file says, and its grid, from the header alone.

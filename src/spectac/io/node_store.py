@@ -1,0 +1,163 @@
+"""The files of ``spectac serve`` (:mod:`spectac.node`): received instances, the job queue, the audit log.
+
+The work folder holds::
+
+    incoming/<SeriesInstanceUID>/<SOPInstanceUID>.dcm   instances as they arrive, one folder per series
+    jobs/<job id>.json                                  one job per completed series (the queue)
+    jobs/<job id>/input/                                the series' instances, moved out of incoming/
+    jobs/<job id>/output/                               the corrected series, as sent
+    audit.jsonl                                         one JSON line per finished job
+
+Every file appears whole or not at all (:mod:`spectac.io.atomic`): an instance or a job file is
+written beside its name and renamed, so a server killed at any moment leaves either the old state or
+the new one, and a restart resumes from the files alone (:func:`unfinished_jobs`). The audit log
+is appended one line per write (opened for append, flushed and synced), so a line is never split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from spectac.io.atomic import write_bytes_atomic, write_text_atomic
+from spectac.volume import SpectacError
+
+#: A UID as a file name: digits and dots only (anything else a peer sends is replaced).
+_UNSAFE = re.compile(r"[^0-9A-Za-z.\-]")
+#: Job states; the first two are unfinished and resumed on start.
+QUEUED, RUNNING, DONE, FAILED, SKIPPED = "queued", "running", "done", "failed", "skipped"
+
+
+def safe_name(uid: str) -> str:
+    """A UID fit to be a file name (a peer's UID is never trusted as a path)."""
+    name = _UNSAFE.sub("_", str(uid).strip())[:128]
+    return name if name.strip(".") else "unknown"
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict.
+
+    Raises:
+        SpectacError: a missing or malformed file, in one line.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SpectacError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpectacError(f"{path}: not valid TOML ({exc})") from None
+
+
+class NodeStore:
+    """The work folder of one DICOM node (see the module docstring for its layout)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.incoming = self.root / "incoming"
+        self.jobs = self.root / "jobs"
+        self.audit_path = self.root / "audit.jsonl"
+        for folder in (self.incoming, self.jobs):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    # ---- received instances ----------------------------------------------------------------
+
+    def store_instance(self, series_uid: str, sop_uid: str, encoded: bytes) -> Path:
+        """Write one received instance (a DICOM file's bytes) into its series' incoming folder."""
+        path = self.incoming / safe_name(series_uid) / f"{safe_name(sop_uid)}.dcm"
+        return write_bytes_atomic(path, encoded, suffix=".dcm")
+
+    def incoming_series(self) -> dict[str, float]:
+        """Series folders waiting in incoming/ and the time of their newest instance (mtime)."""
+        found: dict[str, float] = {}
+        for folder in sorted(self.incoming.iterdir()):
+            files = [p for p in folder.glob("*.dcm") if not p.name.startswith(".")] if folder.is_dir() else []
+            if files:
+                found[folder.name] = max(p.stat().st_mtime for p in files)
+        return found
+
+    def take_series(self, series_name: str, job_id: str) -> Path:
+        """Move a complete series from incoming/ to its job's input folder (one rename)."""
+        target = self.job_folder(job_id) / "input"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.incoming / series_name, target)
+        return target
+
+    # ---- the job queue -----------------------------------------------------------------------
+
+    def job_folder(self, job_id: str) -> Path:
+        return self.jobs / safe_name(job_id)
+
+    def write_job(self, job: dict[str, Any]) -> None:
+        """Create or update a job file, atomically."""
+        write_text_atomic(self.jobs / f"{safe_name(job['id'])}.json", json.dumps(job, indent=1, sort_keys=True))
+
+    def read_job(self, job_id: str) -> dict[str, Any]:
+        return json.loads((self.jobs / f"{safe_name(job_id)}.json").read_text())
+
+    def all_jobs(self) -> list[dict[str, Any]]:
+        """Every job, oldest first (job ids start with their creation time)."""
+        jobs = []
+        for path in sorted(self.jobs.glob("*.json")):
+            if not path.name.startswith("."):
+                jobs.append(json.loads(path.read_text()))
+        return jobs
+
+    def unfinished_jobs(self) -> list[dict[str, Any]]:
+        """Jobs queued or interrupted while running, oldest first: what a restart resumes."""
+        return [job for job in self.all_jobs() if job.get("status") in (QUEUED, RUNNING)]
+
+    def orphan_inputs(self) -> list[str]:
+        """Job folders with an input but no job file: a series taken from incoming/ by a node
+        stopped before it wrote the job (the server writes the job for them on start)."""
+        return [folder.name for folder in sorted(self.jobs.iterdir())
+                if folder.is_dir() and (folder / "input").is_dir() and not (self.jobs / f"{folder.name}.json").exists()]
+
+    def discard_output(self, job_id: str) -> None:
+        """Remove a job's output written by a run that stopped before recording it (it is redone)."""
+        shutil.rmtree(self.job_folder(job_id) / "output", ignore_errors=True)
+
+    def output_files(self, job_id: str) -> list[Path]:
+        """The corrected series' files of a job, in name order."""
+        folder = self.job_folder(job_id) / "output"
+        return sorted(p for p in folder.rglob("*.dcm") if p.is_file()) if folder.is_dir() else []
+
+    # ---- the audit log -------------------------------------------------------------------------
+
+    def append_audit(self, entry: dict[str, Any]) -> None:
+        """Append one JSON line to audit.jsonl (one write, flushed and synced)."""
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        with self.audit_path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Every audit entry, in the order written."""
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file (the weights a job ran with, for the audit log)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_datasets(paths: list[Path]) -> list[Dataset]:
+    """The DICOM files of a series as datasets, to send them."""
+    return [pydicom.dcmread(p) for p in paths]

@@ -1,0 +1,193 @@
+"""``spectac serve``: a DICOM node that corrects the NC series sent to it and sends the result on.
+
+Three threads share one work folder (:class:`spectac.io.node_store.NodeStore`):
+
+- the C-STORE SCP (pynetdicom's association server) writes each received instance, atomically,
+  into ``incoming/<series>/`` and notes the time;
+- the collector turns a series into a job once no instance of it arrived for
+  ``complete_after`` seconds (DICOM has no "end of series" message; a quiet period is what
+  routers such as Orthanc's ``StableAge`` and mercure use too), moving its folder into the job;
+- the worker runs the jobs in order (:class:`spectac.node.worker.Worker`).
+
+The queue is the job files themselves, so on start the unfinished jobs are resumed, and series left
+in ``incoming/`` by a stopped server become jobs after a fresh quiet period.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from spectac.io.node_store import QUEUED, NodeStore, safe_name
+from spectac.node.config import ServeConfig
+from spectac.node.worker import AttachmentHook, Worker, now
+
+#: C-STORE status: stored, and "out of resources" for an instance that could not be written.
+SUCCESS, CANNOT_STORE = 0x0000, 0xA700
+
+
+class Server:
+    """A running node; :meth:`start` returns at once, :meth:`stop` shuts it down cleanly."""
+
+    def __init__(self, config: ServeConfig, attachments: AttachmentHook | None = None,
+                 log: Callable[[str], None] = lambda message: None) -> None:
+        self.config = config
+        self.log = log
+        self.store = NodeStore(config.work)
+        self.worker = Worker(config, self.store, attachments, log)
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}  # series folder -> monotonic time of its newest instance
+        self._first: dict[str, str] = {}  # series folder -> wall time of its first instance
+        self._last_wall: dict[str, str] = {}  # series folder -> wall time of its newest instance
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: Any = None
+
+    # ---- receiving -------------------------------------------------------------------------
+
+    def _on_store(self, event: Any) -> int:
+        try:
+            ds = event.dataset
+            series = safe_name(ds.SeriesInstanceUID)
+            encoded = event.encoded_dataset()
+            with self._lock:
+                self.store.store_instance(series, ds.SOPInstanceUID, encoded)
+                self._last[series] = time.monotonic()
+                self._first.setdefault(series, now())
+                self._last_wall[series] = now()
+        except Exception as exc:  # noqa: BLE001 - any failure is the peer's "not stored", never a crash
+            self.log(f"could not store an instance: {exc}")
+            return CANNOT_STORE
+        return SUCCESS
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        tls = self.config.tls
+        if tls.cert is None or tls.key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(tls.cert), str(tls.key))
+        if tls.ca is not None:
+            context.load_verify_locations(str(tls.ca))
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    # ---- completing series -------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        while not self._stop.wait(0.2):
+            self.collect_once()
+
+    def collect_once(self) -> list[str]:
+        """Turn every series quiet for ``complete_after`` seconds into a queued job; their ids."""
+        made = []
+        with self._lock:
+            quiet = [s for s, t in self._last.items() if time.monotonic() - t >= self.config.complete_after]
+            for series in quiet:
+                made.append(self._make_job(series))
+                del self._last[series]
+                self._first.pop(series, None)
+                self._last_wall.pop(series, None)
+        for job_id in made:
+            self._queue.put(job_id)
+        return made
+
+    def _make_job(self, series: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        job_id = f"{stamp}-{series[-40:]}"
+        self.store.take_series(series, job_id)
+        return self._write_new_job(job_id, series)
+
+    def _write_new_job(self, job_id: str, series: str) -> str:
+        files = list((self.store.job_folder(job_id) / "input").glob("*.dcm"))
+        job = {"id": job_id, "status": QUEUED, "series_uid": series, "instances": len(files),
+               "received_first": self._first.get(series), "received_last": self._last_wall.get(series) or now(),
+               "queued": now()}
+        self.store.write_job(job)
+        self.log(f"job {job_id}: queued ({len(files)} instances)")
+        return job_id
+
+    # ---- the worker ----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            if not self._resume.wait(0.2):
+                continue
+            try:
+                job_id = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.worker.run(job_id)
+            except Exception as exc:  # noqa: BLE001 - one broken job must not stop the node
+                self.log(f"job {job_id}: crashed ({exc!r}); left for the next start")
+
+    def resume_worker(self) -> None:
+        """Start running jobs (a server configured with ``worker_paused`` only queues them)."""
+        self._resume.set()
+
+    # ---- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the model (unless the worker is paused: a bad model fails here), resume unfinished
+        jobs, pick up series left in incoming/, and listen."""
+        if not self.config.worker_paused:
+            self.worker.prepared()
+        for job_id in self.store.orphan_inputs():  # taken from incoming/ just before a stop
+            self._write_new_job(job_id, job_id.partition("-")[2])
+        for job in self.store.unfinished_jobs():
+            self._queue.put(job["id"])
+            self.log(f"job {job['id']}: resumed ({job['status']})")
+        with self._lock:
+            for series, mtime in self.store.incoming_series().items():
+                self._last[series] = time.monotonic()  # a fresh quiet period: the peer may still be sending
+                self._last_wall[series] = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="milliseconds")
+        ae = AE(ae_title=self.config.ae_title)
+        ae.supported_contexts = AllStoragePresentationContexts
+        ae.add_supported_context(Verification)
+        if self.config.allowed_calling:
+            ae.require_calling_aet = list(self.config.allowed_calling)
+        self._server = ae.start_server((self.config.bind, self.config.port), block=False,
+                                       evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
+                                       ssl_context=self._ssl_context())
+        self._threads = [threading.Thread(target=self._collect, name="spectac-collect", daemon=True),
+                         threading.Thread(target=self._work, name="spectac-work", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        if not self.config.worker_paused:
+            self.resume_worker()
+        self.log(f"{self.config.ae_title} listening on {self.config.bind}:{self.config.port}, work folder {self.config.work}")
+
+    def stop(self) -> None:
+        """Stop listening and let the worker finish its current job; queued jobs stay queued."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+        for thread in self._threads:
+            thread.join()
+
+    def serve_forever(self) -> None:
+        """Start and run until interrupted (Ctrl-C, SIGTERM turned into KeyboardInterrupt)."""
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            self.log("stopping")
+        finally:
+            self.stop()
+
+
+def quiet_pynetdicom() -> None:
+    """pynetdicom logs every association at INFO; a node's own log says what matters."""
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)

@@ -1,0 +1,336 @@
+"""``spectac serve`` against a real PACS: Orthanc (Debian package ``orthanc``) on free local ports.
+
+An NC series sent to spectac (pynetdicom SCU) comes back to Orthanc as an AC series of the same
+study; spectac's own output sent to it is skipped and not returned; a job queued by a server that is
+then stopped is resumed by the next one; a calling AE title not in the list is refused. The job
+files and the audit log are checked against what Orthanc holds and the weights file's own hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from dicom_helpers import blob_volume
+from pynetdicom import AE
+from typer.testing import CliRunner
+
+from spectac.cli import app
+from spectac.correction.files import correct_path
+from spectac.errors import SpectacError
+from spectac.io.dicom import new_context, write_dicom_series
+from spectac.io.node_store import NodeStore
+from spectac.node.config import Destination, config_from_dict
+from spectac.node.scu import send_series
+from spectac.node.server import Server, quiet_pynetdicom
+
+ORTHANC = shutil.which("Orthanc")
+needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (Debian: apt-get install orthanc); "
+                                "spectac serve is tested against a real PACS only")
+NC = {"derived": False, "attenuation_corrected": False}
+TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def routing_lua() -> str:
+    """The Orthanc routing rule docs/serve.md gives sites (its Lua block), so the doc is what runs."""
+    doc = (ROOT / "docs" / "serve.md").read_text()
+    return doc.split("```lua\n", 1)[1].split("```", 1)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Orthanc:
+    def __init__(self, root: Path, serve_port: int) -> None:
+        self.dicom_port, self.http_port = free_port(), free_port()
+        (root / "route.lua").write_text(routing_lua())
+        config = {
+            "Name": "spectac-test", "DicomAet": "ORTHANC", "DicomPort": self.dicom_port, "HttpPort": self.http_port,
+            "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
+            "DicomModalities": {"spectac": ["SPECTAC", "127.0.0.1", serve_port]},
+            "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [],
+            "LuaScripts": [str(root / "route.lua")],
+        }
+        (root / "orthanc.json").write_text(json.dumps(config))
+        self.process = subprocess.Popen([ORTHANC, str(root / "orthanc.json")], stdout=subprocess.DEVNULL,
+                                        stderr=(root / "orthanc.log").open("w"))
+        wait_for("Orthanc to start", self._up, 30)
+
+    def _up(self) -> bool:
+        try:
+            self.get("/system")
+        except OSError:
+            return False
+        return True
+
+    def get(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", data, timeout=5) as r:
+            return json.loads(r.read())
+
+    def series_of(self, study_uid: str) -> list[dict[str, str]]:
+        found = self.get("/tools/find", {"Level": "Series", "Query": {"StudyInstanceUID": study_uid}, "Expand": True})
+        return [s["MainDicomTags"] for s in found]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory) -> Iterator[tuple[Orthanc, int]]:
+    serve_port = free_port()
+    pacs = Orthanc(tmp_path_factory.mktemp("orthanc"), serve_port)
+    yield pacs, serve_port
+    pacs.stop()
+
+
+def serve_config(work: Path, port: int, pacs: Orthanc, **extra: Any):
+    return config_from_dict({
+        "ae_title": "SPECTAC", "port": port, "work": str(work), "allowed_calling": ["TESTSCU", "ORTHANC"],
+        "destinations": [{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": pacs.dicom_port}],
+        "complete_after": 1.0, "retry_delays": [0.5, 1.0], **extra})
+
+
+def nc_series(folder: Path, n: int, kind: str = "nm-multiframe") -> tuple[str, list[Path]]:
+    """A small simulated NC study written by spectac's own writer: its study UID and files."""
+    study = f"1.2.826.0.1.3680043.8.498.70{n}"
+    context = new_context(f"SERVE{n}", study, f"{study}.1", sex="F", kind=kind)
+    out = write_dicom_series(blob_volume(shape=(32, 32, 24), seed=n), context, folder / f"nc{n}", "STRESS IRNC",
+                             uid_seed=f"serve{n}", **NC)
+    return study, sorted(out.rglob("*.dcm"))
+
+
+def send(files: list[Path], port: int, calling: str = "TESTSCU") -> bool:
+    """C-STORE files to spectac; False if the association is refused."""
+    datasets = [pydicom.dcmread(f) for f in files]
+    ae = AE(ae_title=calling)
+    for uid in {str(ds.SOPClassUID) for ds in datasets}:
+        ae.add_requested_context(uid)
+    assoc = ae.associate("127.0.0.1", port, ae_title="SPECTAC")
+    if not assoc.is_established:
+        return False
+    try:
+        for ds in datasets:
+            assert assoc.send_c_store(ds).Status == 0x0000
+    finally:
+        assoc.release()
+    return True
+
+
+def finished_job(store: NodeStore, series_uid: str) -> dict[str, Any] | None:
+    for job in store.all_jobs():
+        if job.get("series_uid") == series_uid and job["status"] in ("done", "failed", "skipped"):
+            return job
+    return None
+
+
+@pytest.fixture(scope="module")
+def node(orthanc, tmp_path_factory) -> Iterator[tuple[Server, Orthanc, int]]:
+    pacs, port = orthanc
+    quiet_pynetdicom()
+    server = Server(serve_config(tmp_path_factory.mktemp("serve"), port, pacs))
+    server.start()
+    yield server, pacs, port
+    server.stop()
+
+
+@needs_orthanc
+def test_an_nc_series_comes_back_to_the_pacs_corrected_with_an_audit_line(node, tmp_path):
+    server, pacs, port = node
+    study, files = nc_series(tmp_path, 1, kind="slices")
+    assert len(files) > 1
+    assert send(files, port)
+    series_uid = str(pydicom.dcmread(files[0]).SeriesInstanceUID)
+    job = wait_for("the job to finish", lambda: finished_job(server.store, series_uid))
+    assert job["status"] == "done", job
+    assert job["instances"] == len(files)
+    corrected = wait_for("the AC series in Orthanc", lambda: [s for s in pacs.series_of(study)
+                                                              if s.get("SeriesInstanceUID") == job["output_series_uid"]])
+    assert corrected[0]["SeriesDescription"].startswith("spectac AC")
+    assert all(s["SeriesInstanceUID"] != series_uid for s in pacs.series_of(study))  # the NC series is not echoed
+    (entry,) = [e for e in server.store.audit() if e["job"] == job["id"]]
+    weights = Path(job["model"]["weights"])
+    assert entry["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert (entry["study_uid"], entry["series_uid"], entry["result"]) == (study, series_uid, "done")
+    assert entry["model"] == "unet-gan3d-chang" and entry["spectac_version"]
+    assert entry["received"] <= entry["corrected"] <= entry["sent"]
+    assert entry["ood_flags"] == job["ood_flags"]
+    assert entry["destinations"][f"ORTHANC@127.0.0.1:{pacs.dicom_port}"]["result"] == "sent"
+
+
+@needs_orthanc
+def test_spectacs_own_output_sent_back_is_skipped_and_not_returned(node, tmp_path):
+    server, pacs, port = node
+    _, files = nc_series(tmp_path, 2)
+    own = correct_path(files[0], tmp_path / "ac.dcm", "chang", uid_seed="own")["output"]
+    ds = pydicom.dcmread(own)
+    assert send([own], port)
+    job = wait_for("the job to finish", lambda: finished_job(server.store, str(ds.SeriesInstanceUID)))
+    assert job["status"] == "skipped" and "spectac wrote" in job["reason"], job
+    assert pacs.series_of(str(ds.StudyInstanceUID)) == []
+    assert [e["result"] for e in server.store.audit() if e["job"] == job["id"]] == ["skipped"]
+
+
+@needs_orthanc
+def test_the_documented_orthanc_rule_routes_nc_to_spectac_and_the_ac_series_comes_back_once(node, tmp_path):
+    """PACS-first: the NC series is stored in Orthanc, whose Lua rule (docs/serve.md) forwards it to
+    spectac; the AC series that comes back is not forwarded again (no loop)."""
+    server, pacs, _ = node
+    study, files = nc_series(tmp_path, 5)
+    datasets = [pydicom.dcmread(f) for f in files]
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(str(datasets[0].SOPClassUID))
+    assoc = ae.associate("127.0.0.1", pacs.dicom_port, ae_title="ORTHANC")
+    assert assoc.is_established
+    assert all(assoc.send_c_store(ds).Status == 0x0000 for ds in datasets)
+    assoc.release()
+    series_uid = str(datasets[0].SeriesInstanceUID)
+    job = wait_for("the routed job to finish", lambda: finished_job(server.store, series_uid))
+    assert job["status"] == "done", job
+    wait_for("the AC series in Orthanc", lambda: len(pacs.series_of(study)) == 2)
+    time.sleep(2 * server.config.complete_after + 1)  # time enough for a loop to show
+    assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted([series_uid, job["output_series_uid"]])
+    assert [j["status"] for j in server.store.all_jobs() if j.get("study_uid") == study] == ["done"]
+
+
+@needs_orthanc
+def test_a_calling_ae_title_not_listed_is_refused(node, tmp_path):
+    _, _, port = node
+    _, files = nc_series(tmp_path, 3)
+    assert not send(files, port, calling="STRANGER")
+
+
+@needs_orthanc
+def test_a_job_queued_when_the_server_stops_is_resumed_by_the_next(orthanc, tmp_path):
+    pacs, _ = orthanc
+    port = free_port()  # Orthanc's spectac modality is not used here: spectac only sends
+    study, files = nc_series(tmp_path, 4)
+    series_uid = str(pydicom.dcmread(files[0]).SeriesInstanceUID)
+    first = Server(serve_config(tmp_path / "work", port, pacs, worker_paused=True))
+    first.start()
+    try:
+        assert send(files, port)
+        wait_for("the job to be queued", lambda: first.store.all_jobs())
+    finally:
+        first.stop()
+    (job,) = NodeStore(tmp_path / "work").all_jobs()
+    assert job["status"] == "queued" and pacs.series_of(study) == []
+    # as if a run had been killed after writing its output but before recording it: redone, not sent
+    leftover = NodeStore(tmp_path / "work").job_folder(job["id"]) / "output"
+    leftover.mkdir()
+    (leftover / "stale.dcm").write_bytes(b"not the corrected series")
+    second = Server(serve_config(tmp_path / "work", port, pacs))
+    second.start()
+    try:
+        done = wait_for("the resumed job to finish", lambda: finished_job(second.store, series_uid))
+    finally:
+        second.stop()
+    assert done["id"] == job["id"] and done["status"] == "done", done
+    assert [s["SeriesInstanceUID"] for s in pacs.series_of(study)] == [done["output_series_uid"]]
+    assert not (leftover / "stale.dcm").exists()
+
+
+def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
+    config = tmp_path / "serve.toml"
+    config.write_text('ae_title = "SPECTAC"\nport = 11112\nwork = "work"\ndestination = []\n')
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2 and "unknown setting(s) destination" in result.output, result.output
+    config.write_text('ae_title = "SPECTAC"\nport = 70000\nwork = "work"\n')
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2 and "port" in result.output, result.output
+    relative = config_from_dict({"ae_title": "A", "port": 104, "work": "w", "weights": "m/best.pt"}, tmp_path)
+    assert (relative.work, relative.weights, relative.bind) == (tmp_path / "w", tmp_path / "m" / "best.pt", "127.0.0.1")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
+def test_with_tls_configured_the_node_takes_tls_associations_only(tmp_path):
+    """The [tls] section: a caller that trusts the node's certificate stores over TLS, and so does the
+    node's own sender to a destination with ``tls = true``; plain TCP is refused."""
+    import ssl
+
+    cert, key = tmp_path / "node.crt", tmp_path / "node.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    port = free_port()
+    config = config_from_dict({"ae_title": "SPECTAC", "port": port, "work": str(tmp_path / "work"),
+                               "worker_paused": True, "complete_after": 0.5, "tls": {"cert": str(cert), "key": str(key)}})
+    server = Server(config)
+    server.start()
+    try:
+        _, files = nc_series(tmp_path, 6)
+        ds = pydicom.dcmread(files[0])
+        ae = AE(ae_title="TESTSCU")
+        ae.add_requested_context(str(ds.SOPClassUID))
+        assert not ae.associate("127.0.0.1", port, ae_title="SPECTAC").is_established  # plain TCP
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        assoc = ae.associate("127.0.0.1", port, ae_title="SPECTAC", tls_args=(context, "localhost"))
+        assert assoc.is_established
+        assert assoc.send_c_store(ds).Status == 0x0000
+        assoc.release()
+        # spectac's own sending side, to a destination with tls = true checked against [tls] ca
+        sender = config_from_dict({"ae_title": "TESTSCU", "port": 104, "work": str(tmp_path / "sender"),
+                                   "tls": {"ca": str(cert)}})
+        second = pydicom.dcmread(nc_series(tmp_path, 7)[1][0])
+        send_series(sender, Destination("SPECTAC", "localhost", port, tls=True), [second])
+        with pytest.raises(SpectacError, match="refused or unreachable"):  # the same without TLS
+            send_series(sender, Destination("SPECTAC", "localhost", port), [second])
+        jobs = wait_for("two jobs to be queued", lambda: len(server.store.all_jobs()) == 2 and server.store.all_jobs())
+        assert {j["series_uid"] for j in jobs} == {str(ds.SeriesInstanceUID), str(second.SeriesInstanceUID)}
+        assert {j["status"] for j in jobs} == {"queued"}
+    finally:
+        server.stop()
+
+
+def test_a_stop_between_taking_a_series_and_writing_its_job_loses_nothing(tmp_path):
+    """A series moved out of incoming/ without its job file (a kill between the two), and one
+    still in incoming/, are both queued by the next start."""
+    _, files = nc_series(tmp_path, 8)
+    ds = pydicom.dcmread(files[0])
+    store = NodeStore(tmp_path / "work")
+    store.store_instance(str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID), files[0].read_bytes())
+    store.take_series(str(ds.SeriesInstanceUID), f"20260101T000000000000-{ds.SeriesInstanceUID}")
+    _, more = nc_series(tmp_path, 9)
+    other = pydicom.dcmread(more[0])
+    store.store_instance(str(other.SeriesInstanceUID), str(other.SOPInstanceUID), more[0].read_bytes())
+    server = Server(config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
+                                      "worker_paused": True, "complete_after": 0.3}))
+    server.start()
+    try:
+        jobs = wait_for("both jobs", lambda: len(server.store.all_jobs()) == 2 and server.store.all_jobs())
+    finally:
+        server.stop()
+    assert [j["status"] for j in jobs] == ["queued", "queued"]
+    assert jobs[0]["id"].startswith("20260101T") and jobs[0]["instances"] == 1
+    assert {pydicom.dcmread(next((store.job_folder(j["id"]) / "input").glob("*.dcm"))).SeriesInstanceUID
+            for j in jobs} == {ds.SeriesInstanceUID, other.SeriesInstanceUID}
+    assert list(store.incoming.iterdir()) == []
