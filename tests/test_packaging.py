@@ -168,3 +168,67 @@ def test_no_source_file_is_over_500_lines() -> None:
     assert set(over) - OVER_LIMIT_ALLOWED == set(), f"over {MAX_LINES} lines: {over}"
     stale = sorted(name for name in OVER_LIMIT_ALLOWED if lengths.get(name, 0) <= MAX_LINES)
     assert not stale, f"back under {MAX_LINES} lines (or gone), drop from OVER_LIMIT_ALLOWED: {stale}"
+
+
+# ---- only spectac.io touches files -------------------------------------------------------------
+
+#: Methods that read, write, make or remove files whatever object they are called on.
+FILE_METHODS = {"write_text", "read_text", "write_bytes", "read_bytes", "mkdir", "unlink", "rmdir", "touch",
+                "symlink_to", "hardlink_to", "savefig", "read_csv", "to_csv", "read_parquet", "to_parquet"}
+#: module.function calls that touch files (``shutil`` and ``tempfile``: every function).
+FILE_FUNCTIONS = {"json": {"dump", "load"}, "np": {"save", "savez", "savez_compressed", "savetxt", "load", "loadtxt"},
+                  "numpy": {"save", "savez", "savez_compressed", "savetxt", "load", "loadtxt"},
+                  "torch": {"save", "load"}, "nib": {"save", "load"}, "nibabel": {"save", "load"},
+                  "pd": {"read_csv"}, "pandas": {"read_csv"}, "io": {"open"},
+                  "os": {"open", "remove", "unlink", "rename", "replace", "mkdir", "makedirs", "rmdir", "link"},
+                  "shutil": None, "tempfile": None}
+#: (module path under src/spectac, call) allowed outside io/, each with why it touches no file.
+FILE_ACCESS_ALLOWED = {
+    ("evaluation/report.py", ".savefig"): "figure_png renders a figure into an in-memory io.BytesIO",
+}
+
+
+def _file_access(path: Path) -> list[tuple[int, str]]:
+    """(line, call) of every call in ``path`` that reads or writes a file: ``open(...)``, ``x.open()``
+    (but ``Dataset.open``: a class's constructor), the methods of FILE_METHODS (``to_csv`` only with
+    a path: without one it returns the text) and the functions of FILE_FUNCTIONS."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        func, call = node.func, None
+        if isinstance(func, ast.Name) and func.id == "open":
+            call = "open"
+        elif isinstance(func, ast.Attribute):
+            owner = func.value.id if isinstance(func.value, ast.Name) else None
+            if owner in FILE_FUNCTIONS and (FILE_FUNCTIONS[owner] is None or func.attr in FILE_FUNCTIONS[owner]):
+                call = f"{owner}.{func.attr}"
+            elif func.attr == "open" and not (owner and owner[:1].isupper()):
+                call = ".open"
+            elif func.attr in FILE_METHODS and not (
+                    func.attr == "to_csv" and not node.args and not any(k.arg == "path_or_buf" for k in node.keywords)):
+                call = f".{func.attr}"
+        if call:
+            found.append((node.lineno, call))
+    return found
+
+
+def test_the_file_access_scan_finds_file_access(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import json, shutil\nfrom pathlib import Path\n"
+                      "def f(p, frame, table):\n"
+                      "    open(p)\n    Path(p).open()\n    json.dump({}, p)\n    shutil.copy(p, p)\n"
+                      "    p.write_text('')\n    frame.to_csv(p)\n"
+                      "    table.to_csv(index=False)\n    json.dumps({})\n    Dataset.open(p)\n    'a'.replace('a', 'b')\n")
+    assert [call for _, call in _file_access(module)] == ["open", ".open", "json.dump", "shutil.copy",
+                                                          ".write_text", ".to_csv"]
+
+
+def test_only_spectac_io_touches_files() -> None:
+    """docs/architecture.md: every file format lives in spectac.io; the other modules hand it data."""
+    found = [(str(p.relative_to(SRC / PACKAGE)), call, line) for p in sorted((SRC / PACKAGE).rglob("*.py"))
+             if p.relative_to(SRC / PACKAGE).parts[0] != "io" for line, call in _file_access(p)]
+    outside = [f"{name}:{line} {call}" for name, call, line in found if (name, call) not in FILE_ACCESS_ALLOWED]
+    assert not outside, f"file access outside spectac.io (move it into src/spectac/io/): {outside}"
+    stale = sorted(set(FILE_ACCESS_ALLOWED) - {(name, call) for name, call, _ in found})
+    assert not stale, f"no longer needed, drop from FILE_ACCESS_ALLOWED: {stale}"

@@ -120,12 +120,13 @@ def demo(
     """The main job on its default: simulate a test cohort, correct it (NC, Chang, shipped networks),
     score image quality and clinical scores, and write a self-contained report.html."""
     from spectac.demo import run_demo
+    from spectac.evaluation.stats import table1_markdown
 
     ensure_writable_parent(out, folder=True)
     summary = run_demo(out, patients=patients, workers=workers)
     if not summary["networks"]:
         info("note: no shipped network weights found; the demo ran NC and Chang only")
-    info(summary["outputs"]["table1_md"].read_text().rstrip())
+    info(table1_markdown(summary["table1"]).rstrip())
     info(f"report: {summary['outputs']['report']}")
 
 

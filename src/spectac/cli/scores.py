@@ -24,12 +24,13 @@ def evaluate(
 ) -> None:
     """Score every method of a run against CT-AC: metrics.csv, Table 1, Figure 3, Wilcoxon tests, report.html."""
     from spectac.evaluation.harness import evaluate_run
+    from spectac.evaluation.stats import table1_markdown
 
     if run.is_dir():
         ensure_writable_parent(run, folder=True)
     summary = evaluate_run(data, run, None if split == "all" else split)
     info(f"{len(summary['methods'])} methods x {summary['studies']} studies scored; report: {summary['outputs']['report']}")
-    info(summary["outputs"]["table1_md"].read_text().rstrip())
+    info(table1_markdown(summary["table1"]).rstrip())
 
 
 @user_errors
@@ -76,9 +77,6 @@ def quantify_command(
     normals: Annotated[Path | None, typer.Option(help="Normal database (.npz); default: the shipped one.")] = None,
 ) -> None:
     """Score one patient like QPS/4DM: TPD, SSS (and SRS, SDS with --rest), with polar maps."""
-    import json
-
-    from spectac.io.atomic import write_text_atomic
     from spectac.io.dicom import is_dicom_path, read_dicom_volume
     from spectac.io.nifti import read_nifti
     from spectac.quant.normals import FAMILIES, NormalDatabase
@@ -126,9 +124,11 @@ def quantify_command(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from spectac.evaluation.report import figure_png
+        from spectac.io.scores_folder import write_scores_folder
         from spectac.quant.polar import plot_polar_map
 
-        out.mkdir(parents=True, exist_ok=True)
+        pngs: dict[str, bytes] = {}
         for state, q in (("stress", patient.stress), ("rest", patient.rest)):
             if q is None:
                 continue
@@ -138,12 +138,9 @@ def quantify_command(
             image = plot_polar_map(axes[1], q.scores.severity, f"severity (TPD {q.scores.tpd:.1f}%)", vmin=0,
                                    vmax=4, cmap="hot_r")
             fig.colorbar(image, ax=axes[1], shrink=0.7)
-            fig.savefig(out / f"{state}_polar.png", dpi=120, bbox_inches="tight")
-            plt.close(fig)
-        write_text_atomic(out / "scores.json", json.dumps({"family": family, "sex": chosen, "sex_source": why,
-                                                           "position": positions,
-                                                           "lv_confidence": {st: q.geometry.confidence for st, q in
-                                                                             (("stress", patient.stress),
-                                                                              ("rest", patient.rest)) if q},
-                                                           **summary}, indent=1))
+            pngs[state] = figure_png(fig, dpi=120)  # closes the figure
+        write_scores_folder(out, pngs, {"family": family, "sex": chosen, "sex_source": why, "position": positions,
+                                        "lv_confidence": {st: q.geometry.confidence for st, q in
+                                                          (("stress", patient.stress), ("rest", patient.rest)) if q},
+                                        **summary})
         info(f"wrote {out}")

@@ -11,7 +11,6 @@ model has seen", not "slightly unusual".
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -219,22 +218,14 @@ def ood_comments(existing: str, flags: list[str]) -> str:
 
 def sidecar_path(output: str | Path) -> Path:
     """``<output>.json`` next to a NIfTI output (``study.nii.gz`` -> ``study.nii.gz.json``)."""
-    output = Path(output)
-    return output.with_name(output.name + ".json")
+    from spectac.io.nifti import sidecar_path as nifti_sidecar_path
+
+    return nifti_sidecar_path(output)
 
 
 def write_ood_sidecar(output: str | Path, flags: list[str]) -> Path | None:
     """Write the flags of a NIfTI output to its sidecar JSON, atomically; without flags, remove
     the sidecar an earlier flagged output of that name left (only one spectac wrote)."""
-    from spectac.io.atomic import write_text_atomic
+    from spectac.io.nifti import write_sidecar
 
-    path = sidecar_path(output)
-    if not flags:
-        try:
-            if "spectac_ood_flags" in json.loads(path.read_text()):
-                path.unlink()
-        except (OSError, ValueError, TypeError):
-            pass
-        return None
-    write_text_atomic(path, json.dumps({"spectac_ood_flags": flags}, indent=1) + "\n")
-    return path
+    return write_sidecar(output, "spectac_ood_flags", flags)

@@ -8,6 +8,7 @@ volume, "spectac NC (no correction)" for the ``nc`` method's copy, "spectac CT-A
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from spectac.io.atomic import atomic_path
+from spectac.io.atomic import atomic_path, write_text_atomic
 from spectac.volume import LPS_TO_RAS, SpectacError, Volume, check_finite
 
 #: ``descrip`` of the volumes of a dataset study, by name.
@@ -131,4 +132,26 @@ def write_nifti(volume: Volume, path: str | Path, *, descrip: str = "", replace:
         image.header["descrip"] = descrip.encode("ascii", "replace")[:79]
     with atomic_path(path, suffix="".join(path.suffixes), replace=replace) as tmp:
         nib.save(image, str(tmp))
+    return path
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """``<output>.json`` next to a NIfTI output (``study.nii.gz`` -> ``study.nii.gz.json``)."""
+    output = Path(output)
+    return output.with_name(output.name + ".json")
+
+
+def write_sidecar(output: str | Path, key: str, values: list[str]) -> Path | None:
+    """Write ``{key: values}`` to the sidecar JSON of a NIfTI output, atomically; with no values,
+    remove the sidecar an earlier output of that name left, but only one holding ``key`` (one
+    spectac wrote), never another program's."""
+    path = sidecar_path(output)
+    if not values:
+        try:
+            if key in json.loads(path.read_text()):
+                path.unlink()
+        except (OSError, ValueError, TypeError):
+            pass
+        return None
+    write_text_atomic(path, json.dumps({key: values}, indent=1) + "\n")
     return path

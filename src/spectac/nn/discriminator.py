@@ -28,14 +28,8 @@ class PatchDiscriminator(nn.Module):
         norm: "instance", "batch" or None.
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int = 2,
-        channels: int = 16,
-        max_channels: int = 128,
-        norm: str | None = "instance",
-    ) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int = 2, channels: int = 16, max_channels: int = 128,
+                 norm: str | None = "instance") -> None:
         super().__init__()
         widths = [min(channels * 2**i, max_channels) for i in range(len(STRIDES) - 1)] + [1]
         layers = []

@@ -28,15 +28,8 @@ class DilatedResNet(nn.Module):
         norm: "instance", "batch" or None.
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        features: int = 16,
-        dilations: Sequence[int] = (1, 2, 4, 8),
-        norm: str | None = "instance",
-    ) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int = 1, out_channels: int = 1, features: int = 16,
+                 dilations: Sequence[int] = (1, 2, 4, 8), norm: str | None = "instance") -> None:
         super().__init__()
         self.stem = conv(spatial_dims, in_channels, features, norm=norm, act="relu")
         self.blocks = nn.Sequential(*(ResidualBlock(spatial_dims, features, int(d), norm) for d in dilations))

@@ -27,14 +27,8 @@ class UNet(nn.Module):
         norm: "instance", "batch" or None, after every convolution but the last.
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        channels: Sequence[int] = (16, 32, 64, 128),
-        norm: str | None = "instance",
-    ) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int = 1, out_channels: int = 1,
+                 channels: Sequence[int] = (16, 32, 64, 128), norm: str | None = "instance") -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if len(channels) < 2:

@@ -33,7 +33,6 @@ simulated study; phantom.json records where the grid centre lies in the CT.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -445,18 +444,11 @@ def write_ct_phantom(
 ) -> CtPhantom:
     """Read a CT series, build its phantom and write DIR/{activity,mu}.nii.gz, lv.json and
     phantom.json as one folder that appears whole; an existing ``out`` is refused."""
-    from spectac.io.atomic import atomic_dir
-    from spectac.io.nifti import write_nifti
+    from spectac.io.phantom_folder import refuse_existing, write_phantom_folder
 
-    out = Path(out)
-    if out.exists() or out.is_symlink():
-        raise SpectacError(f"{out}: already exists; choose a new --out")
+    out = refuse_existing(out)
     ct = read_ct_series(ct_dir, kvp=kvp, max_pixel_mm=WORKING_PIXEL_MM)
     phantom = build_ct_phantom(ct, seed=seed, state=state, lv_centre_mm=lv_centre_mm,
                                defect_probability=defect_probability)
-    with atomic_dir(out, replace=False) as tmp:
-        write_nifti(phantom.activity, tmp / "activity.nii.gz", descrip="spectac CT phantom activity")
-        write_nifti(phantom.mu, tmp / "mu.nii.gz", descrip="spectac CT phantom mu-map 1/cm 140 keV")
-        (tmp / "lv.json").write_text(json.dumps(phantom.lv, indent=1))
-        (tmp / "phantom.json").write_text(json.dumps(phantom.description, indent=1))
+    write_phantom_folder(out, phantom.activity, phantom.mu, phantom.lv, phantom.description)
     return phantom

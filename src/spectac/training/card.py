@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import spectac.training.record as rec
-
-CARD = "MODEL_CARD.md"
-METRICS = "metrics.json"
+from spectac.io import training_files as files
+from spectac.io.training_files import CARD as CARD  # re-exported: the file names of a model folder
+from spectac.io.training_files import METRICS as METRICS
 
 PAPER = ("Chu Minh Duc et al., \"Effectiveness of using deep learning model with attenuation correction in "
          "myocardial perfusion imaging by SPECT\", Journal of 108 Clinical Medicine and Pharmacy, 2023, "
@@ -171,10 +171,9 @@ def _dataset_lines(identity: dict[str, Any] | None, data: dict[str, Any]) -> lis
 def model_card(model_dir: str | Path) -> str:
     """The model card of ``model_dir`` (config.json + training_record.json [+ metrics.json])."""
     folder = Path(model_dir)
-    config = json.loads((folder / "config.json").read_text())
+    config = files.read_config(folder)
     record = rec.read_record(folder) or {"stages": []}
-    metrics_path = folder / METRICS
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    metrics = files.read_metrics(folder)
     model, network, data = config["model"], config["network"], config.get("data", {})
     stages = record["stages"]
     last = stages[-1] if stages else {}
@@ -190,13 +189,13 @@ def model_card(model_dir: str | Path) -> str:
             f"- Network: `{json.dumps(network)}`",
             f"- Input: NC / its {config['normalisation']['percentile']}th percentile{prior}; output rule "
             f"{network.get('output', 'log-ratio')}; predictions in counts."]
-    weights = folder / "best.pt"
-    if weights.is_file():
+    weights = files.weights_summary(folder / files.BEST)
+    if weights is not None:
         best = last.get("best") or {}
         selected = (f"; selected at epoch {best['epoch']} of stage {last.get('stage')} "
                     f"(validation L1 {best['val_l1']:.5f} on the NC-normalised scale)" if best.get("epoch") else "")
-        out.append(f"- Weights: best.pt ({weights.stat().st_size / 1e6:.2f} MB, sha256 "
-                   f"`{rec.sha256_file(weights)[:16]}...`){selected}.")
+        size, sha256 = weights
+        out.append(f"- Weights: best.pt ({size / 1e6:.2f} MB, sha256 `{sha256[:16]}...`){selected}.")
     out += ["", "## Data", "", *_dataset_lines(identity, data), ""]
 
     out += ["## Training", ""]
@@ -265,8 +264,4 @@ def model_card(model_dir: str | Path) -> str:
 
 def write_model_card(model_dir: str | Path) -> Path:
     """Write ``model_dir``/MODEL_CARD.md from its own record; returns its path."""
-    from spectac.io.atomic import write_text_atomic
-
-    path = Path(model_dir) / CARD
-    write_text_atomic(path, model_card(model_dir))
-    return path
+    return files.write_card(model_dir, model_card(model_dir))

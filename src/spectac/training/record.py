@@ -22,8 +22,6 @@ A model folder's record lists every training stage that led to its weights, olde
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import os
 import platform
 import re
@@ -32,19 +30,12 @@ from typing import Any
 
 import torch
 
-from spectac.io.atomic import write_text_atomic
+from spectac.io import training_files as files
+from spectac.io.training_files import RECORD as RECORD  # the record's file name, re-exported
+from spectac.io.training_files import sha256_file as sha256_file  # re-exported for callers of the record
 
-RECORD = "training_record.json"
 FORMAT = 1
 _ABSOLUTE = re.compile(r"^(?:/|~|[A-Za-z]:[\\/]|\\\\)")
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_absolute_path(text: str) -> bool:
@@ -112,7 +103,7 @@ def init_identity(init: str | Path | None, model: str) -> dict[str, Any] | None:
     if init is None:
         return None
     path = Path(init)
-    weights = path / "best.pt" if path.is_dir() else path
+    weights = files.weights_of(path)
     name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
     try:
         from spectac.correction.deep import shipped_model_dir
@@ -121,17 +112,12 @@ def init_identity(init: str | Path | None, model: str) -> dict[str, Any] | None:
             name = f"shipped:{model}"
     except OSError:
         pass
-    return {"name": name, "sha256": sha256_file(weights) if weights.is_file() else None}
+    summary = files.weights_summary(weights)
+    return {"name": name, "sha256": summary[1] if summary else None}
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return files.cpu_model() or platform.processor() or platform.machine() or "unknown"
 
 
 def hardware(device: str = "cpu") -> dict[str, Any]:
@@ -152,20 +138,13 @@ def utc_now() -> str:
 
 
 def read_record(folder: str | Path) -> dict[str, Any] | None:
-    path = Path(folder) / RECORD
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("stages"), list) else None
+    """The record of a model folder; None when it has none (or an unreadable one)."""
+    return files.read_record_json(folder)
 
 
 def write_record(folder: str | Path, record: dict[str, Any]) -> Path:
-    path = Path(folder) / RECORD
-    write_text_atomic(path, json.dumps(scrub(record), indent=1) + "\n")
-    return path
+    """Write ``record`` to ``folder``, every absolute path in it cut first (:func:`scrub`)."""
+    return files.write_record_json(folder, scrub(record))
 
 
 def inherited_stages(init: str | Path | None) -> list[dict[str, Any]]:

@@ -22,13 +22,8 @@ so the same command with the same seed writes byte-identical best.pt and last.pt
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import json
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
+import spectac.io.training_files as files
 import spectac.training.record as rec
 from spectac import __version__
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import protocol_of
-from spectac.io.atomic import write_text_atomic
 from spectac.io.checkpoint import load_checkpoint, save_checkpoint
 from spectac.io.dataset import Dataset
 from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config
@@ -110,68 +105,12 @@ def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
     return strip(previous) == strip(current)
 
 
-def _log_csv(history: list[dict[str, float]], seconds_of: dict[int, float]) -> str:
-    """log.csv: the history rows with each epoch's wall time (empty when not known)."""
-    rows = [{**row, "seconds": seconds_of.get(int(row["epoch"]))} for row in history]
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
-def _logged_seconds(path: Path) -> dict[int, float]:
-    """Epoch -> seconds from an existing log.csv (the wall times of the epochs before a resume)."""
-    try:
-        with path.open(newline="") as f:
-            return {int(row["epoch"]): float(row["seconds"]) for row in csv.DictReader(f)
-                    if row.get("epoch") and row.get("seconds")}
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
 def _summary_writer(out: Path, start_epoch: int) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # TensorBoard is optional; log.csv has the same numbers
         return None
     return SummaryWriter(str(out / "tensorboard"), purge_step=start_epoch)
-
-
-@contextlib.contextmanager
-def _run_lock(out: Path) -> Iterator[None]:
-    """One trainer per model folder: two would overwrite each other's checkpoints. A folder this
-    run made and left empty (it failed before writing anything: no dataset, missing init weights)
-    is removed again, so a refused run leaves nothing behind."""
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    lock = out / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text() or 0)
-                os.kill(pid, 0)
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # left by a killed run
-                continue
-            except PermissionError:
-                pass
-            raise SpectacError(f"{out} is being trained by process {pid}; wait for it or stop it") from None
-    else:
-        raise SpectacError(f"{out}: cannot take the training lock {lock}")
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-        if created and not any(out.iterdir()):
-            out.rmdir()
 
 
 def train_model(
@@ -207,7 +146,7 @@ def train_model(
     options = options or TrainOptions()
     options.check()
     check_network(resolve_config(model, network))
-    with _run_lock(out):
+    with files.model_folder_lock(out):
         return _train(data, out, model, options, network, argv)
 
 
@@ -225,8 +164,9 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
 
     torch.manual_seed(options.seed)
     generator = build_generator(config["network"])
-    last_path = out / "last.pt"
-    if options.init is not None and not last_path.is_file():  # a resumed run has its own weights
+    last_path = out / files.LAST
+    resuming = files.has_file(out, files.LAST)
+    if options.init is not None and not resuming:  # a resumed run has its own weights
         _init_generator(generator, options.init, model, config["network"])
     discriminator = build_discriminator(config["network"])
     lr, betas = config["training"]["lr"], tuple(config["training"]["betas"])
@@ -238,7 +178,7 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         step = SupervisedStep(generator, optimizer_g)
 
     state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
-    if last_path.is_file():
+    if resuming:
         last = load_checkpoint(last_path)
         if not _same_run(last["config"], config):
             raise SpectacError(
@@ -252,20 +192,19 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
             optimizer_d.load_state_dict(last["optimizer_d"])
         state = {k: last[k] for k in state}
     # Wall times live in log.csv, not in the checkpoints (whose bytes they would change).
-    seconds_of = _logged_seconds(out / "log.csv") if last_path.is_file() else {}
+    seconds_of = files.logged_seconds(out) if resuming else {}
     for row in state["history"]:
         elapsed = row.pop("seconds", None)  # a last.pt of an earlier version kept them
         if elapsed is not None:
             seconds_of.setdefault(int(row["epoch"]), float(elapsed))
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.json", json.dumps(config, indent=1) + "\n")
+    files.write_config(out, config)
 
     start_epoch = state["epoch"] + 1
     stale = state["epoch"] - state["best_epoch"]
     stopped_early = options.patience > 0 and state["epoch"] > 0 and stale >= options.patience
     work = start_epoch <= options.epochs and not stopped_early
     writer = _summary_writer(out, start_epoch) if work else None
-    record = rec.read_record(out) if last_path.is_file() else None
+    record = rec.read_record(out) if resuming else None
     if record is None:  # a fresh run: the history of the weights it starts from comes first
         record = {"format": rec.FORMAT, "model": model, "stages": rec.inherited_stages(options.init)}
     for old in record["stages"]:
@@ -326,12 +265,12 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
             if val_l1 < state["best_val_l1"] - options.min_delta:
                 state["best_val_l1"], state["best_epoch"] = val_l1, epoch
                 save_checkpoint({"config": config, "generator": generator.state_dict(), "epoch": epoch,
-                                 "val_l1": val_l1}, out / "best.pt")
+                                 "val_l1": val_l1}, out / files.BEST)
             last = {"config": config, **state, "generator": generator.state_dict(), "optimizer_g": optimizer_g.state_dict()}
             if discriminator is not None:
                 last.update(discriminator=discriminator.state_dict(), optimizer_d=optimizer_d.state_dict())
             save_checkpoint(last, last_path)
-            write_text_atomic(out / "log.csv", _log_csv(state["history"], seconds_of))
+            files.write_log(out, state["history"], seconds_of)
             _update_stage(out, record, stage, state, seconds_of, stage_started, epoch)
             if writer is not None:
                 for key, value in {**row, "seconds": elapsed}.items():
@@ -352,8 +291,8 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
     if stage:
         stage["status"] = "stopped early" if stopped_early else "finished"
         stage["finished_utc"] = rec.utc_now()
-        stage["weights_sha256"] = {name: rec.sha256_file(out / name) for name in ("best.pt", "last.pt")
-                                   if (out / name).is_file()}
+        stage["weights_sha256"] = {name: files.sha256_file(out / name) for name in (files.BEST, files.LAST)
+                                   if files.has_file(out, name)}
         rec.write_record(out, record)
     if rec.read_record(out) is not None:
         write_model_card(out)
@@ -390,8 +329,7 @@ def _init_generator(generator: torch.nn.Module, init: str | Path, model: str, ne
     Raises:
         SpectacError: unreadable weights, or weights of another model or network configuration.
     """
-    path = Path(init)
-    weights = path / "best.pt" if path.is_dir() else path
+    weights = files.weights_of(init)
     state = load_checkpoint(weights)
     saved = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
     if saved.get("model") != model or "generator" not in state:
