@@ -236,10 +236,14 @@ def test_unknown_collimator_needs_the_option(tomo_file: Path, tmp_path: Path) ->
     assert read_nifti(out).shape == (12, 12, 12)
 
 
-def test_mu_on_another_grid_is_refused(tomo_file: Path, tmp_path: Path) -> None:
-    mu = write_nifti(Volume.centred(np.zeros((10, 10, 10), np.float32), SPACING), tmp_path / "mu.nii.gz")
-    result = runner.invoke(app, ["reconstruct", str(tomo_file), "-o", str(tmp_path / "ac.nii.gz"), "--mu", str(mu)])
-    assert result.exit_code == 2 and "is not the SPECT grid" in result.output
+def test_mu_elsewhere_in_the_patient_is_refused(tomo_file: Path, tmp_path: Path) -> None:
+    """A mu-map on another grid is resampled, but one that misses the SPECT grid is refused."""
+    far = Volume(np.zeros((10, 10, 10), np.float32), (SPACING,) * 3, origin=(0.0, 0.0, 500.0))
+    mu = write_nifti(far, tmp_path / "mu.nii.gz")
+    out = tmp_path / "ac.nii.gz"
+    result = runner.invoke(app, ["reconstruct", str(tomo_file), "-o", str(out), "--mu", str(mu)])
+    assert result.exit_code == 2 and "covers 0% of the SPECT grid" in result.output
+    assert not out.exists()
 
 
 # ---- the collimator table -----------------------------------------------------------------------
