@@ -43,6 +43,11 @@ def projection_context(path: str | Path, window: int) -> DicomContext:
     windows = ds.get("EnergyWindowInformationSequence") or []
     if window < len(windows):
         series.EnergyWindowInformationSequence = DicomSequence([windows[window]])
+    position = str(series.get("PatientPosition", "") or "").upper()
+    if "PatientPosition" in series:  # NM: the orientation codes replace it (they may not coexist)
+        del series.PatientPosition
+    if position and "PatientOrientationCodeSequence" not in series:
+        series.update(_orientation_codes(position))
     rotations = ds.get("RotationInformationSequence") or []
     if rotations:  # one rotation item with the orbit's attributes only (no vendor extras)
         item = Dataset()
@@ -64,6 +69,27 @@ def projection_context(path: str | Path, window: int) -> DicomContext:
         source_instances=[(str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")))]
         if ds.get("SOPInstanceUID") else [],
     )
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "SCT", meaning
+    return item
+
+
+def _orientation_codes(position: str) -> Dataset:
+    """The NM/PET Patient Orientation module's codes of a Patient Position (HFS, FFP, ...; DICOM PS3.16
+    CID 19, 20, 21)."""
+    out = Dataset()
+    recumbent = _code("102538003", "recumbent")
+    lying = {"S": ("40199007", "supine"), "P": ("1240000", "prone")}.get(position[2:3])
+    if lying:
+        recumbent.PatientOrientationModifierCodeSequence = DicomSequence([_code(*lying)])
+    out.PatientOrientationCodeSequence = DicomSequence([recumbent])
+    gantry = {"HF": ("102540008", "headfirst"), "FF": ("102541007", "feet-first")}.get(position[:2])
+    if gantry:
+        out.PatientGantryRelationshipCodeSequence = DicomSequence([_code(*gantry)])
+    return out
 
 
 def write_reconstruction_dicom(volume: Volume, projections: str | Path, window: int, out: str | Path,
