@@ -190,6 +190,9 @@ def test_ct_of_another_frame_is_refused_unless_forced(study, tmp_path: Path) -> 
                   "--force-frame")
     assert result.exit_code == 0, result.output
     assert "ATTN" in list(pydicom.dcmread(out, stop_before_pixels=True).CorrectedImage)
+    image = write_nifti(Volume.centred(np.ones((N, N, N), np.float32), SPACING), tmp_path / "image.nii.gz")
+    result = _run("qc", path, "--image", image, "--mu", ct_dir, "--csv", tmp_path / "qc.csv")
+    assert result.exit_code == 2 and "Frame of Reference UID" in result.output and not (tmp_path / "qc.csv").exists()
 
 
 # ---- the consistency index ----------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_real_ge_file_needs_a_window_and_resolves_megp() -> None:
     assert acq.collimator_spec().key == "GE-MEGP"
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="the GE Discovery 670 projections are not in ../shared/data")
+@pytest.mark.skipif(not DATA.is_dir(), reason="the GE Discovery 670 projections are not present")
 def test_real_ge_file_reconstruction_as_nm_dicom(tmp_path: Path) -> None:
     """A volume on the real file's grid written as the reconstruction of its window 2: same study,
     frame of reference and patient, the grid read back, and dciodvfy finds no error."""
