@@ -27,21 +27,15 @@ def _read_mu(mu: Path, acquisition, force_frame: bool):
     from spectac.io.nifti import read_nifti
 
     if mu.is_dir():
-        from spectac.io.ct import read_ct_series
+        from spectac.io.ct import frame_of_reference_of, read_ct_series
         from spectac.reconstruction.mumap import check_same_frame, mu_from_ct
 
-        check_same_frame(acquisition, _frame_of_folder(mu), str(mu), force_frame)  # before any pixel is read
+        check_same_frame(acquisition, frame_of_reference_of(mu), str(mu), force_frame)  # before any pixel is read
         ct = read_ct_series(mu, max_pixel_mm=min(acquisition.pixel_mm) / 2)
         return mu_from_ct(ct, acquisition, str(mu), force_frame)
     if not _is_nifti(mu):
         raise SpectacError(f"{mu}: --mu must be a NIfTI mu-map (.nii/.nii.gz) or the folder of a CT series")
     return read_nifti(mu)
-
-
-def _frame_of_folder(folder: Path) -> str:
-    from spectac.io.ct import frame_of_reference_of
-
-    return frame_of_reference_of(folder)
 
 
 @user_errors
