@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from spectac.cli import data, methods, node, scores
+from spectac.cli import data, methods, node, projections, scores
 from spectac.cli.common import info, one_line, user_errors
 
 app = typer.Typer(
@@ -37,7 +37,8 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "detect-lv": scores.detect_lv_report,
     "demo": data.demo,
     "quantify": scores.quantify_command,
-    "reconstruct": methods.reconstruct_projections,
+    "reconstruct": projections.reconstruct_projections,
+    "qc": projections.qc,
     "serve": node.serve,
 }
 for _name, _command in COMMANDS.items():

@@ -1,5 +1,4 @@
-"""Commands that correct or reconstruct: predict over a dataset, correct one study, train a
-network, reconstruct raw projections."""
+"""Commands that correct: predict over a dataset, correct one study, train a network."""
 
 from __future__ import annotations
 
@@ -124,46 +123,3 @@ def train(
         f"{' (stopped early)' if summary['stopped_early'] else ''}, best epoch {summary['best_epoch']} "
         f"val L1 {summary['best_val_l1']:.4g}, {summary['seconds_per_epoch']:.1f} s/epoch; weights in {out / 'best.pt'}"
     )
-
-
-@user_errors
-def reconstruct_projections(
-    projections: Path = typer.Argument(..., help="Raw projection NM DICOM file (Image Type TOMO or GATED TOMO)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output NIfTI file (.nii.gz)."),
-    window: str | None = typer.Option(None, help="Energy window: 1-based number, energy in keV (e.g. 208) or "
-                                      "name; default: the window holding Tc-99m's 140.5 keV."),
-    collimator: str | None = typer.Option(None, help="Collimator of the table (LEHR, GE-MEGP, SIEMENS-LEHR, ...) "
-                                          "when the file's is missing or unknown, or to override it."),
-    iterations: int = typer.Option(4, help="OSEM iterations."),
-    subsets: int = typer.Option(6, help="OSEM subsets."),
-    mu: Path | None = typer.Option(None, help="Attenuation map (1/cm) on the SPECT grid, NIfTI: OSEM with "
-                                   "attenuation in the system matrix (AC)."),
-    psf: bool = typer.Option(True, help="Model the collimator's distance-dependent blur."),
-    cutoff: float = typer.Option(0.4, help="Butterworth post-filter cutoff in cycles/cm (0: no filter)."),
-) -> None:
-    """OSEM of a camera's raw projections with spectac's own projector (no vendor reconstruction)."""
-    import time
-
-    from spectac.io.nifti import read_nifti, write_nifti
-    from spectac.io.projections import read_projections
-    from spectac.reconstruction.osem import ReconConfig
-    from spectac.reconstruction.projections import reconstruct_acquisition
-
-    if iterations < 1 or subsets < 1:
-        raise SpectacError("--iterations and --subsets must be at least 1")
-    if cutoff < 0:
-        raise SpectacError(f"--cutoff must not be negative, got {cutoff:g}")
-    if not str(out).endswith((".nii", ".nii.gz")):
-        raise SpectacError(f"{out}: the output must be a NIfTI file (.nii or .nii.gz)")
-    ensure_writable_parent(out)
-    acquisition = read_projections(projections)
-    mu_volume = read_nifti(mu) if mu is not None else None
-    config = ReconConfig(iterations=iterations, subsets=subsets, psf=psf, butterworth_cutoff_per_cm=cutoff)
-    start = time.perf_counter()
-    result = reconstruct_acquisition(acquisition, config, window=window, collimator=collimator, mu=mu_volume)
-    kind = "AC" if result.corrected else "NC"
-    write_nifti(result.volume, out, descrip=f"spectac {kind} OSEM {iterations}x{subsets} {result.collimator}")
-    w = acquisition.windows[result.window]
-    info(f"{projections}: {acquisition.n_views} views, {acquisition.n_detectors} detector(s), window {w}, "
-         f"collimator {result.collimator}; {kind} OSEM {iterations}x{subsets} in {time.perf_counter() - start:.0f} s")
-    info(f"wrote {out} {result.volume.shape} voxels of {result.volume.spacing[0]:.2f} mm")

@@ -9,7 +9,8 @@ size when the axial stack is clearly the rest. Everything else that is not one a
 refused with one line (:class:`SpectacError`) before any pixel is read.
 
 Nothing identifying is kept: :class:`CtSeries` holds the volume and the acquisition settings
-(kVp, manufacturer, model, kernel, slice geometry) only.
+(kVp, manufacturer, model, kernel, slice geometry) and the Frame of Reference and Study Instance
+UIDs (to place it with a SPECT acquisition) only.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class CtSeries:
     pixel_mm: float
     slice_mm: float
     notes: list[str] = field(default_factory=list)
+    #: Where the volume lives and which study it belongs to (to place it with a SPECT acquisition).
+    frame_of_reference_uid: str = ""
+    study_uid: str = ""
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -127,6 +131,20 @@ def _headers(folder: Path) -> tuple[list[tuple[Path, pydicom.Dataset]], int]:
             continue
         headers.append((path, ds))
     return headers, skipped
+
+
+def frame_of_reference_of(path: str | Path) -> str:
+    """The Frame of Reference UID of the first readable DICOM file of a CT folder ("" if none):
+    a header-only look, so a CT of another frame is refused before its pixels are read."""
+    for file in _files(Path(path)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(file, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - not DICOM: the series reader reports it
+            continue
+        return _text(ds, "FrameOfReferenceUID")
+    return ""
 
 
 def _is_localizer(ds: pydicom.Dataset) -> bool:
@@ -251,7 +269,8 @@ def read_ct_series(path: str | Path, kvp: float | None = None, max_pixel_mm: flo
     return CtSeries(volume=volume, kvp=float(used_kvp), kvp_source=kvp_source,
                     manufacturer=_text(ds0, "Manufacturer"), model=_text(ds0, "ManufacturerModelName"),
                     kernel=_text(ds0, "ConvolutionKernel"), slices=len(slices), pixel_mm=float(pixel[0]),
-                    slice_mm=step, notes=notes)
+                    slice_mm=step, notes=notes, frame_of_reference_uid=_text(ds0, "FrameOfReferenceUID"),
+                    study_uid=_text(ds0, "StudyInstanceUID"))
 
 
 def _kvp(ds: pydicom.Dataset, path: Path) -> float | None:

@@ -39,12 +39,15 @@ def subset_views(n_views: int, n_subsets: int) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, subsets: int) -> torch.Tensor:
-    """Ordered-subsets expectation maximisation.
+def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, subsets: int,
+         background: torch.Tensor | None = None) -> torch.Tensor:
+    """Ordered-subsets expectation maximisation (Hudson and Larkin, IEEE Trans Med Imaging 1994).
 
     Args:
         projections: (A, V, Z) measured counts.
         projector: the system matrix model.
+        background: (A, V, Z) expected counts added to the model's forward projection, e.g. a
+            scatter estimate from energy windows (y ~ Poisson(H x + s)); None: no additive term.
 
     Returns:
         (X, Y, Z) reconstructed object in counts.
@@ -52,6 +55,11 @@ def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, 
     if iterations < 1 or subsets < 1:
         raise ValueError("OSEM needs at least one iteration and one subset")
     projections = torch.as_tensor(projections, dtype=torch.float32)
+    if background is not None:
+        background = torch.as_tensor(background, dtype=torch.float32)
+        if background.shape != projections.shape:
+            raise ValueError(f"background {tuple(background.shape)} is not shaped like the projections "
+                             f"{tuple(projections.shape)}")
     groups = subset_views(projector.n_views, subsets)
     sensitivities = [projector.sensitivity(views) for views in groups]
     x = torch.ones(projector.shape)
@@ -61,6 +69,8 @@ def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, 
     for _ in range(iterations):
         for views, sensitivity in zip(groups, sensitivities):
             expected = projector.forward(x, views)
+            if background is not None:
+                expected = expected + background[views]
             ratio = projections[views] / torch.clamp(expected, min=1e-6)
             ratio = torch.where(expected > 1e-6, ratio, torch.zeros_like(ratio))
             update = projector.backward(ratio, views)
@@ -80,9 +90,13 @@ def butterworth_filter(volume: np.ndarray, spacing_mm: float, cutoff_per_cm: flo
     return np.maximum(filtered, 0.0).astype(np.float32)
 
 
-def reconstruct(projections: torch.Tensor, projector: SpectProjector, config: ReconConfig) -> np.ndarray:
-    """OSEM then the post-filter: the image a clinical workstation would show, in counts."""
-    x = osem(projections, projector, config.iterations, config.subsets)
+def reconstruct(projections: torch.Tensor, projector: SpectProjector, config: ReconConfig,
+                background: torch.Tensor | None = None) -> np.ndarray:
+    """OSEM then the post-filter: the image a clinical workstation would show, in counts.
+
+    ``background``: an additive term of the model (see :func:`osem`), e.g. a scatter estimate.
+    """
+    x = osem(projections, projector, config.iterations, config.subsets, background)
     return butterworth_filter(
         x.numpy(), projector.spacing_mm, config.butterworth_cutoff_per_cm, config.butterworth_order
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from spectac import resample
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.errors import SpectacError
@@ -39,20 +40,64 @@ def acquisition_grid(acquisition: Acquisition) -> Volume:
     return Volume(np.zeros((n_v, n_v, n_z), np.float32), (dv, dv, dz), acquisition.origin_mm)
 
 
-def mu_on_grid(mu: Volume, grid: Volume, what: str = "--mu") -> np.ndarray:
-    """The mu-map's values on the reconstruction grid: it must be that grid (axes may be permuted
-    or flipped; no resampling)."""
-    ordered, _ = to_lps_axes(mu)
-    if not ordered.same_grid(grid, atol_mm=0.05 * min(grid.spacing)):
+#: A mu-map on another grid must cover at least this fraction of the SPECT grid's voxels (a CT is
+#: often shorter than the SPECT field; outside it the mu-map is 0, air).
+MIN_MU_COVERAGE = 0.5
+
+
+def on_grid(volume: Volume, grid: Volume, what: str, min_coverage: float) -> np.ndarray:
+    """A volume's values on the reconstruction grid (the array as it is on that grid, else resampled).
+
+    A volume on the SPECT grid (axes may be permuted or flipped) is taken as it is; any other grid
+    (a CT's, a NIfTI in patient LPS) is resampled through both grids' LPS placement: trilinear, after
+    the low-pass of :func:`spectac.resample.lowpass_for_import` when the source is much finer (each
+    SPECT voxel gets the mean value it covers), 0 outside the source. Refused when the source covers
+    less than ``min_coverage`` of the grid's voxels.
+    """
+    ordered, _ = to_lps_axes(volume)
+    if ordered.same_grid(grid, atol_mm=0.05 * min(grid.spacing)):
+        return ordered.array
+    covered = coverage(volume, grid)
+    if covered < min_coverage:
         raise SpectacError(
-            f"{what}: its grid {ordered.shape} at {tuple(round(v, 1) for v in ordered.origin)} mm, spacing "
-            f"{tuple(round(s, 3) for s in ordered.spacing)} is not the SPECT grid {grid.shape} at "
-            f"{tuple(round(v, 1) for v in grid.origin)} mm, spacing {tuple(round(s, 3) for s in grid.spacing)}; "
-            "resample it onto the SPECT grid first")
-    array = ordered.array
+            f"{what}: covers {100 * covered:.0f}% of the SPECT grid {grid.shape} at "
+            f"{tuple(round(v, 1) for v in grid.origin)} mm, spacing {tuple(round(s, 3) for s in grid.spacing)} "
+            f"(needs {100 * min_coverage:.0f}%); is it of this acquisition?")
+    source = resample.lowpass_for_import(volume.array.astype(np.float32), volume.spacing, grid.spacing)
+    return resample.onto_grid(source, volume.affine_lps, grid.affine_lps, grid.shape, order=1).astype(np.float32)
+
+
+def mu_on_grid(mu: Volume, grid: Volume, what: str = "--mu") -> np.ndarray:
+    """The mu-map's values (1/cm) on the reconstruction grid (:func:`on_grid`; a mu-map of another
+    grid must cover :data:`MIN_MU_COVERAGE` of it), checked to lie in [0, 2] 1/cm."""
+    array = on_grid(mu, grid, what, MIN_MU_COVERAGE)
     if array.min() < 0 or array.max() > 2.0:
         raise SpectacError(f"{what}: mu values must lie in [0, 2] 1/cm (got {array.min():.3g} to {array.max():.3g})")
     return array
+
+
+def coverage(volume: Volume, grid: Volume) -> float:
+    """Fraction of the grid's voxel centres inside the volume's field of view (LPS placement)."""
+    matrix = np.linalg.inv(volume.affine_lps) @ grid.affine_lps
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape], indexing="ij"), axis=-1).reshape(-1, 3)
+    inside = index @ matrix[:3, :3].T + matrix[:3, 3]
+    ok = np.all((inside >= -0.5) & (inside <= np.asarray(volume.shape) - 0.5), axis=1)
+    return float(ok.mean())
+
+
+def acquisition_projector(acquisition: Acquisition, window: int, collimator: str | None = None,
+                          mu_array: np.ndarray | None = None, psf: bool = True) -> tuple[SpectProjector, Protocol, str]:
+    """The system model of an acquisition's window (0-based): its own angles, per-view radii and the
+    table's collimator, with attenuation when ``mu_array`` (on :func:`acquisition_grid`) is given.
+
+    Returns (projector, protocol, collimator key).
+    """
+    spec = acquisition.collimator_spec(collimator)
+    protocol = acquisition.protocol(collimator=spec.key, window=window + 1)
+    grid = acquisition_grid(acquisition)
+    projector = SpectProjector(grid.shape, acquisition.pixel_mm[0], protocol, mu_map=mu_array, psf=psf,
+                               radii_mm=acquisition.radii_mm, spacing_z_mm=acquisition.pixel_mm[1])
+    return projector, protocol, spec.key
 
 
 def reconstruct_acquisition(
@@ -61,22 +106,31 @@ def reconstruct_acquisition(
     window: str | int | float | None = None,
     collimator: str | None = None,
     mu: Volume | None = None,
+    scatter: np.ndarray | None = None,
 ) -> ProjectionRecon:
-    """OSEM of one energy window (NC, or AC with a mu-map on the SPECT grid) and the post-filter.
+    """OSEM of one energy window (NC, or AC with a mu-map, resampled onto the SPECT grid) and the
+    post-filter.
 
     Same call as the simulator's: ``reconstruct(projections, SpectProjector(...), config)`` with the
     acquisition's views, radii and collimator.
+
+    ``scatter``: (views, V, Z) estimated scatter counts in the chosen window (e.g. a TEW or DEW
+    estimate from the acquisition's other windows), added to the forward model inside OSEM; None
+    reconstructs the photopeak as it is (the simulator's NC and AC).
     """
     config = config or ReconConfig()
     if config.subsets > acquisition.n_views:
         raise SpectacError(f"--subsets ({config.subsets}) cannot exceed the number of views ({acquisition.n_views})")
     w = acquisition.window_index(window)
-    spec = acquisition.collimator_spec(collimator)
-    protocol = acquisition.protocol(collimator=spec.key, window=w + 1)
     grid = acquisition_grid(acquisition)
     mu_array = None if mu is None else mu_on_grid(mu, grid)
-    projector = SpectProjector(grid.shape, acquisition.pixel_mm[0], protocol, mu_map=mu_array, psf=config.psf,
-                               radii_mm=acquisition.radii_mm, spacing_z_mm=acquisition.pixel_mm[1])
+    projector, protocol, key = acquisition_projector(acquisition, w, collimator, mu_array, config.psf)
     projections = torch.from_numpy(np.ascontiguousarray(acquisition.counts[w]))
-    array = reconstruct(projections, projector, config)
-    return ProjectionRecon(grid.with_array(array), protocol, w, spec.key, mu is not None)
+    background = None
+    if scatter is not None:
+        if np.shape(scatter) != projections.shape:
+            raise SpectacError(f"the scatter estimate {np.shape(scatter)} is not shaped like the projections "
+                               f"{tuple(projections.shape)}")
+        background = torch.from_numpy(np.ascontiguousarray(scatter, dtype=np.float32))
+    array = reconstruct(projections, projector, config, background)
+    return ProjectionRecon(grid.with_array(array), protocol, w, key, mu is not None)

@@ -1,0 +1,145 @@
+"""Commands on a camera's raw projections: reconstruct them with spectac's OSEM (NIfTI or NM DICOM
+out, attenuation from a mu-map NIfTI or the CT series), and check an image against them (qc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from spectac.cli.common import info, user_errors
+from spectac.errors import SpectacError
+from spectac.io.paths import ensure_writable_parent
+
+MU_HELP = ("Attenuation map: a NIfTI of mu in 1/cm (patient LPS; resampled onto the SPECT grid when on another "
+           "grid), or the folder of the CT series (HU -> mu at its kVp, resampled through the shared frame of "
+           "reference).")
+FORCE_FRAME_HELP = ("Use a CT whose Frame of Reference UID is not the projections' (or missing), trusting both "
+                    "series' patient coordinates as they are.")
+
+
+def _is_nifti(path: Path) -> bool:
+    return str(path).lower().endswith((".nii", ".nii.gz"))
+
+
+def _read_mu(mu: Path, acquisition, force_frame: bool):
+    """The mu-map Volume (1/cm) from a NIfTI, or from a CT series folder (after the frame check)."""
+    from spectac.io.nifti import read_nifti
+
+    if mu.is_dir():
+        from spectac.io.ct import frame_of_reference_of, read_ct_series
+        from spectac.reconstruction.mumap import check_same_frame, mu_from_ct
+
+        check_same_frame(acquisition, frame_of_reference_of(mu), str(mu), force_frame)  # before any pixel is read
+        ct = read_ct_series(mu, max_pixel_mm=min(acquisition.pixel_mm) / 2)
+        return mu_from_ct(ct, acquisition, str(mu), force_frame)
+    if not _is_nifti(mu):
+        raise SpectacError(f"{mu}: --mu must be a NIfTI mu-map (.nii/.nii.gz) or the folder of a CT series")
+    return read_nifti(mu)
+
+
+@user_errors
+def reconstruct_projections(
+    projections: Path = typer.Argument(..., help="Raw projection NM DICOM file (Image Type TOMO or GATED TOMO)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output: a NIfTI file (.nii/.nii.gz), or NM DICOM: a new .dcm "
+                             "file or a new folder (RECON TOMO series in the projections' study and frame of "
+                             "reference)."),
+    window: str | None = typer.Option(None, help="Energy window: 1-based number, energy in keV (e.g. 208) or "
+                                      "name; default: the window holding Tc-99m's 140.5 keV."),
+    collimator: str | None = typer.Option(None, help="Collimator of the table (LEHR, GE-MEGP, SIEMENS-LEHR, ...) "
+                                          "when the file's is missing or unknown, or to override it."),
+    iterations: int = typer.Option(4, help="OSEM iterations."),
+    subsets: int = typer.Option(6, help="OSEM subsets."),
+    mu: Path | None = typer.Option(None, help=MU_HELP + " OSEM with attenuation in the system matrix (AC)."),
+    force_frame: bool = typer.Option(False, "--force-frame", help=FORCE_FRAME_HELP),
+    psf: bool = typer.Option(True, help="Model the collimator's distance-dependent blur."),
+    cutoff: float = typer.Option(0.4, help="Butterworth post-filter cutoff in cycles/cm (0: no filter)."),
+) -> None:
+    """OSEM of a camera's raw projections with spectac's own projector (no vendor reconstruction)."""
+    import time
+
+    from spectac.io.nifti import write_nifti
+    from spectac.io.projections import read_projections
+    from spectac.io.projections.output import projection_context, write_reconstruction_dicom
+    from spectac.reconstruction.osem import ReconConfig
+    from spectac.reconstruction.projections import reconstruct_acquisition
+
+    if iterations < 1 or subsets < 1:
+        raise SpectacError("--iterations and --subsets must be at least 1")
+    if cutoff < 0:
+        raise SpectacError(f"--cutoff must not be negative, got {cutoff:g}")
+    nifti = _is_nifti(out)
+    if not nifti and out.exists() and (out.suffix.lower() == ".dcm" or not out.is_dir() or any(out.iterdir())):
+        raise SpectacError(f"{out}: already exists; choose a new .dcm file or folder for the NM DICOM output")
+    ensure_writable_parent(out)
+    acquisition = read_projections(projections)
+    w = acquisition.window_index(window)
+    if not nifti:
+        projection_context(projections, w)  # a file the DICOM writer cannot attach to is refused now
+    mu_volume = _read_mu(mu, acquisition, force_frame) if mu is not None else None
+    config = ReconConfig(iterations=iterations, subsets=subsets, psf=psf, butterworth_cutoff_per_cm=cutoff)
+    start = time.perf_counter()
+    result = reconstruct_acquisition(acquisition, config, window=w + 1, collimator=collimator, mu=mu_volume)
+    kind = "AC" if result.corrected else "NC"
+    description = f"spectac {kind} OSEM {iterations}x{subsets} {result.collimator}"
+    if nifti:
+        write_nifti(result.volume, out, descrip=description)
+    else:
+        write_reconstruction_dicom(result.volume, projections, w, out, description, result.corrected)
+    info(f"{projections}: {acquisition.n_views} views, {acquisition.n_detectors} detector(s), window "
+         f"{acquisition.windows[w]}, collimator {result.collimator}; {kind} OSEM {iterations}x{subsets} in "
+         f"{time.perf_counter() - start:.0f} s")
+    info(f"wrote {out} {result.volume.shape} voxels of {result.volume.spacing[0]:.2f} mm")
+
+
+@user_errors
+def qc(
+    projections: Path = typer.Argument(..., help="Raw projection NM DICOM file the image was reconstructed from."),
+    image: Path = typer.Option(..., "--image", help="Corrected activity image, NIfTI (patient LPS; best unfiltered: "
+                               "spectac reconstruct --cutoff 0)."),
+    mu: Path = typer.Option(..., "--mu", help=MU_HELP),
+    window: str | None = typer.Option(None, help="Energy window of the photopeak (as for reconstruct)."),
+    collimator: str | None = typer.Option(None, help="Collimator of the table (as for reconstruct)."),
+    psf: bool = typer.Option(True, help="Model the collimator's distance-dependent blur."),
+    force_frame: bool = typer.Option(False, "--force-frame", help=FORCE_FRAME_HELP),
+    csv: Path | None = typer.Option(None, "--csv", help="Write the index per view and in total to this CSV file."),
+) -> None:
+    """Consistency of an attenuation-corrected image and its mu-map with the measured projections.
+
+    Prints the Poisson deviance per bin (D), its expectation for Poisson data (E) and the index D/E:
+    about 1 when image and mu-map explain the projections, larger for a wrong or misregistered
+    mu-map or patient motion (docs/projections.md). No threshold is built in.
+    """
+    from spectac.io.nifti import read_nifti
+    from spectac.io.projections import read_projections
+    from spectac.io.projections.output import write_consistency_csv
+    from spectac.reconstruction.consistency import consistency
+    from spectac.reconstruction.projections import (
+        acquisition_grid,
+        acquisition_projector,
+        mu_on_grid,
+        on_grid,
+    )
+
+    if csv is not None:
+        if csv.exists():
+            raise SpectacError(f"{csv}: already exists; choose a new CSV file")
+        ensure_writable_parent(csv)
+    if not _is_nifti(image):
+        raise SpectacError(f"{image}: --image must be a NIfTI file (.nii/.nii.gz)")
+    acquisition = read_projections(projections)
+    w = acquisition.window_index(window)
+    grid = acquisition_grid(acquisition)
+    activity = on_grid(read_nifti(image), grid, str(image), min_coverage=0.99)
+    mu_array = mu_on_grid(_read_mu(mu, acquisition, force_frame), grid, str(mu))
+    projector, _, key = acquisition_projector(acquisition, w, collimator, mu_array, psf)
+    result = consistency(acquisition.counts[w], activity, projector)
+    worst = int(result.per_view_index.argmax())
+    info(f"{projections}: window {acquisition.windows[w]}, collimator {key}, {acquisition.n_views} views, "
+         f"{result.bins} bins")
+    info(f"deviance per bin D = {result.deviance_per_bin:.4g}, Poisson expectation E = {result.expected_per_bin:.4g}, "
+         f"index D/E = {result.index:.4g} (worst view {worst + 1}: {result.per_view_index[worst]:.4g}); "
+         f"model scaled by {result.scale:.4g} to the measured counts")
+    if csv is not None:
+        write_consistency_csv(result.rows(), csv)
+        info(f"wrote {csv}")
