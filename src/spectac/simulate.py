@@ -25,8 +25,8 @@ from scipy import ndimage
 
 from spectac import __version__
 from spectac.acquisition.acquire import acquire, scale_to_counts
-from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.collimators import find_collimator
+from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.io.dataset import (
     Case,

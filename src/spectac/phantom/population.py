@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from spectac.phantom.lv import long_axis, lv_frame
 from spectac.errors import SpectacError
+from spectac.phantom.lv import long_axis, lv_frame
 
 # Centre of the short-axis angle range of each territory (degrees from anterior toward septal).
 TERRITORY_ANGLE = {"LAD": 25.0, "RCA": 160.0, "LCx": 270.0}
