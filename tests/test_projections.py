@@ -277,13 +277,13 @@ def test_mu_elsewhere_in_the_patient_is_refused(tomo_file: Path, tmp_path: Path)
 
 def test_collimator_table() -> None:
     for spec in COLLIMATORS:
-        if spec.published_fwhm_10cm_mm is not None:  # the model is a little sharper than the data sheet
+        if spec.published_fwhm_10cm_mm is not None:  # the gap is calibrated to the data sheet
             model = float(spec.collimator().fwhm_mm(100.0))
-            assert 0.9 * spec.published_fwhm_10cm_mm < model <= spec.published_fwhm_10cm_mm
+            assert model == pytest.approx(spec.published_fwhm_10cm_mm, abs=0.05)
     assert find_collimator("LEHR", "GE MEDICAL SYSTEMS").key == "GE-LEHR"
     assert find_collimator("lehr", "SIEMENS NM").key == "SIEMENS-LEHR"
     assert find_collimator("SY-ME").key == "SIEMENS-ME"
     with pytest.raises(SpectacError, match="ambiguous"):
         find_collimator("LEHR", "")
     with pytest.raises(SpectacError, match="unknown collimator"):
-        find_collimator("LEUHR", "GE MEDICAL SYSTEMS")
+        find_collimator("VXGP", "GE MEDICAL SYSTEMS")

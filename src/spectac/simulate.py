@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from spectac import __version__
 from spectac.acquisition.acquire import acquire, scale_to_counts
+from spectac.acquisition.collimators import find_collimator
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.io.dataset import (
@@ -38,7 +40,13 @@ from spectac.io.dataset import (
 )
 from spectac.io.nifti import read_nifti
 from spectac.phantom.anatomy import build_phantom
-from spectac.phantom.population import BMI_RANGE, DEFAULT_BMI, PatientParams, draw_patient
+from spectac.phantom.population import (
+    BMI_RANGE,
+    DEFAULT_POPULATION,
+    POPULATIONS,
+    PatientParams,
+    draw_patient,
+)
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.pair import reconstruct_nc_ac
@@ -49,6 +57,33 @@ STATES = ("stress", "rest")
 # Expected total counts per study (mean, SD) when the user does not fix them: one-day protocol,
 # a few million counts as clinical Tc-99m MPI acquisitions give.
 DEFAULT_COUNTS = {"stress": (4.0e6, 0.6e6), "rest": (3.0e6, 0.45e6)}
+#: Expected counts (mean, SD) of the dose protocols (PatientParams.dose_protocol). One-day
+#: rest/stress: a low rest dose (~300-400 MBq) and a stress dose ~3x higher the same day; two-day:
+#: the same high dose (~600-900 MBq) on both days (Hesse B et al., EANM/ESC procedural guidelines
+#: for myocardial perfusion imaging, Eur J Nucl Med Mol Imaging 2005; Henzlova MJ et al., ASNC
+#: imaging guidelines for SPECT nuclear cardiology procedures, J Nucl Cardiol 2016). Acquisition
+#: times are alike, so the counts follow the activity. Patients saved before the dose protocols
+#: ("") keep DEFAULT_COUNTS.
+DOSE_COUNTS = {
+    "one-day": {"stress": (4.5e6, 0.7e6), "rest": (1.5e6, 0.25e6)},
+    "two-day": {"stress": (4.5e6, 0.7e6), "rest": (4.5e6, 0.7e6)},
+}
+#: CT-to-SPECT misregistration (SD in mm of the cranio-caudal shift; lateral and antero-posterior
+#: SDs are MISREGISTRATION_TRANSAXIAL times it). Patients move between the CT and the SPECT, and
+#: breathing differs (free-breathing SPECT against a CT at one phase), mostly along the long axis.
+#: Reported: misregistration > 1 pixel in 73% of 248 studies (Kennedy JA, Israel O, Frenkel A,
+#: J Nucl Med 2009), realignment needed in 44% of 107 patients (Nucl Med Rev 2015, Lodz),
+#: shifts of several mm in x, y and z that change regional uptake (Goetze S et al., J Nucl Med
+#: 2007). The default (7 mm; 4.2 mm transaxial) puts ~46% of studies beyond one 6.8 mm pixel
+#: on some axis. The shift is drawn per study (stress and rest differ).
+DEFAULT_MISREGISTRATION_MM = 7.0
+MISREGISTRATION_TRANSAXIAL = 0.6
+#: ``--protocol-mix``: orbits and collimators drawn per patient (both studies alike). The matrix
+#: stays that of the cohort: training needs one grid.
+PROTOCOL_MIX = {"orbit": {180.0: 0.7, 360.0: 0.3},
+                "collimator": {"GE-LEHR": 0.45, "SIEMENS-LEHR": 0.35, "SIEMENS-LEUHR": 0.2}}
+#: Matrix -> pixel size of the simulation grid: 64 x 6.8 mm or 128 x 3.4 mm (same 435 mm field).
+MATRIX_PIXEL_MM = {64: 6.8, 128: 3.4}
 
 
 #: More counts than any clinical study (1e9) would take Poisson sampling beyond its range.
@@ -64,10 +99,13 @@ class SimulationConfig:
     shape: tuple[int, int, int] = (64, 64, 64)
     counts: float | None = None  # None: drawn per study around DEFAULT_COUNTS
     split: tuple[float, float, float] = (0.4, 0.4, 0.2)
-    defect_probability: float = 0.5
+    defect_probability: float | None = None  # None: the population's
     position_shift_mm: float = 3.0  # SD of the patient shift between studies
     supersample: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
+    population: str = DEFAULT_POPULATION
+    misregistration_mm: float = DEFAULT_MISREGISTRATION_MM
+    protocol_mix: bool = False
 
     @classmethod
     def build(
@@ -80,6 +118,11 @@ class SimulationConfig:
         scatter: bool = False,
         split: str = "40/40/20",
         bmi: tuple[float, float] | None = None,
+        population: str = DEFAULT_POPULATION,
+        misregistration_mm: float = DEFAULT_MISREGISTRATION_MM,
+        collimator: str = "GE-LEHR",
+        matrix: int = 64,
+        protocol_mix: bool = False,
     ) -> SimulationConfig:
         """Validated configuration from command-line values (SpectacError on bad values).
 
@@ -96,13 +139,25 @@ class SimulationConfig:
             raise SpectacError(f"--views must be at least 1, got {views}")
         if subsets > views:
             raise SpectacError(f"--subsets ({subsets}) cannot exceed --views ({views})")
-        protocol = Protocol.for_arc(arc, n_views=views, counts=counts or 4.0e6, scatter=scatter)
+        if population not in POPULATIONS:
+            raise SpectacError(f"--population must be one of {', '.join(POPULATIONS)}, got {population!r}")
+        if not 0 <= misregistration_mm <= 30:
+            raise SpectacError(f"--misregistration-mm must lie in 0-30, got {misregistration_mm:g}")
+        if matrix not in MATRIX_PIXEL_MM:
+            raise SpectacError(f"--matrix must be 64 or 128, got {matrix}")
+        pixel = MATRIX_PIXEL_MM[matrix]
+        protocol = Protocol.for_arc(arc, n_views=views, counts=counts or 4.0e6, scatter=scatter, matrix=matrix,
+                                    pixel_mm=pixel, collimator=find_collimator(collimator).collimator())
         return cls(
             protocol=protocol,
             recon=ReconConfig(iterations=iterations, subsets=subsets),
             counts=counts,
             split=parse_split(split),
+            shape=(matrix, matrix, matrix),
             extra={} if bmi is None else {"bmi": [float(bmi[0]), float(bmi[1])]},
+            population=population,
+            misregistration_mm=float(misregistration_mm),
+            protocol_mix=protocol_mix,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,22 +171,67 @@ class SimulationConfig:
         return self.protocol.pixel_mm
 
     @property
-    def bmi_mean_sd(self) -> tuple[float, float]:
-        """The population's BMI (mean, SD): ``extra["bmi"]`` when set (``--bmi``), else the default."""
+    def bmi_mean_sd(self) -> tuple[float, float] | None:
+        """The population's normal BMI (mean, SD) of ``--bmi`` (``extra["bmi"]``), else None (the
+        presets' lognormal BMI)."""
         bmi = self.extra.get("bmi")
-        return (float(bmi[0]), float(bmi[1])) if bmi else DEFAULT_BMI
+        return (float(bmi[0]), float(bmi[1])) if bmi else None
 
 
-def patient_params(seed: int, index: int, defect_probability: float,
-                   bmi_mean_sd: tuple[float, float] = DEFAULT_BMI) -> PatientParams:
+def patient_params(seed: int, index: int, defect_probability: float | None = None,
+                   bmi_mean_sd: tuple[float, float] | None = None,
+                   population: str = DEFAULT_POPULATION) -> PatientParams:
     child = np.random.SeedSequence(seed).spawn(index + 1)[index]
-    return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability, bmi_mean_sd)
+    return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability, bmi_mean_sd, population)
+
+
+def config_patient(seed: int, index: int, config: SimulationConfig) -> PatientParams:
+    """Patient ``index`` of a cohort with ``config``'s population."""
+    return patient_params(seed, index, config.defect_probability, config.bmi_mean_sd, config.population)
+
+
+def study_protocol(seed: int, index: int, config: SimulationConfig) -> Protocol:
+    """The acquisition protocol of patient ``index``: the cohort's, or with ``protocol_mix`` an
+    orbit and collimator drawn from :data:`PROTOCOL_MIX` (seeded by the patient, so stress and
+    rest share them)."""
+    if not config.protocol_mix:
+        return config.protocol
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index, 3]))
+    orbit = float(rng.choice(list(PROTOCOL_MIX["orbit"]), p=list(PROTOCOL_MIX["orbit"].values())))
+    key = str(rng.choice(list(PROTOCOL_MIX["collimator"]), p=list(PROTOCOL_MIX["collimator"].values())))
+    return replace(config.protocol, arc_deg=orbit, start_deg=Protocol.for_arc(orbit).start_deg,
+                   collimator=find_collimator(key).collimator())
+
+
+def collimator_key(protocol: Protocol) -> str:
+    """The collimator table key of a protocol's collimator ("" when it is none of the table's)."""
+    from spectac.acquisition.collimators import COLLIMATORS
+
+    return next((c.key for c in COLLIMATORS if c.collimator() == protocol.collimator), "")
+
+
+def misregistration_shift(rng: np.random.Generator, sd_mm: float) -> tuple[float, float, float]:
+    """A CT-to-SPECT shift (LPS mm) of one study; see :data:`DEFAULT_MISREGISTRATION_MM`."""
+    sd = np.array([MISREGISTRATION_TRANSAXIAL, MISREGISTRATION_TRANSAXIAL, 1.0]) * sd_mm
+    return tuple(float(v) for v in rng.normal(0.0, 1.0, 3) * sd)
+
+
+def shift_mu(mu_map: np.ndarray, shift_mm: tuple[float, float, float], spacing_mm: float) -> np.ndarray:
+    """The mu-map displaced by ``shift_mm`` (linear interpolation, air outside the grid)."""
+    if not any(shift_mm):
+        return mu_map
+    moved = ndimage.shift(mu_map, np.asarray(shift_mm) / spacing_mm, order=1, mode="constant", cval=0.0)
+    return np.maximum(moved, 0.0).astype(np.float32)
 
 
 def simulate_study(
     params: PatientParams, state: str, config: SimulationConfig, rng: np.random.Generator
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One study: the phantom of a patient in a state, acquired and reconstructed NC and CT-AC.
+
+    The CT-AC reconstruction uses the mu-map displaced by a drawn misregistration
+    (``config.misregistration_mm``; drawn from a child of ``rng``'s seed, so the truth, the
+    projections and NC do not depend on it) and ``mu`` is that displaced map, what the clinic has.
 
     Returns:
         volumes: nc, ac, mu, truth (X, Y, Z) float32 arrays (counts; mu in 1/cm);
@@ -145,17 +245,24 @@ def simulate_study(
     if config.counts is not None:
         counts = config.counts
     else:
-        mean, sd = DEFAULT_COUNTS[state]
+        mean, sd = DOSE_COUNTS.get(params.dose_protocol, DEFAULT_COUNTS)[state]
         counts = float(max(rng.normal(mean, sd), 0.3 * mean))
     truth, mu_map = scale_to_counts(phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm)
     projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
-    volumes = reconstruct_pair(projections, ac_model, mu_map, config)
-    volumes.update(mu=mu_map, truth=truth)
+    mu_shift = misregistration_shift(np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]),
+                                     config.misregistration_mm)
+    mu_clinic = shift_mu(mu_map, mu_shift, config.spacing_mm)
+    if mu_clinic is not mu_map:  # the CT-AC projector models the displaced map, on the true orbit
+        ac_model = SpectProjector(ac_model.shape, config.spacing_mm, config.protocol, mu_map=mu_clinic,
+                                  psf=config.recon.psf, radii_mm=ac_model.radii_mm)
+    volumes = reconstruct_pair(projections, ac_model, mu_clinic, config)
+    volumes.update(mu=mu_clinic, truth=truth)
     info = {
         "lv": phantom.lv,
         "counts": counts,
         "measured_counts": float(projections.sum()),
         "shift_mm": shift,
+        "mu_shift_mm": mu_shift,
         "myocardium": phantom.myocardium,
     }
     return volumes, info
@@ -170,7 +277,8 @@ def reconstruct_pair(
 
 def _study_task(seed: int, index: int, state: str, config: SimulationConfig) -> tuple[dict, dict, dict]:
     torch.set_num_threads(1)
-    params = patient_params(seed, index, config.defect_probability, config.bmi_mean_sd)
+    params = config_patient(seed, index, config)
+    config = replace(config, protocol=study_protocol(seed, index, config))
     study_seed = np.random.SeedSequence([seed, index, STATES.index(state), 1])
     volumes, info = simulate_study(params, state, config, np.random.default_rng(study_seed))
     return volumes, info, params.to_dict()
@@ -180,7 +288,8 @@ def _write_simulated_study(out: Path, case_id: str, volumes: dict, info: dict, p
     spacing = config.spacing_mm
     vols = {name: Volume.centred(arr, spacing) for name, arr in volumes.items()}
     lv = dict(info["lv"])
-    lv["phantom"] = {"params": params, "counts": info["counts"], "measured_counts": info["measured_counts"]}
+    lv["phantom"] = {"params": params, "counts": info["counts"], "measured_counts": info["measured_counts"],
+                     "mu_shift_mm": list(info["mu_shift_mm"])}
     write_study(out, case_id, vols, lv=lv)
 
 
@@ -189,10 +298,11 @@ def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]
     splits = split_patients(ids, config.split, seed)
     cases = []
     for i, pid in enumerate(ids):
-        params = patient_params(seed, i, config.defect_probability, config.bmi_mean_sd)
-        defect = params.defects[0] if params.defects else None
+        params = config_patient(seed, i, config)
+        protocol = study_protocol(seed, i, config)
+        defects = params.defects
         for state in STATES:
-            severity = 0.0 if defect is None else (defect.stress_severity if state == "stress" else defect.rest_severity)
+            severity = max((d.stress_severity if state == "stress" else d.rest_severity for d in defects), default=0.0)
             cases.append(
                 Case(
                     case_id=f"{pid}_{state}",
@@ -200,11 +310,15 @@ def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]
                     state=state,
                     sex=params.sex,
                     bmi=params.bmi,
-                    defect_type=defect.type if defect else "none",
-                    defect_territory=defect.territory if defect else "",
+                    defect_type="+".join(d.type for d in defects) or "none",
+                    defect_territory="+".join(d.territory for d in defects),
                     defect_severity=round(severity, 4),
                     defect_extent=None,
                     split=splits[pid],
+                    stress_type=params.stress_type,
+                    dose_protocol=params.dose_protocol,
+                    orbit_deg=protocol.arc_deg,
+                    collimator=collimator_key(protocol),
                 )
             )
     return cases

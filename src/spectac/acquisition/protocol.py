@@ -17,19 +17,25 @@ from spectac.volume import SpectacError
 
 @dataclass(frozen=True)
 class Collimator:
-    """Parallel-hole collimator and detector resolution (GE LEHR-like defaults).
+    """Parallel-hole collimator and detector resolution (GE LEHR defaults).
 
     System FWHM at distance d from the collimator face:
-    sqrt(intrinsic^2 + (hole * (length + d) / length)^2).
+    sqrt(intrinsic^2 + (hole * (length + d + gap) / length)^2) (Anger's geometric resolution;
+    Cherry SR, Sorenson JA, Phelps ME, Physics in Nuclear Medicine, 4th ed., 2012, ch. 14).
+    ``gap_mm`` is the effective distance from the collimator's back face to the image plane in the
+    crystal (cover, air gap, mean depth of interaction; it also absorbs septal penetration),
+    calibrated so that the model gives the vendor's published system FWHM at 10 cm (GE LEHR
+    7.4 mm: :data:`spectac.acquisition.collimators.COLLIMATORS`). 0 in protocols saved before it.
     """
 
     hole_mm: float = 1.5
     length_mm: float = 35.0
     intrinsic_fwhm_mm: float = 3.8
+    gap_mm: float = 13.2
 
     def fwhm_mm(self, distance_mm: np.ndarray | float) -> np.ndarray:
         distance = np.maximum(np.asarray(distance_mm, dtype=np.float64), 0.0)
-        geometric = self.hole_mm * (self.length_mm + distance) / self.length_mm
+        geometric = self.hole_mm * (self.length_mm + distance + self.gap_mm) / self.length_mm
         return np.sqrt(self.intrinsic_fwhm_mm**2 + geometric**2)
 
 
@@ -84,5 +90,5 @@ class Protocol:
     @classmethod
     def from_dict(cls, data: dict) -> Protocol:
         data = dict(data)
-        collimator = Collimator(**data.pop("collimator", {}))
+        collimator = Collimator(**{"gap_mm": 0.0, **data.pop("collimator", {})})  # saved before the gap: none
         return cls(collimator=collimator, **data)

@@ -22,14 +22,19 @@ def simulate(
     patients: int = typer.Option(100, help="Number of patients (each gives a rest and a stress study)."),
     seed: int = typer.Option(0, help="Cohort seed: the same seed gives the same bytes."),
     workers: int = typer.Option(1, help="Studies simulated in parallel (processes)."),
-    counts: float | None = typer.Option(None, help="Expected total counts per study (default: drawn around 4e6 stress, 3e6 rest)."),
+    counts: float | None = typer.Option(None, help="Expected total counts per study (default: drawn from each patient's one-day or two-day dose protocol)."),
     views: int = typer.Option(60, help="Number of projection views."),
     arc: float = typer.Option(180.0, help="Orbit arc in degrees: 180 (RAO 45 to LPO 45) or 360."),
     iterations: int = typer.Option(4, help="OSEM iterations."),
     subsets: int = typer.Option(6, help="OSEM subsets."),
     scatter: bool = typer.Option(False, help="Add a scatter component to the projections."),
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
-    bmi: str | None = typer.Option(None, help="Population body-mass index as MEAN,SD (default 25.5,4.5); e.g. 36,3 for an obese cohort."),
+    bmi: str | None = typer.Option(None, help="Population body-mass index as MEAN,SD (normal; default: the US adult lognormal, 42% BMI >= 30); e.g. 36,3 for an obese cohort."),
+    population: str = typer.Option("referral", help="Clinical population: referral (MPI referrals: 80% diseased, multivessel, scar and ischaemia) or low-risk (fewer, smaller single defects)."),
+    misregistration_mm: float = typer.Option(7.0, help="SD in mm of the drawn CT-to-SPECT shift of the CT-AC mu-map (cranio-caudal; 0.6x transaxially); 0 disables."),
+    collimator: str = typer.Option("GE-LEHR", help="Collimator: GE-LEHR (7.4 mm at 10 cm), SIEMENS-LEHR (7.5 mm), SIEMENS-LEUHR (6.0 mm)."),
+    matrix: int = typer.Option(64, help="Matrix: 64 (6.8 mm pixels) or 128 (3.4 mm); one per cohort, training needs one grid."),
+    protocol_mix: bool = typer.Option(False, help="Draw each patient's orbit (180/360) and collimator (GE/Siemens LEHR, LEUHR) instead of using --arc and --collimator."),
     activity: Path | None = typer.Option(None, help="A user's activity phantom (NIfTI, RAS affine), e.g. from XCAT."),
     mu: Path | None = typer.Option(None, help="The matching mu-map in 1/cm at 140 keV (NIfTI)."),
 ) -> None:
@@ -45,7 +50,8 @@ def simulate(
         bmi_mean_sd = (mean, sd)
     config = SimulationConfig.build(
         counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets, scatter=scatter, split=split,
-        bmi=bmi_mean_sd,
+        bmi=bmi_mean_sd, population=population, misregistration_mm=misregistration_mm, collimator=collimator,
+        matrix=matrix, protocol_mix=protocol_mix,
     )
     if (activity is None) != (mu is None):
         raise SpectacError("--activity and --mu go together")

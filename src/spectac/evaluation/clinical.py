@@ -122,7 +122,7 @@ def _nominal_territories(case: Case, lv: dict[str, Any] | None) -> set[str]:
     """The territories the phantom's defects were placed in (lv.json when present, else cases.csv)."""
     if lv is not None and "defects" in lv:
         return {d["territory"] for d in lv["defects"] if d.get("severity", 0) > 0}
-    return {case.defect_territory} if case.has_defect and case.defect_territory else set()
+    return set(case.defect_territory.split("+")) if case.has_defect and case.defect_territory else set()
 
 
 def quantify_run(

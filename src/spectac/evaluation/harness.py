@@ -10,6 +10,8 @@ folder and every study of the split, and writes (each file atomically):
 - ``RUN/table1.csv`` and ``RUN/table1.md``: mean +- SD per method (the paper's Table 1 + NMAE);
 - ``RUN/figure3_boxplots.png``: the paper's Figure 3;
 - ``RUN/wilcoxon.csv``: paired Wilcoxon signed-rank tests between methods (Holm-adjusted p per metric);
+- ``RUN/metrics_truth.csv``: every method and CT-AC against the phantom truth, when the dataset has it
+  (:mod:`spectac.evaluation.against_truth`);
 - ``RUN/report.html``: the sections of this module and of every registered evaluator.
 
 Every study of the split must be scorable by every method: a missing prediction or reference, or
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spectac.evaluation.against_truth import evaluate_against_truth
 from spectac.evaluation.clinical import evaluate_clinical
 from spectac.evaluation.context import EvaluationContext, Evaluator
 from spectac.evaluation.figures import metric_boxplots
@@ -61,7 +64,8 @@ CSV_COLUMNS = ("case_id", "method", *METRIC_COLUMNS, *HEART_COLUMNS, "lv_max")
 
 #: The evaluators :func:`evaluate_run` runs after the image metrics, in this order. A new one is a
 #: row here (tests add a probe with ``monkeypatch.setitem``).
-EVALUATORS: dict[str, Evaluator] = {"slices": evaluate_slices, "clinical": evaluate_clinical}
+EVALUATORS: dict[str, Evaluator] = {"slices": evaluate_slices, "truth": evaluate_against_truth,
+                                     "clinical": evaluate_clinical}
 
 
 # ---- one study ---------------------------------------------------------------------------------

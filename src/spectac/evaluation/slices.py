@@ -43,10 +43,12 @@ def _window(centre: int, size: int, n: int) -> slice:
 
 
 def chosen_cases(context: EvaluationContext) -> list[str]:
-    """A study with a defect and one without when the truth is known, else the first studies."""
+    """A study with a defect and one without when the truth is known, filled up with the first
+    other studies (a cohort where every study has a defect still shows STUDIES_SHOWN)."""
     with_defect = [c.case_id for c in context.cases if c.has_defect]
     without = [c.case_id for c in context.cases if c.has_defect is False]
-    picked = (with_defect[:1] + without[:1]) or [c.case_id for c in context.cases]
+    picked = with_defect[:1] + without[:1]
+    picked += [c.case_id for c in context.cases if c.case_id not in picked]
     return picked[:STUDIES_SHOWN]
 
 

@@ -65,5 +65,5 @@ def study_truth(case: Case, lv: dict[str, Any] | None, threshold: float = VISIBL
                           max(loss.values()), "segments")
     if case.has_defect is None:
         return StudyTruth(None, frozenset(), (), None, "unknown")
-    territories = frozenset({case.defect_territory}) if case.has_defect and case.defect_territory else frozenset()
+    territories = frozenset(case.defect_territory.split("+")) if case.has_defect and case.defect_territory else frozenset()
     return StudyTruth(bool(case.has_defect), territories, (), None, "nominal")

@@ -33,9 +33,13 @@ SPLITS = ("train", "val", "test")
 class Case:
     """One study (a row of cases.csv). Defect fields are empty for imported clinical data.
 
-    ``defect_type`` is "none", "ischemia" (stress defect only) or "infarct" (rest and stress);
-    ``defect_territory`` is LAD, LCx or RCA; ``defect_severity`` is the fractional count reduction
-    of the defect core in this study (0 where this study shows no defect).
+    ``defect_type`` is "none", "ischemia" (stress defect only), "infarct" (rest and stress) or
+    "mixed" (scar with ischaemia), several joined by "+" for multivessel disease;
+    ``defect_territory`` is LAD, LCx or RCA, or several joined by "+"; ``defect_severity`` is the
+    largest fractional count reduction of a defect core in this study (0 where this study shows no
+    defect). The acquisition columns (added later, empty in older files): ``stress_type``
+    (exercise | vasodilator), ``dose_protocol`` (one-day | two-day), ``orbit_deg`` (180 | 360),
+    ``collimator`` (a key of spectac.acquisition.collimators, e.g. GE-LEHR).
     """
 
     case_id: str
@@ -48,6 +52,10 @@ class Case:
     defect_severity: float | None = None
     defect_extent: float | None = None  # fraction of the LV myocardium inside the defect
     split: str = ""
+    stress_type: str = ""
+    dose_protocol: str = ""
+    orbit_deg: float | None = None
+    collimator: str = ""
 
     @property
     def has_defect(self) -> bool | None:
@@ -101,6 +109,10 @@ def _parse_case(row: dict[str, str], where: str) -> Case:
         defect_severity=num("defect_severity"),
         defect_extent=num("defect_extent"),
         split=row.get("split", "") or "",
+        stress_type=row.get("stress_type", "") or "",
+        dose_protocol=row.get("dose_protocol", "") or "",
+        orbit_deg=num("orbit_deg"),
+        collimator=row.get("collimator", "") or "",
     )
 
 

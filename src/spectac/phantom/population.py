@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from spectac.errors import SpectacError
 from spectac.phantom.lv import long_axis, lv_frame
 
 # Centre of the short-axis angle range of each territory (degrees from anterior toward septal).
@@ -32,7 +33,7 @@ class Defect:
     """
 
     territory: str
-    type: str  # ischemia | infarct
+    type: str  # ischemia | infarct | mixed (scar with ischaemia: 0 < rest severity < stress severity)
     theta_deg: float
     half_width_deg: float
     l_from: float
@@ -70,6 +71,11 @@ class PatientParams:
     heterogeneity: tuple[float, ...]
     uptake: dict[str, dict[str, float]]
     defects: list[Defect] = field(default_factory=list)
+    # Added with the clinical populations; "" in parameters saved before them (then the counts are
+    # the old DEFAULT_COUNTS and the splanchnic uptake is the old mixed range).
+    stress_type: str = ""  # exercise | vasodilator
+    dose_protocol: str = ""  # one-day | two-day
+    population: str = ""  # the preset the patient was drawn from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,20 +90,80 @@ class PatientParams:
         return cls(**data)
 
 
-#: The population's body-mass index (mean, SD), clipped to BMI_RANGE.
+#: A ``--bmi MEAN,SD`` population's body-mass index before the presets (kept for callers); the
+#: presets draw a lognormal BMI (:data:`BMI_LOGNORMAL`). Every BMI is clipped to BMI_RANGE.
 DEFAULT_BMI = (25.5, 4.5)
-BMI_RANGE = (17.0, 45.0)
+BMI_RANGE = (18.0, 50.0)
+#: ln(BMI) ~ N(mu, sigma): P(BMI >= 30) = 0.42 and P(BMI >= 40) = 0.09, the US adult obesity and
+#: severe-obesity prevalence of NHANES 2017-2018 (Hales CM et al., NCHS Data Brief 360, 2020:
+#: 42.4% and 9.2%); median 28.5 kg/m2. Solved from the two quantiles: sigma = (ln 40 - ln 30) /
+#: (z(0.91) - z(0.58)), mu = ln 30 - z(0.58) sigma.
+BMI_LOGNORMAL = (3.3502, 0.2526)
 
 
-def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: float = 0.5,
-                 bmi_mean_sd: tuple[float, float] = DEFAULT_BMI) -> PatientParams:
+@dataclass(frozen=True)
+class Population:
+    """A clinical population preset: how often and how badly patients are diseased, and how they
+    are stressed and dosed. Defect draws: :func:`_draw_defects`.
+
+    ``vessels``: probabilities of 1, 2 and 3 diseased territories in a diseased patient;
+    ``kinds``: probabilities of ischemia (stress only), infarct (fixed) and mixed (scar with
+    peri-infarct ischaemia: rest severity between 0 and the stress severity).
+    """
+
+    name: str
+    defect_probability: float
+    vessels: tuple[float, float, float]
+    kinds: tuple[float, float, float]
+    severity: tuple[float, float]
+    half_width_deg: tuple[float, float]
+    transmurality: tuple[float, float]
+    infarct_transmurality: tuple[float, float]
+    vasodilator_share: float = 0.5
+    one_day_share: float = 0.7
+
+
+#: ``referral``: patients referred for MPI with known or suspected CAD. 80% have perfusion
+#: defects, 35% of those in 2-3 territories, 30% of the defects mixed scar and ischaemia; the
+#: prevalence and sizes are calibrated so that the cohort's true stress loss matches a CT-AC stress
+#: TPD of about 12 +- 9 as measured in clinical referral patients (benchmarks/population_proxy.py,
+#: docs/simulation.md: the proxy and its figures). ``low-risk``: like the population before the
+#: presets, milder: a single defect in 30% of patients, no mixed defects, lower severities.
+POPULATIONS: dict[str, Population] = {
+    "referral": Population("referral", 0.8, (0.65, 0.27, 0.08), (0.45, 0.25, 0.30), (0.3, 0.7), (15.0, 30.0),
+                           (0.5, 1.0), (0.7, 1.0)),
+    "low-risk": Population("low-risk", 0.3, (1.0, 0.0, 0.0), (0.6, 0.4, 0.0), (0.2, 0.55), (15.0, 30.0),
+                           (0.4, 0.9), (0.5, 1.0)),
+}
+DEFAULT_POPULATION = "referral"
+
+
+def population(name: str) -> Population:
+    """The preset of a name (SpectacError naming the choices)."""
+    if name not in POPULATIONS:
+        raise SpectacError(f"unknown population {name!r}; choose from {', '.join(POPULATIONS)}")
+    return POPULATIONS[name]
+
+
+def _draw_bmi(rng: np.random.Generator, bmi_mean_sd: tuple[float, float] | None) -> float:
+    """Lognormal BMI of the presets, or a normal one of ``--bmi MEAN,SD``; clipped to BMI_RANGE."""
+    value = rng.lognormal(*BMI_LOGNORMAL) if bmi_mean_sd is None else rng.normal(*bmi_mean_sd)
+    return float(np.clip(value, *BMI_RANGE))
+
+
+def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: float | None = None,
+                 bmi_mean_sd: tuple[float, float] | None = None,
+                 population_name: str = DEFAULT_POPULATION) -> PatientParams:
     """Draw a random patient: anatomy, uptake of rest and stress, and perfusion defects.
 
-    ``bmi_mean_sd`` sets the population (e.g. (36, 3) for an obese cohort, anatomy a model trained
-    on the default population has rarely seen); body size, fat and breast size follow the BMI.
+    ``population_name`` chooses the preset (:data:`POPULATIONS`); ``defect_probability``
+    overrides its prevalence. ``bmi_mean_sd`` replaces the preset's lognormal BMI by a normal one
+    (e.g. (36, 3) for an obese cohort, anatomy a model trained on the default population has
+    rarely seen); body size, fat and breast size follow the BMI.
     """
+    pop = population(population_name)
     sex = "M" if rng.random() < 0.55 else "F"
-    bmi = float(np.clip(rng.normal(*bmi_mean_sd), *BMI_RANGE))
+    bmi = _draw_bmi(rng, bmi_mean_sd)
     size = np.sqrt(bmi / 25.0)
     a = (165.0 if sex == "M" else 152.0) * size * rng.uniform(0.94, 1.06)
     b = (112.0 if sex == "M" else 104.0) * size**1.3 * rng.uniform(0.93, 1.07)
@@ -123,14 +189,22 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
     diaphragm_left = inferior_wall_z + rng.uniform(5.0, 35.0) + (10.0 if sex == "M" else 0.0)
     diaphragm_left_drop = rng.uniform(10.0, 25.0)
     diaphragm_right = diaphragm_left + diaphragm_left_drop
+    # Vasodilator stress (regadenoson, adenosine, dipyridamole) raises splanchnic blood flow and
+    # tracer uptake: liver and gut at or above the myocardium are common; exercise diverts flow to
+    # the muscles and lowers it (Hesse B et al., EANM/ESC procedural guidelines for myocardial
+    # perfusion imaging, Eur J Nucl Med Mol Imaging 2005; Henzlova MJ et al., ASNC imaging
+    # guidelines for SPECT nuclear cardiology procedures, J Nucl Cardiol 2016).
+    vasodilator = rng.random() < pop.vasodilator_share
+    splanchnic = {"liver": (0.8, 1.6), "gut": (0.6, 1.5), "bowel": (0.2, 1.5)} if vasodilator else \
+        {"liver": (0.25, 0.7), "gut": (0.15, 0.7), "bowel": (0.0, 0.8)}
     state_uptake = {
         "stress": {
             "myocardium": 1.0,
             "rv": rng.uniform(0.35, 0.55),
             "blood": rng.uniform(0.06, 0.12),
-            "liver": rng.uniform(0.3, 0.9),
-            "gut": rng.uniform(0.2, 1.0),
-            "bowel": rng.uniform(0.0, 1.2),
+            "liver": rng.uniform(*splanchnic["liver"]),
+            "gut": rng.uniform(*splanchnic["gut"]),
+            "bowel": rng.uniform(*splanchnic["bowel"]),
             "lung": rng.uniform(0.03, 0.07),
             "tissue": rng.uniform(0.04, 0.08),
         },
@@ -148,9 +222,9 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
     breast_radius = 0.0
     if sex == "F":
         breast_radius = float(np.clip(rng.normal(45.0 + 3.0 * (bmi - 22.0), 9.0), 30.0, 95.0))
-    defects: list[Defect] = []
-    if rng.random() < defect_probability:
-        defects.append(_draw_defect(rng))
+    prevalence = pop.defect_probability if defect_probability is None else defect_probability
+    defects = _draw_defects(rng, pop) if rng.random() < prevalence else []
+    one_day = rng.random() < pop.one_day_share
     return PatientParams(
         patient_id=patient_id,
         sex=sex,
@@ -178,25 +252,37 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
         heterogeneity=tuple(float(v) for v in rng.normal(0.0, 0.025, size=4)),
         uptake={k: {n: float(v) for n, v in d.items()} for k, d in state_uptake.items()},
         defects=defects,
+        stress_type="vasodilator" if vasodilator else "exercise",
+        dose_protocol="one-day" if one_day else "two-day",
+        population=pop.name,
     )
 
 
-def _draw_defect(rng: np.random.Generator) -> Defect:
-    territory = str(rng.choice(["LAD", "RCA", "LCx"], p=[0.45, 0.3, 0.25]))
-    kind = "ischemia" if rng.random() < 0.6 else "infarct"
+def _draw_defects(rng: np.random.Generator, pop: Population) -> list[Defect]:
+    """The defects of a diseased patient: one per diseased territory (1-3, no territory twice)."""
+    n = int(rng.choice([1, 2, 3], p=pop.vessels))
+    territories = rng.choice(["LAD", "RCA", "LCx"], size=n, replace=False, p=[0.45, 0.3, 0.25])
+    return [_draw_defect(rng, str(t), pop) for t in territories]
+
+
+def _draw_defect(rng: np.random.Generator, territory: str, pop: Population) -> Defect:
+    kind = str(rng.choice(["ischemia", "infarct", "mixed"], p=pop.kinds))
     if territory == "LAD":
         l_from, l_to = rng.uniform(0.0, 0.6), 1.3  # from the base or mid level through the apex
     else:
         l_from, l_to = 0.0, rng.uniform(0.5, 1.0)  # from the base toward the apex
-    severity = rng.uniform(0.25, 0.7)
+    severity = rng.uniform(*pop.severity)
+    # Infarcts are scars through most of the wall; ischaemia is mostly subendocardial.
+    transmurality = rng.uniform(*(pop.transmurality if kind == "ischemia" else pop.infarct_transmurality))
+    rest = {"ischemia": 0.0, "infarct": severity * rng.uniform(0.85, 1.0), "mixed": severity * rng.uniform(0.3, 0.7)}
     return Defect(
         territory=territory,
         type=kind,
         theta_deg=float(TERRITORY_ANGLE[territory] + rng.normal(0.0, 12.0)),
-        half_width_deg=float(rng.uniform(30.0, 65.0)),
+        half_width_deg=float(rng.uniform(*pop.half_width_deg)),
         l_from=float(l_from),
         l_to=float(l_to),
-        transmurality=float(rng.uniform(0.5, 1.0)),
+        transmurality=float(transmurality),
         stress_severity=float(severity),
-        rest_severity=float(severity * rng.uniform(0.85, 1.0)) if kind == "infarct" else 0.0,
+        rest_severity=float(rest[kind]),
     )
