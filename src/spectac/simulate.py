@@ -72,7 +72,7 @@ DOSE_COUNTS = {
 #: SDs are MISREGISTRATION_TRANSAXIAL times it). Patients move between the CT and the SPECT, and
 #: breathing differs (free-breathing SPECT against a CT at one phase), mostly along the long axis.
 #: Reported: misregistration > 1 pixel in 73% of 248 studies (Kennedy JA, Israel O, Frenkel A,
-#: J Nucl Med 2009), realignment needed in 44% of 107 patients (Nucl Med Rev 2015, Lodz),
+#: J Nucl Med 2009),
 #: shifts of several mm in x, y and z that change regional uptake (Goetze S et al., J Nucl Med
 #: 2007). The default (7 mm; 4.2 mm transaxial) puts ~46% of studies beyond one 6.8 mm pixel
 #: on some axis. The shift is drawn per study (stress and rest differ).
