@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from spectac.errors import SpectacError
 from spectac.phantom.lv import long_axis, lv_frame
+from spectac.phantom.torso import body_extent_mm
 
 # Centre of the short-axis angle range of each territory (degrees from anterior toward septal).
 TERRITORY_ANGLE = {"LAD": 25.0, "RCA": 160.0, "LCx": 270.0}
@@ -70,6 +72,11 @@ class PatientParams:
     heterogeneity: tuple[float, ...]
     uptake: dict[str, dict[str, float]]
     defects: list[Defect] = field(default_factory=list)
+    # Added with the layered body wall; the defaults rebuild parameters saved before it.
+    chest_wall_mm: float = 14.0
+    breast_volume_ml: float = -1.0  # per breast; < 0: from breast_radius_mm
+    gallbladder_uptake: dict[str, float] = field(default_factory=dict)
+    bowel_loops_mm: list[list[float]] = field(default_factory=list)  # x, y, z, semi-axes x, y, z
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,14 +94,20 @@ class PatientParams:
 #: The population's body-mass index (mean, SD), clipped to BMI_RANGE.
 DEFAULT_BMI = (25.5, 4.5)
 BMI_RANGE = (17.0, 45.0)
+#: The default simulation field (64 voxels of 6.8 mm) and the margin a body keeps from its edge
+#: (a voxel and three SDs of the between-study position shift).
+FIELD_MM = 64 * 6.8
+FIELD_MARGIN_MM = 16.0
 
 
 def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: float = 0.5,
-                 bmi_mean_sd: tuple[float, float] = DEFAULT_BMI) -> PatientParams:
+                 bmi_mean_sd: tuple[float, float] = DEFAULT_BMI, field_mm: float = FIELD_MM) -> PatientParams:
     """Draw a random patient: anatomy, uptake of rest and stress, and perfusion defects.
 
     ``bmi_mean_sd`` sets the population (e.g. (36, 3) for an obese cohort, anatomy a model trained
     on the default population has rarely seen); body size, fat and breast size follow the BMI.
+    The body is placed inside the transaxial ``field_mm`` (centred on the rotation axis) with a
+    margin, moving the heart off the rotation axis as little as needed (see :func:`_fit_field`).
     """
     sex = "M" if rng.random() < 0.55 else "F"
     bmi = float(np.clip(rng.normal(*bmi_mean_sd), *BMI_RANGE))
@@ -151,7 +164,7 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
     defects: list[Defect] = []
     if rng.random() < defect_probability:
         defects.append(_draw_defect(rng))
-    return PatientParams(
+    params = PatientParams(
         patient_id=patient_id,
         sex=sex,
         bmi=round(bmi, 2),
@@ -179,6 +192,58 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
         uptake={k: {n: float(v) for n, v in d.items()} for k, d in state_uptake.items()},
         defects=defects,
     )
+    # Drawn after everything else so the earlier draws keep their values for a seed.
+    params.chest_wall_mm = float(rng.uniform(10.0, 20.0) if sex == "M" else rng.uniform(9.0, 16.0))
+    if sex == "F":
+        # Breast volume per breast rises with BMI (Coltman et al., Ergonomics 2017: BMI explains
+        # most of the variance): median ~350 ml at BMI 22, ~650 at 30, ~1150 at 38.
+        params.breast_volume_ml = float(np.clip(350.0 * np.exp(0.075 * (bmi - 22.0) + rng.normal(0.0, 0.35)), 150.0, 1800.0))
+    else:
+        params.breast_volume_ml = 0.0
+    params.gallbladder_uptake = {s: float(params.uptake[s]["liver"] * rng.uniform(0.0, 1.5)) for s in ("stress", "rest")}
+    params.bowel_loops_mm = _draw_bowel(rng, lv_centre, diaphragm_left)
+    _fit_field(params, field_mm)
+    return params
+
+
+def _draw_bowel(rng: np.random.Generator, lv_centre: np.ndarray, diaphragm_left: float) -> list[list[float]]:
+    """Two or three bowel loops (small bowel, splenic flexure) under the left hemidiaphragm: in a
+    quarter of patients the highest touches the diaphragm under the inferior wall, otherwise it
+    lies 40-140 mm lower."""
+    gap = rng.uniform(0.0, 15.0) if rng.random() < 0.25 else rng.uniform(40.0, 140.0)
+    loops = []
+    for k in range(int(rng.integers(2, 4))):
+        semi = [float(v) for v in rng.uniform(18.0, 30.0, 3)]
+        top = diaphragm_left - 8.0 - gap - (0.0 if k == 0 else rng.uniform(20.0, 60.0))
+        loops.append([float(lv_centre[0] + rng.uniform(-35.0, 35.0)), float(lv_centre[1] + rng.uniform(-25.0, 25.0)),
+                      float(top - semi[2])] + semi)
+    return loops
+
+
+def _fit_field(params: PatientParams, field_mm: float) -> None:
+    """Move the patient (body, heart, bowel) in x/y just enough that the body with its breasts
+    stays ``FIELD_MARGIN_MM`` inside the field. A body up to 15% wider than the field holds is
+    narrowed to fit (the largest draws of the population are truncated at the field); a wider one
+    (a small field) is a SpectacError."""
+    half = field_mm / 2 - FIELD_MARGIN_MM
+    volume = max(params.breast_volume_ml, 0.0)
+    width, anterior, posterior = body_extent_mm(params.body_a_mm, params.body_b_mm, volume)
+    for _ in range(5):
+        if not half < width <= 1.15 * half:
+            break
+        params.body_a_mm = float(params.body_a_mm - (width - half) - 0.5)
+        width, anterior, posterior = body_extent_mm(params.body_a_mm, params.body_b_mm, volume)
+    if width > half or anterior + posterior > 2 * half:
+        raise SpectacError(f"patient {params.patient_id}'s body ({2 * width:.0f} x {anterior + posterior:.0f} mm) does "
+                           f"not fit the {field_mm:.0f} mm field with a {FIELD_MARGIN_MM:.0f} mm margin: use a larger grid")
+    cx, cy = params.body_center_mm
+    dx = float(np.clip(cx, -(half - width), half - width) - cx)
+    dy = float(np.clip(cy, anterior - half, half - posterior) - cy)
+    if dx == 0.0 and dy == 0.0:
+        return
+    params.body_center_mm = (cx + dx, cy + dy)
+    params.lv_base_mm = (params.lv_base_mm[0] + dx, params.lv_base_mm[1] + dy, params.lv_base_mm[2])
+    params.bowel_loops_mm = [[x + dx, y + dy, *rest] for x, y, *rest in params.bowel_loops_mm]
 
 
 def _draw_defect(rng: np.random.Generator) -> Defect:
