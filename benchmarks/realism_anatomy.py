@@ -17,6 +17,7 @@ in tertiles of breast volume.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
@@ -82,21 +83,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-sex", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sexes", default="MF", help="M, F or MF")
+    parser.add_argument("--verbose", action="store_true", help="each patient's figures on stderr")
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = SimulationConfig()
-    rng = np.random.default_rng(args.seed)
-    rows = {"M": [], "F": []}
+    rows = {sex: [] for sex in args.sexes}
     i = 0
     while min(len(v) for v in rows.values()) < args.per_sex:
-        params = draw_patient(rng, f"R{i:03d}", defect_probability=0.0)
+        params = draw_patient(np.random.default_rng([args.seed, i]), f"R{i:03d}", defect_probability=0.0)
         i += 1
-        if len(rows[params.sex]) >= args.per_sex:
+        if params.sex not in rows or len(rows[params.sex]) >= args.per_sex:
             continue
         m = measure(params, config)
         m["bmi"] = params.bmi
         m["breast_ml"] = breast_volume_ml(params)
         rows[params.sex].append(m)
+        if args.verbose:
+            print({k: round(float(v), 3) for k, v in m.items()}, params.sex, file=sys.stderr)
 
     def line(label, ms):
         a = {k: np.array([m[k] for m in ms]) for k in ms[0]}
@@ -105,7 +109,10 @@ def main() -> None:
 
     print("| group | n | BMI | NC/AC septal/lateral | NC/AC inferior/anterior | att. factor septal | att. factor lateral |")
     print("|---|---|---|---|---|---|---|")
-    print(line("men", rows["M"]))
+    if "M" in rows:
+        print(line("men", rows["M"]))
+    if "F" not in rows:
+        return
     print(line("women", rows["F"]))
     women = sorted(rows["F"], key=lambda m: m["breast_ml"])
     for k, part in enumerate(np.array_split(np.arange(len(women)), 3)):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spectac.phantom.heart import build_heart
+from spectac.phantom.lv import long_axis
 from spectac.phantom.population import PatientParams
 from spectac.phantom.torso import body_layers, breast_height_mm
 from spectac.physics import MU_SOFT_TISSUE
@@ -78,7 +79,10 @@ def build_phantom(
     z_right = params.diaphragm_right_mm
     z_left = z_right - params.diaphragm_left_drop_mm
     # Diaphragm: a dome per side; below it the abdomen, above it the lungs.
-    dome = np.where(rel_x < 0, z_right, z_left) - 0.0025 * ((np.abs(rel_x) - 0.45 * a) ** 2) - 0.002 * rel_y**2
+    # The domes fall steeply behind (the posterior costophrenic recesses, lung behind the heart's
+    # inferior wall) and gently in front.
+    dome = (np.where(rel_x < 0, z_right, z_left) - 0.0025 * ((np.abs(rel_x) - 0.45 * a) ** 2)
+            - np.where(rel_y > 0, 0.006, 0.002) * rel_y**2)
 
     # Body wall: skin-to-cavity layers of fat and muscle whose thickness varies around the body.
     layers = body_layers(a, b, params.fat_mm, params.chest_wall_mm, params.bmi, z_right - 30.0, rel_x, rel_y, z)
@@ -101,6 +105,11 @@ def build_phantom(
     # lungs fill the rest of the thoracic cavity above the diaphragm, wrapping the heart laterally
     # and anterolaterally (the heart lies in the cardiac notch of the left lung).
     mediastinum = (np.abs(rel_x - 8.0) < 32.0) & cavity & (z > dome)
+    # The bare area: in front of the right half of the LV the heart touches the anterior chest
+    # wall (pericardium and fat, no lung), the lung covering only its left, lateral part.
+    lv_centre = np.asarray(params.lv_base_mm) + 0.4 * params.lv_length_mm * long_axis(params.lv_azimuth_deg, params.lv_elevation_deg)
+    notch = (x > cx - 24.0) & (x < lv_centre[0] + 0.25 * params.lv_radius_mm) & (y < lv_centre[1]) & (np.abs(z - lv_centre[2]) < params.lv_radius_mm + 10.0)
+    mediastinum |= notch & cavity & (z > dome)
     lung = cavity & (z > dome) & ~mediastinum
     mu[lung] = params.lung_mu
     act[lung] = uptake["lung"]

@@ -1,11 +1,12 @@
 """The body wall and breasts of the parametric torso (shared by the drawing and the build).
 
 The body is an ellipse (semi-axes a lateral, b antero-posterior) in each transverse slice. Its
-wall has layers whose thickness varies around the body, as CT body-composition studies show:
-subcutaneous fat thickest over the abdomen and the lateral chest and growing with BMI, thin over
-the back, where the paraspinal muscles are thick (e.g. Shen et al., Obesity Research 2004; Kvist
-et al., Am J Clin Nutr 1988). Under the fat lies the chest wall (pectoral and intercostal muscle,
-the ribs in its inner part); inside it, the thoracic and abdominal cavities.
+wall has layers whose thickness varies around the body, qualitatively as CT body-composition
+studies show (Kvist et al., Am J Clin Nutr 1988): subcutaneous fat thickest over the abdomen and
+the lateral chest and growing with BMI, thin over the back, where the paraspinal muscles are
+thick. The weights around the body are chosen, not fitted. Under the fat lies the chest wall
+(pectoral and intercostal muscle, the ribs in its inner part); inside it, the thoracic and
+abdominal cavities.
 
 Breasts (women) are modelled supine: a flattened half ellipsoid standing on the skin of the
 anterolateral chest, spread laterally and falling toward the axilla, its volume drawn from BMI.
@@ -30,7 +31,7 @@ def body_layers(a: float, b: float, fat_mm: float, chest_wall_mm: float, bmi: fl
     body centre.
 
     ``depth`` is measured along the ray from the body centre (negative outside the body). The
-    subcutaneous fat is ``fat_mm`` on the anterior chest, x1.15 laterally, x0.45 over the back,
+    subcutaneous fat is ``fat_mm`` on the anterior chest, x1.05 laterally, x0.45 over the back,
     and grows below ``abdomen_z_mm`` (the abdomen) by a factor rising with BMI; the muscle layer
     is ``chest_wall_mm`` anteriorly and laterally, +20 mm posteriorly (paraspinal muscles).
     """
@@ -39,7 +40,7 @@ def body_layers(a: float, b: float, fat_mm: float, chest_wall_mm: float, bmi: fl
     cos2, sin = np.cos(phi) ** 2, np.sin(phi)
     edge = np.sqrt(a**2 * cos2 + b**2 * sin**2)
     posterior2 = np.where(sin > 0, sin**2, 0.0)
-    weight = (1.0 + 0.15 * cos2) * (1.0 - 0.55 * posterior2)
+    weight = (1.0 + 0.05 * cos2) * (1.0 - 0.55 * posterior2)
     abdominal = float(np.clip(0.25 + 0.03 * (bmi - 25.0), 0.1, 0.8))
     weight = weight * (1.0 + abdominal * np.clip((abdomen_z_mm - z) / 80.0, 0.0, 1.0))
     return {
