@@ -84,7 +84,7 @@ def build_phantom(
     # inferior wall) and medially toward the central tendon, on which the heart rests.
     off = np.abs(rel_x) - 0.45 * a
     dome = (np.where(rel_x < 0, z_right, z_left) - np.where(off > 0, 0.005, 0.010) * off**2
-            - np.where(rel_y > 0, 0.006, 0.002) * rel_y**2)
+            - np.where(rel_y > 0, 0.003, 0.002) * rel_y**2)
     # The heart presses the diaphragm down to its inferior wall (the cardiac impression): around
     # it the diaphragm rises at a slope of 0.5 (the cardiophrenic angle), so lung lies beside the
     # lateral wall down to the level of the inferior wall.
@@ -93,7 +93,7 @@ def build_phantom(
     elevation = np.deg2rad(params.lv_elevation_deg)
     z_inferior = lv_centre[2] - 0.4 * params.lv_length_mm * np.sin(elevation) - params.lv_radius_mm * np.cos(elevation)
     beyond = np.maximum(np.hypot(x - lv_centre[0], y - lv_centre[1]) - params.lv_radius_mm - 10.0, 0.0)
-    dome = np.minimum(dome, z_inferior - 5.0 + 0.5 * beyond)
+    dome = np.minimum(dome, z_inferior + 0.5 * beyond)
 
     # Body wall: skin-to-cavity layers of fat and muscle whose thickness varies around the body.
     layers = body_layers(a, b, params.fat_mm, params.chest_wall_mm, params.bmi, z_right - 30.0, rel_x, rel_y, z)
@@ -117,8 +117,10 @@ def build_phantom(
     # and anterolaterally (the heart lies in the cardiac notch of the left lung).
     mediastinum = (np.abs(rel_x - 8.0) < 32.0) & cavity & (z > dome)
     # The bare area: in front of the right half of the LV the heart touches the anterior chest
-    # wall (pericardium and fat, no lung), the lung covering only its left, lateral part.
-    notch = (x > cx - 24.0) & (x < lv_centre[0] + 0.25 * params.lv_radius_mm) & (y < lv_centre[1]) & (np.abs(z - lv_centre[2]) < params.lv_radius_mm + 10.0)
+    # wall (pericardium and fat, no lung), the lung covering only its left, lateral part; above
+    # it the anterior mediastinum (fat, thymus remnant) behind the sternum.
+    notch = (x > cx - 24.0) & (x < lv_centre[0] + 0.25 * params.lv_radius_mm) & (y < lv_centre[1])
+    notch &= (z > lv_centre[2] - params.lv_radius_mm - 10.0) & (z < lv_centre[2] + params.lv_radius_mm + 40.0)
     mediastinum |= notch & cavity & (z > dome)
     lung = cavity & (z > dome) & ~mediastinum
     mu[lung] = params.lung_mu
