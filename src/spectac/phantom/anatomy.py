@@ -86,14 +86,14 @@ def build_phantom(
     dome = (np.where(rel_x < 0, z_right, z_left) - np.where(off > 0, 0.005, 0.010) * off**2
             - np.where(rel_y > 0, 0.003, 0.002) * rel_y**2)
     # The heart presses the diaphragm down to its inferior wall (the cardiac impression): around
-    # it the diaphragm rises at a slope of 0.5 (the cardiophrenic angle), so lung lies beside the
+    # it the diaphragm rises at a slope of 1 (the cardiophrenic angle), so lung lies beside the
     # lateral wall down to the level of the inferior wall.
     axis = long_axis(params.lv_azimuth_deg, params.lv_elevation_deg)
     lv_centre = np.asarray(params.lv_base_mm) + 0.4 * params.lv_length_mm * axis
     elevation = np.deg2rad(params.lv_elevation_deg)
     z_inferior = lv_centre[2] - 0.4 * params.lv_length_mm * np.sin(elevation) - params.lv_radius_mm * np.cos(elevation)
     beyond = np.maximum(np.hypot(x - lv_centre[0], y - lv_centre[1]) - params.lv_radius_mm - 10.0, 0.0)
-    dome = np.minimum(dome, z_inferior + 0.5 * beyond)
+    dome = np.minimum(dome, z_inferior + 1.0 * beyond)
 
     # Body wall: skin-to-cavity layers of fat and muscle whose thickness varies around the body.
     layers = body_layers(a, b, params.fat_mm, params.chest_wall_mm, params.bmi, z_right - 30.0, rel_x, rel_y, z)
