@@ -2,10 +2,13 @@
 
 A random operation draws a patient's parameters from a seed
 (:func:`spectac.phantom.population.draw_patient`, saved with the study); a deterministic one turns
-them into volumes (:func:`build_phantom`; the heart in :mod:`spectac.phantom.heart`). The anatomy is what
-makes attenuation artifacts in MPI: body size and fat from sex and BMI, lungs, spine, ribs and
-sternum, the liver under the right hemidiaphragm, stomach and bowel, female breasts over the
-anterior wall, the diaphragm height under the inferior wall.
+them into volumes (:func:`build_phantom`; the heart in :mod:`spectac.phantom.heart`, the body wall
+and breasts in :mod:`spectac.phantom.torso`). The anatomy is what makes attenuation artifacts in
+MPI: body size and a layered wall (fat varying around the body, chest-wall muscle, ribs) from sex
+and BMI; lungs filling the thoracic cavity around the heart (the heart in the cardiac notch of
+the left lung, lung lateral of the lateral wall); the mediastinum, sternum and spine; the
+diaphragm domes pressed down under the heart; liver, gallbladder, stomach and bowel loops under
+them; female breasts lying supine over the anterior chest. Arms are raised (not in the field).
 
 Units: mm in the LPS patient frame (x left, y posterior, z head); mu in 1/cm at 140 keV;
 activity as sestamibi uptake relative to normal myocardium (scaled to counts by the simulator).
