@@ -192,11 +192,13 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
         uptake={k: {n: float(v) for n, v in d.items()} for k, d in state_uptake.items()},
         defects=defects,
     )
-    # Drawn after everything else so the earlier draws keep their values for a seed.
+    # Drawn after everything else so the earlier draws keep their values for a seed (the field
+    # placement below may still move or narrow the body).
     params.chest_wall_mm = float(rng.uniform(10.0, 20.0) if sex == "M" else rng.uniform(9.0, 16.0))
     if sex == "F":
-        # Breast volume per breast rises with BMI (Coltman et al., Ergonomics 2017: BMI explains
-        # most of the variance): median ~350 ml at BMI 22, ~650 at 30, ~1150 at 38.
+        # Breast volume per breast rises with BMI (Coltman, Steele and McGhee, Ergonomics 2018);
+        # 300 community women spanned < 350 ml to > 1200 ml (the same authors, Plast Reconstr Surg
+        # 2019). Median ~350 ml at BMI 22, ~650 at 30, ~1150 at 38.
         params.breast_volume_ml = float(np.clip(350.0 * np.exp(0.075 * (bmi - 22.0) + rng.normal(0.0, 0.35)), 150.0, 1800.0))
     else:
         params.breast_volume_ml = 0.0
