@@ -43,6 +43,7 @@ from spectac.phantom.anatomy import build_phantom
 from spectac.phantom.population import (
     BMI_RANGE,
     DEFAULT_POPULATION,
+    FIELD_MM,
     POPULATIONS,
     PatientParams,
     draw_patient,
@@ -180,14 +181,16 @@ class SimulationConfig:
 
 def patient_params(seed: int, index: int, defect_probability: float | None = None,
                    bmi_mean_sd: tuple[float, float] | None = None,
-                   population: str = DEFAULT_POPULATION) -> PatientParams:
+                   population: str = DEFAULT_POPULATION, field_mm: float = FIELD_MM) -> PatientParams:
     child = np.random.SeedSequence(seed).spawn(index + 1)[index]
-    return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability, bmi_mean_sd, population)
+    return draw_patient(np.random.default_rng(child), f"P{index:03d}", defect_probability, bmi_mean_sd, population,
+                        field_mm)
 
 
 def config_patient(seed: int, index: int, config: SimulationConfig) -> PatientParams:
     """Patient ``index`` of a cohort with ``config``'s population."""
-    return patient_params(seed, index, config.defect_probability, config.bmi_mean_sd, config.population)
+    return patient_params(seed, index, config.defect_probability, config.bmi_mean_sd, config.population,
+                          min(config.shape[:2]) * config.spacing_mm)
 
 
 def study_protocol(seed: int, index: int, config: SimulationConfig) -> Protocol:

@@ -2,10 +2,13 @@
 
 A random operation draws a patient's parameters from a seed
 (:func:`spectac.phantom.population.draw_patient`, saved with the study); a deterministic one turns
-them into volumes (:func:`build_phantom`; the heart in :mod:`spectac.phantom.heart`). The anatomy is what
-makes attenuation artifacts in MPI: body size and fat from sex and BMI, lungs, spine, ribs and
-sternum, the liver under the right hemidiaphragm, stomach and bowel, female breasts over the
-anterior wall, the diaphragm height under the inferior wall.
+them into volumes (:func:`build_phantom`; the heart in :mod:`spectac.phantom.heart`, the body wall
+and breasts in :mod:`spectac.phantom.torso`). The anatomy is what makes attenuation artifacts in
+MPI: body size and a layered wall (fat varying around the body, chest-wall muscle, ribs) from sex
+and BMI; lungs filling the thoracic cavity around the heart (the heart in the cardiac notch of
+the left lung, lung lateral of the lateral wall); the mediastinum, sternum and spine; the
+diaphragm domes pressed down under the heart; liver, gallbladder, stomach and bowel loops under
+them; female breasts lying supine over the anterior chest. Arms are raised (not in the field).
 
 Units: mm in the LPS patient frame (x left, y posterior, z head); mu in 1/cm at 140 keV;
 activity as sestamibi uptake relative to normal myocardium (scaled to counts by the simulator).
@@ -18,7 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spectac.phantom.heart import build_heart
+from spectac.phantom.lv import long_axis
 from spectac.phantom.population import PatientParams
+from spectac.phantom.torso import body_layers, breast_height_mm
 from spectac.physics import MU_SOFT_TISSUE
 
 MU_FAT = 0.138
@@ -72,68 +77,87 @@ def build_phantom(
     uptake = params.uptake[state]
 
     cx, cy = params.body_center_mm
-    a, b, fat = params.body_a_mm, params.body_b_mm, params.fat_mm
+    a, b = params.body_a_mm, params.body_b_mm
     rel_x, rel_y = x - cx, y - cy
-    radial = np.sqrt((rel_x / a) ** 2 + (rel_y / b) ** 2)
-    body = radial <= 1.0
-    inner = np.sqrt((rel_x / (a - fat)) ** 2 + (rel_y / (b - fat)) ** 2) <= 1.0
-
-    mu = np.where(body, MU_FAT, 0.0).astype(np.float32)
-    mu[inner] = MU_SOFT_TISSUE
-    act = np.where(body, 0.4 * uptake["tissue"], 0.0).astype(np.float32)
-    act[inner] = uptake["tissue"]
-
-    # Breasts (anterior chest, over the heart in most women)
-    if params.breast_radius_mm > 0:
-        r = params.breast_radius_mm
-        z_breast = params.lv_base_mm[2] - params.breast_drop_mm
-        for side in (-1.0, 1.0):
-            centre = (cx + side * 0.42 * a, cy - b * np.sqrt(1 - 0.42**2) - 0.35 * r, z_breast)
-            breast = _ellipsoid(p, centre, (r, 0.8 * r, 0.9 * r)) & (y < cy)
-            mu[breast & ~inner] = MU_BREAST
-            act[breast & ~inner] = 0.5 * uptake["tissue"]
-
-    # Diaphragm: a dome per side; below it the abdomen, above it the lungs.
     z_right = params.diaphragm_right_mm
     z_left = z_right - params.diaphragm_left_drop_mm
-    dome = np.where(rel_x < 0, z_right, z_left) - 0.0025 * ((np.abs(rel_x) - 0.45 * a) ** 2) - 0.002 * rel_y**2
+    # Diaphragm: a dome per side; below it the abdomen, above it the lungs.
+    # Each dome peaks at the mid-clavicular line (0.45 a from the midline) and falls steeply
+    # laterally and behind (the costophrenic recesses: lung beside the lateral wall and behind the
+    # inferior wall) and medially toward the central tendon, on which the heart rests.
+    off = np.abs(rel_x) - 0.45 * a
+    dome = (np.where(rel_x < 0, z_right, z_left) - np.where(off > 0, 0.005, 0.010) * off**2
+            - np.where(rel_y > 0, 0.003, 0.002) * rel_y**2)
+    # The heart presses the diaphragm down to its inferior wall (the cardiac impression): around
+    # it the diaphragm rises at a slope of 1 (the cardiophrenic angle), so lung lies beside the
+    # lateral wall down to the level of the inferior wall.
+    axis = long_axis(params.lv_azimuth_deg, params.lv_elevation_deg)
+    lv_centre = np.asarray(params.lv_base_mm) + 0.4 * params.lv_length_mm * axis
+    elevation = np.deg2rad(params.lv_elevation_deg)
+    z_inferior = lv_centre[2] - 0.4 * params.lv_length_mm * np.sin(elevation) - params.lv_radius_mm * np.cos(elevation)
+    beyond = np.maximum(np.hypot(x - lv_centre[0], y - lv_centre[1]) - params.lv_radius_mm - 10.0, 0.0)
+    dome = np.minimum(dome, z_inferior + 1.0 * beyond)
 
-    # Lungs
-    lung_half = 0.36 * a
-    for side, z_floor in ((-1.0, z_right), (1.0, z_left)):
-        centre = (cx + side * 0.46 * a, cy + 0.08 * b, z_floor + 170.0)
-        lung = _ellipsoid(p, centre, (lung_half, 0.72 * b, 190.0)) & (z > dome) & inner
-        mu[lung] = params.lung_mu
-        act[lung] = uptake["lung"]
+    # Body wall: skin-to-cavity layers of fat and muscle whose thickness varies around the body.
+    layers = body_layers(a, b, params.fat_mm, params.chest_wall_mm, params.bmi, z_right - 30.0, rel_x, rel_y, z)
+    body = layers["depth"] >= 0.0
+    cavity = layers["depth"] >= layers["fat"] + layers["muscle"]  # inside the rib cage / abdominal wall
+    subcutaneous = body & (layers["depth"] < layers["fat"])
+    mu = np.where(body, MU_SOFT_TISSUE, 0.0).astype(np.float32)
+    mu[subcutaneous] = MU_FAT
+    act = np.where(body, uptake["tissue"], 0.0).astype(np.float32)
+    act[subcutaneous] = 0.4 * uptake["tissue"]
 
-    # Mediastinum behind the heart (aorta, oesophagus) down to the spine: soft tissue, not lung
-    mediastinum = (np.abs(rel_x - 8.0) < 32.0) & (rel_y > -0.55 * b) & inner & (z > dome)
-    mu[mediastinum] = MU_SOFT_TISSUE
-    act[mediastinum] = uptake["tissue"]
+    # Breasts (women): supine glandular and fatty tissue spread over the anterolateral chest wall
+    dz = z - (params.lv_base_mm[2] - params.breast_drop_mm)
+    top = breast_height_mm(breast_volume_ml(params), layers["phi"], layers["edge"], dz)
+    breast = (top > 0) & (-layers["depth"] <= top) & (layers["depth"] < layers["fat"])
+    mu[breast] = MU_BREAST
+    act[breast] = 0.5 * uptake["tissue"]
+
+    # Mediastinum (great vessels, oesophagus, pericardial fat) from the sternum to the spine; the
+    # lungs fill the rest of the thoracic cavity above the diaphragm, wrapping the heart laterally
+    # and anterolaterally (the heart lies in the cardiac notch of the left lung).
+    mediastinum = (np.abs(rel_x - 8.0) < 32.0) & cavity & (z > dome)
+    # The bare area: in front of the right half of the LV the heart touches the anterior chest
+    # wall (pericardium and fat, no lung), the lung covering only its left, lateral part; above
+    # it the anterior mediastinum (fat, thymus remnant) behind the sternum.
+    notch = (x > cx - 24.0) & (x < lv_centre[0] + 0.25 * params.lv_radius_mm) & (y < lv_centre[1])
+    notch &= (z > lv_centre[2] - params.lv_radius_mm - 10.0) & (z < lv_centre[2] + params.lv_radius_mm + 40.0)
+    mediastinum |= notch & cavity & (z > dome)
+    lung = cavity & (z > dome) & ~mediastinum
+    mu[lung] = params.lung_mu
+    act[lung] = uptake["lung"]
 
     # Liver under the right hemidiaphragm, its left lobe reaching under the heart
     liver = _ellipsoid(p, (cx - 0.28 * a, cy + 0.05 * b, z_right - 75.0), (0.62 * a, 0.78 * b, 88.0))
-    liver &= (z <= dome) & inner
+    liver &= (z <= dome) & cavity
     mu[liver] = MU_SOFT_TISSUE
     act[liver] = uptake["liver"]
-    # Stomach (wall uptake) under the left hemidiaphragm, and a bowel loop lower down
+    # Gallbladder in its fossa under the right lobe (bile: sestamibi is excreted through the liver)
+    gallbladder = _ellipsoid(p, (cx - 0.3 * a, cy - 0.3 * b, z_right - 118.0), (17.0, 17.0, 38.0)) & cavity
+    mu[gallbladder] = MU_SOFT_TISSUE
+    act[gallbladder] = params.gallbladder_uptake.get(state, 0.0)
+    # Stomach (wall uptake) under the left hemidiaphragm, and bowel loops lower down
     stomach = _ellipsoid(p, (cx + 0.42 * a, cy - 0.15 * b, z_left - 55.0), (0.22 * a, 0.35 * b, 48.0))
-    stomach &= (z <= dome) & inner & ~liver
+    stomach &= (z <= dome) & cavity & ~liver
     act[stomach] = uptake["gut"]
     mu[stomach] = MU_SOFT_TISSUE
-    bowel = _ellipsoid(p, (cx + 0.1 * a, cy - 0.2 * b, z_right - 175.0), (0.35 * a, 0.4 * b, 40.0)) & inner
-    act[bowel] = np.maximum(act[bowel], uptake["bowel"])
+    loops = params.bowel_loops_mm or [(cx + 0.1 * a, cy - 0.2 * b, z_right - 175.0, 0.35 * a, 0.4 * b, 40.0)]
+    for bx, by, bz, *semi in loops:
+        bowel = _ellipsoid(p, (bx, by, bz), tuple(semi)) & cavity & (z <= dome) & ~liver & ~gallbladder
+        act[bowel] = np.maximum(act[bowel], uptake["bowel"])
 
-    # Rib cage: elliptical bands sloping down toward the front, above the costal margin
-    rib_a, rib_b = a - fat - 8.0, b - fat - 8.0
-    rib_radial = np.sqrt((rel_x / rib_a) ** 2 + (rel_y / rib_b) ** 2)
+    # Rib cage: bands in the inner chest wall sloping down toward the front, above the costal margin
+    rib_depth = layers["fat"] + layers["muscle"] - 7.0
     rib_z = z + 0.35 * (rel_y + b)  # ribs descend anteriorly
     in_band = np.mod(rib_z - params.rib_phase_mm, params.rib_pitch_mm) < 11.0
-    ribs = (np.abs(rib_radial - 1.0) * np.minimum(rib_a, rib_b) < 6.0) & in_band & (z > z_right - 90.0)
+    ribs = (np.abs(layers["depth"] - rib_depth) < 5.0) & in_band & (z > z_right - 90.0)
     mu[ribs] = MU_BONE
     # Sternum and spine
-    sternum = (np.abs(rel_x) < 16.0) & (rel_y < -(b - fat - 22.0)) & (rel_y > -(b - fat)) & (z > z_right - 60.0)
-    mu[sternum & inner] = MU_BONE * 0.8
+    anterior_wall = (rel_y < 0) & (layers["depth"] > layers["fat"]) & (layers["depth"] < layers["fat"] + 18.0)
+    sternum = (np.abs(rel_x) < 16.0) & anterior_wall & (z > z_right - 60.0)
+    mu[sternum] = MU_BONE * 0.8
     spine = (rel_x**2 + (rel_y - 0.52 * b) ** 2) < 19.0**2
     mu[spine] = MU_SPINE
 
@@ -142,7 +166,6 @@ def build_phantom(
     mu[heart_region] = MU_SOFT_TISSUE
     act[heart_region] = heart_act[heart_region]
 
-    mu = np.where(body | (mu > 0), mu, 0.0)
     return Phantom(
         activity=_downsample(act, supersample),
         mu_map=_downsample(mu, supersample),
@@ -156,3 +179,14 @@ def _downsample(volume: np.ndarray, factor: int) -> np.ndarray:
         return volume.astype(np.float32)
     x, y, z = (n // factor for n in volume.shape)
     return volume.reshape(x, factor, y, factor, z, factor).mean(axis=(1, 3, 5)).astype(np.float32)
+
+
+def breast_volume_ml(params: PatientParams) -> float:
+    """Volume of one breast in ml (0 for men); parameters drawn before breast volumes were drawn
+    (breast_volume_ml < 0) take that of their breast_radius_mm."""
+    if params.sex != "F" or params.breast_radius_mm <= 0:
+        return 0.0
+    if params.breast_volume_ml >= 0:
+        return float(params.breast_volume_ml)
+    r = params.breast_radius_mm
+    return float(2.0 / 3.0 * np.pi * r * 0.8 * r * 0.9 * r / 1000.0)

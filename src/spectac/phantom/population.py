@@ -17,6 +17,7 @@ import numpy as np
 
 from spectac.errors import SpectacError
 from spectac.phantom.lv import long_axis, lv_frame
+from spectac.phantom.torso import body_extent_mm
 
 # Centre of the short-axis angle range of each territory (degrees from anterior toward septal).
 TERRITORY_ANGLE = {"LAD": 25.0, "RCA": 160.0, "LCx": 270.0}
@@ -76,6 +77,11 @@ class PatientParams:
     stress_type: str = ""  # exercise | vasodilator
     dose_protocol: str = ""  # one-day | two-day
     population: str = ""  # the preset the patient was drawn from
+    # Added with the layered body wall; the defaults rebuild parameters saved before it.
+    chest_wall_mm: float = 14.0
+    breast_volume_ml: float = -1.0  # per breast; < 0: from breast_radius_mm
+    gallbladder_uptake: dict[str, float] = field(default_factory=dict)
+    bowel_loops_mm: list[list[float]] = field(default_factory=list)  # x, y, z, semi-axes x, y, z
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +105,10 @@ BMI_RANGE = (18.0, 50.0)
 #: 42.4% and 9.2%); median 28.5 kg/m2. Solved from the two quantiles: sigma = (ln 40 - ln 30) /
 #: (z(0.91) - z(0.58)), mu = ln 30 - z(0.58) sigma.
 BMI_LOGNORMAL = (3.3502, 0.2526)
+#: The default simulation field (64 voxels of 6.8 mm) and the margin a body keeps from its edge
+#: (a voxel and three SDs of the between-study position shift).
+FIELD_MM = 64 * 6.8
+FIELD_MARGIN_MM = 16.0
 
 
 @dataclass(frozen=True)
@@ -153,13 +163,15 @@ def _draw_bmi(rng: np.random.Generator, bmi_mean_sd: tuple[float, float] | None)
 
 def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: float | None = None,
                  bmi_mean_sd: tuple[float, float] | None = None,
-                 population_name: str = DEFAULT_POPULATION) -> PatientParams:
+                 population_name: str = DEFAULT_POPULATION, field_mm: float = FIELD_MM) -> PatientParams:
     """Draw a random patient: anatomy, uptake of rest and stress, and perfusion defects.
 
     ``population_name`` chooses the preset (:data:`POPULATIONS`); ``defect_probability``
     overrides its prevalence. ``bmi_mean_sd`` replaces the preset's lognormal BMI by a normal one
     (e.g. (36, 3) for an obese cohort, anatomy a model trained on the default population has
     rarely seen); body size, fat and breast size follow the BMI.
+    The body is placed inside the transaxial ``field_mm`` (centred on the rotation axis) with a
+    margin, moving the heart off the rotation axis as little as needed (see :func:`_fit_field`).
     """
     pop = population(population_name)
     sex = "M" if rng.random() < 0.55 else "F"
@@ -225,7 +237,7 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
     prevalence = pop.defect_probability if defect_probability is None else defect_probability
     defects = _draw_defects(rng, pop) if rng.random() < prevalence else []
     one_day = rng.random() < pop.one_day_share
-    return PatientParams(
+    params = PatientParams(
         patient_id=patient_id,
         sex=sex,
         bmi=round(bmi, 2),
@@ -256,6 +268,60 @@ def draw_patient(rng: np.random.Generator, patient_id: str, defect_probability: 
         dose_protocol="one-day" if one_day else "two-day",
         population=pop.name,
     )
+    # Drawn after everything else so the earlier draws keep their values for a seed (the field
+    # placement below may still move or narrow the body).
+    params.chest_wall_mm = float(rng.uniform(10.0, 20.0) if sex == "M" else rng.uniform(9.0, 16.0))
+    if sex == "F":
+        # Breast volume per breast rises with BMI (Coltman, Steele and McGhee, Ergonomics 2018);
+        # 300 community women spanned < 350 ml to > 1200 ml (the same authors, Plast Reconstr Surg
+        # 2019). Median ~350 ml at BMI 22, ~650 at 30, ~1150 at 38.
+        params.breast_volume_ml = float(np.clip(350.0 * np.exp(0.075 * (bmi - 22.0) + rng.normal(0.0, 0.35)), 150.0, 1800.0))
+    else:
+        params.breast_volume_ml = 0.0
+    params.gallbladder_uptake = {s: float(params.uptake[s]["liver"] * rng.uniform(0.0, 1.5)) for s in ("stress", "rest")}
+    params.bowel_loops_mm = _draw_bowel(rng, lv_centre, diaphragm_left)
+    _fit_field(params, field_mm)
+    return params
+
+
+def _draw_bowel(rng: np.random.Generator, lv_centre: np.ndarray, diaphragm_left: float) -> list[list[float]]:
+    """Two or three bowel loops (small bowel, splenic flexure) under the left hemidiaphragm: in a
+    quarter of patients the highest touches the diaphragm under the inferior wall, otherwise it
+    lies 40-140 mm lower."""
+    gap = rng.uniform(0.0, 15.0) if rng.random() < 0.25 else rng.uniform(40.0, 140.0)
+    loops = []
+    for k in range(int(rng.integers(2, 4))):
+        semi = [float(v) for v in rng.uniform(18.0, 30.0, 3)]
+        top = diaphragm_left - 8.0 - gap - (0.0 if k == 0 else rng.uniform(20.0, 60.0))
+        loops.append([float(lv_centre[0] + rng.uniform(-35.0, 35.0)), float(lv_centre[1] + rng.uniform(-25.0, 25.0)),
+                      float(top - semi[2])] + semi)
+    return loops
+
+
+def _fit_field(params: PatientParams, field_mm: float) -> None:
+    """Move the patient (body, heart, bowel) in x/y just enough that the body with its breasts
+    stays ``FIELD_MARGIN_MM`` inside the field. A body up to 15% wider than the field holds is
+    narrowed to fit (the largest draws of the population are truncated at the field); a wider one
+    (a small field) is a SpectacError."""
+    half = field_mm / 2 - FIELD_MARGIN_MM
+    volume = max(params.breast_volume_ml, 0.0)
+    width, anterior, posterior = body_extent_mm(params.body_a_mm, params.body_b_mm, volume)
+    for _ in range(5):
+        if not half < width <= 1.15 * half:
+            break
+        params.body_a_mm = float(params.body_a_mm - (width - half) - 0.5)
+        width, anterior, posterior = body_extent_mm(params.body_a_mm, params.body_b_mm, volume)
+    if width > half or anterior + posterior > 2 * half:
+        raise SpectacError(f"patient {params.patient_id}'s body ({2 * width:.0f} x {anterior + posterior:.0f} mm) does "
+                           f"not fit the {field_mm:.0f} mm field with a {FIELD_MARGIN_MM:.0f} mm margin: use a larger grid")
+    cx, cy = params.body_center_mm
+    dx = float(np.clip(cx, -(half - width), half - width) - cx)
+    dy = float(np.clip(cy, anterior - half, half - posterior) - cy)
+    if dx == 0.0 and dy == 0.0:
+        return
+    params.body_center_mm = (cx + dx, cy + dy)
+    params.lv_base_mm = (params.lv_base_mm[0] + dx, params.lv_base_mm[1] + dy, params.lv_base_mm[2])
+    params.bowel_loops_mm = [[x + dx, y + dy, *rest] for x, y, *rest in params.bowel_loops_mm]
 
 
 def _draw_defects(rng: np.random.Generator, pop: Population) -> list[Defect]:
