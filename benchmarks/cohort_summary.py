@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from spectac.io.dataset import Dataset
-from spectac.phantom.anatomy import build_phantom
+from spectac.phantom.anatomy import breast_volume_ml, build_phantom
 from spectac.phantom.population import PatientParams
 
 WALLS = (("anterior", 0), ("septal", 90), ("inferior", 180), ("lateral", 270))
-BIG_BREAST, BREAST_UNIT = 60.0, "radius mm"  # set to the volume in mL when the phantom has one
+BIG_BREAST, BREAST_UNIT = 600.0, "volume mL"  # per breast
 
 
 def wall_ratios(nc: np.ndarray, ac: np.ndarray, myocardium: np.ndarray, lv: dict, spacing: float) -> dict:
@@ -120,9 +120,8 @@ def realism(rows: list, patients: list, run: str | None) -> None:
 
 
 def breast_size(params: PatientParams) -> float:
-    """The breast size the groups use: its volume in mL when the phantom has one, else its radius."""
-    volume = getattr(params, "breast_volume_ml", None)
-    return float(volume) if volume is not None else float(params.breast_radius_mm)
+    """The volume of one breast in mL (0 for men; from the radius for parameters saved before)."""
+    return breast_volume_ml(params)
 
 
 if __name__ == "__main__":

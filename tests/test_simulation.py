@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from spectac.acquisition.protocol import Protocol
 from spectac.cli import app
 from spectac.io.dataset import Dataset
+from spectac.phantom.anatomy import breast_volume_ml
 from spectac.reconstruction.osem import ReconConfig
 from spectac.simulate import SimulationConfig, patient_params, simulate_cohort, simulate_study
 from spectac.volume import SpectacError, Volume
@@ -136,7 +137,7 @@ def normal_pair() -> dict:
     while len(found) < 2:
         params = patient_params(0, i, 0.0)
         i += 1
-        if params.sex in found or (params.sex == "F" and params.breast_radius_mm < 60):
+        if params.sex in found or (params.sex == "F" and breast_volume_ml(params) < 600):
             continue
         volumes, info = simulate_study(params, "stress", config, np.random.default_rng(i))
         found[params.sex] = (volumes, info)
