@@ -1,9 +1,10 @@
 """Simulated MPI cohorts: phantom -> acquisition -> NC and CT-AC OSEM -> dataset.
 
 An orchestrator: it draws the patients, builds their phantoms (:mod:`spectac.phantom`), acquires
-them (:mod:`spectac.acquisition.acquire`: count scale, projections, scatter, Poisson noise),
-reconstructs them (:mod:`spectac.reconstruction.pair`) and writes the studies through
-:mod:`spectac.io.dataset`.
+them (:mod:`spectac.acquisition.acquire`: count scale, the projections of every energy window with
+scatter, Poisson noise), reconstructs them (:mod:`spectac.reconstruction.pair`: NC of the
+photopeak; CT-AC with the mu-map and the windows' scatter estimate) and writes the studies, with
+the window projections, through :mod:`spectac.io.dataset`.
 
 Every random thing is drawn from the cohort seed: patient ``i`` gets the i-th child of
 ``SeedSequence(seed)``, so a study's bytes do not depend on the order, the number of workers, or
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from spectac import __version__
-from spectac.acquisition.acquire import acquire, scale_to_counts
+from spectac.acquisition.acquire import acquire_windows, scale_to_counts
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.io.dataset import (
@@ -52,6 +53,8 @@ DEFAULT_COUNTS = {"stress": (4.0e6, 0.6e6), "rest": (3.0e6, 0.45e6)}
 
 #: More counts than any clinical study (1e9) would take Poisson sampling beyond its range.
 MAX_COUNTS = 1e9
+#: ``--scatter``: simulated scatter corrected by TEW (default) or DEW in CT-AC, or no scatter.
+SCATTER_CHOICES = ("tew", "dew", "none")
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,14 @@ class SimulationConfig:
         arc: float = 180.0,
         iterations: int = 4,
         subsets: int = 6,
-        scatter: bool = False,
+        scatter: str | bool = "tew",
         split: str = "40/40/20",
         bmi: tuple[float, float] | None = None,
     ) -> SimulationConfig:
         """Validated configuration from command-line values (SpectacError on bad values).
 
+        ``scatter``: "tew" or "dew" (simulate scatter in every energy window; CT-AC corrects it
+        with that estimate) or "none" (no scatter, no correction); True/False mean "tew"/"none".
         ``bmi`` (mean, SD) changes the population's body-mass index; it is kept in ``extra`` so
         that a default configuration saves exactly as before.
         """
@@ -95,10 +100,13 @@ class SimulationConfig:
             raise SpectacError(f"--views must be at least 1, got {views}")
         if subsets > views:
             raise SpectacError(f"--subsets ({subsets}) cannot exceed --views ({views})")
-        protocol = Protocol.for_arc(arc, n_views=views, counts=counts or 4.0e6, scatter=scatter)
+        method = {True: "tew", False: "none"}.get(scatter, scatter) if isinstance(scatter, bool) else scatter
+        if method not in SCATTER_CHOICES:
+            raise SpectacError(f"--scatter must be one of {', '.join(SCATTER_CHOICES)}, got {scatter!r}")
+        protocol = Protocol.for_arc(arc, n_views=views, counts=counts or 4.0e6, scatter=method != "none")
         return cls(
             protocol=protocol,
-            recon=ReconConfig(iterations=iterations, subsets=subsets),
+            recon=ReconConfig(iterations=iterations, subsets=subsets, scatter_correction=method),
             counts=counts,
             split=parse_split(split),
             extra={} if bmi is None else {"bmi": [float(bmi[0]), float(bmi[1])]},
@@ -134,8 +142,9 @@ def simulate_study(
 
     Returns:
         volumes: nc, ac, mu, truth (X, Y, Z) float32 arrays (counts; mu in 1/cm);
-        info: the LV truth (lv.json), the study's drawn acquisition values and the myocardium
-            fraction map (not written to disk).
+        info: the LV truth (lv.json), the study's drawn acquisition values, the myocardium
+            fraction map (not written to disk) and ``windows``, the counts of every energy window
+            (projections.npz).
     """
     shift = tuple(float(v) for v in rng.normal(0.0, config.position_shift_mm, 3))
     phantom = build_phantom(
@@ -147,23 +156,26 @@ def simulate_study(
         mean, sd = DEFAULT_COUNTS[state]
         counts = float(max(rng.normal(mean, sd), 0.3 * mean))
     truth, mu_map = scale_to_counts(phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm)
-    projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
-    volumes = reconstruct_pair(projections, ac_model, mu_map, config)
+    windows, ac_model = acquire_windows(truth, mu_map, config.protocol, config.spacing_mm, rng)
+    volumes = reconstruct_pair(windows, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
     info = {
         "lv": phantom.lv,
         "counts": counts,
-        "measured_counts": float(projections.sum()),
+        "measured_counts": float(windows["photopeak"].sum()),
         "shift_mm": shift,
         "myocardium": phantom.myocardium,
+        "windows": {name: p.numpy() for name, p in windows.items()},
     }
     return volumes, info
 
 
 def reconstruct_pair(
-    projections: torch.Tensor, ac_model: SpectProjector, mu_map: np.ndarray, config: SimulationConfig
+    projections: torch.Tensor | dict[str, torch.Tensor], ac_model: SpectProjector, mu_map: np.ndarray,
+    config: SimulationConfig,
 ) -> dict[str, np.ndarray]:
-    """NC and CT-AC OSEM of one acquisition with the run's reconstruction settings."""
+    """NC and CT-AC OSEM of one acquisition (the photopeak, or every window by name) with the run's
+    reconstruction settings."""
     return reconstruct_nc_ac(projections, ac_model, mu_map, config.protocol, config.spacing_mm, config.recon)
 
 
@@ -180,7 +192,15 @@ def _write_simulated_study(out: Path, case_id: str, volumes: dict, info: dict, p
     vols = {name: Volume.centred(arr, spacing) for name, arr in volumes.items()}
     lv = dict(info["lv"])
     lv["phantom"] = {"params": params, "counts": info["counts"], "measured_counts": info["measured_counts"]}
-    write_study(out, case_id, vols, lv=lv)
+    write_study(out, case_id, vols, lv=lv, projections=window_projections(info["windows"], config.protocol))
+
+
+def window_projections(windows: dict[str, np.ndarray], protocol: Protocol) -> tuple[dict, dict]:
+    """(counts, keV bounds) of the acquired windows, for projections.npz."""
+    bounds = {w.name: (w.lower_kev, w.upper_kev) for w in protocol.windows}
+    if "photopeak" not in bounds:  # a protocol without its table: the standard 20% photopeak
+        bounds["photopeak"] = (126.0, 154.0)
+    return windows, {name: bounds[name] for name in windows}
 
 
 def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]:
@@ -300,10 +320,12 @@ def simulate_user_phantom(
     counts = config.counts or DEFAULT_COUNTS["stress"][0]
     truth, mu_map = scale_to_counts(act, mu_map, counts, config.protocol, config.spacing_mm)
     torch.set_num_threads(1)
-    projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
-    volumes = reconstruct_pair(projections, ac_model, mu_map, config)
+    windows, ac_model = acquire_windows(truth, mu_map, config.protocol, config.spacing_mm, rng)
+    volumes = reconstruct_pair(windows, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
-    write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()})
+    counts = {name: p.numpy() for name, p in windows.items()}
+    write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()},
+                projections=window_projections(counts, config.protocol))
     write_manifest(out, meta, [case])
     return out
 

@@ -1,7 +1,8 @@
 """OSEM reconstruction and the clinical post-filter.
 
 NC = OSEM with a system matrix without attenuation; CT-AC = OSEM with the mu-map in the system
-matrix. Both model the collimator blur by default (resolution recovery, as clinical cardiac
+matrix and, when the acquisition has scatter windows, their scatter estimate as an additive term of
+the forward model (y ~ A x + s). Both model the collimator blur by default (resolution recovery, as clinical cardiac
 software does).
 """
 
@@ -28,6 +29,9 @@ class ReconConfig:
     psf: bool = True
     butterworth_cutoff_per_cm: float = 0.4
     butterworth_order: int = 10
+    #: CT-AC scatter correction from the energy windows: "tew", "dew" or "none"
+    #: (:mod:`spectac.reconstruction.scatter_windows`); NC never corrects scatter.
+    scatter_correction: str = "tew"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,12 +43,20 @@ def subset_views(n_views: int, n_subsets: int) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, subsets: int) -> torch.Tensor:
-    """Ordered-subsets expectation maximisation.
+def osem(
+    projections: torch.Tensor,
+    projector: SpectProjector,
+    iterations: int,
+    subsets: int,
+    additive: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Ordered-subsets expectation maximisation of y ~ Poisson(A x + s).
 
     Args:
         projections: (A, V, Z) measured counts.
         projector: the system matrix model.
+        additive: (A, V, Z) expected counts not from the object's primaries (the scatter
+            estimate s), or None.
 
     Returns:
         (X, Y, Z) reconstructed object in counts.
@@ -61,6 +73,8 @@ def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, 
     for _ in range(iterations):
         for views, sensitivity in zip(groups, sensitivities):
             expected = projector.forward(x, views)
+            if additive is not None:
+                expected = expected + additive[views]
             ratio = projections[views] / torch.clamp(expected, min=1e-6)
             ratio = torch.where(expected > 1e-6, ratio, torch.zeros_like(ratio))
             update = projector.backward(ratio, views)
@@ -80,9 +94,12 @@ def butterworth_filter(volume: np.ndarray, spacing_mm: float, cutoff_per_cm: flo
     return np.maximum(filtered, 0.0).astype(np.float32)
 
 
-def reconstruct(projections: torch.Tensor, projector: SpectProjector, config: ReconConfig) -> np.ndarray:
-    """OSEM then the post-filter: the image a clinical workstation would show, in counts."""
-    x = osem(projections, projector, config.iterations, config.subsets)
+def reconstruct(
+    projections: torch.Tensor, projector: SpectProjector, config: ReconConfig, additive: torch.Tensor | None = None
+) -> np.ndarray:
+    """OSEM (with the additive scatter term when given) then the post-filter: the image a clinical
+    workstation would show, in counts."""
+    x = osem(projections, projector, config.iterations, config.subsets, additive)
     return butterworth_filter(
         x.numpy(), projector.spacing_mm, config.butterworth_cutoff_per_cm, config.butterworth_order
     )
