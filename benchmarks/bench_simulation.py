@@ -1,4 +1,5 @@
-"""Seconds per simulated study at the default protocol (phantom + projection + NC and CT-AC OSEM).
+"""Seconds per simulated study at the default protocol (phantom + the projections of every energy
+window with scatter + NC and scatter-corrected CT-AC OSEM).
 
 Run: python benchmarks/bench_simulation.py [--studies 6]
 Each study runs on one torch thread, as `spectac simulate` does (parallelism is over studies with
@@ -39,7 +40,7 @@ def main() -> None:
     print("| what | median s | min s | max s |")
     print("|---|---|---|---|")
     print(f"| phantom only (64^3, 2x supersampled) | {np.median(phantoms):.2f} | {min(phantoms):.2f} | {max(phantoms):.2f} |")
-    print(f"| whole study (phantom, projection, NC + CT-AC OSEM 4x6, filter) | {med:.2f} | {min(totals):.2f} | {max(totals):.2f} |")
+    print(f"| whole study (phantom, 4 energy windows with scatter, NC + TEW-corrected CT-AC OSEM 4x6, filter) | {med:.2f} | {min(totals):.2f} | {max(totals):.2f} |")
     print(f"100-patient cohort (200 studies) estimate with 2 workers: {200 * med / 2 / 60:.1f} min")
 
 

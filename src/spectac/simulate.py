@@ -323,9 +323,9 @@ def simulate_user_phantom(
     windows, ac_model = acquire_windows(truth, mu_map, config.protocol, config.spacing_mm, rng)
     volumes = reconstruct_pair(windows, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
-    counts = {name: p.numpy() for name, p in windows.items()}
+    window_counts = {name: p.numpy() for name, p in windows.items()}
     write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()},
-                projections=window_projections(counts, config.protocol))
+                projections=window_projections(window_counts, config.protocol))
     write_manifest(out, meta, [case])
     return out
 
