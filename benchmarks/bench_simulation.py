@@ -22,9 +22,10 @@ from spectac.simulate import SimulationConfig, patient_params, simulate_study
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--studies", type=int, default=6)
+    parser.add_argument("--scatter", default="tew", help="tew (default), dew or none (no scatter, no correction)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    config = SimulationConfig()
+    config = SimulationConfig.build(scatter=args.scatter)
     totals, phantoms = [], []
     for i in range(args.studies):
         params = patient_params(123, i, 0.5)
@@ -36,7 +37,7 @@ def main() -> None:
         simulate_study(params, state, config, np.random.default_rng(i))
         totals.append(time.perf_counter() - t0)
     med = float(np.median(totals))
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads 1")
+    print(f"machine: {platform.processor() or platform.machine()}, torch threads 1, --scatter {args.scatter}")
     print("| what | median s | min s | max s |")
     print("|---|---|---|---|")
     print(f"| phantom only (64^3, 2x supersampled) | {np.median(phantoms):.2f} | {min(phantoms):.2f} | {max(phantoms):.2f} |")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from spectac import __version__
-from spectac.acquisition.acquire import acquire_windows, scale_to_counts
+from spectac.acquisition.acquire import acquire_counts
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.io.dataset import (
@@ -155,8 +155,8 @@ def simulate_study(
     else:
         mean, sd = DEFAULT_COUNTS[state]
         counts = float(max(rng.normal(mean, sd), 0.3 * mean))
-    truth, mu_map = scale_to_counts(phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm)
-    windows, ac_model = acquire_windows(truth, mu_map, config.protocol, config.spacing_mm, rng)
+    truth, mu_map, windows, ac_model = acquire_counts(phantom.activity, phantom.mu_map, counts, config.protocol,
+                                                      config.spacing_mm, rng)
     volumes = reconstruct_pair(windows, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
     info = {
@@ -318,9 +318,8 @@ def simulate_user_phantom(
     mu_map = resample_to_simulation_grid(mu, config, mean_preserving=False)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 424242]))
     counts = config.counts or DEFAULT_COUNTS["stress"][0]
-    truth, mu_map = scale_to_counts(act, mu_map, counts, config.protocol, config.spacing_mm)
     torch.set_num_threads(1)
-    windows, ac_model = acquire_windows(truth, mu_map, config.protocol, config.spacing_mm, rng)
+    truth, mu_map, windows, ac_model = acquire_counts(act, mu_map, counts, config.protocol, config.spacing_mm, rng)
     volumes = reconstruct_pair(windows, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
     window_counts = {name: p.numpy() for name, p in windows.items()}

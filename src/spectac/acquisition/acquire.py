@@ -9,7 +9,7 @@ import torch
 
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
-from spectac.acquisition.scatter import scatter_projections, scatter_source
+from spectac.acquisition.scatter import scatter_projections, scatter_source, scatter_sources
 from spectac.acquisition.windows import window_named
 from spectac.volume import SpectacError
 
@@ -26,7 +26,8 @@ def scale_to_counts(
     rotated, transmission = probe.rotated(torch.from_numpy(activity))
     total = float((rotated * transmission).sum())
     if protocol.scatter:
-        total += float(scatter_source(rotated, transmission, window_named(protocol.windows, "photopeak")).sum())
+        peak = window_named(protocol.windows, "photopeak")
+        total += peak.scatter * float(scatter_source(rotated, transmission, peak.broad_beam).sum())
     total /= probe.n_views
     if total <= 0:
         raise SpectacError("the phantom has no activity inside the field of view")
@@ -54,8 +55,9 @@ def window_components(
     if not protocol.scatter or transmission is None:
         return {"photopeak": (primary, torch.zeros_like(primary))}
     peak = window_named(protocol.windows, "photopeak").primary_fraction()
+    sources = scatter_sources(rotated, transmission, protocol.windows)
     return {
-        w.name: (primary * (w.primary_fraction() / peak), scatter_projections(rotated, transmission, projector, w))
+        w.name: (primary * (w.primary_fraction() / peak), scatter_projections(sources[w.broad_beam], projector, w))
         for w in protocol.windows
     }
 
@@ -68,6 +70,24 @@ def acquire_windows(
     projector = SpectProjector(truth.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
     components = window_components(truth, projector, protocol)
     return {name: poisson_counts(p + s, rng) for name, (p, s) in components.items()}, projector
+
+
+def acquire_counts(
+    activity: np.ndarray, mu_map: np.ndarray, counts: float, protocol: Protocol, spacing_mm: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor], SpectProjector]:
+    """:func:`scale_to_counts` and :func:`acquire_windows` in one projection (the acquisition is
+    linear in the activity): the activity scaled so the noiseless photopeak (primary and scatter)
+    holds ``counts``. Returns (activity in counts, mu-map, noisy windows, projector)."""
+    mu_map = mu_map.astype(np.float32)
+    projector = SpectProjector(activity.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
+    components = window_components(activity, projector, protocol)
+    total = float(sum(part.sum() for part in components["photopeak"]))
+    if total <= 0:
+        raise SpectacError("the phantom has no activity inside the field of view")
+    scale = counts / total
+    windows = {name: poisson_counts((p + s) * scale, rng) for name, (p, s) in components.items()}
+    return (activity * scale).astype(np.float32), mu_map, windows, projector
 
 
 def acquire(

@@ -33,10 +33,20 @@ from spectac.acquisition.windows import EnergyWindow
 N_SLABS = 6
 
 
-def scatter_source(rotated: torch.Tensor, transmission: torch.Tensor, window: EnergyWindow) -> torch.Tensor:
-    """Counts of each rotated voxel reaching ``window`` as scatter: a (exp(-b l) - exp(-l)) per count."""
+def scatter_source(rotated: torch.Tensor, transmission: torch.Tensor, broad_beam: float,
+                   path: torch.Tensor | None = None) -> torch.Tensor:
+    """Counts of each rotated voxel reaching a window as scatter per unit amplitude:
+    exp(-b l) - exp(-l) per count (``path`` = l = -log(transmission) when already computed)."""
+    if path is None:
+        path = -torch.log(torch.clamp(transmission, min=1e-30))
+    return rotated * (torch.exp(-broad_beam * path) - transmission)
+
+
+def scatter_sources(rotated: torch.Tensor, transmission: torch.Tensor,
+                    windows: tuple[EnergyWindow, ...]) -> dict[float, torch.Tensor]:
+    """:func:`scatter_source` once per distinct b of ``windows`` (windows sharing b share it)."""
     path = -torch.log(torch.clamp(transmission, min=1e-30))
-    return rotated * (window.scatter * (torch.exp(-window.broad_beam * path) - transmission))
+    return {b: scatter_source(rotated, transmission, b, path) for b in sorted({w.broad_beam for w in windows})}
 
 
 def _depths_mm(projector: SpectProjector, views: torch.Tensor) -> np.ndarray:
@@ -77,8 +87,7 @@ def gaussian_blur_fft(planes: torch.Tensor, sigma_mm: np.ndarray, spacing_mm: tu
 
 @torch.no_grad()
 def scatter_projections(
-    rotated: torch.Tensor,
-    transmission: torch.Tensor,
+    source: torch.Tensor,
     projector: SpectProjector,
     window: EnergyWindow,
     views: torch.Tensor | None = None,
@@ -86,13 +95,12 @@ def scatter_projections(
     """Expected scatter counts (a, V, Z) in ``window`` of an object already in the views' frames.
 
     Args:
-        rotated, transmission: :meth:`SpectProjector.rotated` of the object (counts) and its
-            transmission factors, (a, Z, U, V).
+        source: :func:`scatter_source` of the object (counts, :meth:`SpectProjector.rotated`) with
+            the window's b, (a, Z, U, V).
         projector: the acquisition's projector (orbit radii, clearance, collimator, 1/A scale).
         window: the window's scatter parameters.
     """
     views = torch.arange(projector.n_views) if views is None else torch.as_tensor(views, dtype=torch.long)
-    source = scatter_source(rotated, transmission, window)  # (a, Z, U, V)
     depths = _depths_mm(projector, views)
     centres = np.linspace(0.0, max(float(depths.max()), projector.spacing_mm), N_SLABS)
     weights = _slab_weights(depths, centres)  # (a, U, K)
@@ -100,4 +108,4 @@ def scatter_projections(
     collimator_mm = projector.protocol.collimator.fwhm_mm(centres + projector.protocol.clearance_mm)
     sigma_mm = np.sqrt((collimator_mm / (2 * math.sqrt(2 * math.log(2)))) ** 2 + (window.spread * centres) ** 2)
     blurred = gaussian_blur_fft(slabs, sigma_mm, (projector.spacing_z_mm, projector.spacing_mm))
-    return torch.clamp(blurred, min=0.0).permute(0, 2, 1) / projector.n_views
+    return torch.clamp(blurred, min=0.0).permute(0, 2, 1) * (window.scatter / projector.n_views)

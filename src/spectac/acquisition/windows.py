@@ -68,8 +68,8 @@ class EnergyWindow:
 #: scatter are unbiased on average over typical patients (docs/simulation.md).
 DEFAULT_WINDOWS: tuple[EnergyWindow, ...] = (
     EnergyWindow("photopeak", 126.0, 154.0, scatter=1.3, broad_beam=0.74, spread=0.30),
-    EnergyWindow("tew_lower", 122.0, 126.0, scatter=0.307, broad_beam=0.72, spread=0.40),
-    EnergyWindow("tew_upper", 154.0, 158.0, scatter=0.005, broad_beam=0.76, spread=0.25),
+    EnergyWindow("tew_lower", 122.0, 126.0, scatter=0.333, broad_beam=0.74, spread=0.40),
+    EnergyWindow("tew_upper", 154.0, 158.0, scatter=0.005, broad_beam=0.74, spread=0.25),
     EnergyWindow("dew_lower", 92.0, 125.0, scatter=2.36, broad_beam=0.68, spread=0.60),
 )
 
