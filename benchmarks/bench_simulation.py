@@ -41,7 +41,9 @@ def main() -> None:
     print("| what | median s | min s | max s |")
     print("|---|---|---|---|")
     print(f"| phantom only (64^3, 2x supersampled) | {np.median(phantoms):.2f} | {min(phantoms):.2f} | {max(phantoms):.2f} |")
-    print(f"| whole study (phantom, 4 energy windows with scatter, NC + TEW-corrected CT-AC OSEM 4x6, filter) | {med:.2f} | {min(totals):.2f} | {max(totals):.2f} |")
+    what = ("photopeak without scatter, NC + CT-AC" if args.scatter == "none" else
+            f"4 energy windows with scatter, NC + {args.scatter.upper()}-corrected CT-AC")
+    print(f"| whole study (phantom, {what} OSEM 4x6, filter) | {med:.2f} | {min(totals):.2f} | {max(totals):.2f} |")
     print(f"100-patient cohort (200 studies) estimate with 2 workers: {200 * med / 2 / 60:.1f} min")
 
 
