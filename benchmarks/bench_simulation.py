@@ -1,4 +1,5 @@
-"""Seconds per simulated study at the default protocol (phantom + projection + NC and CT-AC OSEM).
+"""Seconds per simulated study at the default protocol (phantom + the projections of every energy
+window with scatter + NC and scatter-corrected CT-AC OSEM).
 
 Run: python benchmarks/bench_simulation.py [--studies 6]
 Each study runs on one torch thread, as `spectac simulate` does (parallelism is over studies with
@@ -21,9 +22,10 @@ from spectac.simulate import SimulationConfig, patient_params, simulate_study
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--studies", type=int, default=6)
+    parser.add_argument("--scatter", default="tew", help="tew (default), dew or none (no scatter, no correction)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    config = SimulationConfig()
+    config = SimulationConfig.build(scatter=args.scatter)
     totals, phantoms = [], []
     for i in range(args.studies):
         params = patient_params(123, i, 0.5)
@@ -35,11 +37,13 @@ def main() -> None:
         simulate_study(params, state, config, np.random.default_rng(i))
         totals.append(time.perf_counter() - t0)
     med = float(np.median(totals))
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads 1")
+    print(f"machine: {platform.processor() or platform.machine()}, torch threads 1, --scatter {args.scatter}")
     print("| what | median s | min s | max s |")
     print("|---|---|---|---|")
     print(f"| phantom only (64^3, 2x supersampled) | {np.median(phantoms):.2f} | {min(phantoms):.2f} | {max(phantoms):.2f} |")
-    print(f"| whole study (phantom, projection, NC + CT-AC OSEM 4x6, filter) | {med:.2f} | {min(totals):.2f} | {max(totals):.2f} |")
+    what = ("photopeak without scatter, NC + CT-AC" if args.scatter == "none" else
+            f"4 energy windows with scatter, NC + {args.scatter.upper()}-corrected CT-AC")
+    print(f"| whole study (phantom, {what} OSEM 4x6, filter) | {med:.2f} | {min(totals):.2f} | {max(totals):.2f} |")
     print(f"100-patient cohort (200 studies) estimate with 2 workers: {200 * med / 2 / 60:.1f} min")
 
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from spectac.acquisition.acquire import acquire, scale_to_counts
+from spectac.acquisition.acquire import acquire_windows, scale_to_counts
 from spectac.phantom.anatomy import build_phantom
 from spectac.simulate import SimulationConfig, patient_params, reconstruct_pair
 
@@ -40,8 +40,9 @@ def main() -> int:
         truth, mu = scale_to_counts(phantom.activity, phantom.mu_map, args.counts, config.protocol, config.spacing_mm)
         pair = []
         for noise_seed in (1, 2):
-            projections, model = acquire(truth, mu, config.protocol, config.spacing_mm, np.random.default_rng(noise_seed))
-            pair.append(reconstruct_pair(projections, model, mu, config))
+            windows, model = acquire_windows(truth, mu, config.protocol, config.spacing_mm,
+                                             np.random.default_rng(noise_seed))
+            pair.append(reconstruct_pair(windows, model, mu, config))
         rows.append({name: float(np.abs(pair[0][name] - pair[1][name]).mean() / np.sqrt(2)) for name in ("ac", "nc")})
     ac = np.array([r["ac"] for r in rows])
     nc = np.array([r["nc"] for r in rows])

@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from spectac.acquisition.acquire import acquire
 from spectac.acquisition.collimators import COLLIMATORS, find_collimator
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
@@ -25,7 +26,6 @@ from spectac.io.projections import (
     write_projections_dicom,
 )
 from spectac.reconstruction.osem import ReconConfig, reconstruct
-from spectac.simulate import acquire
 from spectac.volume import Volume
 
 runner = CliRunner()

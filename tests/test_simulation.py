@@ -54,6 +54,18 @@ def test_same_seed_same_bytes_and_resume(tmp_path: Path) -> None:
     nc_a = Dataset.open(a).load("P000_stress", "truth").array
     nc_c = Dataset.open(c).load("P000_stress", "truth").array
     assert not np.array_equal(nc_a, nc_c)
+    # scatter is on by default: every energy window's counts are kept beside the volumes
+    counts, bounds = Dataset.open(a).projections("P000_stress")
+    assert list(counts) == [w.name for w in SMALL.protocol.windows] and bounds["photopeak"] == (126.0, 154.0)
+    assert counts["photopeak"].shape == (24, 32, 32) and counts["dew_lower"].sum() > counts["tew_lower"].sum()
+
+
+def test_scatter_option_values() -> None:
+    default, off, dew = (SimulationConfig.build(scatter=s) for s in ("tew", "none", "dew"))
+    assert default == SimulationConfig.build() == SimulationConfig.build(scatter=True)
+    assert default.protocol.scatter and default.recon.scatter_correction == "tew"
+    assert not off.protocol.scatter and off.recon.scatter_correction == "none"
+    assert off == SimulationConfig.build(scatter=False) and dew.recon.scatter_correction == "dew"
 
 
 def test_patients_differ_and_splits_are_by_patient(tmp_path: Path) -> None:
@@ -129,9 +141,11 @@ def _segment_cv(volume: np.ndarray, info: dict, spacing: float) -> float:
 
 @pytest.fixture(scope="module")
 def normal_pair() -> dict:
-    """A normal man and a normal woman with large breasts, default protocol, noise as clinical."""
+    """A normal man and a normal woman with large breasts, default protocol without scatter (these
+    tests check the attenuation artifacts alone; scatter fills part of NC's inferior-wall loss, and
+    its correction is tested in test_scatter.py), noise as clinical."""
     torch.set_num_threads(2)
-    config = SimulationConfig(misregistration_mm=0.0)  # attenuation physics with a registered mu-map
+    config = SimulationConfig.build(scatter="none", misregistration_mm=0.0)  # attenuation alone, registered mu
     found: dict[str, tuple] = {}
     i = 0
     while len(found) < 2:
@@ -222,6 +236,7 @@ def test_bad_user_phantom(tmp_path: Path, case: str, message: str) -> None:
         (["--population", "athletes"], "--population"),
         (["--matrix", "96"], "--matrix"),
         (["--misregistration-mm", "-1"], "--misregistration-mm"),
+        (["--scatter", "maybe"], "--scatter must be one of"),
     ],
 )
 def test_bad_simulate_options(tmp_path: Path, args: list[str], message: str) -> None:

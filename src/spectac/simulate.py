@@ -1,9 +1,10 @@
 """Simulated MPI cohorts: phantom -> acquisition -> NC and CT-AC OSEM -> dataset.
 
 An orchestrator: it draws the patients, builds their phantoms (:mod:`spectac.phantom`), acquires
-them (:mod:`spectac.acquisition.acquire`: count scale, projections, scatter, Poisson noise),
-reconstructs them (:mod:`spectac.reconstruction.pair`) and writes the studies through
-:mod:`spectac.io.dataset`.
+them (:mod:`spectac.acquisition.acquire`: count scale, the projections of every energy window with
+scatter, Poisson noise), reconstructs them (:mod:`spectac.reconstruction.pair`: NC of the
+photopeak; CT-AC with the mu-map and the windows' scatter estimate) and writes the studies, with
+the window projections, through :mod:`spectac.io.dataset`.
 
 Every random thing is drawn from the cohort seed: patient ``i`` gets the i-th child of
 ``SeedSequence(seed)``, so a study's bytes do not depend on the order, the number of workers, or
@@ -24,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from spectac import __version__
-from spectac.acquisition.acquire import acquire, scale_to_counts
+from spectac.acquisition.acquire import acquire_counts
 from spectac.acquisition.collimators import find_collimator
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
@@ -89,6 +90,8 @@ MATRIX_PIXEL_MM = {64: 6.8, 128: 3.4}
 
 #: More counts than any clinical study (1e9) would take Poisson sampling beyond its range.
 MAX_COUNTS = 1e9
+#: ``--scatter``: simulated scatter corrected by TEW (default) or DEW in CT-AC, or no scatter.
+SCATTER_CHOICES = ("tew", "dew", "none")
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class SimulationConfig:
         arc: float = 180.0,
         iterations: int = 4,
         subsets: int = 6,
-        scatter: bool = False,
+        scatter: str | bool = "tew",
         split: str = "40/40/20",
         bmi: tuple[float, float] | None = None,
         population: str = DEFAULT_POPULATION,
@@ -127,6 +130,8 @@ class SimulationConfig:
     ) -> SimulationConfig:
         """Validated configuration from command-line values (SpectacError on bad values).
 
+        ``scatter``: "tew" or "dew" (simulate scatter in every energy window; CT-AC corrects it
+        with that estimate) or "none" (no scatter, no correction); True/False mean "tew"/"none".
         ``bmi`` (mean, SD) changes the population's body-mass index; it is kept in ``extra`` so
         that a default configuration saves exactly as before.
         """
@@ -140,6 +145,9 @@ class SimulationConfig:
             raise SpectacError(f"--views must be at least 1, got {views}")
         if subsets > views:
             raise SpectacError(f"--subsets ({subsets}) cannot exceed --views ({views})")
+        method = {True: "tew", False: "none"}.get(scatter, scatter) if isinstance(scatter, bool) else scatter
+        if method not in SCATTER_CHOICES:
+            raise SpectacError(f"--scatter must be one of {', '.join(SCATTER_CHOICES)}, got {scatter!r}")
         if population not in POPULATIONS:
             raise SpectacError(f"--population must be one of {', '.join(POPULATIONS)}, got {population!r}")
         if not 0 <= misregistration_mm <= 30:
@@ -147,11 +155,11 @@ class SimulationConfig:
         if matrix not in MATRIX_PIXEL_MM:
             raise SpectacError(f"--matrix must be 64 or 128, got {matrix}")
         pixel = MATRIX_PIXEL_MM[matrix]
-        protocol = Protocol.for_arc(arc, n_views=views, counts=counts or 4.0e6, scatter=scatter, matrix=matrix,
+        protocol = Protocol.for_arc(arc, n_views=views, counts=counts or 4.0e6, scatter=method != "none", matrix=matrix,
                                     pixel_mm=pixel, collimator=find_collimator(collimator).collimator())
         return cls(
             protocol=protocol,
-            recon=ReconConfig(iterations=iterations, subsets=subsets),
+            recon=ReconConfig(iterations=iterations, subsets=subsets, scatter_correction=method),
             counts=counts,
             split=parse_split(split),
             shape=(matrix, matrix, matrix),
@@ -238,8 +246,9 @@ def simulate_study(
 
     Returns:
         volumes: nc, ac, mu, truth (X, Y, Z) float32 arrays (counts; mu in 1/cm);
-        info: the LV truth (lv.json), the study's drawn acquisition values and the myocardium
-            fraction map (not written to disk).
+        info: the LV truth (lv.json), the study's drawn acquisition values, the myocardium
+            fraction map (not written to disk) and ``windows``, the counts of every energy window
+            (projections.npz).
     """
     shift = tuple(float(v) for v in rng.normal(0.0, config.position_shift_mm, 3))
     phantom = build_phantom(
@@ -250,31 +259,35 @@ def simulate_study(
     else:
         mean, sd = DOSE_COUNTS.get(params.dose_protocol, DEFAULT_COUNTS)[state]
         counts = float(max(rng.normal(mean, sd), 0.3 * mean))
-    truth, mu_map = scale_to_counts(phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm)
-    projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
+    truth, mu_map, windows, ac_model, scatter_fraction = acquire_counts(
+        phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm, rng)
     mu_shift = misregistration_shift(np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]),
                                      config.misregistration_mm)
     mu_clinic = shift_mu(mu_map, mu_shift, config.spacing_mm)
     if mu_clinic is not mu_map:  # the CT-AC projector models the displaced map, on the true orbit
         ac_model = SpectProjector(ac_model.shape, config.spacing_mm, config.protocol, mu_map=mu_clinic,
                                   psf=config.recon.psf, radii_mm=ac_model.radii_mm)
-    volumes = reconstruct_pair(projections, ac_model, mu_clinic, config)
+    volumes = reconstruct_pair(windows, ac_model, mu_clinic, config)
     volumes.update(mu=mu_clinic, truth=truth)
     info = {
         "lv": phantom.lv,
         "counts": counts,
-        "measured_counts": float(projections.sum()),
+        "measured_counts": float(windows["photopeak"].sum()),
         "shift_mm": shift,
         "mu_shift_mm": mu_shift,
+        "scatter_fraction": scatter_fraction,
         "myocardium": phantom.myocardium,
+        "windows": {name: p.numpy() for name, p in windows.items()},
     }
     return volumes, info
 
 
 def reconstruct_pair(
-    projections: torch.Tensor, ac_model: SpectProjector, mu_map: np.ndarray, config: SimulationConfig
+    projections: torch.Tensor | dict[str, torch.Tensor], ac_model: SpectProjector, mu_map: np.ndarray,
+    config: SimulationConfig,
 ) -> dict[str, np.ndarray]:
-    """NC and CT-AC OSEM of one acquisition with the run's reconstruction settings."""
+    """NC and CT-AC OSEM of one acquisition (the photopeak, or every window by name) with the run's
+    reconstruction settings."""
     return reconstruct_nc_ac(projections, ac_model, mu_map, config.protocol, config.spacing_mm, config.recon)
 
 
@@ -292,8 +305,16 @@ def _write_simulated_study(out: Path, case_id: str, volumes: dict, info: dict, p
     vols = {name: Volume.centred(arr, spacing) for name, arr in volumes.items()}
     lv = dict(info["lv"])
     lv["phantom"] = {"params": params, "counts": info["counts"], "measured_counts": info["measured_counts"],
-                     "mu_shift_mm": list(info["mu_shift_mm"])}
-    write_study(out, case_id, vols, lv=lv)
+                     "mu_shift_mm": list(info["mu_shift_mm"]), "scatter_fraction": info["scatter_fraction"]}
+    write_study(out, case_id, vols, lv=lv, projections=window_projections(info["windows"], config.protocol))
+
+
+def window_projections(windows: dict[str, np.ndarray], protocol: Protocol) -> tuple[dict, dict]:
+    """(counts, keV bounds) of the acquired windows, for projections.npz."""
+    bounds = {w.name: (w.lower_kev, w.upper_kev) for w in protocol.windows}
+    if "photopeak" not in bounds:  # a protocol without its table: the standard 20% photopeak
+        bounds["photopeak"] = (126.0, 154.0)
+    return windows, {name: bounds[name] for name in windows}
 
 
 def _case_rows(seed: int, patients: int, config: SimulationConfig) -> list[Case]:
@@ -416,12 +437,13 @@ def simulate_user_phantom(
     mu_map = resample_to_simulation_grid(mu, config, mean_preserving=False)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 424242]))
     counts = config.counts or DEFAULT_COUNTS["stress"][0]
-    truth, mu_map = scale_to_counts(act, mu_map, counts, config.protocol, config.spacing_mm)
     torch.set_num_threads(1)
-    projections, ac_model = acquire(truth, mu_map, config.protocol, config.spacing_mm, rng)
-    volumes = reconstruct_pair(projections, ac_model, mu_map, config)
+    truth, mu_map, windows, ac_model, _ = acquire_counts(act, mu_map, counts, config.protocol, config.spacing_mm, rng)
+    volumes = reconstruct_pair(windows, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
-    write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()})
+    window_counts = {name: p.numpy() for name, p in windows.items()}
+    write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()},
+                projections=window_projections(window_counts, config.protocol))
     write_manifest(out, meta, [case])
     return out
 

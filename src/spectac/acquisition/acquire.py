@@ -1,5 +1,6 @@
 """A SPECT acquisition of an activity through an attenuating body: the count scale, the expected
-projections (attenuation, collimator response, optional scatter) and Poisson noise."""
+projections of every energy window (primary photons with attenuation and collimator response,
+and scatter) and Poisson noise drawn independently in every window."""
 
 from __future__ import annotations
 
@@ -8,19 +9,26 @@ import torch
 
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
-from spectac.acquisition.scatter import scatter_projections
+from spectac.acquisition.scatter import scatter_projections, scatter_source, scatter_sources
+from spectac.acquisition.windows import window_named
 from spectac.volume import SpectacError
 
 
 def scale_to_counts(
     activity: np.ndarray, mu_map: np.ndarray, counts: float, protocol: Protocol, spacing_mm: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale relative uptake so the noiseless attenuated projections hold ``counts`` in total.
+    """Scale relative uptake so the noiseless photopeak window (primary, plus scatter when the
+    protocol simulates it) holds ``counts`` in total.
 
     Returns (activity in counts, mu-map), both float32.
     """
     probe = SpectProjector(activity.shape, spacing_mm, protocol, mu_map=mu_map, psf=False)
-    total = float(probe.forward(torch.from_numpy(activity)).sum())
+    rotated, transmission = probe.rotated(torch.from_numpy(activity))
+    total = float((rotated * transmission).sum())
+    if protocol.scatter:
+        peak = window_named(protocol.windows, "photopeak")
+        total += peak.scatter * float(scatter_source(rotated, transmission, peak.broad_beam).sum())
+    total /= probe.n_views
     if total <= 0:
         raise SpectacError("the phantom has no activity inside the field of view")
     return (activity * (counts / total)).astype(np.float32), mu_map.astype(np.float32)
@@ -32,15 +40,62 @@ def poisson_counts(expected: torch.Tensor, rng: np.random.Generator) -> torch.Te
     return torch.from_numpy(counts)
 
 
+@torch.no_grad()
+def window_components(
+    truth: np.ndarray, projector: SpectProjector, protocol: Protocol
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Noiseless (primary, scatter) projections (A, V, Z) of every energy window.
+
+    The photopeak's primary is ``projector.forward(truth)``; another window counts the fraction of
+    primaries its energy range takes from the Gaussian energy response, relative to the
+    photopeak's. Without ``protocol.scatter`` only the photopeak is returned, with zero scatter.
+    """
+    rotated, transmission = projector.rotated(torch.from_numpy(np.asarray(truth, dtype=np.float32)))
+    primary = projector.project_rotated(rotated if transmission is None else rotated * transmission)
+    if not protocol.scatter or transmission is None:
+        return {"photopeak": (primary, torch.zeros_like(primary))}
+    peak = window_named(protocol.windows, "photopeak").primary_fraction()
+    sources = scatter_sources(rotated, transmission, protocol.windows)
+    return {
+        w.name: (primary * (w.primary_fraction() / peak), scatter_projections(sources[w.broad_beam], projector, w))
+        for w in protocol.windows
+    }
+
+
+def acquire_windows(
+    truth: np.ndarray, mu_map: np.ndarray, protocol: Protocol, spacing_mm: float, rng: np.random.Generator
+) -> tuple[dict[str, torch.Tensor], SpectProjector]:
+    """Noisy projections of every energy window (independent Poisson draws, in the order of
+    ``protocol.windows``) and the projector with the mu-map (the CT-AC model)."""
+    projector = SpectProjector(truth.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
+    components = window_components(truth, projector, protocol)
+    return {name: poisson_counts(p + s, rng) for name, (p, s) in components.items()}, projector
+
+
+def acquire_counts(
+    activity: np.ndarray, mu_map: np.ndarray, counts: float, protocol: Protocol, spacing_mm: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor], SpectProjector, float]:
+    """:func:`scale_to_counts` and :func:`acquire_windows` in one projection (the acquisition is
+    linear in the activity): the activity scaled so the noiseless photopeak (primary and scatter)
+    holds ``counts``. Returns (activity in counts, mu-map, noisy windows, projector, the noiseless
+    photopeak's scatter fraction: scatter / all counts)."""
+    mu_map = mu_map.astype(np.float32)
+    projector = SpectProjector(activity.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
+    components = window_components(activity, projector, protocol)
+    total = float(sum(part.sum() for part in components["photopeak"]))
+    if total <= 0:
+        raise SpectacError("the phantom has no activity inside the field of view")
+    scale = counts / total
+    windows = {name: poisson_counts((p + s) * scale, rng) for name, (p, s) in components.items()}
+    scatter_fraction = float(components["photopeak"][1].sum()) / total
+    return (activity * scale).astype(np.float32), mu_map, windows, projector, scatter_fraction
+
+
 def acquire(
     truth: np.ndarray, mu_map: np.ndarray, protocol: Protocol, spacing_mm: float, rng: np.random.Generator
 ) -> tuple[torch.Tensor, SpectProjector]:
-    """Noisy projections of an activity (in counts) through the attenuating body.
-
-    Returns the Poisson projections (A, V, Z) and the projector with the mu-map (CT-AC model).
-    """
-    projector = SpectProjector(truth.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
-    expected = projector.forward(torch.from_numpy(truth))
-    if protocol.scatter:
-        expected = expected + scatter_projections(expected, protocol, spacing_mm)
-    return poisson_counts(expected, rng), projector
+    """Noisy photopeak projections (A, V, Z) (primary and, when simulated, scatter) and the
+    projector with the mu-map. The other windows: :func:`acquire_windows`."""
+    windows, projector = acquire_windows(truth, mu_map, protocol, spacing_mm, rng)
+    return windows["photopeak"], projector

@@ -196,9 +196,26 @@ class SpectProjector:
             (a, V, Z) expected counts per projection bin (V along the detector row).
         """
         views = self._views(views)
-        y = self._rotate(torch.as_tensor(x, dtype=torch.float32), views)  # (a, Z, U, V)
-        if self._attenuation is not None:
-            y = y * self._attenuation[views]
+        y, transmission = self.rotated(x, views)
+        if transmission is not None:
+            y = y * transmission
+        return self.project_rotated(y, views)
+
+    @torch.no_grad()
+    def rotated(
+        self, x: torch.Tensor, views: torch.Tensor | np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The object in each view's frame (a, Z, U, V) (U toward the camera) and the transmission
+        factors there (None without a mu-map): what the scatter model needs besides ``forward``."""
+        views = self._views(views)
+        y = self._rotate(torch.as_tensor(x, dtype=torch.float32), views)
+        return y, None if self._attenuation is None else self._attenuation[views]
+
+    @torch.no_grad()
+    def project_rotated(self, y: torch.Tensor, views: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """Sum an already rotated and attenuated object (a, Z, U, V) toward the camera with the
+        collimator blur: (a, V, Z) expected counts."""
+        views = self._views(views)
         if self.psf:
             steps, final = self._blur_steps[:, :, views], self._final_blur[:, views]
             proj = y[:, :, 0, :]

@@ -12,7 +12,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from spectac.acquisition.windows import DEFAULT_WINDOWS, EnergyWindow
 from spectac.volume import SpectacError
+
+#: Keys of protocol dicts written before the energy windows (the Gaussian scatter model), ignored.
+_RETIRED_KEYS = ("scatter_fraction", "scatter_fwhm_mm")
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,9 @@ class Collimator:
 
 @dataclass(frozen=True)
 class Protocol:
-    """Acquisition settings. Counts are the expected total counts in the projections of a study."""
+    """Acquisition settings. Counts are the expected total counts in the photopeak window of a study
+    (primary and scatter). ``scatter``: simulate scatter in every energy window of ``windows``
+    (:mod:`spectac.acquisition.scatter`); without it only the photopeak's primary photons."""
 
     n_views: int = 60
     arc_deg: float = 180.0
@@ -51,9 +57,8 @@ class Protocol:
     counts: float = 4.0e6
     clearance_mm: float = 25.0
     collimator: Collimator = Collimator()
-    scatter: bool = False
-    scatter_fraction: float = 0.3
-    scatter_fwhm_mm: float = 60.0
+    scatter: bool = True
+    windows: tuple[EnergyWindow, ...] = DEFAULT_WINDOWS
 
     def __post_init__(self) -> None:
         if self.n_views < 1:
@@ -66,8 +71,12 @@ class Protocol:
             raise SpectacError(f"the pixel size must be positive, got {self.pixel_mm}")
         if not self.counts > 0:
             raise SpectacError(f"the counts per study must be positive, got {self.counts}")
-        if not 0 <= self.scatter_fraction < 1:
-            raise SpectacError(f"the scatter fraction must be in [0, 1), got {self.scatter_fraction}")
+        names = [w.name for w in self.windows]
+        if "photopeak" not in names or len(set(names)) != len(names):
+            raise SpectacError(f"the energy windows need one 'photopeak' and distinct names, got {names}")
+        for w in self.windows:
+            if not 0 < w.lower_kev < w.upper_kev or w.scatter < 0 or not 0 < w.broad_beam <= 1 or w.spread < 0:
+                raise SpectacError(f"energy window {w.name!r}: bounds or scatter parameters out of range")
 
     @classmethod
     def for_arc(cls, arc_deg: float, **settings: object) -> Protocol:
@@ -89,6 +98,10 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, data: dict) -> Protocol:
-        data = dict(data)
+        """The protocol of a saved dict; dicts from before the energy windows (``"scatter": false``,
+        no ``windows``) load with the default window table."""
+        data = {k: v for k, v in data.items() if k not in _RETIRED_KEYS}
         collimator = Collimator(**{"gap_mm": 0.0, **data.pop("collimator", {})})  # saved before the gap: none
+        if "windows" in data:
+            data["windows"] = tuple(EnergyWindow(**w) for w in data["windows"])
         return cls(collimator=collimator, **data)

@@ -27,7 +27,12 @@ def simulate(
     arc: float = typer.Option(180.0, help="Orbit arc in degrees: 180 (RAO 45 to LPO 45) or 360."),
     iterations: int = typer.Option(4, help="OSEM iterations."),
     subsets: int = typer.Option(6, help="OSEM subsets."),
-    scatter: bool = typer.Option(False, help="Add a scatter component to the projections."),
+    scatter: str = typer.Option(
+        "tew", "--scatter",
+        help="Scatter in every energy window, corrected in CT-AC by 'tew' (triple energy window) or 'dew' (dual "
+             "energy window); 'none': no scatter simulated and none corrected (the previous default).",
+    ),
+    no_scatter: bool = typer.Option(False, "--no-scatter", hidden=True, help="Same as --scatter none."),
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
     bmi: str | None = typer.Option(None, help="Population body-mass index as MEAN,SD (normal; default: the US adult lognormal, 42% BMI >= 30); e.g. 36,3 for an obese cohort."),
     population: str = typer.Option("referral", help="Clinical population: referral (MPI referrals: 80% diseased, multivessel, scar and ischaemia) or low-risk (fewer, smaller single defects)."),
@@ -49,7 +54,8 @@ def simulate(
             raise SpectacError(f"--bmi expects MEAN,SD such as 36,3, got {bmi!r}") from None
         bmi_mean_sd = (mean, sd)
     config = SimulationConfig.build(
-        counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets, scatter=scatter, split=split,
+        counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets,
+        scatter="none" if no_scatter else scatter.lower(), split=split,
         bmi=bmi_mean_sd, population=population, misregistration_mm=misregistration_mm, collimator=collimator,
         matrix=matrix, protocol_mix=protocol_mix,
     )

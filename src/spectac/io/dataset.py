@@ -4,7 +4,8 @@
 DATASET/
   dataset.json        format version, how it was made
   cases.csv           a row per study (see CASE_COLUMNS)
-  studies/<case_id>/  nc.nii.gz, ac.nii.gz, and when known mu.nii.gz, truth.nii.gz, lv.json
+  studies/<case_id>/  nc.nii.gz, ac.nii.gz, and when known mu.nii.gz, truth.nii.gz, lv.json,
+                      projections.npz (the counts of every energy window of a simulated study)
 ```
 Simulated and imported data meet here: everything downstream reads studies through
 :class:`Dataset` and never knows where a study came from.
@@ -22,6 +23,8 @@ from typing import Any
 
 from spectac.io.atomic import atomic_dir, write_text_atomic
 from spectac.io.nifti import STUDY_DESCRIPTIONS, read_nifti, write_nifti
+from spectac.io.window_projections import FILE_NAME as PROJECTIONS_FILE
+from spectac.io.window_projections import read_window_projections, window_projections_bytes
 from spectac.volume import SpectacError, Volume
 
 FORMAT_VERSION = 1
@@ -197,6 +200,11 @@ class Dataset:
             raise SpectacError(f"{path}: missing study volume")
         return read_nifti(path)
 
+    def projections(self, case_id: str) -> tuple[dict[str, Any], dict[str, tuple[float, float]]]:
+        """The energy-window projections of a study (counts per window, keV bounds per window);
+        see :mod:`spectac.io.window_projections`."""
+        return read_window_projections(self.study_dir(case_id) / PROJECTIONS_FILE)
+
     def lv(self, case_id: str) -> dict[str, Any] | None:
         """The LV geometry and defect truth of a simulated study, or None."""
         path = self.study_dir(case_id) / "lv.json"
@@ -219,8 +227,12 @@ def write_study(
     case_id: str,
     volumes: dict[str, Volume],
     lv: dict[str, Any] | None = None,
+    projections: tuple[dict[str, Any], dict[str, tuple[float, float]]] | None = None,
 ) -> Path:
-    """Write a study folder atomically: it appears with all its files or not at all."""
+    """Write a study folder atomically: it appears with all its files or not at all.
+
+    ``projections``: (counts per energy window, keV bounds per window) for projections.npz.
+    """
     for name in volumes:
         if name not in VOLUME_NAMES:
             raise ValueError(f"unknown study volume {name!r}")
@@ -233,6 +245,8 @@ def write_study(
             write_nifti(volume, tmp / f"{name}.nii.gz", descrip=STUDY_DESCRIPTIONS.get(name, ""))
         if lv is not None:
             (tmp / "lv.json").write_text(json.dumps(lv, indent=1))
+        if projections is not None:
+            (tmp / PROJECTIONS_FILE).write_bytes(window_projections_bytes(*projections))
     return final
 
 

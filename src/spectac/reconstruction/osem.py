@@ -1,7 +1,8 @@
 """OSEM reconstruction and the clinical post-filter.
 
 NC = OSEM with a system matrix without attenuation; CT-AC = OSEM with the mu-map in the system
-matrix. Both model the collimator blur by default (resolution recovery, as clinical cardiac
+matrix and, when the acquisition has scatter windows, their scatter estimate as an additive term of
+the forward model (y ~ A x + s). Both model the collimator blur by default (resolution recovery, as clinical cardiac
 software does).
 """
 
@@ -28,6 +29,9 @@ class ReconConfig:
     psf: bool = True
     butterworth_cutoff_per_cm: float = 0.4
     butterworth_order: int = 10
+    #: CT-AC scatter correction from the energy windows: "tew", "dew" or "none"
+    #: (:mod:`spectac.reconstruction.scatter_windows`); NC never corrects scatter.
+    scatter_correction: str = "tew"
 
     def to_dict(self) -> dict:
         return asdict(self)
