@@ -18,6 +18,7 @@ from spectac.cli.common import (
     user_errors,
 )
 from spectac.correction import DEFAULT_METHOD
+from spectac.devices import DEVICE_HELP
 from spectac.errors import SpectacError
 from spectac.io.paths import ensure_writable_parent
 from spectac.nn.registry import resolve_config
@@ -87,9 +88,15 @@ def train(
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
     augment: str = typer.Option("clinic", help="Augmentation: clinic (lateral truncation p=0.3 cutting up to 20% of the body width a side, counts x0.5-2 with matching noise, smoothing sigma up to 1 voxel, shifts up to 4 voxels), basic (earlier versions': intensity +-10%, shifts up to 3 voxels) or none."),
     aug: list[str] | None = typer.Option(None, "--aug", help="Change one augmentation range key=value (repeatable; 0 disables): intensity, shift_voxels, counts, noise, smooth_sigma, smooth_target, truncation, truncation_max, body_fraction."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP + " Default cpu."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 autocast) on CUDA; refused elsewhere."),
+    distributed: bool | None = typer.Option(None, "--distributed/--no-distributed", help="Data-parallel over torchrun's processes (default: when launched by torchrun; docs/scaling.md). --batch-size is per process."),
+    stream: str = typer.Option("off", help="Read studies from disk per step instead of holding them in memory: off, on, or auto (above 400 training studies)."),
+    workers: int = typer.Option(0, help="With --stream: DataLoader worker processes reading studies (0: in the training process)."),
 ) -> None:
     """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
     from spectac.training import TrainOptions, train_model
+    from spectac.training.distributed import Runtime
     from spectac.training.options import augmentation_from
 
     network = _parse_settings(net or [], "--net", lists=True)
@@ -114,7 +121,10 @@ def train(
     options.check()
     ensure_writable_parent(out, folder=True)
     argv = sys.argv if sys.argv[1:2] == ["train"] else None  # the command line, for training_record.json
-    summary = train_model(data, out, model, options, network or None, argv=argv)
+    runtime = Runtime(device=device, amp=amp, distributed=distributed, stream=stream, workers=workers)
+    summary = train_model(data, out, model, options, network or None, argv=argv, runtime=runtime)
+    if summary.get("rank", 0) != 0:
+        return  # rank 0 reports
     if summary["epochs_run"] == 0:
         info(f"{out}: already trained to epoch {summary['last_epoch']} (best {summary['best_epoch']}); nothing to do")
         return
