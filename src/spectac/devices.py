@@ -32,6 +32,18 @@ def _mps_available(torch: Any) -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def check_device_name(name: str) -> str:
+    """``name`` if it is a ``--device`` value, without importing torch (a configuration file is
+    checked when read; whether the device exists, when a network is placed).
+
+    Raises:
+        SpectacError: not auto, cpu, cuda, cuda:N or mps.
+    """
+    if not _PATTERN.match(str(name).strip().lower()):
+        raise SpectacError(f"--device {name!r}: choose auto, cpu, cuda, cuda:N or mps")
+    return str(name).strip().lower()
+
+
 def resolve_device(name: str | None = "auto") -> Any:
     """The ``torch.device`` of a ``--device`` value (None: auto).
 
@@ -40,9 +52,7 @@ def resolve_device(name: str | None = "auto") -> Any:
     """
     import torch
 
-    name = "auto" if name is None else str(name).strip().lower()
-    if not _PATTERN.match(name):
-        raise SpectacError(f"--device {name!r}: choose auto, cpu, cuda, cuda:N or mps")
+    name = "auto" if name is None else check_device_name(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -33,13 +33,17 @@ def predict(
     mu: Annotated[float | None, typer.Option(help="Chang: uniform mu inside the body in 1/cm (default 0.12; water 0.153).")] = None,
     iterations: Annotated[int | None, typer.Option(help="chang-iterative: number of error updates (default 2).")] = None,
     settings: Annotated[list[str] | None, typer.Option("--set", help="Further method option key=value (repeatable).")] = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP + " Networks only; default cpu.")] = "cpu",
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision on CUDA (refused elsewhere).")] = False,
+    batch_size: Annotated[int, typer.Option(help="Studies per forward pass of a network.")] = 1,
 ) -> None:
     """Correct the NC studies of a dataset with one method (resumable; existing predictions kept)."""
     from spectac.correction.run import predict_dataset
 
     options = {"mu": mu, "iterations": iterations, **_parse_settings(settings or [])}
     ensure_writable_parent(out, folder=True)
-    summary = predict_dataset(data, out, method, None if split == "all" else split, **options)
+    summary = predict_dataset(data, out, method, None if split == "all" else split, device=device, amp=amp,
+                              batch_size=batch_size, **options)
     info(f"{method}: {summary['written']} predictions written, {summary['skipped']} already present, in {summary['folder']}")
 
 
@@ -53,6 +57,8 @@ def correct(
     force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),
     arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
     strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2, nothing written) a study unlike the training data instead of correcting it with warnings."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP + " Networks only; default cpu."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision on CUDA (refused elsewhere)."),
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
 
@@ -63,7 +69,8 @@ def correct(
     from spectac.correction.files import correct_path
 
     ensure_writable_parent(output)
-    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict)
+    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict,
+                           device=device, amp=amp)
     for flag in summary.get("ood_flags", []):
         info(f"warning: {flag}")
     if summary["forced"]:
