@@ -140,3 +140,30 @@ def train(
         f"{' (stopped early)' if summary['stopped_early'] else ''}, best epoch {summary['best_epoch']} "
         f"val L1 {summary['best_val_l1']:.4g}, {summary['seconds_per_epoch']:.1f} s/epoch; weights in {out / 'best.pt'}"
     )
+
+
+@user_errors
+def export_model(
+    model: str = typer.Argument(..., help="Model folder written by spectac train (or a shipped model's name, e.g. unet-gan3d-chang)."),
+    out: Path = typer.Argument(..., help="The archive to write (.zip; not replaced if it exists)."),
+    name: str | None = typer.Option(None, help="Name the model travels under (default: the folder's name)."),
+) -> None:
+    """Write a model as one .zip with a versioned manifest (weights sha256, config, card) for another site."""
+    from spectac.correction.exchange import export_model as export
+
+    ensure_writable_parent(out)
+    manifest = export(model, out, name)
+    info(f"{manifest['name']} ({manifest['model']}): wrote {out}; weights sha256 {manifest['weights_sha256']}")
+
+
+@user_errors
+def import_model(
+    archive: Path = typer.Argument(..., help="A .zip written by spectac export-model."),
+    name: str | None = typer.Option(None, help="Install under this name (default: the archive's)."),
+) -> None:
+    """Verify a model archive (every sha256, format version, weights that load) and install it; then use it with --weights NAME."""
+    from spectac.correction.exchange import import_model as install
+
+    summary = install(archive, name)
+    info(f"{summary['name']} ({summary['model']}): installed in {summary['folder']}; "
+         f"use --method {summary['model']} --weights {summary['name']}")

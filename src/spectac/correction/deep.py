@@ -24,6 +24,7 @@ from spectac.acquisition.protocol import Protocol
 from spectac.correction.prior import prior_channels
 from spectac.devices import autocast, check_amp, resolve_device
 from spectac.io.checkpoint import load_checkpoint
+from spectac.io.model_archive import installed_model_dir
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
 from spectac.nn.registry import build_generator
 from spectac.resample import zoom_to_shape
@@ -109,11 +110,14 @@ def load_model(model_dir_or_weights: str | Path) -> DeepModel:
 
 
 def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
-    """The model to run for method ``name``: ``weights`` if given, else the shipped weights.
+    """The model to run for method ``name``: ``weights`` if given (a model folder, a .pt file, or
+    the name of a model installed by ``spectac import-model``), else the shipped weights.
 
     Raises:
         SpectacError: no weights given and none shipped, or weights of another model.
     """
+    if weights is not None and not Path(weights).exists():
+        weights = installed_model_dir(str(weights)) or weights
     if weights is None:
         folder = shipped_model_dir(name)
         if not (folder / WEIGHTS_NAME).is_file():
