@@ -8,8 +8,9 @@ another. The CPU path is the same code as before the option existed, so ``--devi
 Mixed precision (``--amp``: autocast to bfloat16, or float16 where the GPU has no bfloat16; Micikevicius
 et al., "Mixed precision training", ICLR 2018) is for CUDA only. On another device it is refused
 in one line rather than ignored, so a command never claims a speed-up it did not get and CPU
-outputs never change precision behind the user's back. Gradient scaling is used with float16
-(its narrow range underflows small gradients), not with bfloat16.
+outputs never change precision behind the user's back. Training uses no gradient scaler, which
+float16's narrow range would need: train with ``--amp`` on a GPU with bfloat16. None of the CUDA
+paths were run where spectac is developed (no GPU there).
 
 torch is imported inside the functions: parsing the option must not cost the command line
 torch's import time.

@@ -23,6 +23,7 @@ this engine is asked for.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -68,6 +69,9 @@ class DaskExecutor(Executor):
         try:
             self._executor.shutdown(wait=wait)
         finally:
+            # the workers' heartbeats can race the closing scheduler and log tracebacks of a
+            # closed connection; the work is done and written by then, so they are not shown
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
             self.client.close()
             if self._cluster is not None:
                 self._cluster.close()

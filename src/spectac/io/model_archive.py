@@ -3,7 +3,7 @@
 ``spectac export-model MODEL_DIR OUT.zip`` writes a zip of the model folder's files that matter
 (:data:`MEMBERS`) and ``manifest.json``; ``spectac import-model OUT.zip [--name NAME]`` checks it
 and installs the folder under :func:`user_models_dir`, where ``--weights NAME`` (``correct``,
-``predict --set weights=NAME``, ``train --init NAME``'s folder form) finds it. The idea follows
+``predict --set weights=NAME``) finds it. The idea follows
 MONAI bundles (a versioned folder of weights, configuration and metadata) without their
 configuration language: a spectac model is already described by its ``config.json``.
 
