@@ -123,12 +123,16 @@ def test_the_plan_of_one_process_is_the_single_process_epoch() -> None:
     assert sorted(i for h in val for b in h for i, _ in b) == list(range(pairs_n))
 
 
-def test_device_and_amp_are_refused_in_one_line(tmp_path: Path) -> None:
+def test_device_and_amp_are_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_synthetic_dataset(tmp_path / "data", n_train=1, n_val=0)
     runner = CliRunner()
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
     for extra, message in ((["--device", "tpu"], "choose auto, cpu, cuda, cuda:N or mps"),
                            (["--device", "cpu", "--amp"], "--amp is for CUDA devices only"),
-                           (["--stream", "sometimes"], "--stream 'sometimes'")):
+                           (["--stream", "sometimes"], "--stream 'sometimes'"),
+                           (["--workers", "2"], "give it with --stream on or auto"),
+                           (["--distributed"], "launch with torchrun")):
         result = runner.invoke(app, _train_args(data, tmp_path / "m", "--epochs", "1", *extra))
         assert result.exit_code == 2 and message in result.output, result.output
         assert not (tmp_path / "m").exists()

@@ -94,13 +94,15 @@ def context(device: Any, distributed: bool | None = None) -> Context:
     return Context(rank, world, local, device)
 
 
-def finish(ctx: Context) -> None:
-    """Leave the process group (after the last collective)."""
+def finish(ctx: Context, wait: bool = True) -> None:
+    """Leave the process group: after a barrier when the run ended normally (``wait``); at once
+    after an error, so the process exits and torchrun stops the other ranks."""
     if ctx.distributed:
         import torch.distributed as dist
 
         if dist.is_initialized():
-            dist.barrier()
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -222,11 +224,14 @@ class Runtime:
     workers: int = 0
 
     def check(self) -> None:
-        """Raises: SpectacError: an unknown --stream value or a negative number of workers."""
+        """Raises: SpectacError: an unknown --stream value, a negative number of workers, or
+        workers without streaming."""
         if self.stream not in ("off", "on", "auto"):
             raise SpectacError(f"--stream {self.stream!r}: choose off, on or auto")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise SpectacError(f"--workers must be a whole number of at least 0, got {self.workers!r}")
+        if self.workers and self.stream == "off":
+            raise SpectacError("--workers reads streamed studies: give it with --stream on or auto")
 
 
 def to_device(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], device: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -161,11 +161,15 @@ def train_model(
     ctx = ddp.context(device, runtime.distributed)
     try:
         if not ctx.main:  # only rank 0 writes, and holds the folder's lock
-            return _train(data, out, model, options, network, argv, ctx, runtime)
-        with files.model_folder_lock(out):
-            return _train(data, out, model, options, network, argv, ctx, runtime)
-    finally:
-        ddp.finish(ctx)
+            summary = _train(data, out, model, options, network, argv, ctx, runtime)
+        else:
+            with files.model_folder_lock(out):
+                summary = _train(data, out, model, options, network, argv, ctx, runtime)
+    except BaseException:
+        ddp.finish(ctx, wait=False)  # no barrier: the other ranks may never reach it
+        raise
+    ddp.finish(ctx)
+    return summary
 
 
 def _train(data: str | Path, out: Path, model: str, options: TrainOptions, network: dict[str, Any] | None,
