@@ -357,7 +357,7 @@ def _dataset_meta(source: str, seed: int, config: SimulationConfig, **made_from:
 
 
 def simulate_cohort(
-    out: str | Path, patients: int, seed: int, config: SimulationConfig, workers: int = 1
+    out: str | Path, patients: int, seed: int, config: SimulationConfig, workers: int = 1, executor: Any = None
 ) -> dict[str, int]:
     """Simulate ``patients`` patients (a stress and a rest study each) into the dataset ``out``.
 
@@ -376,12 +376,12 @@ def simulate_cohort(
     write_manifest(out, meta, cases)
     todo = [(i, state) for i in range(patients) for state in STATES if not study_is_complete(out, f"P{i:03d}_{state}")]
     skipped = 2 * patients - len(todo)
-    if workers == 1:
+    if workers == 1 and executor is None:
         for i, state in track(todo, "simulating studies", total=len(todo)):
             volumes, info, params = _study_task(seed, i, state, config)
             _write_simulated_study(out, f"P{i:03d}_{state}", volumes, info, params, config)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with (executor or ProcessPoolExecutor)(max_workers=workers) as pool:  # executor: spectac.engine
             futures = {pool.submit(_study_task, seed, i, state, config): (i, state) for i, state in todo}
             for future in track(as_completed(futures), "simulating studies", total=len(todo)):
                 i, state = futures[future]

@@ -40,6 +40,8 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "reconstruct": projections.reconstruct_projections,
     "qc": projections.qc,
     "serve": node.serve,
+    "export-model": methods.export_model,
+    "import-model": methods.import_model,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)

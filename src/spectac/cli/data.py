@@ -21,7 +21,9 @@ def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (created or resumed)."),
     patients: int = typer.Option(100, help="Number of patients (each gives a rest and a stress study)."),
     seed: int = typer.Option(0, help="Cohort seed: the same seed gives the same bytes."),
-    workers: int = typer.Option(1, help="Studies simulated in parallel (processes)."),
+    workers: int = typer.Option(1, help="Studies simulated in parallel (processes; with --engine dask and no --scheduler, the LocalCluster's workers)."),
+    engine: str = typer.Option("local", help="Where studies are simulated: local (a process pool) or dask (a Dask cluster; pip install 'spectac[cluster]'; docs/scaling.md)."),
+    scheduler: str | None = typer.Option(None, help="With --engine dask: the scheduler's address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)."),
     counts: float | None = typer.Option(None, help="Expected total counts per study (default: drawn from each patient's one-day or two-day dose protocol)."),
     views: int = typer.Option(60, help="Number of projection views."),
     arc: float = typer.Option(180.0, help="Orbit arc in degrees: 180 (RAO 45 to LPO 45) or 360."),
@@ -66,7 +68,10 @@ def simulate(
         path = simulate_user_phantom(activity, mu, out, config=config, seed=seed)
         info(f"wrote {path}")
         return
-    summary = simulate_cohort(out, patients=patients, seed=seed, config=config, workers=workers)
+    from spectac.engine import executor_factory
+
+    executor = executor_factory(engine, scheduler)
+    summary = simulate_cohort(out, patients=patients, seed=seed, config=config, workers=workers, executor=executor)
     info(f"{summary['written']} studies written, {summary['skipped']} already present, in {out}")
 
 

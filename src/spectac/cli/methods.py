@@ -18,6 +18,7 @@ from spectac.cli.common import (
     user_errors,
 )
 from spectac.correction import DEFAULT_METHOD
+from spectac.devices import DEVICE_HELP
 from spectac.errors import SpectacError
 from spectac.io.paths import ensure_writable_parent
 from spectac.nn.registry import resolve_config
@@ -32,13 +33,17 @@ def predict(
     mu: Annotated[float | None, typer.Option(help="Chang: uniform mu inside the body in 1/cm (default 0.12; water 0.153).")] = None,
     iterations: Annotated[int | None, typer.Option(help="chang-iterative: number of error updates (default 2).")] = None,
     settings: Annotated[list[str] | None, typer.Option("--set", help="Further method option key=value (repeatable).")] = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP + " Networks only; default cpu.")] = "cpu",
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision on CUDA (refused elsewhere).")] = False,
+    batch_size: Annotated[int, typer.Option(help="Studies per forward pass of a network.")] = 1,
 ) -> None:
     """Correct the NC studies of a dataset with one method (resumable; existing predictions kept)."""
     from spectac.correction.run import predict_dataset
 
     options = {"mu": mu, "iterations": iterations, **_parse_settings(settings or [])}
     ensure_writable_parent(out, folder=True)
-    summary = predict_dataset(data, out, method, None if split == "all" else split, **options)
+    summary = predict_dataset(data, out, method, None if split == "all" else split, device=device, amp=amp,
+                              batch_size=batch_size, **options)
     info(f"{method}: {summary['written']} predictions written, {summary['skipped']} already present, in {summary['folder']}")
 
 
@@ -52,6 +57,8 @@ def correct(
     force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),
     arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
     strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2, nothing written) a study unlike the training data instead of correcting it with warnings."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP + " Networks only; default cpu."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision on CUDA (refused elsewhere)."),
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
 
@@ -62,7 +69,8 @@ def correct(
     from spectac.correction.files import correct_path
 
     ensure_writable_parent(output)
-    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict)
+    summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict,
+                           device=device, amp=amp)
     for flag in summary.get("ood_flags", []):
         info(f"warning: {flag}")
     if summary["forced"]:
@@ -87,9 +95,15 @@ def train(
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
     augment: str = typer.Option("clinic", help="Augmentation: clinic (lateral truncation p=0.3 cutting up to 20% of the body width a side, counts x0.5-2 with matching noise, smoothing sigma up to 1 voxel, shifts up to 4 voxels), basic (earlier versions': intensity +-10%, shifts up to 3 voxels) or none."),
     aug: list[str] | None = typer.Option(None, "--aug", help="Change one augmentation range key=value (repeatable; 0 disables): intensity, shift_voxels, counts, noise, smooth_sigma, smooth_target, truncation, truncation_max, body_fraction."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP + " Default cpu."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 autocast) on CUDA; refused elsewhere."),
+    distributed: bool | None = typer.Option(None, "--distributed/--no-distributed", help="Data-parallel over torchrun's processes (default: when launched by torchrun; docs/scaling.md). --batch-size is per process."),
+    stream: str = typer.Option("off", help="Read studies from disk per step instead of holding them in memory: off, on, or auto (above 400 training studies)."),
+    workers: int = typer.Option(0, help="With --stream: DataLoader worker processes reading studies (0: in the training process)."),
 ) -> None:
     """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
     from spectac.training import TrainOptions, train_model
+    from spectac.training.distributed import Runtime
     from spectac.training.options import augmentation_from
 
     network = _parse_settings(net or [], "--net", lists=True)
@@ -114,7 +128,10 @@ def train(
     options.check()
     ensure_writable_parent(out, folder=True)
     argv = sys.argv if sys.argv[1:2] == ["train"] else None  # the command line, for training_record.json
-    summary = train_model(data, out, model, options, network or None, argv=argv)
+    runtime = Runtime(device=device, amp=amp, distributed=distributed, stream=stream, workers=workers)
+    summary = train_model(data, out, model, options, network or None, argv=argv, runtime=runtime)
+    if summary.get("rank", 0) != 0:
+        return  # rank 0 reports
     if summary["epochs_run"] == 0:
         info(f"{out}: already trained to epoch {summary['last_epoch']} (best {summary['best_epoch']}); nothing to do")
         return
@@ -123,3 +140,30 @@ def train(
         f"{' (stopped early)' if summary['stopped_early'] else ''}, best epoch {summary['best_epoch']} "
         f"val L1 {summary['best_val_l1']:.4g}, {summary['seconds_per_epoch']:.1f} s/epoch; weights in {out / 'best.pt'}"
     )
+
+
+@user_errors
+def export_model(
+    model: str = typer.Argument(..., help="Model folder written by spectac train (or a shipped model's name, e.g. unet-gan3d-chang)."),
+    out: Path = typer.Argument(..., help="The archive to write (.zip; not replaced if it exists)."),
+    name: str | None = typer.Option(None, help="Name the model travels under (default: the folder's name)."),
+) -> None:
+    """Write a model as one .zip with a versioned manifest (weights sha256, config, card) for another site."""
+    from spectac.correction.exchange import export_model as export
+
+    ensure_writable_parent(out)
+    manifest = export(model, out, name)
+    info(f"{manifest['name']} ({manifest['model']}): wrote {out}; weights sha256 {manifest['weights_sha256']}")
+
+
+@user_errors
+def import_model(
+    archive: Path = typer.Argument(..., help="A .zip written by spectac export-model."),
+    name: str | None = typer.Option(None, help="Install under this name (default: the archive's)."),
+) -> None:
+    """Verify a model archive (every sha256, format version, weights that load) and install it; then use it with --weights NAME."""
+    from spectac.correction.exchange import import_model as install
+
+    summary = install(archive, name)
+    info(f"{summary['name']} ({summary['model']}): installed in {summary['folder']}; "
+         f"use --method {summary['model']} --weights {summary['name']}")

@@ -11,7 +11,7 @@ with one option, ``weights`` (a model folder or a ``.pt`` file; default: the shi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from torch import nn
 
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.prior import prior_channels
+from spectac.devices import autocast, check_amp, resolve_device
 from spectac.io.checkpoint import load_checkpoint
+from spectac.io.model_archive import installed_model_dir
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
 from spectac.nn.registry import build_generator
 from spectac.resample import zoom_to_shape
@@ -35,12 +37,29 @@ SPACING_TOLERANCE = 0.02
 
 @dataclass
 class DeepModel:
-    """A trained generator ready for inference."""
+    """A trained generator ready for inference, on ``device`` (None: the CPU), with mixed
+    precision when ``amp`` (CUDA only: :mod:`spectac.devices`)."""
 
     name: str
     generator: nn.Module
     config: dict[str, Any]
     path: Path
+    device: Any = None
+    amp: bool = False
+
+    def placed(self, device: str | None, amp: bool = False) -> DeepModel:
+        """This model on ``device`` (a ``--device`` value; None or "cpu": unchanged).
+
+        Raises:
+            SpectacError: a device this machine lacks, or amp off CUDA.
+        """
+        if (device is None or device == "cpu") and not amp:
+            return self
+        where = resolve_device(device)
+        check_amp(where, amp)
+        if where.type == "cpu":
+            return self
+        return replace(self, generator=self.generator.to(where), device=where, amp=amp)
 
     @property
     def percentile(self) -> float:
@@ -91,11 +110,14 @@ def load_model(model_dir_or_weights: str | Path) -> DeepModel:
 
 
 def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
-    """The model to run for method ``name``: ``weights`` if given, else the shipped weights.
+    """The model to run for method ``name``: ``weights`` if given (a model folder, a .pt file, or
+    the name of a model installed by ``spectac import-model``), else the shipped weights.
 
     Raises:
         SpectacError: no weights given and none shipped, or weights of another model.
     """
+    if weights is not None and not Path(weights).exists():
+        weights = installed_model_dir(str(weights)) or weights
     if weights is None:
         folder = shipped_model_dir(name)
         if not (folder / WEIGHTS_NAME).is_file():
@@ -108,13 +130,19 @@ def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
 
 
 @torch.no_grad()
-def predict_normalised(generator: nn.Module, inputs: np.ndarray) -> np.ndarray:
+def predict_normalised(generator: nn.Module, inputs: np.ndarray, device: Any = None, amp: bool = False) -> np.ndarray:
     """Run a generator on one network input: normalised NC (X, Y, Z), or (C, X, Y, Z) with prior
-    channels -> (X, Y, Z) normalised AC, >= 0."""
+    channels -> (X, Y, Z) normalised AC, >= 0; or on a batch (B, C, X, Y, Z) -> (B, X, Y, Z)."""
     generator.eval()
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
-    x = x[None, None] if x.ndim == 3 else x[None]
-    return generator(x)[0, 0].numpy()
+    batched = x.ndim == 5
+    x = x if batched else (x[None, None] if x.ndim == 3 else x[None])
+    if device is not None and device.type != "cpu":
+        x = x.to(device)
+    with autocast(device, amp):
+        y = generator(x)
+    y = y[:, 0].float().cpu().numpy() if device is not None and device.type != "cpu" else y[:, 0].numpy()
+    return y if batched else y[0]
 
 
 def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> Volume:
@@ -129,6 +157,14 @@ def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -
     Returns:
         The AC prediction in counts (>= 0) on the NC grid.
     """
+    inputs, scale, resampled = network_input(nc, model, protocol)
+    prediction = predict_normalised(model.generator, inputs, model.device, model.amp)
+    return finish_prediction(nc, prediction, scale, resampled)
+
+
+def network_input(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> tuple[np.ndarray, float, bool]:
+    """The network input of one study (see :func:`correct_nc`): (C, X, Y, Z) or (X, Y, Z), the
+    normalisation scale, and whether the study was resampled to the training voxel size."""
     trained = model.spacing_mm
     resampled = trained is not None and not np.allclose(nc.spacing, trained, rtol=SPACING_TOLERANCE)
     study = nc
@@ -140,7 +176,40 @@ def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -
     prior = prior_channels(study, model.prior, protocol or model.protocol)
     normalised, scale = normalise(study.array, model.percentile)
     inputs = np.concatenate([normalised[None], prior]) if len(prior) else normalised
-    prediction = predict_normalised(model.generator, inputs)
+    return inputs, scale, resampled
+
+
+def finish_prediction(nc: Volume, prediction: np.ndarray, scale: float, resampled: bool) -> Volume:
+    """The network's normalised prediction back on the study's grid, in counts."""
     if resampled:
         prediction = zoom_to_shape(prediction, nc.shape)
     return nc.with_array(denormalise(prediction, scale))
+
+
+def correct_nc_batch(ncs: list[Volume], model: DeepModel, protocol: Protocol | None = None) -> list[Volume]:
+    """:func:`correct_nc` of several studies with one forward pass per run of studies whose
+    network inputs have the same shape (the same outputs to float rounding: instance norm and the
+    convolutions treat every item of a batch alone)."""
+    prepared = [network_input(nc, model, protocol) for nc in ncs]
+    results: list[Volume] = []
+    start = 0
+    while start < len(ncs):
+        stop = start + 1
+        while stop < len(ncs) and prepared[stop][0].shape == prepared[start][0].shape:
+            stop += 1
+        stack = np.stack([p[0] if p[0].ndim == 4 else p[0][None] for p in prepared[start:stop]])
+        predictions = predict_normalised(model.generator, stack, model.device, model.amp)
+        results += [finish_prediction(nc, y, p[1], p[2])
+                    for nc, y, p in zip(ncs[start:stop], predictions, prepared[start:stop])]
+        start = stop
+    return results
+
+
+def place(state: Any, device: str | None, amp: bool) -> Any:
+    """A prepared network state on ``device``; any other state as it is (a bad device is still
+    refused, so a typo is not silently ignored for Chang)."""
+    if isinstance(state, DeepModel):
+        return state.placed(device, amp)
+    if device not in (None, "cpu") or amp:
+        check_amp(resolve_device(device), amp)
+    return state

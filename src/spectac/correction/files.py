@@ -63,12 +63,20 @@ def check_writable_source(header: Any, name: str) -> None:
                            "give a NIfTI output (-o NAME.nii.gz) instead")
 
 
-def prepare_method(method: str, **options: Any) -> tuple[Method, dict[str, Any], Any]:
+def prepare_method(method: str, device: str | None = None, amp: bool = False,
+                   **options: Any) -> tuple[Method, dict[str, Any], Any]:
     """A method, its resolved options and its prepared state (a loaded network, checked Chang
-    options), ready for :func:`correct_volume`; bad options and unreadable weights fail here."""
+    options), ready for :func:`correct_volume`; bad options, unreadable weights and a device this
+    machine lacks fail here. ``device`` and ``amp`` (:mod:`spectac.devices`) place a network; the
+    other methods run on the CPU whatever they say."""
     spec = get_method(method)
     resolved = resolve_options(spec, options)
-    return spec, resolved, spec.prepare(resolved) if spec.prepare is not None else None
+    state = spec.prepare(resolved) if spec.prepare is not None else None
+    if device in (None, "cpu") and not amp:
+        return spec, resolved, state
+    from spectac.correction.deep import place
+
+    return spec, resolved, place(state, device, amp)
 
 
 def correct_volume(nc: Volume, method: str, name: str = "input", protocol: Protocol | None = None,

@@ -77,6 +77,10 @@ def predict_dataset(
     run: str | Path,
     method: str,
     split: str | None = "test",
+    *,
+    device: str | None = None,
+    amp: bool = False,
+    batch_size: int = 1,
     **options: Any,
 ) -> dict[str, Any]:
     """Predict the AC volume of every study of a split with one method.
@@ -86,6 +90,10 @@ def predict_dataset(
         run: run folder; predictions go to RUN/predictions/<method>/.
         method: a registered method name (``available_methods()``).
         split: 'train', 'val', 'test', or None/'all' for every study.
+        device, amp: where a network runs (:mod:`spectac.devices`; None: the CPU); not method
+            options, so they are not in the run's config.json (they do not change a prediction
+            beyond float rounding).
+        batch_size: studies per forward pass of a network (other methods take one at a time).
         **options: method options (see each method's ``defaults``).
 
     Returns:
@@ -98,6 +106,8 @@ def predict_dataset(
             the values of each study before it is corrected), a run folder made with other
             options, or a method returning a wrong grid.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SpectacError(f"--batch-size must be a whole number of at least 1, got {batch_size!r}")
     dataset = Dataset.open(data)
     spec = get_method(method)
     resolved = resolve_options(spec, options)
@@ -129,16 +139,59 @@ def predict_dataset(
         check_plausible_geometry(header.shape, header.spacing, header.direction, f"study {case.case_id}")
     # options are checked (weights loaded, values validated) before anything is written
     state = spec.prepare(resolved) if spec.prepare is not None else None
+    if device not in (None, "cpu") or amp:
+        from spectac.correction.deep import place
+
+        state = place(state, device, amp)
     folder.write_prediction_config(method, config)
+    batched = batch_size > 1 and _is_network(state)
 
     written = skipped = 0
+    pending: list[tuple[str, Volume]] = []
+
+    def flush() -> None:
+        contexts = [MethodContext(case_id, protocol, dict(resolved), state) for case_id, _ in pending]
+        results = apply_network_batch(state, [nc for _, nc in pending], contexts) if batched else \
+            [apply_method(spec, nc, context) for (_, nc), context in zip(pending, contexts)]
+        for (case_id, _), result in zip(pending, results):
+            write_nifti(result, folder.prediction_path(method, case_id), descrip=nifti_description(method))
+        pending.clear()
+
     for case in track(cases, f"predict {method}", total=len(cases)):
         if folder.has_prediction(method, case.case_id):
             skipped += 1
             continue
         nc = dataset.load(case.case_id, "nc")
         check_plausible_values(nc.array, f"study {case.case_id}")
-        result = apply_method(spec, nc, MethodContext(case.case_id, protocol, dict(resolved), state))
-        write_nifti(result, folder.prediction_path(method, case.case_id), descrip=nifti_description(method))
+        pending.append((case.case_id, nc))
         written += 1
+        if len(pending) >= (batch_size if batched else 1):
+            flush()
+    if pending:
+        flush()
     return {"method": method, "written": written, "skipped": skipped, "folder": out}
+
+
+def _is_network(state: Any) -> bool:
+    from spectac.correction.deep import DeepModel
+
+    return isinstance(state, DeepModel)
+
+
+def apply_network_batch(model: Any, ncs: list[Volume], contexts: list[MethodContext]) -> list[Volume]:
+    """:func:`apply_method` of a network over several studies with batched forward passes
+    (:func:`spectac.correction.deep.correct_nc_batch`): the same checks and orientation per study."""
+    from spectac.correction.deep import correct_nc_batch
+
+    ordered = []
+    for nc, context in zip(ncs, contexts):
+        check_nc(nc, context.case_id)
+        ordered.append(to_lps_axes(nc))
+    results = correct_nc_batch([o for o, _ in ordered], model, contexts[0].protocol)
+    out = []
+    for (volume, order), result, context in zip(ordered, results, contexts):
+        if not result.same_grid(volume):
+            raise SpectacError(f"the network returned a volume off the NC grid for {context.case_id}")
+        check_finite(result.array, f"the {model.name} correction of {context.case_id}")
+        out.append(order.undo(result.array, ncs[len(out)]))
+    return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spectac.correction import DEFAULT_METHOD
+from spectac.devices import check_device_name
 from spectac.io.node_store import read_toml
 from spectac.volume import SpectacError
 
@@ -54,6 +55,7 @@ class ServeConfig:
     complete_after: float = 5.0
     method: str = DEFAULT_METHOD
     weights: Path | None = None
+    device: str = "cpu"  # where the network runs: a --device value (spectac.devices)
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     worker_paused: bool = False
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -84,7 +86,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         SpectacError: a missing or invalid value, or an unknown key (a typo must not be ignored).
     """
     known = {"ae_title", "port", "bind", "work", "allowed_calling", "destinations", "complete_after",
-             "method", "weights", "retry_delays", "worker_paused", "tls"}
+             "method", "weights", "device", "retry_delays", "worker_paused", "tls"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SpectacError(f"serve config: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -120,6 +122,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         complete_after=float(complete_after),
         method=str(raw.get("method", DEFAULT_METHOD)),
         weights=_path(raw["weights"], base) if "weights" in raw else None,
+        device=check_device_name(raw.get("device", "cpu")),
         retry_delays=tuple(float(d) for d in delays),
         worker_paused=bool(raw.get("worker_paused", False)),
         tls=tls,

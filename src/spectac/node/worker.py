@@ -65,7 +65,7 @@ class Worker:
             options: dict[str, Any] = {}
             if self.config.weights is not None:
                 options["weights"] = str(self.config.weights)
-            self._prepared = prepare_method(self.config.method, **options)
+            self._prepared = prepare_method(self.config.method, device=self.config.device, **options)
             path = getattr(self._prepared[2], "path", None)
             self._weights_hash = sha256_file(path) if path is not None and Path(path).is_file() else None
         return self._prepared

@@ -66,19 +66,28 @@ def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "no
     Raises:
         SpectacError: a study's NC and AC are not on one grid, or volumes differ in shape.
     """
-    pairs = []
     cases = dataset.split(split)
-    for case in track(cases, f"load {split}", total=len(cases)):
-        nc, ac = dataset.load(case.case_id, "nc"), dataset.load(case.case_id, "ac")
-        if not nc.same_grid(ac):
-            raise SpectacError(f"{dataset.study_dir(case.case_id)}: nc and ac are not on the same grid")
-        nc_n, scale = normalise(nc.array, percentile)
-        pairs.append(Pair(case.case_id, nc_n, (np.clip(ac.array, 0, None) / scale).astype(np.float32), scale,
-                          prior_channels(nc, prior, protocol), prior, nc.with_array(nc_n), protocol))
+    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol)
+             for case in track(cases, f"load {split}", total=len(cases))]
     shapes = {p.nc.shape for p in pairs}
     if len(shapes) > 1:
         raise SpectacError(f"{dataset.root}: studies of the {split} split differ in shape ({sorted(shapes)})")
     return pairs
+
+
+def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "none",
+              protocol: Protocol | None = None) -> Pair:
+    """Load and normalise one study's NC/AC pair, with its prior channels (see :func:`load_pairs`).
+
+    Raises:
+        SpectacError: the study's NC and AC are not on one grid.
+    """
+    nc, ac = dataset.load(case_id, "nc"), dataset.load(case_id, "ac")
+    if not nc.same_grid(ac):
+        raise SpectacError(f"{dataset.study_dir(case_id)}: nc and ac are not on the same grid")
+    nc_n, scale = normalise(nc.array, percentile)
+    return Pair(case_id, nc_n, (np.clip(ac.array, 0, None) / scale).astype(np.float32), scale,
+                prior_channels(nc, prior, protocol), prior, nc.with_array(nc_n), protocol)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ The adversarial step reads as pix2pix does: ``backward_D`` on a real and a fake 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,6 +31,8 @@ class SupervisedStep:
     """
 
     adversarial = False
+    #: The context of the forward passes (mixed precision on CUDA: :func:`spectac.devices.autocast`).
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     def __init__(self, generator: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         self.generator = generator
@@ -39,7 +43,8 @@ class SupervisedStep:
         """nc: (B, C, X, Y, Z) network input, ac: (B, 1, X, Y, Z), normalised. Returns the losses."""
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.l1(self.generator(nc), ac)
+        with self.autocast():
+            loss = self.l1(self.generator(nc).float(), ac)
         loss.backward()
         self.optimizer.step()
         return {"l1": loss.item()}
@@ -57,6 +62,11 @@ class AdversarialStep:
     """
 
     adversarial = True
+    #: The context of the forward passes (as :attr:`SupervisedStep.autocast`).
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
+    #: Called on the discriminator between its backward and its step (a distributed run averages
+    #: its gradients over the ranks there: :func:`spectac.training.distributed.average_gradients`).
+    sync_discriminator: Callable[[nn.Module], None] | None = None
 
     def __init__(
         self,
@@ -96,16 +106,21 @@ class AdversarialStep:
         """nc: (B, C, X, Y, Z) network input, ac: (B, 1, X, Y, Z), normalised. Returns the losses."""
         self.generator.train()
         self.discriminator.train()
-        fake = self.generator(nc)
+        with self.autocast():
+            fake = self.generator(nc).float()
 
         set_requires_grad(self.discriminator, True)
         self.optimizer_d.zero_grad(set_to_none=True)
-        loss_d = self.backward_D(nc, ac, fake)
+        with self.autocast():
+            loss_d = self.backward_D(nc, ac, fake)
+        if self.sync_discriminator is not None:
+            self.sync_discriminator(self.discriminator)
         self.optimizer_d.step()
 
         set_requires_grad(self.discriminator, False)
         self.optimizer_g.zero_grad(set_to_none=True)
-        loss_gan, loss_l1 = self.backward_G(nc, ac, fake)
+        with self.autocast():
+            loss_gan, loss_l1 = self.backward_G(nc, ac, fake)
         self.optimizer_g.step()
         return {"l1": loss_l1.item(), "g_gan": loss_gan.item(), "d": loss_d.item()}
 

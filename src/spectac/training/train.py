@@ -32,41 +32,44 @@ import numpy as np
 import torch
 
 import spectac.io.training_files as files
+import spectac.training.distributed as ddp
 import spectac.training.record as rec
 from spectac import __version__
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.chang import protocol_of
+from spectac.devices import autocast, check_amp, resolve_device
 from spectac.io.checkpoint import load_checkpoint, save_checkpoint
 from spectac.io.dataset import Dataset
 from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config
 from spectac.progress import track
 from spectac.training.card import write_model_card
-from spectac.training.data import PRESETS, Pair, batches, load_pairs
+from spectac.training.data import PRESETS, batches, load_pairs
 from spectac.training.options import RESUMABLE_CHANGES, TrainOptions, check_network
 from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
+from spectac.training.stream import AUTO_STREAM_STUDIES, StudyStream, stream_batches
 from spectac.volume import SpectacError
 
 
 def _build_config(model: str, network: dict[str, Any] | None, options: TrainOptions, dataset: Dataset,
-                  train: list[Pair], val: list[Pair]) -> dict[str, Any]:
+                  train: list[str], n_val: int) -> dict[str, Any]:
     spec = get_spec(model)
     training = asdict(options)
     training["lr"] = options.resolved_lr(spec.adversarial)
     training["betas"] = [0.5, 0.999] if spec.adversarial else [0.9, 0.999]
     training["init"] = rec.init_identity(options.init, model)  # name + sha256, not a path
-    first = dataset.load(train[0].case_id, "nc")
+    first = dataset.load(train[0], "nc")
     identity = rec.dataset_identity(dataset.root, dataset.meta, dataset.cases)
     return {
         "model": model,
         "network": resolve_config(model, network),
         "training": training,
         "normalisation": {"method": "nc-percentile", "percentile": options.percentile},
-        "selection": "val-l1" if val else "train-l1",
+        "selection": "val-l1" if n_val else "train-l1",
         "data": {
             "dataset": identity["name"],  # by name and fingerprint: no machine path
             "fingerprint": identity["sha256"],
             "train_cases": len(train),
-            "val_cases": len(val),
+            "val_cases": n_val,
             "shape": list(first.shape),
             "spacing_mm": list(first.spacing),
             "protocol": protocol_of(dataset.meta).to_dict(),  # the orbit a Chang prior was made for
@@ -93,6 +96,7 @@ def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
         config["training"]["init"] = init.get("name") if isinstance(init, dict) else (
             None if init is None else Path(str(init)).name)
         fixed = ("epochs",) if config["training"].get("lr_schedule", "constant") != "constant" else ()
+        config["training"].pop("world_size", None)  # a checkpoint resumes on any number of processes
         for key in RESUMABLE_CHANGES:
             if key not in fixed:
                 config["training"].pop(key, None)
@@ -120,6 +124,7 @@ def train_model(
     options: TrainOptions | None = None,
     network: dict[str, Any] | None = None,
     argv: list[str] | None = None,
+    runtime: ddp.Runtime | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on the train split of ``data``, selecting by validation L1; resume if
     ``out`` holds an unfinished run of the same configuration.
@@ -132,13 +137,16 @@ def train_model(
         network: overrides of the network defaults (e.g. {"channels": [8, 16, 32, 64]}).
         argv: the command line that asked for this run, kept (without absolute paths) in the
             stage it adds to training_record.json; None when not run from the command line.
+        runtime: device, mixed precision, torchrun and streaming (:class:`ddp.Runtime`; default:
+            one process on the CPU, studies in memory).
 
     Returns:
         {"model", "out", "start_epoch", "epochs_run", "last_epoch", "best_epoch", "best_val_l1",
          "stopped_early", "seconds_per_epoch"}.
 
     Raises:
-        SpectacError: unknown model, no training cases, or ``out`` holding a different run.
+        SpectacError: unknown model, no training cases, ``out`` holding a different run, or a
+            device this machine lacks.
     """
     out = Path(out)
     # Everything the user chose is checked before the model folder is made.
@@ -146,21 +154,56 @@ def train_model(
     options = options or TrainOptions()
     options.check()
     check_network(resolve_config(model, network))
-    with files.model_folder_lock(out):
-        return _train(data, out, model, options, network, argv)
+    runtime = runtime or ddp.Runtime()
+    runtime.check()
+    device = resolve_device(runtime.device)
+    check_amp(device, runtime.amp)
+    ctx = ddp.context(device, runtime.distributed)
+    try:
+        if not ctx.main:  # only rank 0 writes, and holds the folder's lock
+            summary = _train(data, out, model, options, network, argv, ctx, runtime)
+        else:
+            with files.model_folder_lock(out):
+                summary = _train(data, out, model, options, network, argv, ctx, runtime)
+    except BaseException:
+        ddp.finish(ctx, wait=False)  # no barrier: the other ranks may never reach it
+        raise
+    ddp.finish(ctx)
+    return summary
 
 
-def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
-           network: dict[str, Any] | None, argv: list[str] | None) -> dict[str, Any]:
+def _train(data: str | Path, out: Path, model: str, options: TrainOptions, network: dict[str, Any] | None,
+           argv: list[str] | None, ctx: ddp.Context, runtime: ddp.Runtime) -> dict[str, Any]:
     spec = get_spec(model)
     dataset = Dataset.open(data)
     prior = resolve_config(model, network).get("prior", "none")
     protocol = protocol_of(dataset.meta)
-    train = load_pairs(dataset, "train", options.percentile, prior, protocol)
-    if not train:
+    train_ids = [c.case_id for c in dataset.split("train")]
+    val_ids = [c.case_id for c in dataset.split("val")]
+    if not train_ids:
         raise SpectacError(f"{dataset.root}: no study in the train split")
-    val = load_pairs(dataset, "val", options.percentile, prior, protocol)
-    config = _build_config(model, network, options, dataset, train, val)
+    streaming = runtime.stream == "on" or (runtime.stream == "auto" and len(train_ids) > AUTO_STREAM_STUDIES)
+    planned = streaming or ctx.distributed  # the single-process in-memory run keeps its own loop
+    if streaming:
+        train: Any = StudyStream(dataset.root, train_ids, options.percentile, prior, protocol, options.augmentation)
+        val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None)
+    else:
+        train = load_pairs(dataset, "train", options.percentile, prior, protocol)
+        val = load_pairs(dataset, "val", options.percentile, prior, protocol)
+    config = _build_config(model, network, options, dataset, train_ids, len(val_ids))
+    if ctx.distributed:
+        config["training"]["world_size"] = ctx.world_size  # the global batch is batch_size x this
+
+    def epoch_batches(rng: np.random.Generator | None) -> tuple[Any, int]:
+        """This process's (inputs, ac) batches of the train (rng given) or val split, and their count."""
+        pairs, augmentation = (train, options.augmentation) if rng is not None else (val, None)
+        if not planned:
+            n = -(-len(pairs) // options.batch_size)
+            return ddp.to_device(batches(pairs, options.batch_size, rng, augmentation), ctx.device), n
+        plan = ddp.epoch_plan(len(pairs), options.batch_size, rng, augmentation, ctx)
+        if streaming:
+            return stream_batches(pairs, plan, runtime.workers, ctx.device), len(plan)
+        return ddp.planned_batches(pairs, plan, augmentation, ctx.device), len(plan)
 
     torch.manual_seed(options.seed)
     generator = build_generator(config["network"])
@@ -169,13 +212,17 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
     if options.init is not None and not resuming:  # a resumed run has its own weights
         _init_generator(generator, options.init, model, config["network"])
     discriminator = build_discriminator(config["network"])
+    generator.to(ctx.device)
+    if discriminator is not None:
+        discriminator.to(ctx.device)
     lr, betas = config["training"]["lr"], tuple(config["training"]["betas"])
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if discriminator else None
+    model_g = generator  # what the steps call: DDP-wrapped below in a distributed run
     if spec.adversarial:
-        step = AdversarialStep(generator, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"])
+        step: Any = AdversarialStep(model_g, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"])
     else:
-        step = SupervisedStep(generator, optimizer_g)
+        step = SupervisedStep(model_g, optimizer_g)
 
     state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
     if resuming:
@@ -191,27 +238,36 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
             discriminator.load_state_dict(last["discriminator"])
             optimizer_d.load_state_dict(last["optimizer_d"])
         state = {k: last[k] for k in state}
+    ddp.barrier(ctx)  # every rank has read last.pt before rank 0 writes anything
+    if ctx.distributed:
+        step.generator = model_g = ddp.wrap(generator, ctx)
+        ddp.broadcast_module(discriminator, ctx)
+        step.sync_discriminator = lambda module: ddp.average_gradients(module, ctx)
+    if runtime.amp:
+        step.autocast = lambda: autocast(ctx.device, True)
+    main = ctx.main
     # Wall times live in log.csv, not in the checkpoints (whose bytes they would change).
-    seconds_of = files.logged_seconds(out) if resuming else {}
+    seconds_of = files.logged_seconds(out) if resuming and main else {}
     for row in state["history"]:
         elapsed = row.pop("seconds", None)  # a last.pt of an earlier version kept them
         if elapsed is not None:
             seconds_of.setdefault(int(row["epoch"]), float(elapsed))
-    files.write_config(out, config)
+    if main:
+        files.write_config(out, config)
 
     start_epoch = state["epoch"] + 1
     stale = state["epoch"] - state["best_epoch"]
     stopped_early = options.patience > 0 and state["epoch"] > 0 and stale >= options.patience
     work = start_epoch <= options.epochs and not stopped_early
-    writer = _summary_writer(out, start_epoch) if work else None
-    record = rec.read_record(out) if resuming else None
+    writer = _summary_writer(out, start_epoch) if work and main else None
+    record = rec.read_record(out) if resuming and main else None
     if record is None:  # a fresh run: the history of the weights it starts from comes first
         record = {"format": rec.FORMAT, "model": model, "stages": rec.inherited_stages(options.init)}
     for old in record["stages"]:
         if old.get("status") == "running" and "inherited_from" not in old:
             old["status"] = "interrupted"  # we hold the folder's lock: that run is gone
     stage: dict[str, Any] = {}
-    if work:
+    if work and main:
         stage = {
             "stage": len(record["stages"]) + 1,
             "status": "running",
@@ -223,7 +279,7 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
             "resumed": start_epoch > 1,
             "init": config["training"]["init"] if start_epoch == 1 else None,
             "dataset": rec.dataset_identity(dataset.root, dataset.meta, dataset.cases),
-            "hardware": rec.hardware(),
+            "hardware": {**rec.hardware(str(ctx.device)), "processes": ctx.world_size},
             "started_utc": rec.utc_now(),
             "finished_utc": None,
             "wall_seconds": 0.0,
@@ -248,13 +304,21 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
                 for group in optimizer.param_groups if optimizer is not None else ():
                     group["lr"] = lr_epoch
             losses: dict[str, list[float]] = {}
-            n_batches = -(-len(train) // options.batch_size)
-            for nc, ac in track(batches(train, options.batch_size, rng, options.augmentation),
-                                f"{model} epoch {epoch}/{options.epochs}", total=n_batches):
+            train_batches, n_batches = epoch_batches(rng)
+            if main:
+                train_batches = track(train_batches, f"{model} epoch {epoch}/{options.epochs}", total=n_batches)
+            for nc, ac in train_batches:
                 for key, value in step(nc, ac).items():
                     losses.setdefault(key, []).append(value)
+            if planned:  # the mean over the ranks of each rank's mean (equal numbers of steps)
+                losses = dict(zip(losses, ([v] for v in ddp.mean_over_ranks([np.mean(v) for v in losses.values()], ctx))))
             train_l1 = float(np.mean(losses["l1"]))
-            val_l1 = mean_l1(generator, batches(val, options.batch_size)) if val else train_l1
+            if not val_ids:
+                val_l1 = train_l1
+            elif planned:
+                val_l1 = ddp.mean_l1(model_g, epoch_batches(None)[0], ctx)
+            else:
+                val_l1 = mean_l1(generator, epoch_batches(None)[0])
             elapsed = time.perf_counter() - started
             seconds.append(elapsed)
             row = {"epoch": epoch, **{f"train_{k}": float(np.mean(v)) for k, v in losses.items()},
@@ -264,13 +328,15 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
             state["epoch"] = epoch
             if val_l1 < state["best_val_l1"] - options.min_delta:
                 state["best_val_l1"], state["best_epoch"] = val_l1, epoch
-                save_checkpoint({"config": config, "generator": generator.state_dict(), "epoch": epoch,
-                                 "val_l1": val_l1}, out / files.BEST)
+                if main:
+                    save_checkpoint({"config": config, "generator": generator.state_dict(), "epoch": epoch,
+                                     "val_l1": val_l1}, out / files.BEST)
             last = {"config": config, **state, "generator": generator.state_dict(), "optimizer_g": optimizer_g.state_dict()}
             if discriminator is not None:
                 last.update(discriminator=discriminator.state_dict(), optimizer_d=optimizer_d.state_dict())
-            save_checkpoint(last, last_path)
-            files.write_log(out, state["history"], seconds_of)
+            if main:
+                save_checkpoint(last, last_path)
+                files.write_log(out, state["history"], seconds_of)
             _update_stage(out, record, stage, state, seconds_of, stage_started, epoch)
             if writer is not None:
                 for key, value in {**row, "seconds": elapsed}.items():
@@ -294,7 +360,7 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         stage["weights_sha256"] = {name: files.sha256_file(out / name) for name in (files.BEST, files.LAST)
                                    if files.has_file(out, name)}
         rec.write_record(out, record)
-    if rec.read_record(out) is not None:
+    if main and rec.read_record(out) is not None:
         write_model_card(out)
     return {
         "model": model,
@@ -306,6 +372,8 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions,
         "best_val_l1": state["best_val_l1"],
         "stopped_early": stopped_early,
         "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
+        "rank": ctx.rank,
+        "world_size": ctx.world_size,
     }
 
 
