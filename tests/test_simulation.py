@@ -243,6 +243,7 @@ def test_bad_user_phantom(tmp_path: Path, case: str, message: str) -> None:
         (["--split", "40/60"], "--split"),
         (["--patients", "0"], "--patients"),
         (["--population", "athletes"], "--population"),
+        (["--defect-probability", "1.5"], "--defect-probability"),
         (["--matrix", "96"], "--matrix"),
         (["--misregistration-mm", "-1"], "--misregistration-mm"),
         (["--scatter", "maybe"], "--scatter must be one of"),

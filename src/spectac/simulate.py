@@ -127,6 +127,7 @@ class SimulationConfig:
         collimator: str = "GE-LEHR",
         matrix: int = 64,
         protocol_mix: bool = False,
+        defect_probability: float | None = None,
     ) -> SimulationConfig:
         """Validated configuration from command-line values (SpectacError on bad values).
 
@@ -148,6 +149,8 @@ class SimulationConfig:
         method = {True: "tew", False: "none"}.get(scatter, scatter) if isinstance(scatter, bool) else scatter
         if method not in SCATTER_CHOICES:
             raise SpectacError(f"--scatter must be one of {', '.join(SCATTER_CHOICES)}, got {scatter!r}")
+        if defect_probability is not None and not 0 <= defect_probability <= 1:
+            raise SpectacError(f"--defect-probability must lie in 0-1, got {defect_probability:g}")
         if population not in POPULATIONS:
             raise SpectacError(f"--population must be one of {', '.join(POPULATIONS)}, got {population!r}")
         if not 0 <= misregistration_mm <= 30:
@@ -167,6 +170,7 @@ class SimulationConfig:
             population=population,
             misregistration_mm=float(misregistration_mm),
             protocol_mix=protocol_mix,
+            defect_probability=defect_probability,
         )
 
     def to_dict(self) -> dict[str, Any]:

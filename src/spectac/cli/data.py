@@ -38,6 +38,7 @@ def simulate(
     split: str = typer.Option("40/40/20", help="Patient-wise train/val/test proportions."),
     bmi: str | None = typer.Option(None, help="Population body-mass index as MEAN,SD (normal; default: the US adult lognormal, 42% BMI >= 30); e.g. 36,3 for an obese cohort."),
     population: str = typer.Option("referral", help="Clinical population: referral (MPI referrals: 80% diseased, multivessel, scar and ischaemia) or low-risk (fewer, smaller single defects)."),
+    defect_probability: float | None = typer.Option(None, help="Share of patients with perfusion defects, replacing the population's (0: a normal cohort, e.g. for normal limits)."),
     misregistration_mm: float = typer.Option(7.0, help="SD in mm of the drawn CT-to-SPECT shift of the CT-AC mu-map (cranio-caudal; 0.6x transaxially); 0 disables."),
     collimator: str = typer.Option("GE-LEHR", help="Collimator: GE-LEHR (7.4 mm at 10 cm), SIEMENS-LEHR (7.5 mm), SIEMENS-LEUHR (6.0 mm)."),
     matrix: int = typer.Option(64, help="Matrix: 64 (6.8 mm pixels) or 128 (3.4 mm); one per cohort, training needs one grid."),
@@ -59,7 +60,7 @@ def simulate(
         counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets,
         scatter="none" if no_scatter else scatter.lower(), split=split,
         bmi=bmi_mean_sd, population=population, misregistration_mm=misregistration_mm, collimator=collimator,
-        matrix=matrix, protocol_mix=protocol_mix,
+        matrix=matrix, protocol_mix=protocol_mix, defect_probability=defect_probability,
     )
     if (activity is None) != (mu is None):
         raise SpectacError("--activity and --mu go together")
