@@ -152,11 +152,58 @@ def test_round_trip_simulated_projections(tmp_path: Path) -> None:
     expected_ac = reconstruct(projections, ac_model, config)
     out_ac = tmp_path / "ac.nii.gz"
     result = runner.invoke(app, ["reconstruct", str(path), "-o", str(out_ac), "--iterations", "2", "--subsets", "4",
-                                 "--mu", str(mu_path)])
+                                 "--mu", str(mu_path), "--scatter", "none"])
     assert result.exit_code == 0, (result.output, result.exception)
     ac = read_nifti(out_ac).array
     np.testing.assert_allclose(ac, expected_ac, rtol=1e-4, atol=1e-4 * float(expected_ac.max()))
     assert not np.allclose(ac, nc.array, rtol=0.05)  # attenuation correction changed the image
+
+
+def test_scatter_windows_found_by_energy_and_tew_ac_is_the_simulators(tmp_path: Path) -> None:
+    """A simulated four-window acquisition (photopeak, TEW pair, DEW window) written as vendor DICOM
+    with vendor-like window names: `reconstruct --mu` finds the windows by their keV ranges and its
+    TEW-corrected AC is the simulator's CT-AC of the same counts; NC stays uncorrected."""
+    from spectac.acquisition.acquire import acquire_windows
+    from spectac.reconstruction.pair import reconstruct_nc_ac
+    from spectac.reconstruction.projections import scatter_windows
+
+    protocol = Protocol(n_views=12, matrix=N, pixel_mm=SPACING)
+    body = _cylinder(N, 7)
+    truth, mu = 2000.0 * body, 0.153 * body
+    truth[13, 6, 12] += 4.0e5
+    windows, projector = acquire_windows(truth, mu, protocol, SPACING, np.random.default_rng(3))
+    vendor = {"photopeak": "EM1", "tew_lower": "SC_LOW", "tew_upper": "SC_UP", "dew_lower": "COMPTON"}
+    order = ["dew_lower", "photopeak", "tew_upper", "tew_lower"]  # any order in the file
+    table = {w.name: w for w in protocol.windows}
+    acq = acquisition_from_projections(
+        [windows[n].numpy() for n in order], protocol, projector.radii_mm,
+        [EnergyWindow(vendor[n], table[n].lower_kev, table[n].upper_kev) for n in order], "LEHR")
+    path = write_projections_dicom(acq, tmp_path / "tomo.dcm")
+    back = read_projections(path)
+    assert scatter_windows(back, 1) == {"dew_lower": 0, "tew_upper": 2, "tew_lower": 3}
+
+    config = ReconConfig(iterations=2, subsets=4)
+    expected = reconstruct_nc_ac(windows, projector, mu, protocol, SPACING, config)
+    mu_path = write_nifti(Volume.centred(mu, SPACING), tmp_path / "mu.nii.gz")
+    outputs = {}
+    for name, extra in (("ac", ["--mu", str(mu_path)]), ("ac_none", ["--mu", str(mu_path), "--scatter", "none"]),
+                        ("nc", [])):
+        out = tmp_path / f"{name}.nii.gz"
+        result = runner.invoke(app, ["reconstruct", str(path), "-o", str(out), "--iterations", "2", "--subsets", "4",
+                                     "--window", "EM1", *extra])
+        assert result.exit_code == 0, (result.output, result.exception)
+        outputs[name] = read_nifti(out).array
+    scale = float(expected["ac"].max())
+    np.testing.assert_allclose(outputs["ac"], expected["ac"], rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(outputs["nc"], expected["nc"], rtol=1e-4, atol=1e-4 * float(expected["nc"].max()))
+    assert np.abs(outputs["ac_none"] - outputs["ac"]).max() > 0.02 * scale  # the correction did something
+    # DEW needs its broad lower window: without it, one line naming the file's windows
+    acq_peak = acquisition_from_projections([windows["photopeak"].numpy()], protocol, projector.radii_mm,
+                                            [EnergyWindow("EM1", 126.0, 154.0)], "LEHR")
+    lonely = write_projections_dicom(acq_peak, tmp_path / "peak.dcm")
+    result = runner.invoke(app, ["reconstruct", str(lonely), "-o", str(tmp_path / "x.nii.gz"), "--scatter", "dew"])
+    assert result.exit_code == 2 and "DEW scatter correction needs a broad window" in result.output
+    assert not (tmp_path / "x.nii.gz").exists()
 
 
 def test_written_file_reads_the_same_in_pytomography(tmp_path: Path) -> None:

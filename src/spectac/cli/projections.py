@@ -54,6 +54,9 @@ def reconstruct_projections(
     force_frame: bool = typer.Option(False, "--force-frame", help=FORCE_FRAME_HELP),
     psf: bool = typer.Option(True, help="Model the collimator's distance-dependent blur."),
     cutoff: float = typer.Option(0.4, help="Butterworth post-filter cutoff in cycles/cm (0: no filter)."),
+    scatter: str = typer.Option("auto", help="Scatter correction from the energy windows: tew (triple energy "
+                                "window), dew (dual), none, or auto: none for NC, and with --mu tew (else dew) "
+                                "when the file has the windows, as the simulator's CT-AC."),
 ) -> None:
     """OSEM of a camera's raw projections with spectac's own projector (no vendor reconstruction)."""
     import time
@@ -62,12 +65,19 @@ def reconstruct_projections(
     from spectac.io.projections import read_projections
     from spectac.io.projections.output import projection_context, write_reconstruction_dicom
     from spectac.reconstruction.osem import ReconConfig
-    from spectac.reconstruction.projections import reconstruct_acquisition
+    from spectac.reconstruction.projections import (
+        acquisition_scatter,
+        default_scatter_method,
+        reconstruct_acquisition,
+    )
 
     if iterations < 1 or subsets < 1:
         raise SpectacError("--iterations and --subsets must be at least 1")
     if cutoff < 0:
         raise SpectacError(f"--cutoff must not be negative, got {cutoff:g}")
+    scatter = scatter.lower()
+    if scatter not in ("auto", "tew", "dew", "none"):
+        raise SpectacError(f"--scatter must be auto, tew, dew or none, got {scatter!r}")
     nifti = _is_nifti(out)
     if not nifti and out.exists() and (out.suffix.lower() == ".dcm" or not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new .dcm file or folder for the NM DICOM output")
@@ -77,15 +87,21 @@ def reconstruct_projections(
     if not nifti:
         projection_context(projections, w)  # a file the DICOM writer cannot attach to is refused now
     mu_volume = _read_mu(mu, acquisition, force_frame) if mu is not None else None
-    config = ReconConfig(iterations=iterations, subsets=subsets, psf=psf, butterworth_cutoff_per_cm=cutoff)
+    if scatter == "auto":
+        scatter = default_scatter_method(acquisition, w, mu_volume is not None)
+    estimate = acquisition_scatter(acquisition, w, scatter)  # missing windows refused before OSEM
+    config = ReconConfig(iterations=iterations, subsets=subsets, psf=psf, butterworth_cutoff_per_cm=cutoff,
+                         scatter_correction=scatter)
     start = time.perf_counter()
-    result = reconstruct_acquisition(acquisition, config, window=w + 1, collimator=collimator, mu=mu_volume)
-    kind = "AC" if result.corrected else "NC"
+    result = reconstruct_acquisition(acquisition, config, window=w + 1, collimator=collimator, mu=mu_volume,
+                                     scatter=estimate)
+    kind = ("AC" if result.corrected else "NC") + ("" if scatter == "none" else f"+{scatter.upper()}")
     description = f"spectac {kind} OSEM {iterations}x{subsets} {result.collimator}"
     if nifti:
         write_nifti(result.volume, out, descrip=description)
     else:
-        write_reconstruction_dicom(result.volume, projections, w, out, description, result.corrected)
+        write_reconstruction_dicom(result.volume, projections, w, out, description, result.corrected,
+                                   scatter != "none")
     info(f"{projections}: {acquisition.n_views} views, {acquisition.n_detectors} detector(s), window "
          f"{acquisition.windows[w]}, collimator {result.collimator}; {kind} OSEM {iterations}x{subsets} in "
          f"{time.perf_counter() - start:.0f} s")

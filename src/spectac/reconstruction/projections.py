@@ -134,3 +134,67 @@ def reconstruct_acquisition(
         background = torch.from_numpy(np.ascontiguousarray(scatter, dtype=np.float32))
     array = reconstruct(projections, projector, config, background)
     return ProjectionRecon(grid.with_array(array), protocol, w, key, mu is not None)
+
+
+#: Window roles found around a photopeak: keV a neighbour may lie from the photopeak's edge, and
+#: the widest a TEW window may be, as a fraction of the photopeak's width.
+ADJACENT_KEV = 2.0
+NARROW_FRACTION = 0.5
+
+
+def scatter_windows(acquisition: Acquisition, peak: int) -> dict[str, int]:
+    """The acquisition's windows that serve the photopeak's scatter estimate, by role.
+
+    ``tew_lower`` / ``tew_upper``: a narrow window (at most half the photopeak's width) ending within
+    2 keV below / starting within 2 keV above the photopeak; ``dew_lower``: a broad window lying
+    below the photopeak (ending within 2 keV of its lower edge or lower). Windows are matched by
+    their keV ranges, not their names (vendors name them freely).
+    """
+    windows = acquisition.windows
+    lo, hi = windows[peak].lower_kev, windows[peak].upper_kev
+    width = hi - lo
+    roles: dict[str, int] = {}
+    for j, w in enumerate(windows):
+        if j == peak:
+            continue
+        narrow = (w.upper_kev - w.lower_kev) <= NARROW_FRACTION * width
+        if narrow and abs(w.upper_kev - lo) <= ADJACENT_KEV:
+            roles.setdefault("tew_lower", j)
+        elif narrow and abs(w.lower_kev - hi) <= ADJACENT_KEV:
+            roles.setdefault("tew_upper", j)
+        elif not narrow and w.upper_kev <= lo + ADJACENT_KEV:
+            roles.setdefault("dew_lower", j)
+    return roles
+
+
+def acquisition_scatter(acquisition: Acquisition, peak: int, method: str) -> np.ndarray | None:
+    """The smoothed TEW or DEW scatter estimate of the photopeak window ``peak`` (views, V, Z) from
+    the acquisition's other windows (:func:`spectac.reconstruction.scatter_windows.scatter_estimate`),
+    or None for ``method`` "none". SpectacError naming the windows when the method's are missing."""
+    from spectac.reconstruction.scatter_windows import scatter_estimate
+
+    if method == "none":
+        return None
+    roles = scatter_windows(acquisition, peak)
+    needed = "tew_lower" if method == "tew" else "dew_lower"
+    if needed not in roles:
+        have = ", ".join(str(w) for w in acquisition.windows)
+        what = ("a narrow window just below the photopeak" if method == "tew"
+                else "a broad window below the photopeak")
+        raise SpectacError(f"{method.upper()} scatter correction needs {what}; the file has: {have}")
+    if method == "dew":
+        roles.pop("tew_lower", None)
+        roles.pop("tew_upper", None)
+    names = {"photopeak": peak, **roles}
+    counts = {name: acquisition.counts[j] for name, j in names.items()}
+    bounds = {name: (acquisition.windows[j].lower_kev, acquisition.windows[j].upper_kev) for name, j in names.items()}
+    return scatter_estimate(counts, bounds, method, pixel_mm=acquisition.pixel_mm).numpy()
+
+
+def default_scatter_method(acquisition: Acquisition, peak: int, corrected: bool) -> str:
+    """``auto``: no scatter correction for NC (what the networks take as input); for AC, TEW when the
+    windows allow it (as the simulator's CT-AC), else DEW, else none."""
+    if not corrected:
+        return "none"
+    roles = scatter_windows(acquisition, peak)
+    return "tew" if "tew_lower" in roles else "dew" if "dew_lower" in roles else "none"

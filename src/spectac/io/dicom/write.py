@@ -315,6 +315,7 @@ def write_dicom_series(
     kind: str | None = None,
     derived: bool = True,
     attenuation_corrected: bool = True,
+    scatter_corrected: bool = False,
     series_number: int | None = None,
     uid_seed: str | None = None,
     image_comments: str = "",
@@ -333,6 +334,7 @@ def write_dicom_series(
         kind: "nm-multiframe" or "slices"; defaults to the kind of the source series.
         derived: DERIVED\\SECONDARY image type (ORIGINAL\\PRIMARY for a simulated acquisition).
         attenuation_corrected: list ATTN in Corrected Image (NM).
+        scatter_corrected: list SCAT in Corrected Image (NM).
         series_number: defaults to the source series number + 1000.
         uid_seed: make the new UIDs a deterministic function of this seed (tests, exports).
         image_comments: Image Comments (0020,4000) of every image, also added to the Derivation
@@ -360,7 +362,8 @@ def write_dicom_series(
         series_uid,
         number,
         derived,
-        (["UNIF", "COR", "ATTN"] if attenuation_corrected else []),
+        (["UNIF", "COR"] + (["ATTN"] if attenuation_corrected else []) + (["SCAT"] if scatter_corrected else [])
+         if attenuation_corrected or scatter_corrected else []),
         uid_seed,
         image_comments,
         transmission,
