@@ -10,8 +10,8 @@
 # the realistic data) is taken as shipped from the commit that last changed it, ROUND1_COMMIT, so
 # this script reproduces round 2 from the repository alone. Stages (cosine schedule, patience 0,
 # 2 torch threads, checkpoint chosen on the validation split's L1):
-#   unet-gan3d-chang  10 epochs at 3e-4 (seed 2)
-#   unet-gan3d         6 epochs at 3e-4 (seed 2)
+#   unet-gan3d-chang  5 epochs at 3e-4 (seed 2)
+#   unet-gan3d         3 epochs at 3e-4 (seed 2)
 # resnet, unet3d, unet2d and pix2pix2d stay at round 1 (their cards say so).
 # Every stage resumes after an interruption. Test-split metrics: `bash benchmarks/quality.sh DATASET
 # runs/main`, then scripts/install_model.py MODEL RUN --metrics runs/main/table1.md.
@@ -27,8 +27,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 for model in $MODELS; do
   case $model in
-    unet-gan3d-chang) epochs=10 ;;
-    unet-gan3d) epochs=6 ;;
+    unet-gan3d-chang) epochs=5 ;;
+    unet-gan3d) epochs=3 ;;
     *) echo "round 2 trains unet-gan3d-chang and unet-gan3d, not $model" >&2; exit 2 ;;
   esac
   round1="$RUNS/round1/$model"
