@@ -155,3 +155,14 @@ def zoom_to_shape(array: np.ndarray, shape: Sequence[int], order: int = 1) -> np
     zoom = [n / m for n, m in zip(shape, array.shape)]
     out = ndimage.zoom(array, zoom, order=order, mode="nearest", grid_mode=True)
     return out[tuple(slice(0, n) for n in shape)].astype(np.float32)
+
+
+def overlap_fraction(source_affine: np.ndarray, source_shape: Sequence[int], grid_affine: np.ndarray,
+                     grid_shape: Sequence[int]) -> float:
+    """Fraction of a grid's voxel centres that lie inside a source volume's field of view (both
+    placed by their voxel-to-patient affines)."""
+    matrix = np.linalg.inv(source_affine) @ grid_affine
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid_shape], indexing="ij"), axis=-1).reshape(-1, 3)
+    inside = index @ matrix[:3, :3].T + matrix[:3, 3]
+    ok = np.all((inside >= -0.5) & (inside <= np.asarray(source_shape) - 0.5), axis=1)
+    return float(ok.mean())

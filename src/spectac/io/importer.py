@@ -84,11 +84,7 @@ def resample_onto(volume: Volume, grid: Volume, order: int = 1, smooth: bool = T
 
 def overlap_fraction(volume: Volume, grid: Volume) -> float:
     """Fraction of the grid's voxel centres that lie inside the volume's field of view."""
-    matrix = np.linalg.inv(volume.affine_lps) @ grid.affine_lps
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape], indexing="ij"), axis=-1).reshape(-1, 3)
-    inside = index @ matrix[:3, :3].T + matrix[:3, 3]
-    ok = np.all((inside >= -0.5) & (inside <= np.asarray(volume.shape) - 0.5), axis=1)
-    return float(ok.mean())
+    return resample.overlap_fraction(volume.affine_lps, volume.shape, grid.affine_lps, grid.shape)
 
 
 @dataclass

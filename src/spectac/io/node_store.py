@@ -16,7 +16,6 @@ is appended one line per write (opened for append, flushed and synced), so a lin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -147,15 +146,6 @@ class NodeStore:
         if not self.audit_path.exists():
             return []
         return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
-
-
-def sha256_file(path: str | Path) -> str:
-    """The SHA-256 of a file (the weights a job ran with, for the audit log)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_datasets(paths: list[Path]) -> list[Dataset]:

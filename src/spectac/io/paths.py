@@ -4,6 +4,7 @@ writable) and which input files are read (regular files only)."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -123,3 +124,13 @@ def ensure_writable_parent(path: str | Path, *, folder: bool = False) -> Path:
     except OSError as exc:
         raise SpectacError(f"{path}: cannot write ({exc.strerror or os.strerror(errno.EACCES)})") from None
     return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes (read in 1 MiB blocks), as hex: weights and datasets in
+    training records, the weights a `spectac serve` job ran with."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

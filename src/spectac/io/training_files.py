@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
@@ -20,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from spectac.io.atomic import write_text_atomic
+from spectac.io.paths import (
+    sha256_file as sha256_file,  # re-exported: the record and scripts use it from here
+)
 from spectac.volume import SpectacError
 
 CONFIG = "config.json"
@@ -30,15 +32,6 @@ METRICS = "metrics.json"
 BEST = "best.pt"
 LAST = "last.pt"
 LOCK = ".lock"
-
-
-def sha256_file(path: str | Path) -> str:
-    """The sha256 of a file's bytes (read in 1 MiB blocks), as hex."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def has_file(folder: str | Path, name: str) -> bool:

@@ -23,7 +23,8 @@ from typing import Any
 
 from spectac.correction.files import correct_path, prepare_method
 from spectac.io.dicom import correction_refusal, read_dicom_header
-from spectac.io.node_store import DONE, FAILED, RUNNING, SKIPPED, NodeStore, read_datasets, sha256_file
+from spectac.io.node_store import DONE, FAILED, RUNNING, SKIPPED, NodeStore, read_datasets
+from spectac.io.paths import sha256_file
 from spectac.node.config import Destination, ServeConfig
 from spectac.node.scu import send_series
 from spectac.volume import SpectacError

@@ -78,11 +78,7 @@ def mu_on_grid(mu: Volume, grid: Volume, what: str = "--mu") -> np.ndarray:
 
 def coverage(volume: Volume, grid: Volume) -> float:
     """Fraction of the grid's voxel centres inside the volume's field of view (LPS placement)."""
-    matrix = np.linalg.inv(volume.affine_lps) @ grid.affine_lps
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape], indexing="ij"), axis=-1).reshape(-1, 3)
-    inside = index @ matrix[:3, :3].T + matrix[:3, 3]
-    ok = np.all((inside >= -0.5) & (inside <= np.asarray(volume.shape) - 0.5), axis=1)
-    return float(ok.mean())
+    return resample.overlap_fraction(volume.affine_lps, volume.shape, grid.affine_lps, grid.shape)
 
 
 def acquisition_projector(acquisition: Acquisition, window: int, collimator: str | None = None,
