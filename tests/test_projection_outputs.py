@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from typer.testing import CliRunner
 
 from spectac import physics
+from spectac.acquisition.acquire import acquire
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.cli import app
@@ -25,7 +26,6 @@ from spectac.io.nifti import read_nifti, write_nifti
 from spectac.io.projections import acquisition_from_projections, write_projections_dicom
 from spectac.reconstruction.consistency import consistency, expected_deviance, poisson_deviance
 from spectac.reconstruction.osem import ReconConfig, reconstruct
-from spectac.simulate import acquire
 from spectac.volume import Volume
 
 runner = CliRunner()
@@ -211,7 +211,7 @@ def noisy() -> dict:
     """Noisy projections of a 24^3 phantom (32 views) and the CT-AC OSEM (4 x 4, unfiltered)."""
     n = 24
     activity, mu = _phantom(n)
-    protocol = Protocol(n_views=32, matrix=n, pixel_mm=SPACING)
+    protocol = Protocol(n_views=32, matrix=n, pixel_mm=SPACING, scatter=False)  # primaries: the model's own physics
     projections, model = acquire(activity, mu, protocol, SPACING, np.random.default_rng(1))
     ac = reconstruct(projections, model, ReconConfig(iterations=4, subsets=4, butterworth_cutoff_per_cm=0))
     return dict(n=n, activity=activity, mu=mu, protocol=protocol, y=projections.numpy(), model=model, ac=ac)

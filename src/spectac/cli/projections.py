@@ -119,6 +119,8 @@ def qc(
     psf: bool = typer.Option(True, help="Model the collimator's distance-dependent blur."),
     force_frame: bool = typer.Option(False, "--force-frame", help=FORCE_FRAME_HELP),
     csv: Path | None = typer.Option(None, "--csv", help="Write the index per view and in total to this CSV file."),
+    scatter: str = typer.Option("auto", help="Scatter estimate added to the model's projections: tew, dew, none, or "
+                                "auto (tew, else dew, when the file has the windows; else none)."),
 ) -> None:
     """Consistency of an attenuation-corrected image and its mu-map with the measured projections.
 
@@ -133,10 +135,15 @@ def qc(
     from spectac.reconstruction.projections import (
         acquisition_grid,
         acquisition_projector,
+        acquisition_scatter,
+        default_scatter_method,
         mu_on_grid,
         on_grid,
     )
 
+    scatter = scatter.lower()
+    if scatter not in ("auto", "tew", "dew", "none"):
+        raise SpectacError(f"--scatter must be auto, tew, dew or none, got {scatter!r}")
     if csv is not None:
         if csv.exists():
             raise SpectacError(f"{csv}: already exists; choose a new CSV file")
@@ -149,10 +156,12 @@ def qc(
     activity = on_grid(read_nifti(image), grid, str(image), min_coverage=0.99)
     mu_array = mu_on_grid(_read_mu(mu, acquisition, force_frame), grid, str(mu))
     projector, _, key = acquisition_projector(acquisition, w, collimator, mu_array, psf)
-    result = consistency(acquisition.counts[w], activity, projector)
+    if scatter == "auto":
+        scatter = default_scatter_method(acquisition, w, corrected=True)
+    result = consistency(acquisition.counts[w], activity, projector, acquisition_scatter(acquisition, w, scatter))
     worst = int(result.per_view_index.argmax())
     info(f"{projections}: window {acquisition.windows[w]}, collimator {key}, {acquisition.n_views} views, "
-         f"{result.bins} bins")
+         f"{result.bins} bins, scatter estimate {scatter}")
     info(f"deviance per bin D = {result.deviance_per_bin:.4g}, Poisson expectation E = {result.expected_per_bin:.4g}, "
          f"index D/E = {result.index:.4g} (worst view {worst + 1}: {result.per_view_index[worst]:.4g}); "
          f"model scaled by {result.scale:.4g} to the measured counts")
