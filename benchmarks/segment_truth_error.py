@@ -102,6 +102,7 @@ def main() -> int:
     parser.add_argument("--split", default="test", help="train, val, test or all (default test)")
     parser.add_argument("--geometry", choices=("truth", "detect"), default="truth",
                         help="LV of the images: the phantom's (lv.json) or detected in each image")
+    parser.add_argument("--csv", type=Path, help="also write method, n, error_mean, error_sd to this CSV")
     args = parser.parse_args()
     try:
         results = errors(args.data, args.run, None if args.split == "all" else args.split, args.geometry == "detect")
@@ -114,6 +115,10 @@ def main() -> int:
     print(f"Relative 17-segment uptake against the phantom truth, {args.split} split, "
           f"{'phantom' if args.geometry == 'truth' else 'detected'} LV geometry:\n")
     print("\n".join(table(results)))
+    if args.csv is not None:
+        lines = ["method,n,error_mean,error_sd"] + [
+            f"{m},{len(v)},{float(np.mean(v)):.6g},{float(np.std(v)):.6g}" for m, v in results.items() if v]
+        args.csv.write_text("\n".join(lines) + "\n")
     return 0
 
 

@@ -1,0 +1,46 @@
+"""The goals of a shipped model on an evaluated run, per method, as a markdown table.
+
+    python benchmarks/goals.py RUN [--truth RUN.segment_truth.csv]
+
+- MAE as a multiple of Chang's (whole volume, against CT-AC; RUN/table1.csv): goal <= 0.2;
+- share of studies whose TPD is within 2 points of CT-AC's (RUN/clinical.csv, every study with an
+  LV found by both): goal >= 90%;
+- with ``--truth`` (the CSV `benchmarks/segment_truth_error.py DATA RUN --csv FILE` writes): the
+  17-segment relative uptake error against the phantom truth as a multiple of CT-AC's own: goal
+  <= 1.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--truth", type=Path, help="per-method segment error CSV (segment_truth_error.py --csv)")
+    args = parser.parse_args()
+    table = pd.read_csv(args.run / "table1.csv").set_index("method")
+    chang = float(table.loc["chang", "mae_mean"])
+    clinical = pd.read_csv(args.run / "clinical.csv")
+    ref = clinical[clinical["method"] == "ac"].set_index("case_id")["tpd"]
+    truth = None
+    if args.truth is not None:
+        truth = pd.read_csv(args.truth).set_index("method")["error_mean"]
+    print("| method | MAE / Chang's | TPD within 2 points of CT-AC | segment error / CT-AC's |")
+    print("|---|---|---|---|")
+    for method in table.index:
+        rows = clinical[clinical["method"] == method].set_index("case_id")["tpd"]
+        both = rows.dropna().index.intersection(ref.dropna().index)
+        within = (rows[both] - ref[both]).abs() <= 2.0
+        share = f"{within.mean():.0%} ({int(within.sum())}/{len(both)})" if len(both) else "n/a: no LV found"
+        ratio = "n/a: no truth table" if truth is None or method not in truth or "ac" not in truth else (
+            f"{truth[method] / truth['ac']:.2f}")
+        print(f"| {method} | {table.loc[method, 'mae_mean'] / chang:.3f} | {share} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
