@@ -37,8 +37,8 @@ def main() -> None:
         both = rows.dropna().index.intersection(ref.dropna().index)
         within = (rows[both] - ref[both]).abs() <= 2.0
         share = f"{within.mean():.0%} ({int(within.sum())}/{len(both)})" if len(both) else "n/a: no LV found"
-        ratio = "n/a: no truth table" if truth is None or method not in truth or "ac" not in truth else (
-            f"{truth[method] / truth['ac']:.2f}")
+        ratio = "n/a: no truth table" if truth is None or method not in truth or "ct-ac" not in truth else (
+            f"{truth[method] / truth['ct-ac']:.2f}")
         print(f"| {method} | {table.loc[method, 'mae_mean'] / chang:.3f} | {share} | {ratio} |")
 
 
