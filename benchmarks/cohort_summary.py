@@ -1,13 +1,14 @@
 """Summary and realism of a simulated cohort: counts, NC/CT-AC ratio per LV wall, population.
 
-Run: python benchmarks/cohort_summary.py DATASET [--run RUN]
+Run: python benchmarks/cohort_summary.py DATASET [--run RUN] [--normals LIMITS.npz]
 The walls use the phantom's true LV geometry; the myocardium mask is rebuilt from the saved
 patient parameters (seed -> parameters -> deterministic phantom). A wall ratio X/Y is
 (NC_X / NC_Y) / (AC_X / AC_Y): how much more NC loses in wall X than in wall Y. Also printed: the BMI
 distribution, the share of bodies the field cuts (true activity on a transaxial face of the grid), the
 body gain (total CT-AC counts over total NC counts inside the body), the photopeak scatter
-fraction recorded by the simulator, and, with ``--run`` (a run that `spectac evaluate` scored), the
-distribution of CT-AC stress TPD.
+fraction recorded by the simulator, and the distribution of CT-AC stress TPD: of the test split's
+stress studies scored in ``--run`` (a run that `spectac evaluate` scored), or, with ``--normals``, of
+every stress study of the cohort quantified here against those limits (LV detected automatically).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset")
     parser.add_argument("--run", help="a run folder holding clinical.csv (spectac evaluate)")
+    parser.add_argument("--normals", help="normal limits (.npz) to score every CT-AC stress study against")
     args = parser.parse_args()
     ds = Dataset.open(args.dataset)
     spacing = float(ds.meta["protocol"]["pixel_mm"])
@@ -93,10 +95,27 @@ def main() -> None:
     print("Split (patients): " + ", ".join(f"{k} {v}" for k, v in sorted(splits.items())))
     sexes = Counter(c.sex for c in patients.values())
     print("Sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
-    realism(rows, list(patients.values()), args.run)
+    tpd = None
+    if args.normals:
+        tpd = cohort_stress_tpd(ds, args.normals)
+    realism(rows, list(patients.values()), args.run, tpd)
 
 
-def realism(rows: list, patients: list, run: str | None) -> None:
+def cohort_stress_tpd(ds: Dataset, normals: str) -> np.ndarray:
+    """CT-AC stress TPD of every stress study (automatic LV detection) against ``normals``."""
+    from spectac.quant.normals import NormalDatabase
+    from spectac.quant.study import quantify
+
+    db = NormalDatabase.load(normals)
+    values = []
+    for case in ds.cases:
+        if case.state == "stress":
+            sex = case.sex if case.sex in ("F", "M") else "all"
+            values.append(quantify(ds.load(case.case_id, "ac"), db.limits("ac", sex, "stress")).scores.tpd)
+    return np.asarray(values, dtype=float)
+
+
+def realism(rows: list, patients: list, run: str | None, cohort_tpd: np.ndarray | None = None) -> None:
     """The realism figures of the module docstring, as a markdown table."""
     bmi = np.array([c.bmi for c in patients], dtype=float)
     cut = np.array([r[4]["cut"] for r in rows])
@@ -115,6 +134,10 @@ def realism(rows: list, patients: list, run: str | None) -> None:
               f"({sf.min():.3f}-{sf.max():.3f}) |")
     else:
         print("| photopeak scatter fraction | not recorded (a dataset simulated without scatter) |")
+    if cohort_tpd is not None:
+        t = cohort_tpd
+        print(f"| CT-AC stress TPD, every stress study (n, median, share >= 5%) | {t.mean():.1f} +- {t.std():.1f} "
+              f"(n {len(t)}, median {np.median(t):.1f}, {np.mean(t >= 5):.0%}) |")
     if run:
         import pandas as pd
 
