@@ -19,6 +19,7 @@ output exists, so an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -53,15 +54,15 @@ def main() -> None:
                     "--out", str(single), "--seed", str(seed))
             source = Dataset.open(single)
             meta = dict(source.meta)
-            study = cohort / name
+            study = cohort / "studies" / name
             if not study.exists():
-                tmp = cohort / f".{name}.tmp"
+                tmp = cohort / "studies" / f".{name}.tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
                 shutil.copytree(source.study_dir("user_stress"), tmp)
                 # the phantom's lv.json (geometry and defect truth) goes with the study
                 shutil.copy(phantom / "lv.json", tmp / "lv.json")
                 tmp.rename(study)
-            lv = Dataset.open(single).lv("user_stress") or {}
+            lv = json.loads((phantom / "lv.json").read_text())
             defects = [d for d in lv.get("defects", []) if d.get("severity", 0) > 0]
             cases.append(Case(case_id=name, patient_id=f"ct{seed}", state=state, sex="U", split="test",
                               defect_type=defects[0]["type"] if defects else "none",
