@@ -88,7 +88,7 @@ def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
         config["training"]["augmentation"] = {**asdict(PRESETS["none"]), **before}
         for key, value in json.loads(json.dumps(asdict(TrainOptions()))).items():
             config["training"].setdefault(key, value)
-        config["data"].setdefault("protocol", Protocol().to_dict())
+        config["data"].setdefault("protocol", json.loads(json.dumps(Protocol().to_dict())))  # as saved: lists
         # runs saved before the record kept the dataset's and the init weights' absolute paths
         config["data"]["dataset"] = Path(str(config["data"]["dataset"])).name
         config["data"].pop("fingerprint", None)
