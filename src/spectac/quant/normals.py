@@ -71,16 +71,33 @@ class NormalDatabase:
     groups: dict[tuple[str, str, str], NormalLimits]
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def limits(self, family: str, sex: str, state: str) -> NormalLimits:
-        """The limits for one image, falling back to pooled groups when a group is small."""
+    def limits(self, family: str, sex: str, state: str, pool_states: bool = True) -> NormalLimits:
+        """The limits for one image, falling back to pooled groups when a group is small.
+
+        ``pool_states``: the SD is the stress and rest groups' pooled SD (same family and sex), the
+        mean the state's own: a count loss then scores alike at stress and at rest, so a fixed scar
+        gives SDS about 0 whatever the two states' sample SDs (docs/quantification.md, where
+        spectac departs from QPS/4DM). False: the state's own SD, as QPS keeps them.
+        """
         for key in ((family, sex, state), (family, "all", state), (family, sex, "all"), (family, "all", "all")):
             group = self.groups.get(key)
             if group is not None and group.n >= MIN_STUDIES:
+                if pool_states and key[2] != "all":
+                    return NormalLimits(group.mean, self._pooled_sd(key[0], key[1], group), group.n)
                 return group
         raise SpectacError(
             f"the normal database has no {family} limits with at least {MIN_STUDIES} studies "
             f"for sex={sex} state={state}"
         )
+
+    def _pooled_sd(self, family: str, sex: str, fallback: NormalLimits) -> np.ndarray:
+        """SD per sample pooled over the stress and rest groups of a family and sex (weights n - 1);
+        ``fallback``'s SD when either group is missing or small."""
+        pair = [self.groups.get((family, sex, state)) for state in ("stress", "rest")]
+        if any(g is None or g.n < MIN_STUDIES for g in pair):
+            return fallback.sd
+        dof = sum(g.n - 1 for g in pair)
+        return np.sqrt(sum((g.n - 1) * g.sd.astype(np.float64) ** 2 for g in pair) / dof).astype(np.float32)
 
     def save(self, path: str | Path) -> Path:
         arrays: dict[str, np.ndarray] = {}
