@@ -17,7 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
-from spectac.io.checkpoint import load_checkpoint
+from spectac.io.checkpoint import load_checkpoint, save_checkpoint
 from spectac.training.card import METRICS, write_model_card
 from spectac.training.record import RECORD, is_absolute_path, read_record, write_record
 
@@ -41,11 +41,17 @@ def main() -> None:
     record = read_record(args.run)
     if record is None:
         raise SystemExit(f"{args.run} has no {RECORD}: retrain with this spectac version")
-    load_checkpoint(args.run / "best.pt")  # a readable spectac checkpoint
+    state = load_checkpoint(args.run / "best.pt")  # a readable spectac checkpoint
     dest = ROOT / "src" / "spectac" / "data" / "models" / args.model
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.run / "best.pt", dest / "best.pt.tmp")
-    (dest / "best.pt.tmp").replace(dest / "best.pt")
+    if state["config"] != config:  # a checkpoint whose config held tuples where config.json has lists
+        if json.loads(json.dumps(state["config"])) != config:
+            raise SystemExit(f"{args.run}/best.pt was not trained with {args.run}/config.json")
+        state["config"] = config  # the tensors are unchanged
+        save_checkpoint(state, dest / "best.pt")
+    else:
+        shutil.copyfile(args.run / "best.pt", dest / "best.pt.tmp")
+        (dest / "best.pt.tmp").replace(dest / "best.pt")
     shutil.copyfile(args.run / "config.json", dest / "config.json")
     if args.note:
         record["stages"][-1]["note"] = args.note

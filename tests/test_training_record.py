@@ -136,20 +136,44 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
     assert load_checkpoint(folder / "best.pt")["config"] == config
     assert config["data"]["dataset"].startswith("cohort0")
     record = read_record(folder)
-    assert record and record["reconstructed"] and record["model"] == model
+    assert record and record["model"] == model
+    # round 1 (scripts/train_shipped.sh, reconstructed from the project history), then for the two
+    # GANs round 2 (scripts/train_round2.sh, recorded as it ran) from the round-1 weights
+    round1 = [s for s in record["stages"] if s.get("reconstructed")]
+    round2 = record["stages"][len(round1):]
+    assert round1 and all(not s.get("reconstructed") for s in round2)
+    assert len(round2) == (1 if model.startswith("unet-gan3d") else 0)
     last = record["stages"][-1]
     assert last["config"]["training"]["epochs"] == config["training"]["epochs"]
     assert last["config"]["training"]["lr"] == config["training"]["lr"]
-    assert last["hardware"]["threads"] == 1 and last["argv"][:2] == ["spectac", "train"]
+    assert last["argv"][:2] == ["spectac", "train"] and round1[-1]["hardware"]["threads"] == 1
     if model.startswith("unet-gan3d"):  # 30 epochs, then a warm restart from them
-        assert record["stages"][0]["epochs"]["end"] == 30 and "--init" in last["argv"]
+        assert round1[0]["epochs"]["end"] == 30 and "--init" in round1[-1]["argv"]
     card = (folder / "MODEL_CARD.md").read_text()
     assert card == model_card(folder) and "reconstructed from the project history" in card
     assert f"| {model} | 40 |" in card and PAPER in card
-    script = (Path(__file__).resolve().parents[1] / "scripts" / "train_shipped.sh").read_text()
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    script = (scripts / "train_shipped.sh").read_text()
     line = next(line.strip() for line in script.splitlines() if line.strip().startswith(f"{model})"))
-    expected = [f"{'warm_restart' if s['init'] else 'one_stage'} {model} {s['epochs']['end']}" for s in record["stages"]]
+    expected = [f"{'warm_restart' if s['init'] else 'one_stage'} {model} {s['epochs']['end']}" for s in round1]
     assert line == f"{model}) " + "; ".join(expected) + ("; final=\"$RUNS/$model-ft\" ;;" if len(expected) > 1 else " ;;")
-    restarts = [s for s in record["stages"] if s["init"]]
+    restarts = [s for s in round1 if s["init"]]
     assert all(s["config"]["training"]["lr"] == 3e-4 and s["seed"] == 1 for s in restarts)
     assert "--lr 3e-4 --seed 1" in script and "THREADS:-1" in script
+    for stage in round2:  # the recipe of scripts/train_round2.sh, as it ran
+        recipe = (scripts / "train_round2.sh").read_text()
+        assert f"{model}) epochs={stage['epochs']['end']} ;;" in recipe
+        assert stage["seed"] == 2 and stage["config"]["training"]["lr"] == 3e-4 and "--init" in stage["argv"]
+        assert len(stage["init"]["sha256"]) == 64  # the round-1 weights it started from, by hash
+        assert stage["hardware"]["threads"] == 2 and "THREADS:-2" in recipe
+
+
+def test_a_run_started_from_a_reconstructed_record_keeps_its_note(tmp_path: Path) -> None:
+    from spectac.training.record import inherited_note, inherited_stages, write_record
+
+    write_record(tmp_path / "old", {"format": 1, "model": "unet3d", "reconstructed": "from the history",
+                                    "stages": [{"stage": 1, "reconstructed": True}]})
+    assert inherited_note(tmp_path / "old") == {"reconstructed": "from the history"}
+    assert inherited_stages(tmp_path / "old")[0]["inherited_from"] == "old"
+    write_record(tmp_path / "new", {"format": 1, "model": "unet3d", "stages": [{"stage": 1}]})
+    assert inherited_note(tmp_path / "new") == {} and inherited_note(None) == {}

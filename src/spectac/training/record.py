@@ -147,6 +147,16 @@ def write_record(folder: str | Path, record: dict[str, Any]) -> Path:
     return files.write_record_json(folder, scrub(record))
 
 
+def inherited_note(init: str | Path | None) -> dict[str, str]:
+    """``{"reconstructed": note}`` when the record an ``--init`` run starts from was reconstructed
+    from the project history (its earlier stages still are), else {}."""
+    if init is None:
+        return {}
+    path = Path(init)
+    record = read_record(path if path.is_dir() else path.parent)
+    return {"reconstructed": record["reconstructed"]} if record and record.get("reconstructed") else {}
+
+
 def inherited_stages(init: str | Path | None) -> list[dict[str, Any]]:
     """The stages of the model an ``--init`` run starts from (its folder's record), marked as inherited."""
     if init is None:

@@ -59,7 +59,7 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
     training["init"] = rec.init_identity(options.init, model)  # name + sha256, not a path
     first = dataset.load(train[0], "nc")
     identity = rec.dataset_identity(dataset.root, dataset.meta, dataset.cases)
-    return {
+    return _as_saved({
         "model": model,
         "network": resolve_config(model, network),
         "training": training,
@@ -75,7 +75,13 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
             "protocol": protocol_of(dataset.meta).to_dict(),  # the orbit a Chang prior was made for
         },
         "spectac_version": __version__,
-    }
+    })
+
+
+def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as config.json holds it (JSON types: lists, not tuples), so the copy inside
+    every checkpoint equals the file."""
+    return json.loads(json.dumps(config))
 
 
 def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -262,7 +268,8 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     writer = _summary_writer(out, start_epoch) if work and main else None
     record = rec.read_record(out) if resuming and main else None
     if record is None:  # a fresh run: the history of the weights it starts from comes first
-        record = {"format": rec.FORMAT, "model": model, "stages": rec.inherited_stages(options.init)}
+        record = {"format": rec.FORMAT, "model": model, **rec.inherited_note(options.init),
+                  "stages": rec.inherited_stages(options.init)}
     for old in record["stages"]:
         if old.get("status") == "running" and "inherited_from" not in old:
             old["status"] = "interrupted"  # we hold the folder's lock: that run is gone
