@@ -32,10 +32,15 @@ def _rewrite(archive: Path, out: Path, change: dict[str, bytes]) -> Path:
     return out
 
 
-def test_a_shipped_model_round_trips_and_corrects_as_the_shipped_one(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    models = tmp_path / "models"
-    monkeypatch.setenv("SPECTAC_MODELS_DIR", str(models))
+@pytest.fixture()
+def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user model folder, empty, under the test's temporary folder."""
+    folder = tmp_path / "models"
+    monkeypatch.setenv("SPECTAC_MODELS_DIR", str(folder))
+    return folder
+
+
+def test_a_shipped_model_round_trips_and_corrects_as_the_shipped_one(tmp_path: Path, models: Path) -> None:
     runner = CliRunner()
     archive = tmp_path / "unet3d.zip"
     exported = runner.invoke(app, ["export-model", "unet3d", str(archive), "--name", "site-a"])
@@ -73,10 +78,7 @@ def test_a_shipped_model_round_trips_and_corrects_as_the_shipped_one(tmp_path: P
     assert bad.exit_code == 2 and "no folders" in bad.output
 
 
-def test_altered_or_newer_archives_are_refused_and_nothing_is_installed(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    models = tmp_path / "models"
-    monkeypatch.setenv("SPECTAC_MODELS_DIR", str(models))
+def test_altered_or_newer_archives_are_refused_and_nothing_is_installed(tmp_path: Path, models: Path) -> None:
     runner = CliRunner()
     archive = tmp_path / "m.zip"
     assert runner.invoke(app, ["export-model", "unet3d", str(archive)]).exit_code == 0
