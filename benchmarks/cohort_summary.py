@@ -53,7 +53,7 @@ def main() -> None:
         phantom = build_phantom(params, case.state, tuple(ds.meta["config"]["shape"]), spacing, tuple(lv["shift_mm"]))
         nc, ac = ds.load(case.case_id, "nc").array, ds.load(case.case_id, "ac").array
         ratios = wall_ratios(nc, ac, phantom.myocardium, lv, spacing)
-        big_breasts = case.sex == "F" and breast_size(params) >= BIG_BREAST
+        big_breasts = case.sex == "F" and breast_volume_ml(params) >= BIG_BREAST
         mu = ds.load(case.case_id, "mu").array
         body = mu > 0
         emitting = ds.load(case.case_id, "truth").array > 0
@@ -150,11 +150,6 @@ def realism(rows: list, patients: list, run: str | None, cohort_tpd: np.ndarray 
 def touches_face(mask: np.ndarray) -> bool:
     """Whether a mask reaches one of the four transaxial faces of the grid."""
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-
-
-def breast_size(params: PatientParams) -> float:
-    """The volume of one breast in mL (0 for men; from the radius for parameters saved before)."""
-    return breast_volume_ml(params)
 
 
 if __name__ == "__main__":

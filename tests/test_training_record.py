@@ -169,11 +169,11 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
 
 
 def test_a_run_started_from_a_reconstructed_record_keeps_its_note(tmp_path: Path) -> None:
-    from spectac.training.record import inherited_note, inherited_stages, write_record
+    from spectac.training.record import inherited, write_record
 
     write_record(tmp_path / "old", {"format": 1, "model": "unet3d", "reconstructed": "from the history",
                                     "stages": [{"stage": 1, "reconstructed": True}]})
-    assert inherited_note(tmp_path / "old") == {"reconstructed": "from the history"}
-    assert inherited_stages(tmp_path / "old")[0]["inherited_from"] == "old"
+    assert inherited(tmp_path / "old")["reconstructed"] == "from the history"
+    assert inherited(tmp_path / "old")["stages"][0]["inherited_from"] == "old"
     write_record(tmp_path / "new", {"format": 1, "model": "unet3d", "stages": [{"stage": 1}]})
-    assert inherited_note(tmp_path / "new") == {} and inherited_note(None) == {}
+    assert "reconstructed" not in inherited(tmp_path / "new") and inherited(None) == {"stages": []}

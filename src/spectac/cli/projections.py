@@ -22,6 +22,14 @@ def _is_nifti(path: Path) -> bool:
     return str(path).lower().endswith((".nii", ".nii.gz"))
 
 
+def _scatter_choice(value: str) -> str:
+    """The ``--scatter`` value of reconstruct and qc, checked."""
+    value = value.lower()
+    if value not in ("auto", "tew", "dew", "none"):
+        raise SpectacError(f"--scatter must be auto, tew, dew or none, got {value!r}")
+    return value
+
+
 def _read_mu(mu: Path, acquisition, force_frame: bool):
     """The mu-map Volume (1/cm) from a NIfTI, or from a CT series folder (after the frame check)."""
     from spectac.io.nifti import read_nifti
@@ -75,9 +83,7 @@ def reconstruct_projections(
         raise SpectacError("--iterations and --subsets must be at least 1")
     if cutoff < 0:
         raise SpectacError(f"--cutoff must not be negative, got {cutoff:g}")
-    scatter = scatter.lower()
-    if scatter not in ("auto", "tew", "dew", "none"):
-        raise SpectacError(f"--scatter must be auto, tew, dew or none, got {scatter!r}")
+    scatter = _scatter_choice(scatter)
     nifti = _is_nifti(out)
     if not nifti and out.exists() and (out.suffix.lower() == ".dcm" or not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new .dcm file or folder for the NM DICOM output")
@@ -141,9 +147,7 @@ def qc(
         on_grid,
     )
 
-    scatter = scatter.lower()
-    if scatter not in ("auto", "tew", "dew", "none"):
-        raise SpectacError(f"--scatter must be auto, tew, dew or none, got {scatter!r}")
+    scatter = _scatter_choice(scatter)
     if csv is not None:
         if csv.exists():
             raise SpectacError(f"{csv}: already exists; choose a new CSV file")

@@ -147,27 +147,17 @@ def write_record(folder: str | Path, record: dict[str, Any]) -> Path:
     return files.write_record_json(folder, scrub(record))
 
 
-def inherited_note(init: str | Path | None) -> dict[str, str]:
-    """``{"reconstructed": note}`` when the record an ``--init`` run starts from was reconstructed
-    from the project history (its earlier stages still are), else {}."""
+def inherited(init: str | Path | None) -> dict[str, Any]:
+    """What a run started with ``--init`` carries over from that model's record: its stages,
+    marked as inherited, and ``reconstructed`` (the note of a record reconstructed from the
+    project history) when it has one; {"stages": []} without a record."""
     if init is None:
-        return {}
-    path = Path(init)
-    record = read_record(path if path.is_dir() else path.parent)
-    return {"reconstructed": record["reconstructed"]} if record and record.get("reconstructed") else {}
-
-
-def inherited_stages(init: str | Path | None) -> list[dict[str, Any]]:
-    """The stages of the model an ``--init`` run starts from (its folder's record), marked as inherited."""
-    if init is None:
-        return []
+        return {"stages": []}
     path = Path(init)
     record = read_record(path if path.is_dir() else path.parent)
     if record is None:
-        return []
-    stages = []
-    for stage in record["stages"]:
-        stage = dict(stage)
-        stage.setdefault("inherited_from", path.name if path.is_dir() else path.parent.name)
-        stages.append(stage)
-    return stages
+        return {"stages": []}
+    source = path.name if path.is_dir() else path.parent.name
+    stages = [{**stage, "inherited_from": stage.get("inherited_from", source)} for stage in record["stages"]]
+    note = {"reconstructed": record["reconstructed"]} if record.get("reconstructed") else {}
+    return {**note, "stages": stages}

@@ -268,8 +268,7 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     writer = _summary_writer(out, start_epoch) if work and main else None
     record = rec.read_record(out) if resuming and main else None
     if record is None:  # a fresh run: the history of the weights it starts from comes first
-        record = {"format": rec.FORMAT, "model": model, **rec.inherited_note(options.init),
-                  "stages": rec.inherited_stages(options.init)}
+        record = {"format": rec.FORMAT, "model": model, **rec.inherited(options.init)}
     for old in record["stages"]:
         if old.get("status") == "running" and "inherited_from" not in old:
             old["status"] = "interrupted"  # we hold the folder's lock: that run is gone
