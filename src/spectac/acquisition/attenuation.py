@@ -28,5 +28,8 @@ def transmission(mu: torch.Tensor, step_cm: float, dim: int) -> torch.Tensor:
         Tensor of ``mu``'s shape: the probability that a photon emitted at each sample and
         travelling toward the camera leaves the grid unattenuated.
     """
-    beyond = torch.flip(torch.cumsum(torch.flip(mu, dims=[dim]), dim=dim), dims=[dim]) - mu
-    return torch.exp(-(beyond + 0.5 * mu) * step_cm)
+    # sum of mu from each sample to the camera, the sample itself included (flip copies); then
+    # minus half its own, in place: one full-size temporary fewer than the textbook expression,
+    # which matters because this tensor holds every view of a batch (Chang ~0.1 s per study).
+    integral = torch.flip(torch.cumsum(torch.flip(mu, dims=[dim]), dim=dim), dims=[dim])
+    return integral.sub_(mu, alpha=0.5).mul_(-step_cm).exp_()
