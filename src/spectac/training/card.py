@@ -37,6 +37,9 @@ ORIGIN = {
     "resnet": "a dilated residual network at full resolution after Mostafapour et al. (2021), L1",
     "unet-gan3d-chang": "spectac's own, not in the paper: unet-gan3d given the log first-order Chang "
                         "factor as a second input channel",
+    "unet3d-mu": "spectac's own, not in the paper: the unet3d network trained to predict the mu-map (the "
+                 "indirect route: deep-learning mu-maps from emission data as in Shi et al., Eur J Nucl Med "
+                 "Mol Imaging 2020), used by `spectac correct --route indirect`",
 }
 
 
@@ -184,16 +187,19 @@ def model_card(model_dir: str | Path) -> str:
         out += [f"> {record['reconstructed']}", ""]
     prior = (" and the log first-order Chang factor made from the NC image (docs/models.md)"
              if network.get("prior", "none") == "chang" else "")
+    mu = config.get("target", "ac") == "mu"
+    predicts = ("predictions: the mu-map in 1/cm at 140 keV (target mu)" if mu else "predictions in counts")
     out += ["## Model", "",
             f"- Follows {ORIGIN.get(model, 'spectac.nn.registry')}.",
             f"- Network: `{json.dumps(network)}`",
             f"- Input: NC / its {config['normalisation']['percentile']}th percentile{prior}; output rule "
-            f"{network.get('output', 'log-ratio')}; predictions in counts."]
+            f"{network.get('output', 'log-ratio')}; {predicts}."]
     weights = files.weights_summary(folder / files.BEST)
     if weights is not None:
         best = last.get("best") or {}
+        scale = "in 1/cm" if mu else "on the NC-normalised scale"
         selected = (f"; selected at epoch {best['epoch']} of stage {last.get('stage')} "
-                    f"(validation L1 {best['val_l1']:.5f} on the NC-normalised scale)" if best.get("epoch") else "")
+                    f"(validation L1 {best['val_l1']:.5f} {scale})" if best.get("epoch") else "")
         size, sha256 = weights
         out.append(f"- Weights: best.pt ({size / 1e6:.2f} MB, sha256 `{sha256[:16]}...`){selected}.")
     out += ["", "## Data", "", *_dataset_lines(identity, data), ""]
@@ -246,8 +252,12 @@ def model_card(model_dir: str | Path) -> str:
     else:
         test = ((identity or {}).get("splits") or {}).get("test")
         held = (f" ({test['studies']} studies of {test['patients']} patients held out)" if test else "")
-        out.append(f"Not measured yet on the test split{held}: `spectac predict --split test` then "
-                   "`spectac evaluate` (docs/evaluation.md), and scripts/install_model.py --metrics.")
+        if mu:  # predict/evaluate score AC images; a mu model's images come from the projections
+            out.append(f"Not measured yet on the test split{held}: its images are made by `spectac correct --route "
+                       "indirect` from each study's raw projections (docs/projections.md).")
+        else:
+            out.append(f"Not measured yet on the test split{held}: `spectac predict --split test` then "
+                       "`spectac evaluate` (docs/evaluation.md), and scripts/install_model.py --metrics.")
     out.append("")
 
     out += ["## Limits", ""]
