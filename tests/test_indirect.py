@@ -212,6 +212,15 @@ def test_bad_inputs_are_refused_and_nothing_is_written(projections, mu_model: Pa
     assert mu_out.read_bytes() == b"keep"
 
 
+def test_a_mu_map_beyond_any_tissue_is_refused(projections, mu_model: Path, tmp_path: Path, monkeypatch) -> None:
+    path, _, _ = projections
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model: nc.with_array(np.full(nc.shape, 3.0, np.float32)))
+    out, mu_out = tmp_path / "out.nii.gz", tmp_path / "mu.nii.gz"
+    line = _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, "--mu-out", mu_out,
+                         *OSEM), out, mu_out)
+    assert "beyond any tissue" in line
+
+
 def test_no_mu_model_installed_is_one_clear_line(projections, tmp_path: Path, monkeypatch) -> None:
     path, _, _ = projections
     monkeypatch.setattr(deep, "shipped_model_dir", lambda name: tmp_path / "nothing" / name)

@@ -151,7 +151,7 @@ def train(
     stream: str = typer.Option("off", help="Read studies from disk per step instead of holding them in memory: off, on, or auto (above 400 training studies)."),
     workers: int = typer.Option(0, help="With --stream: DataLoader worker processes reading studies (0: in the training process)."),
 ) -> None:
-    """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
+    """Train an NC -> AC network (or NC -> mu-map: unet3d-mu, for correct --route indirect); the best validation checkpoint is MODEL_DIR/best.pt."""
     from spectac.training import TrainOptions, train_model
     from spectac.training.distributed import Runtime
     from spectac.training.options import augmentation_from
@@ -215,5 +215,9 @@ def import_model(
     from spectac.correction.exchange import import_model as install
 
     summary = install(archive, name)
+    from spectac.nn.registry import get_spec
+
+    use = ("correct --route indirect" if get_spec(summary["model"]).target == "mu"
+           else f"--method {summary['model']}")
     info(f"{summary['name']} ({summary['model']}): installed in {summary['folder']}; "
-         f"use --method {summary['model']} --weights {summary['name']}")
+         f"use {use} --weights {summary['name']}")

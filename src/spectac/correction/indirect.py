@@ -43,6 +43,7 @@ from spectac.reconstruction.files import (
     write_output,
 )
 from spectac.reconstruction.osem import ReconConfig
+from spectac.reconstruction.projections import MAX_MU_PER_CM
 
 
 def check_projections_input(path: Path) -> None:
@@ -110,6 +111,11 @@ def correct_projections(
 
     nc = reconstruct_window(acquisition, w, config, collimator, None, "none")
     mu = predict_mu(nc.result.volume, model)
+    highest = float(mu.array.max())
+    if highest > MAX_MU_PER_CM:
+        raise SpectacError(f"{projections}: the mu model {model.name} predicts mu up to {highest:.3g} 1/cm, beyond "
+                           f"any tissue (at most {MAX_MU_PER_CM:g}): this study is unlike its training data, or the "
+                           "model is not trained enough; use the direct route or a CT mu-map (spectac reconstruct --mu)")
     ac = reconstruct_window(acquisition, w, config, collimator, mu, scatter)
     qc, _, _ = acquisition_consistency(acquisition, w, ac.result.volume.array, mu.array, collimator,
                                        config.psf, ac.scatter)

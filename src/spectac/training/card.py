@@ -91,9 +91,11 @@ def augmentation_args(training: dict[str, Any]) -> list[str]:
                                    for a in ("--aug", f"{key}={json.dumps(value)}")]]
 
 
-def augmentation_text(training: dict[str, Any]) -> str:
-    """One line saying what a stage's augmentation did."""
+def augmentation_text(training: dict[str, Any], target: str = "ac") -> str:
+    """One line saying what a stage's augmentation did (to a mu-map target: the shifts only)."""
     a = recorded_augmentation(training)
+    if target == "mu":
+        a = {**a, "smooth_target": False}
     parts = []
     if a["truncation"] > 0 and a["truncation_max"] > 0:
         parts.append(f"lateral truncation with probability {a['truncation']:g}, up to {a['truncation_max']:.0%} of "
@@ -106,7 +108,8 @@ def augmentation_text(training: dict[str, Any]) -> str:
     if a["smooth_sigma"] > 0:
         parts.append(f"smoothing sigma 0-{a['smooth_sigma']:g} voxel of NC" + (" and AC" if a["smooth_target"] else ""))
     if a["shift_voxels"] > 0:
-        parts.append(f"shifts up to {a['shift_voxels']} voxels")
+        parts.append(f"shifts up to {a['shift_voxels']} voxels" + (" (of NC and the mu-map together)"
+                                                                   if target == "mu" else ""))
     return ", ".join(parts) if parts else "none"
 
 
@@ -223,8 +226,10 @@ def model_card(model_dir: str | Path) -> str:
                        f"| {training['lr']:g}, {training.get('lr_schedule', 'constant')} | {stage.get('seed')} "
                        f"| {start} | {best_text} | {_fmt_hours(stage.get('wall_seconds'))} "
                        f"| {_hardware(stage.get('hardware'))} |")
-        out += ["", "Augmentation: " + "; ".join(f"stage {s.get('stage')}: {augmentation_text(s['config']['training'])}"
-                                             for s in stages) + "."]
+        target = config.get("target", "ac")
+        out += ["", "Augmentation: " + "; ".join(f"stage {s.get('stage')}: "
+                                                 f"{augmentation_text(s['config']['training'], target)}"
+                                                 for s in stages) + "."]
         out += ["", "Commands, in order:", ""]
         out += [f"{s.get('stage')}. `{_command(s)}`" + (f" (in `{s['folder']}`)" if s.get("folder") and not s.get("argv")
                                                       else "") for s in stages]
@@ -268,6 +273,13 @@ def model_card(model_dir: str | Path) -> str:
     else:
         out.append("Valid for studies like its training data (camera, reconstruction, population); check on "
                    "held-out local pairs before clinical use.")
+    if mu:
+        out.append("")
+        out.append("The target is each study's stored mu-map, the CT's as the clinic has it: in a simulated cohort "
+                   "displaced by the drawn CT-to-SPECT misregistration (`spectac simulate --misregistration-mm`), "
+                   "which the network cannot predict from NC, so it learns the map on average aligned with the "
+                   "emission data. The NC image alone carries little about lungs and bone; check a study's "
+                   "consistency index (printed by `correct --route indirect`).")
     out += ["", "## Reference", "", f"{PAPER}.", ""]
     return "\n".join(out)
 
