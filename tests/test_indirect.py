@@ -18,10 +18,11 @@ from spectac.acquisition.protocol import Protocol
 from spectac.cli import app
 from spectac.correction import deep, indirect
 from spectac.correction.methods import METHODS
+from spectac.errors import SpectacError
 from spectac.io.dataset import Case, Dataset, write_manifest, write_study
 from spectac.io.nifti import read_nifti, write_nifti
 from spectac.io.projections import EnergyWindow, acquisition_from_projections, write_projections_dicom
-from spectac.nn.registry import REGISTRY
+from spectac.nn.registry import REGISTRY, resolve_config
 from spectac.training.data import Augmentation, Draw, augment, load_pair, shift_zero_fill
 from spectac.volume import Volume
 
@@ -84,6 +85,14 @@ def test_train_target_mu_writes_a_model_that_says_so(mu_model: Path) -> None:
     assert REGISTRY["unet3d-mu"].target == "mu" and REGISTRY["unet3d"].target == "ac"
 
 
+def test_a_mu_model_keeps_the_direct_output_rule() -> None:
+    """mu is no factor on NC: the log-ratio and residual rules are refused for a mu model."""
+    assert resolve_config("unet3d-mu")["output"] == "direct"
+    for output in ("log-ratio", "residual"):
+        with pytest.raises(SpectacError, match="output must be direct"):
+            resolve_config("unet3d-mu", {"output": output})
+
+
 def test_mu_target_is_the_stored_mu_map_and_moves_with_the_input(mu_model: Path) -> None:
     """The target is mu.nii.gz in 1/cm (not on the NC scale); a shift moves input and target
     alike; counts, smoothing and truncation alter the NC input only."""
@@ -137,7 +146,7 @@ def test_indirect_with_the_true_mu_is_reconstruct_with_the_true_mu(projections, 
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Physics against physics: a mu model that predicts the true mu-map makes the indirect route
     give `spectac reconstruct --mu TRUE_MU`'s image (TEW-corrected by default, as reconstruct), and
-    the consistency index it prints is `spectac qc`'s of the written image and mu-map."""
+    the consistency index it prints is `spectac qc`'s of the unfiltered image and the mu-map."""
     path, mu_path, mu = projections
     seen = []
 
@@ -158,8 +167,10 @@ def test_indirect_with_the_true_mu_is_reconstruct_with_the_true_mu(projections, 
     assert _run("reconstruct", path, "-o", nc, *OSEM).exit_code == 0
     np.testing.assert_array_equal(seen[0][0], read_nifti(nc).array)
     assert seen[0][1] == "mu"
-    # the printed index is spectac qc's
-    qc = _run("qc", path, "--image", out, "--mu", mu_out)
+    # the printed index is spectac qc's of the unfiltered image and the predicted mu-map
+    unfiltered = tmp_path / "unfiltered.nii.gz"
+    assert _run("reconstruct", path, "-o", unfiltered, "--mu", mu_out, "--cutoff", 0, *OSEM).exit_code == 0
+    qc = _run("qc", path, "--image", unfiltered, "--mu", mu_out)
     assert qc.exit_code == 0, qc.output
     printed = re.search(r"consistency index D/E = (\S+)", " ".join(result.output.split()))
     assert printed is not None and f"index D/E = {printed.group(1)} " in " ".join(qc.output.split())

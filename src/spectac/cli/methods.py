@@ -119,6 +119,8 @@ def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_
         ensure_writable_parent(mu_out)
     summary = correct_projections(projections, output, weights, mu_out=mu_out, scatter=scatter or "auto",
                                   config=config, device=device, amp=amp)
+    for flag in summary["ood_flags"]:
+        info(f"warning: {flag}")
     qc = summary["qc"]
     info(f"indirect: {summary['kind_text']} OSEM {config.iterations}x{config.subsets} {summary['collimator']} with the "
          f"mu-map of {summary['model']}; consistency index D/E = {qc.index:.4g} (spectac qc; about 1 when image and "

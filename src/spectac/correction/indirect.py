@@ -9,7 +9,10 @@
 3. OSEM with that mu-map in the system matrix and the window-based scatter estimate (TEW, else
    DEW, when the file has the windows), exactly as ``spectac reconstruct --mu`` does with a CT's;
 4. the consistency index (:mod:`spectac.reconstruction.consistency`, as ``spectac qc`` computes
-   it) of the written image and the predicted mu-map with the measured projections.
+   it) of the AC image before its post-filter (the filter removes signal that is in the data and
+   raises the index) and the predicted mu-map with the measured projections; and, as on the
+   direct route, the reasons the NC image is unlike the mu model's training data
+   (:func:`spectac.correction.ood.ood_flags`).
 
 The direct route (a network maps NC to the AC image) never sees the projections; here the network
 only supplies the attenuation map and the physics makes the image, so the counts stay those the
@@ -26,10 +29,12 @@ atomic.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from spectac.correction.deep import predict_mu, resolve_mu_model
+from spectac.correction.ood import ood_flags, training_reference
 from spectac.errors import SpectacError
 from spectac.io.nifti import write_nifti
 from spectac.io.paths import check_output_outside, ensure_writable_parent
@@ -38,6 +43,7 @@ from spectac.reconstruction.files import (
     check_output,
     is_nifti,
     open_projections,
+    post_filtered,
     reconstruct_window,
     scatter_choice,
     write_output,
@@ -83,8 +89,10 @@ def correct_projections(
         device, amp: where the mu model runs (:mod:`spectac.devices`).
 
     Returns:
-        {"output", "kind" ("nifti" | "dicom"), "mu_out", "model", "scatter", "collimator",
-        "qc" (the :class:`~spectac.reconstruction.consistency.Consistency`), "shape"}.
+        {"output", "kind" ("nifti" | "dicom"), "kind_text" (``AC+TEW``, ...), "mu_out", "model",
+        "scatter", "collimator", "qc" (the :class:`~spectac.reconstruction.consistency.Consistency`),
+        "shape", "ood_flags" (why the NC image is unlike the mu model's training data, as the direct
+        route's :func:`spectac.correction.ood.ood_flags`; printed as warnings, not written)}.
 
     Raises:
         SpectacError: see the module docstring.
@@ -110,18 +118,21 @@ def correct_projections(
     acquisition, w = open_projections(projections, window, nifti)
 
     nc = reconstruct_window(acquisition, w, config, collimator, None, "none")
+    flags = ood_flags(nc.result.volume, None, training_reference(model))
     mu = predict_mu(nc.result.volume, model)
     highest = float(mu.array.max())
     if highest > MAX_MU_PER_CM:
         raise SpectacError(f"{projections}: the mu model {model.name} predicts mu up to {highest:.3g} 1/cm, beyond "
                            f"any tissue (at most {MAX_MU_PER_CM:g}): this study is unlike its training data, or the "
                            "model is not trained enough; use the direct route or a CT mu-map (spectac reconstruct --mu)")
-    ac = reconstruct_window(acquisition, w, config, collimator, mu, scatter)
-    qc, _, _ = acquisition_consistency(acquisition, w, ac.result.volume.array, mu.array, collimator,
-                                       config.psf, ac.scatter)
+    unfiltered = reconstruct_window(acquisition, w, replace(config, butterworth_cutoff_per_cm=0.0), collimator, mu,
+                                    scatter)
+    qc, _, _ = acquisition_consistency(acquisition, w, unfiltered.result.volume.array, mu.array, collimator,
+                                       config.psf, unfiltered.scatter)
+    ac = post_filtered(unfiltered, config.butterworth_cutoff_per_cm, config.butterworth_order)
     write_output(ac, output, nifti, projections, ac.description(f"mu {model.name}"))
     if mu_out is not None:
         write_nifti(mu, mu_out, descrip=f"spectac mu-map (1/cm) predicted by {model.name}")
     return {"output": output, "kind": "nifti" if nifti else "dicom", "mu_out": mu_out, "model": model.name,
             "scatter": ac.scatter, "collimator": ac.result.collimator, "qc": qc, "shape": ac.result.volume.shape,
-            "kind_text": ac.kind}
+            "kind_text": ac.kind, "ood_flags": flags}

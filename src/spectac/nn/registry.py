@@ -177,8 +177,8 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     """The full network config of a model: its defaults updated by ``overrides``.
 
     Raises:
-        SpectacError: unknown model name, an override the model does not have, or an override of
-            another kind than the option's default.
+        SpectacError: unknown model name, an override the model does not have, an override of
+            another kind than the option's default, or a mu model with an output rule relative to NC.
     """
     spec = get_spec(name)
     config = copy.deepcopy(spec.defaults)
@@ -187,6 +187,9 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     if unknown:
         raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
     config.update({k: _checked_option(name, k, v, config[k]) for k, v in overrides.items()})
+    if spec.target == "mu" and config["output"] != "direct":
+        raise SpectacError(f"model {name} predicts a mu-map, not a factor on NC: its output must be direct, "
+                           f"not {config['output']!r}")
     input_channels(config)  # a bad prior fails here, before anything is built or written
     return {"model": name, **config}
 

@@ -20,7 +20,7 @@ from spectac.io.paths import ensure_writable_parent
 from spectac.io.projections import Acquisition, read_projections
 from spectac.io.projections.output import projection_context, write_reconstruction_dicom
 from spectac.reconstruction.consistency import Consistency, consistency
-from spectac.reconstruction.osem import ReconConfig
+from spectac.reconstruction.osem import ReconConfig, butterworth_filter
 from spectac.reconstruction.projections import (
     ProjectionRecon,
     acquisition_projector,
@@ -97,6 +97,16 @@ def reconstruct_window(acquisition: Acquisition, w: int, config: ReconConfig, co
     result = reconstruct_acquisition(acquisition, config, window=w + 1, collimator=collimator, mu=mu,
                                      scatter=estimate)
     return WindowRecon(result, config, scatter, estimate)
+
+
+def post_filtered(recon: WindowRecon, cutoff_per_cm: float, order: int) -> WindowRecon:
+    """An unfiltered reconstruction (``butterworth_cutoff_per_cm`` 0) with the post-filter applied
+    afterwards: the same image as :func:`reconstruct_window` with that filter (it filters the OSEM
+    image the same way), for a caller that also needs the unfiltered one (the consistency index)."""
+    volume = recon.result.volume
+    filtered = butterworth_filter(volume.array, volume.spacing[0], cutoff_per_cm, order)
+    config = replace(recon.config, butterworth_cutoff_per_cm=cutoff_per_cm, butterworth_order=order)
+    return replace(recon, result=replace(recon.result, volume=volume.with_array(filtered)), config=config)
 
 
 def write_output(recon: WindowRecon, out: Path, nifti: bool, projections: Path, description: str) -> None:
