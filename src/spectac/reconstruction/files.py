@@ -46,8 +46,9 @@ def scatter_choice(value: str) -> str:
 
 
 def check_output(out: Path) -> bool:
-    """Refuse an output that exists (a NIfTI name may be new only; an NM DICOM output is a new
-    ``.dcm`` file or a new or empty folder) or cannot be written; returns whether it is NIfTI."""
+    """Refuse an NM DICOM output that exists (it is a new ``.dcm`` file or a new or empty folder) and
+    an output that cannot be written; returns whether it is NIfTI (an existing NIfTI file is
+    replaced atomically, as ``spectac reconstruct`` always did; the indirect route refuses it)."""
     nifti = is_nifti(out)
     if not nifti and out.exists() and (out.suffix.lower() == ".dcm" or not out.is_dir() or any(out.iterdir())):
         raise SpectacError(f"{out}: already exists; choose a new .dcm file or folder for the NM DICOM output")
