@@ -34,15 +34,16 @@ def _row(spec: ModelSpec) -> str:
     inputs = "NC + log Chang factor" if config.get("prior") == "chang" else "NC"
     loss = f"GAN + {config['lambda_l1']:g} x L1, {spec.spatial_dims}D patch discriminator" if spec.adversarial else "L1"
     options = "; ".join(f"{k} {_value(v)}" for k, v in spec.backbone_options(config).items())
-    cells = [f"`{spec.name}`", spec.description, network, inputs, loss, options]
+    predicts = "mu-map (1/cm)" if spec.target == "mu" else "AC image"
+    cells = [f"`{spec.name}`", spec.description, network, inputs, predicts, loss, options]
     return "| " + " | ".join(cells) + " |"
 
 
 def table() -> str:
     """The markdown table of every registered model, in registry order."""
     lines = [
-        "| name | description | network | input | loss | network options (defaults) |",
-        "|---|---|---|---|---|---|",
+        "| name | description | network | input | predicts | loss | network options (defaults) |",
+        "|---|---|---|---|---|---|---|",
         *(_row(spec) for spec in REGISTRY.values()),
     ]
     return "\n".join(lines)

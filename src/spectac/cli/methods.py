@@ -47,12 +47,20 @@ def predict(
     info(f"{method}: {summary['written']} predictions written, {summary['skipped']} already present, in {summary['folder']}")
 
 
+ROUTES = ("direct", "indirect")
+
+
 @user_errors
 def correct(
-    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz)."),
+    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz); with --route indirect the raw projections (NM TOMO DICOM, as spectac reconstruct reads)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; never inside or around the input."),
-    method: str = typer.Option(DEFAULT_METHOD, help=f"Correction method: {METHOD_NAMES} (default {DEFAULT_METHOD}, the shipped network closest to CT-AC)."),
-    weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
+    method: str | None = typer.Option(None, help=f"Correction method of the direct route: {METHOD_NAMES} (default {DEFAULT_METHOD}, the shipped network closest to CT-AC)."),
+    weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights); with --route indirect a mu model (unet3d-mu)."),
+    route: str = typer.Option("direct", help="direct: a network maps the NC image to the AC image; indirect: from the raw projections, NC OSEM, a network predicts the mu-map, OSEM with it and window-based scatter correction (docs/projections.md)."),
+    mu_out: Path | None = typer.Option(None, "--mu-out", help="--route indirect: also write the predicted mu-map (1/cm) to this new NIfTI file."),
+    scatter: str | None = typer.Option(None, help="--route indirect: scatter correction of the AC OSEM, as spectac reconstruct's (auto: TEW, else DEW, when the file has the windows; tew, dew, none)."),
+    iterations: int | None = typer.Option(None, help="--route indirect: OSEM iterations (default 4, as spectac reconstruct)."),
+    subsets: int | None = typer.Option(None, help="--route indirect: OSEM subsets (default 6, as spectac reconstruct)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
     force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),
     arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
@@ -65,10 +73,24 @@ def correct(
     A study unlike the training data (another camera, grid, field of view or count level, a body cut by the field, no LV: docs/models.md) is corrected with one "warning:" line per reason and flagged in the output; --strict refuses it.
 
     Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
+
+    --route indirect takes the raw projections instead and prints the consistency index D/E of the result (as spectac qc).
     """
+    if route not in ROUTES:
+        raise SpectacError(f"--route must be direct or indirect, got {route!r}")
+    ensure_writable_parent(output)
+    if route == "indirect":
+        _correct_indirect(input, output, weights, mu_out, scatter, iterations, subsets, device, amp,
+                          {"--method": method is not None, "--overwrite": overwrite, "--force": force,
+                           "--arc": arc is not None, "--strict": strict})
+        return
+    indirect_only = {"--mu-out": mu_out, "--scatter": scatter, "--iterations": iterations, "--subsets": subsets}
+    given = [flag for flag, value in indirect_only.items() if value is not None]
+    if given:
+        raise SpectacError(f"{', '.join(given)}: options of --route indirect only")
     from spectac.correction.files import correct_path
 
-    ensure_writable_parent(output)
+    method = method or DEFAULT_METHOD
     summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict,
                            device=device, amp=amp)
     for flag in summary.get("ood_flags", []):
@@ -76,6 +98,36 @@ def correct(
     if summary["forced"]:
         info(f"note: forced: {input} {summary['forced']}")
     info(f"{method}: wrote {summary['kind']} {summary['output']}")
+
+
+def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_out: Path | None, scatter: str | None,
+                      iterations: int | None, subsets: int | None, device: str, amp: bool,
+                      direct_only: dict[str, bool]) -> None:
+    """``correct --route indirect``: the options of the direct route are refused, not ignored."""
+    given = [flag for flag, value in direct_only.items() if value]
+    if given:
+        raise SpectacError(f"{', '.join(given)}: options of --route direct only")
+    from spectac.correction.indirect import correct_projections
+    from spectac.reconstruction.osem import ReconConfig
+
+    config = ReconConfig()
+    config = ReconConfig(iterations=config.iterations if iterations is None else iterations,
+                         subsets=config.subsets if subsets is None else subsets)
+    if config.iterations < 1 or config.subsets < 1:
+        raise SpectacError("--iterations and --subsets must be at least 1")
+    if mu_out is not None:
+        ensure_writable_parent(mu_out)
+    summary = correct_projections(projections, output, weights, mu_out=mu_out, scatter=scatter or "auto",
+                                  config=config, device=device, amp=amp)
+    for flag in summary["ood_flags"]:
+        info(f"warning: {flag}")
+    qc = summary["qc"]
+    info(f"indirect: {summary['kind_text']} OSEM {config.iterations}x{config.subsets} {summary['collimator']} with the "
+         f"mu-map of {summary['model']}; consistency index D/E = {qc.index:.4g} (spectac qc; about 1 when image and "
+         f"mu-map explain the projections)")
+    info(f"indirect: wrote {summary['kind']} {summary['output']}")
+    if summary["mu_out"] is not None:
+        info(f"indirect: wrote mu-map {summary['mu_out']}")
 
 
 @user_errors
@@ -101,7 +153,7 @@ def train(
     stream: str = typer.Option("off", help="Read studies from disk per step instead of holding them in memory: off, on, or auto (above 400 training studies)."),
     workers: int = typer.Option(0, help="With --stream: DataLoader worker processes reading studies (0: in the training process)."),
 ) -> None:
-    """Train an NC -> AC network; the best validation checkpoint is MODEL_DIR/best.pt."""
+    """Train an NC -> AC network (or NC -> mu-map: unet3d-mu, for correct --route indirect); the best validation checkpoint is MODEL_DIR/best.pt."""
     from spectac.training import TrainOptions, train_model
     from spectac.training.distributed import Runtime
     from spectac.training.options import augmentation_from
@@ -165,5 +217,9 @@ def import_model(
     from spectac.correction.exchange import import_model as install
 
     summary = install(archive, name)
+    from spectac.nn.registry import get_spec
+
+    use = ("correct --route indirect" if get_spec(summary["model"]).target == "mu"
+           else f"--method {summary['model']}")
     info(f"{summary['name']} ({summary['model']}): installed in {summary['folder']}; "
-         f"use --method {summary['model']} --weights {summary['name']}")
+         f"use {use} --weights {summary['name']}")

@@ -18,21 +18,10 @@ FORCE_FRAME_HELP = ("Use a CT whose Frame of Reference UID is not the projection
                     "series' patient coordinates as they are.")
 
 
-def _is_nifti(path: Path) -> bool:
-    return str(path).lower().endswith((".nii", ".nii.gz"))
-
-
-def _scatter_choice(value: str) -> str:
-    """The ``--scatter`` value of reconstruct and qc, checked."""
-    value = value.lower()
-    if value not in ("auto", "tew", "dew", "none"):
-        raise SpectacError(f"--scatter must be auto, tew, dew or none, got {value!r}")
-    return value
-
-
-def _read_mu(mu: Path, acquisition, force_frame: bool):
+def read_mu(mu: Path, acquisition, force_frame: bool):
     """The mu-map Volume (1/cm) from a NIfTI, or from a CT series folder (after the frame check)."""
     from spectac.io.nifti import read_nifti
+    from spectac.reconstruction.files import is_nifti
 
     if mu.is_dir():
         from spectac.io.ct import frame_of_reference_of, read_ct_series
@@ -41,7 +30,7 @@ def _read_mu(mu: Path, acquisition, force_frame: bool):
         check_same_frame(acquisition, frame_of_reference_of(mu), str(mu), force_frame)  # before any pixel is read
         ct = read_ct_series(mu, max_pixel_mm=min(acquisition.pixel_mm) / 2)
         return mu_from_ct(ct, acquisition, str(mu), force_frame)
-    if not _is_nifti(mu):
+    if not is_nifti(mu):
         raise SpectacError(f"{mu}: --mu must be a NIfTI mu-map (.nii/.nii.gz) or the folder of a CT series")
     return read_nifti(mu)
 
@@ -69,49 +58,31 @@ def reconstruct_projections(
     """OSEM of a camera's raw projections with spectac's own projector (no vendor reconstruction)."""
     import time
 
-    from spectac.io.nifti import write_nifti
-    from spectac.io.projections import read_projections
-    from spectac.io.projections.output import projection_context, write_reconstruction_dicom
-    from spectac.reconstruction.osem import ReconConfig
-    from spectac.reconstruction.projections import (
-        acquisition_scatter,
-        default_scatter_method,
-        reconstruct_acquisition,
+    from spectac.reconstruction.files import (
+        check_output,
+        open_projections,
+        reconstruct_window,
+        scatter_choice,
+        write_output,
     )
+    from spectac.reconstruction.osem import ReconConfig
 
     if iterations < 1 or subsets < 1:
         raise SpectacError("--iterations and --subsets must be at least 1")
     if cutoff < 0:
         raise SpectacError(f"--cutoff must not be negative, got {cutoff:g}")
-    scatter = _scatter_choice(scatter)
-    nifti = _is_nifti(out)
-    if not nifti and out.exists() and (out.suffix.lower() == ".dcm" or not out.is_dir() or any(out.iterdir())):
-        raise SpectacError(f"{out}: already exists; choose a new .dcm file or folder for the NM DICOM output")
-    ensure_writable_parent(out)
-    acquisition = read_projections(projections)
-    w = acquisition.window_index(window)
-    if not nifti:
-        projection_context(projections, w)  # a file the DICOM writer cannot attach to is refused now
-    mu_volume = _read_mu(mu, acquisition, force_frame) if mu is not None else None
-    if scatter == "auto":
-        scatter = default_scatter_method(acquisition, w, mu_volume is not None)
-    estimate = acquisition_scatter(acquisition, w, scatter)  # missing windows refused before OSEM
-    config = ReconConfig(iterations=iterations, subsets=subsets, psf=psf, butterworth_cutoff_per_cm=cutoff,
-                         scatter_correction=scatter)
+    scatter = scatter_choice(scatter)
+    nifti = check_output(out)
+    acquisition, w = open_projections(projections, window, nifti)
+    mu_volume = read_mu(mu, acquisition, force_frame) if mu is not None else None
+    config = ReconConfig(iterations=iterations, subsets=subsets, psf=psf, butterworth_cutoff_per_cm=cutoff)
     start = time.perf_counter()
-    result = reconstruct_acquisition(acquisition, config, window=w + 1, collimator=collimator, mu=mu_volume,
-                                     scatter=estimate)
-    kind = ("AC" if result.corrected else "NC") + ("" if scatter == "none" else f"+{scatter.upper()}")
-    description = f"spectac {kind} OSEM {iterations}x{subsets} {result.collimator}"
-    if nifti:
-        write_nifti(result.volume, out, descrip=description)
-    else:
-        write_reconstruction_dicom(result.volume, projections, w, out, description, result.corrected,
-                                   scatter != "none")
+    recon = reconstruct_window(acquisition, w, config, collimator, mu_volume, scatter)
+    write_output(recon, out, nifti, projections, recon.description())
     info(f"{projections}: {acquisition.n_views} views, {acquisition.n_detectors} detector(s), window "
-         f"{acquisition.windows[w]}, collimator {result.collimator}; {kind} OSEM {iterations}x{subsets} in "
-         f"{time.perf_counter() - start:.0f} s")
-    info(f"wrote {out} {result.volume.shape} voxels of {result.volume.spacing[0]:.2f} mm")
+         f"{acquisition.windows[w]}, collimator {recon.result.collimator}; {recon.kind} OSEM {iterations}x{subsets} "
+         f"in {time.perf_counter() - start:.0f} s")
+    info(f"wrote {out} {recon.result.volume.shape} voxels of {recon.result.volume.spacing[0]:.2f} mm")
 
 
 @user_errors
@@ -137,32 +108,22 @@ def qc(
     from spectac.io.nifti import read_nifti
     from spectac.io.projections import read_projections
     from spectac.io.projections.output import write_consistency_csv
-    from spectac.reconstruction.consistency import consistency
-    from spectac.reconstruction.projections import (
-        acquisition_grid,
-        acquisition_projector,
-        acquisition_scatter,
-        default_scatter_method,
-        mu_on_grid,
-        on_grid,
-    )
+    from spectac.reconstruction.files import acquisition_consistency, is_nifti, scatter_choice
+    from spectac.reconstruction.projections import acquisition_grid, mu_on_grid, on_grid
 
-    scatter = _scatter_choice(scatter)
+    scatter = scatter_choice(scatter)
     if csv is not None:
         if csv.exists():
             raise SpectacError(f"{csv}: already exists; choose a new CSV file")
         ensure_writable_parent(csv)
-    if not _is_nifti(image):
+    if not is_nifti(image):
         raise SpectacError(f"{image}: --image must be a NIfTI file (.nii/.nii.gz)")
     acquisition = read_projections(projections)
     w = acquisition.window_index(window)
     grid = acquisition_grid(acquisition)
     activity = on_grid(read_nifti(image), grid, str(image), min_coverage=0.99)
-    mu_array = mu_on_grid(_read_mu(mu, acquisition, force_frame), grid, str(mu))
-    projector, _, key = acquisition_projector(acquisition, w, collimator, mu_array, psf)
-    if scatter == "auto":
-        scatter = default_scatter_method(acquisition, w, corrected=True)
-    result = consistency(acquisition.counts[w], activity, projector, acquisition_scatter(acquisition, w, scatter))
+    mu_array = mu_on_grid(read_mu(mu, acquisition, force_frame), grid, str(mu))
+    result, key, scatter = acquisition_consistency(acquisition, w, activity, mu_array, collimator, psf, scatter)
     worst = int(result.per_view_index.argmax())
     info(f"{projections}: window {acquisition.windows[w]}, collimator {key}, {acquisition.n_views} views, "
          f"{result.bins} bins, scatter estimate {scatter}")

@@ -26,7 +26,7 @@ from spectac.devices import autocast, check_amp, resolve_device
 from spectac.io.checkpoint import load_checkpoint
 from spectac.io.model_archive import installed_model_dir
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
-from spectac.nn.registry import build_generator
+from spectac.nn.registry import build_generator, target_of
 from spectac.resample import zoom_to_shape
 from spectac.volume import SpectacError, Volume
 
@@ -60,6 +60,11 @@ class DeepModel:
         if where.type == "cpu":
             return self
         return replace(self, generator=self.generator.to(where), device=where, amp=amp)
+
+    @property
+    def target(self) -> str:
+        """What the model predicts: "ac" (the AC image) or "mu" (the mu-map in 1/cm)."""
+        return target_of(self.config)
 
     @property
     def percentile(self) -> float:
@@ -124,9 +129,52 @@ def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
             raise SpectacError(f"no shipped weights for {name}; train with spectac train or pass --weights")
         weights = folder
     model = load_model(weights)
+    if model.target == "mu":
+        raise SpectacError(f"{model.path}: weights of {model.name}, a mu-map model; use it with "
+                           "spectac correct --route indirect")
     if model.name != name:
         raise SpectacError(f"{model.path}: these are weights of {model.name}, not {name}")
     return model
+
+
+#: The shipped mu-map model of ``spectac correct --route indirect``.
+MU_MODEL = "unet3d-mu"
+
+
+def resolve_mu_model(weights: str | Path | None = None) -> DeepModel:
+    """The mu-map model of the indirect route: ``weights`` if given (a model folder, a .pt file or
+    an imported model's name), else the shipped :data:`MU_MODEL`.
+
+    Raises:
+        SpectacError: no weights given and no mu model shipped, or weights of an AC model.
+    """
+    if weights is not None and not Path(weights).exists():
+        weights = installed_model_dir(str(weights)) or weights
+    if weights is None:
+        folder = shipped_model_dir(MU_MODEL)
+        if not (folder / WEIGHTS_NAME).is_file():
+            raise SpectacError(f"no mu model is installed ({MU_MODEL}); train one (scripts/train_mu.sh) and "
+                               "pass it with --weights")
+        weights = folder
+    model = load_model(weights)
+    if model.target != "mu":
+        raise SpectacError(f"{model.path}: weights of {model.name}, which predicts AC images, not mu-maps; "
+                           f"--route indirect needs a mu model ({MU_MODEL})")
+    return model
+
+
+def predict_mu(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> Volume:
+    """The mu-map (1/cm, >= 0) a mu model predicts from one NC volume, on the NC grid.
+
+    The input is prepared as for an AC model (:func:`network_input`: the NC normalised by its own
+    percentile, resampled to the training voxel size); the output is mu itself, so there is no
+    count scale to undo.
+    """
+    inputs, _, resampled = network_input(nc, model, protocol)
+    prediction = predict_normalised(model.generator, inputs, model.device, model.amp)
+    if resampled:
+        prediction = zoom_to_shape(prediction, nc.shape)
+    return nc.with_array(np.clip(prediction, 0, None).astype(np.float32))
 
 
 @torch.no_grad()

@@ -5,7 +5,9 @@ the NC volume and the context (case id, the acquisition protocol, the options an
 method's ``prepare`` returned): never the CT-AC target, the mu-map or the phantom truth.
 
 Adding a method is one row of :data:`METHODS`; a new network is one row of
-:data:`spectac.nn.registry.REGISTRY` and becomes a method here by itself. Options reach a method
+:data:`spectac.nn.registry.REGISTRY` and becomes a method here by itself when it predicts the AC
+image (target "ac"); a mu-map network (target "mu") is no method: ``correct --route indirect``
+uses it. Options reach a method
 from ``predict_dataset(..., **options)`` (the CLI's ``--mu``, ``--iterations`` and repeated
 ``--set key=value``); an option not in the method's ``defaults`` is refused. Nothing is
 registered by importing a module: tests that need a probe method add it to the table for the
@@ -121,7 +123,7 @@ METHODS: dict[str, Method] = {
                "multiple-order Chang (first order + reprojection-error updates)"),
         *(Method(name, _predict_network, _network_preparer(name), {"weights": None},
                  f"network: {spec.description}")
-          for name, spec in REGISTRY.items()),
+          for name, spec in REGISTRY.items() if spec.target == "ac"),
     )
 }
 

@@ -10,8 +10,11 @@ table of docs/models.md (``scripts/models_table.py``) and the tests read this ta
 This module imports no torch: the command line reads names and options from it without loading
 the networks, which are imported only when one is built (:func:`build_generator`).
 
-Every generator maps a normalised NC volume (B, 1, X, Y, Z) to the AC prediction of the same
-shape (see :mod:`spectac.nn.heads` for the output rule). With the network option
+Every generator maps a normalised NC volume (B, 1, X, Y, Z) to a prediction of the same shape:
+the AC volume (target "ac", see :mod:`spectac.nn.heads` for the output rule), or for a model of
+target "mu" the mu-map in 1/cm (the "indirect" route: ``spectac correct --route indirect``
+reconstructs the raw projections with the predicted mu-map; e.g. Shi et al., "Deep learning-based
+attenuation map generation for myocardial perfusion SPECT", Eur J Nucl Med Mol Imaging, 2020). With the network option
 ``prior="chang"`` the input has a second channel, the log first-order Chang factor made from the
 NC volume (:mod:`spectac.correction.prior`), and the network corrects on top of it.
 
@@ -44,6 +47,9 @@ HEAD_OPTIONS = {"output": "log-ratio", "prior": "none"}
 #: Options of the adversarial models: the patch discriminator and the weight of L1 in the loss.
 GAN_OPTIONS = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
 NOT_BACKBONE = {"model", *HEAD_OPTIONS, *GAN_OPTIONS}
+#: What a model predicts: "ac", the attenuation-corrected image (counts, on the NC scale; a
+#: correction method), or "mu", the mu-map in 1/cm at 140 keV (for ``correct --route indirect``).
+TARGETS = ("ac", "mu")
 
 _UNET = {"channels": [8, 16, 32, 64], "norm": "instance", **HEAD_OPTIONS}
 
@@ -61,6 +67,8 @@ class ModelSpec:
         adversarial: trained with a patch discriminator (GAN + lambda_l1 x L1), else L1 alone.
         defaults: every network option of the model and its default; a user's override of an
             option the model does not have is refused.
+        target: what the model predicts (:data:`TARGETS`): "ac" (a correction method of
+            :mod:`spectac.correction.methods`) or "mu" (a mu-map, used by the indirect route only).
     """
 
     name: str
@@ -69,6 +77,7 @@ class ModelSpec:
     backbone: str
     adversarial: bool
     defaults: Config = field(default_factory=dict)
+    target: str = "ac"
 
     def backbone_options(self, config: Config) -> Config:
         """The keyword arguments of the backbone class in a resolved config."""
@@ -91,12 +100,22 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("unet-gan3d-chang", "unet-gan3d on NC and the log first-order Chang factor, correcting on top of "
                   "Chang (spectac's own model)", 3, "spectac.nn.unet:UNet", True,
                   {**_UNET, **GAN_OPTIONS, "prior": "chang"}),
+        ModelSpec("unet3d-mu", "3D U-Net predicting the mu-map (1/cm) from NC, L1; for correct --route indirect", 3,
+                  "spectac.nn.unet:UNet", False, {**_UNET, "output": "direct"}, target="mu"),
     )
 }
 
 
 def model_names() -> tuple[str, ...]:
     return tuple(REGISTRY)
+
+
+def target_of(config: Config) -> str:
+    """What a saved model config predicts: its "target" (configs saved before mu models: "ac")."""
+    target = config.get("target", "ac")
+    if target not in TARGETS:
+        raise SpectacError(f"unknown model target {target!r}; choose from {', '.join(TARGETS)}")
+    return str(target)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -158,8 +177,8 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     """The full network config of a model: its defaults updated by ``overrides``.
 
     Raises:
-        SpectacError: unknown model name, an override the model does not have, or an override of
-            another kind than the option's default.
+        SpectacError: unknown model name, an override the model does not have, an override of
+            another kind than the option's default, or a mu model with an output rule relative to NC.
     """
     spec = get_spec(name)
     config = copy.deepcopy(spec.defaults)
@@ -168,6 +187,9 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     if unknown:
         raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
     config.update({k: _checked_option(name, k, v, config[k]) for k, v in overrides.items()})
+    if spec.target == "mu" and config["output"] != "direct":
+        raise SpectacError(f"model {name} predicts a mu-map, not a factor on NC: its output must be direct, "
+                           f"not {config['output']!r}")
     input_channels(config)  # a bad prior fails here, before anything is built or written
     return {"model": name, **config}
 

@@ -43,6 +43,8 @@ def acquisition_grid(acquisition: Acquisition) -> Volume:
 #: A mu-map on another grid must cover at least this fraction of the SPECT grid's voxels (a CT is
 #: often shorter than the SPECT field; outside it the mu-map is 0, air).
 MIN_MU_COVERAGE = 0.5
+#: The largest mu a mu-map may hold, 1/cm (cortical bone is about 0.28 at 140 keV; metal more).
+MAX_MU_PER_CM = 2.0
 
 
 def on_grid(volume: Volume, grid: Volume, what: str, min_coverage: float) -> np.ndarray:
@@ -71,8 +73,8 @@ def mu_on_grid(mu: Volume, grid: Volume, what: str = "--mu") -> np.ndarray:
     """The mu-map's values (1/cm) on the reconstruction grid (:func:`on_grid`; a mu-map of another
     grid must cover :data:`MIN_MU_COVERAGE` of it), checked to lie in [0, 2] 1/cm."""
     array = on_grid(mu, grid, what, MIN_MU_COVERAGE)
-    if array.min() < 0 or array.max() > 2.0:
-        raise SpectacError(f"{what}: mu values must lie in [0, 2] 1/cm (got {array.min():.3g} to {array.max():.3g})")
+    if array.min() < 0 or array.max() > MAX_MU_PER_CM:
+        raise SpectacError(f"{what}: mu values must lie in [0, {MAX_MU_PER_CM:g}] 1/cm (got {array.min():.3g} to {array.max():.3g})")
     return array
 
 

@@ -37,6 +37,9 @@ ORIGIN = {
     "resnet": "a dilated residual network at full resolution after Mostafapour et al. (2021), L1",
     "unet-gan3d-chang": "spectac's own, not in the paper: unet-gan3d given the log first-order Chang "
                         "factor as a second input channel",
+    "unet3d-mu": "spectac's own, not in the paper: the unet3d network trained to predict the mu-map (the "
+                 "indirect route: deep-learning mu-maps from emission data as in Shi et al., Eur J Nucl Med "
+                 "Mol Imaging 2020), used by `spectac correct --route indirect`",
 }
 
 
@@ -88,9 +91,11 @@ def augmentation_args(training: dict[str, Any]) -> list[str]:
                                    for a in ("--aug", f"{key}={json.dumps(value)}")]]
 
 
-def augmentation_text(training: dict[str, Any]) -> str:
-    """One line saying what a stage's augmentation did."""
+def augmentation_text(training: dict[str, Any], target: str = "ac") -> str:
+    """One line saying what a stage's augmentation did (to a mu-map target: the shifts only)."""
     a = recorded_augmentation(training)
+    if target == "mu":
+        a = {**a, "smooth_target": False}
     parts = []
     if a["truncation"] > 0 and a["truncation_max"] > 0:
         parts.append(f"lateral truncation with probability {a['truncation']:g}, up to {a['truncation_max']:.0%} of "
@@ -103,7 +108,8 @@ def augmentation_text(training: dict[str, Any]) -> str:
     if a["smooth_sigma"] > 0:
         parts.append(f"smoothing sigma 0-{a['smooth_sigma']:g} voxel of NC" + (" and AC" if a["smooth_target"] else ""))
     if a["shift_voxels"] > 0:
-        parts.append(f"shifts up to {a['shift_voxels']} voxels")
+        parts.append(f"shifts up to {a['shift_voxels']} voxels" + (" (of NC and the mu-map together)"
+                                                                   if target == "mu" else ""))
     return ", ".join(parts) if parts else "none"
 
 
@@ -184,16 +190,19 @@ def model_card(model_dir: str | Path) -> str:
         out += [f"> {record['reconstructed']}", ""]
     prior = (" and the log first-order Chang factor made from the NC image (docs/models.md)"
              if network.get("prior", "none") == "chang" else "")
+    mu = config.get("target", "ac") == "mu"
+    predicts = ("predictions: the mu-map in 1/cm at 140 keV (target mu)" if mu else "predictions in counts")
     out += ["## Model", "",
             f"- Follows {ORIGIN.get(model, 'spectac.nn.registry')}.",
             f"- Network: `{json.dumps(network)}`",
             f"- Input: NC / its {config['normalisation']['percentile']}th percentile{prior}; output rule "
-            f"{network.get('output', 'log-ratio')}; predictions in counts."]
+            f"{network.get('output', 'log-ratio')}; {predicts}."]
     weights = files.weights_summary(folder / files.BEST)
     if weights is not None:
         best = last.get("best") or {}
+        scale = "in 1/cm" if mu else "on the NC-normalised scale"
         selected = (f"; selected at epoch {best['epoch']} of stage {last.get('stage')} "
-                    f"(validation L1 {best['val_l1']:.5f} on the NC-normalised scale)" if best.get("epoch") else "")
+                    f"(validation L1 {best['val_l1']:.5f} {scale})" if best.get("epoch") else "")
         size, sha256 = weights
         out.append(f"- Weights: best.pt ({size / 1e6:.2f} MB, sha256 `{sha256[:16]}...`){selected}.")
     out += ["", "## Data", "", *_dataset_lines(identity, data), ""]
@@ -217,8 +226,10 @@ def model_card(model_dir: str | Path) -> str:
                        f"| {training['lr']:g}, {training.get('lr_schedule', 'constant')} | {stage.get('seed')} "
                        f"| {start} | {best_text} | {_fmt_hours(stage.get('wall_seconds'))} "
                        f"| {_hardware(stage.get('hardware'))} |")
-        out += ["", "Augmentation: " + "; ".join(f"stage {s.get('stage')}: {augmentation_text(s['config']['training'])}"
-                                             for s in stages) + "."]
+        target = config.get("target", "ac")
+        out += ["", "Augmentation: " + "; ".join(f"stage {s.get('stage')}: "
+                                                 f"{augmentation_text(s['config']['training'], target)}"
+                                                 for s in stages) + "."]
         out += ["", "Commands, in order:", ""]
         out += [f"{s.get('stage')}. `{_command(s)}`" + (f" (in `{s['folder']}`)" if s.get("folder") and not s.get("argv")
                                                       else "") for s in stages]
@@ -246,8 +257,12 @@ def model_card(model_dir: str | Path) -> str:
     else:
         test = ((identity or {}).get("splits") or {}).get("test")
         held = (f" ({test['studies']} studies of {test['patients']} patients held out)" if test else "")
-        out.append(f"Not measured yet on the test split{held}: `spectac predict --split test` then "
-                   "`spectac evaluate` (docs/evaluation.md), and scripts/install_model.py --metrics.")
+        if mu:  # predict/evaluate score AC images; a mu model's images come from the projections
+            out.append(f"Not measured yet on the test split{held}: its images are made by `spectac correct --route "
+                       "indirect` from each study's raw projections (docs/projections.md).")
+        else:
+            out.append(f"Not measured yet on the test split{held}: `spectac predict --split test` then "
+                       "`spectac evaluate` (docs/evaluation.md), and scripts/install_model.py --metrics.")
     out.append("")
 
     out += ["## Limits", ""]
@@ -258,6 +273,13 @@ def model_card(model_dir: str | Path) -> str:
     else:
         out.append("Valid for studies like its training data (camera, reconstruction, population); check on "
                    "held-out local pairs before clinical use.")
+    if mu:
+        out.append("")
+        out.append("The target is each study's stored mu-map, the CT's as the clinic has it: in a simulated cohort "
+                   "displaced by the drawn CT-to-SPECT misregistration (`spectac simulate --misregistration-mm`), "
+                   "which the network cannot predict from NC, so it learns the map on average aligned with the "
+                   "emission data. The NC image alone carries little about lungs and bone; check a study's "
+                   "consistency index (printed by `correct --route indirect`).")
     out += ["", "## Reference", "", f"{PAPER}.", ""]
     return "\n".join(out)
 

@@ -16,6 +16,12 @@ almost fourfold. There are no flips or rotations: they would put the heart on th
 the body or turn the body against the camera orbit, which changes the attenuation the network has
 to learn. Factors apply to NC and AC only: a prior's log correction factor does not depend on the
 dose.
+
+A mu-map model (target "mu", :data:`spectac.nn.registry.TARGETS`) learns the study's mu-map in
+1/cm instead of its AC image. Its target moves with the input (the same shift) but is a property
+of the body, not of the camera or the reconstruction: it is not scaled with the counts, not
+smoothed and not truncated (a CT sees the body the camera's field cuts; the network has to infer
+the cut part, as inference asks it to).
 """
 
 from __future__ import annotations
@@ -38,9 +44,12 @@ from spectac.volume import SpectacError, Volume
 
 @dataclass(frozen=True)
 class Pair:
-    """One training study: normalised NC and AC, (X, Y, Z) float32, the NC scale, and the prior
-    channels (P, X, Y, Z) (P = 0 without a prior); the prior's name, the NC grid (holding the
-    normalised NC) and the protocol let augmentation remake the prior from an altered NC."""
+    """One training study: normalised NC and the target, (X, Y, Z) float32, the NC scale, and the
+    prior channels (P, X, Y, Z) (P = 0 without a prior); the prior's name, the NC grid (holding the
+    normalised NC) and the protocol let augmentation remake the prior from an altered NC.
+
+    ``ac`` holds the target: the AC volume on the NC scale (``target`` "ac"), or the mu-map in 1/cm
+    (``target`` "mu")."""
 
     case_id: str
     nc: np.ndarray
@@ -50,6 +59,7 @@ class Pair:
     prior_name: str = "none"
     grid: Volume | None = None
     protocol: Protocol | None = None
+    target: str = "ac"
 
     def inputs(self) -> np.ndarray:
         """(C, X, Y, Z) the network input: NC, then the prior channels."""
@@ -59,15 +69,16 @@ class Pair:
 
 
 def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "none",
-               protocol: Protocol | None = None) -> list[Pair]:
-    """Load and normalise the NC/AC pairs of one split (empty list if the split is empty), with
-    the channels of ``prior`` made from each NC volume under the dataset's ``protocol``.
+               protocol: Protocol | None = None, target: str = "ac") -> list[Pair]:
+    """Load and normalise the NC/AC (or NC/mu, ``target`` "mu") pairs of one split (empty list if
+    the split is empty), with the channels of ``prior`` made from each NC volume under the
+    dataset's ``protocol``.
 
     Raises:
         SpectacError: a study's NC and AC are not on one grid, or volumes differ in shape.
     """
     cases = dataset.split(split)
-    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol)
+    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol, target)
              for case in track(cases, f"load {split}", total=len(cases))]
     shapes = {p.nc.shape for p in pairs}
     if len(shapes) > 1:
@@ -76,18 +87,23 @@ def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "no
 
 
 def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "none",
-              protocol: Protocol | None = None) -> Pair:
-    """Load and normalise one study's NC/AC pair, with its prior channels (see :func:`load_pairs`).
+              protocol: Protocol | None = None, target: str = "ac") -> Pair:
+    """Load and normalise one study's NC/AC pair, with its prior channels (see :func:`load_pairs`);
+    with ``target`` "mu" the target is the study's mu-map in 1/cm, as stored (mu.nii.gz).
 
     Raises:
-        SpectacError: the study's NC and AC are not on one grid.
+        SpectacError: the study has no mu-map (target "mu"), or its NC and target are not on one grid.
     """
-    nc, ac = dataset.load(case_id, "nc"), dataset.load(case_id, "ac")
-    if not nc.same_grid(ac):
-        raise SpectacError(f"{dataset.study_dir(case_id)}: nc and ac are not on the same grid")
+    nc = dataset.load(case_id, "nc")
+    if target == "mu" and not dataset.has(case_id, "mu"):
+        raise SpectacError(f"{dataset.study_dir(case_id)}: no mu.nii.gz; a mu model needs every study's mu-map")
+    goal = dataset.load(case_id, target)
+    if not nc.same_grid(goal):
+        raise SpectacError(f"{dataset.study_dir(case_id)}: nc and {target} are not on the same grid")
     nc_n, scale = normalise(nc.array, percentile)
-    return Pair(case_id, nc_n, (np.clip(ac.array, 0, None) / scale).astype(np.float32), scale,
-                prior_channels(nc, prior, protocol), prior, nc.with_array(nc_n), protocol)
+    wanted = np.clip(goal.array, 0, None) / (scale if target == "ac" else 1.0)
+    return Pair(case_id, nc_n, wanted.astype(np.float32), scale, prior_channels(nc, prior, protocol), prior,
+                nc.with_array(nc_n), protocol, target)
 
 
 @dataclass(frozen=True)
@@ -206,12 +222,14 @@ def shift_zero_fill(volume: np.ndarray, shift: Sequence[int]) -> np.ndarray:
     return out
 
 
-def augment_pair(inputs: np.ndarray, ac: np.ndarray, factor: float, shift: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Apply one shift to the network input (C, X, Y, Z) and the AC volume (X, Y, Z), and one
-    intensity factor to the NC channel (0) and the AC volume."""
+def augment_pair(inputs: np.ndarray, ac: np.ndarray, factor: float, shift: Sequence[int],
+                 scale_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one shift to the network input (C, X, Y, Z) and the target (X, Y, Z), and one
+    intensity factor to the NC channel (0) and, with ``scale_target`` (an AC target, not a
+    mu-map), the target."""
     shifted = np.stack([shift_zero_fill(channel, shift) for channel in inputs])
     shifted[0] *= factor
-    return shifted, shift_zero_fill(ac, shift) * factor
+    return shifted, shift_zero_fill(ac, shift) * (factor if scale_target else np.float32(1))
 
 
 def truncation_window(nc: np.ndarray, cuts: tuple[float, float], body_fraction: float) -> tuple[int, int]:
@@ -245,11 +263,15 @@ def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndar
     Noise and smoothing leave the prior as it is: it is made from a body contour on an 8 mm FWHM
     smoothed image relative to the body level, which mild noise and smoothing hardly move, and
     remaking it (0.4 s at 64^3) for every pair would cost about as much as a network step.
+
+    A mu-map target (``pair.target`` "mu") takes the shift only (see the module docstring).
     """
-    inputs, ac = augment_pair(pair.inputs(), pair.ac, draw.factor, draw.shift)
+    counts_target = pair.target == "ac"
+    inputs, ac = augment_pair(pair.inputs(), pair.ac, draw.factor, draw.shift, counts_target)
     if draw.cuts != (0.0, 0.0):
         window = truncation_window(inputs[0], draw.cuts, augmentation.body_fraction)
-        inputs, ac = truncate(inputs, window), truncate(ac, window)
+        inputs = truncate(inputs, window)
+        ac = truncate(ac, window) if counts_target else ac
         if len(inputs) > 1 and pair.grid is not None:
             inputs[1:] = prior_channels(pair.grid.with_array(inputs[0]), pair.prior_name, pair.protocol)
     nc = inputs[0]
@@ -260,10 +282,10 @@ def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndar
             nc = np.clip(draw.counts * nc + noise.astype(np.float32), 0, None)  # an OSEM image is never negative
         else:
             nc = draw.counts * nc
-        ac = ac * np.float32(draw.counts)
+        ac = ac * np.float32(draw.counts) if counts_target else ac
     if draw.sigma > 0:
         nc = ndimage.gaussian_filter(nc, draw.sigma, mode="constant")
-        if augmentation.smooth_target:
+        if augmentation.smooth_target and counts_target:
             ac = ndimage.gaussian_filter(ac, draw.sigma, mode="constant")
     inputs[0] = nc
     return inputs.astype(np.float32, copy=False), ac.astype(np.float32, copy=False)

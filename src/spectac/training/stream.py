@@ -43,15 +43,15 @@ class StudyStream(torch.utils.data.Dataset):
     Args:
         root: the dataset folder.
         case_ids: the split's studies; an item's index is a position in this list.
-        percentile, prior, protocol: as :func:`spectac.training.data.load_pairs`.
+        percentile, prior, protocol, target: as :func:`spectac.training.data.load_pairs`.
         augmentation: the ranges the planned draws are applied with (None: none).
     """
 
     def __init__(self, root: str | Path, case_ids: list[str], percentile: float, prior: str,
-                 protocol: Protocol | None, augmentation: Augmentation | None) -> None:
+                 protocol: Protocol | None, augmentation: Augmentation | None, target: str = "ac") -> None:
         self.root = Path(root)
         self.case_ids = list(case_ids)
-        self.percentile, self.prior, self.protocol = percentile, prior, protocol
+        self.percentile, self.prior, self.protocol, self.target = percentile, prior, protocol, target
         self.augmentation = augmentation
         self._dataset: Dataset | None = None  # opened once per worker process
 
@@ -62,7 +62,8 @@ class StudyStream(torch.utils.data.Dataset):
         index, draw = item
         if self._dataset is None:
             self._dataset = Dataset.open(self.root)
-        pair = load_pair(self._dataset, self.case_ids[index], self.percentile, self.prior, self.protocol)
+        pair = load_pair(self._dataset, self.case_ids[index], self.percentile, self.prior, self.protocol,
+                         self.target)
         x, ac = sample(pair, draw, self.augmentation)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(ac)[None])
 

@@ -61,6 +61,7 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
     identity = rec.dataset_identity(dataset.root, dataset.meta, dataset.cases)
     return _as_saved({
         "model": model,
+        "target": spec.target,  # what the network predicts: the AC image, or the mu-map in 1/cm
         "network": resolve_config(model, network),
         "training": training,
         "normalisation": {"method": "nc-percentile", "percentile": options.percentile},
@@ -87,6 +88,7 @@ def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
 def _same_run(previous: dict[str, Any], current: dict[str, Any]) -> bool:
     def strip(config: dict[str, Any]) -> dict[str, Any]:
         config = json.loads(json.dumps(config))
+        config.setdefault("target", "ac")  # runs saved before mu models predicted AC
         # settings added in later versions take their defaults in a run saved before them
         config["network"] = resolve_config(config["model"], config["network"])
         # an augmentation recorded before a part existed did not have that part
@@ -191,11 +193,12 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     streaming = runtime.stream == "on" or (runtime.stream == "auto" and len(train_ids) > AUTO_STREAM_STUDIES)
     planned = streaming or ctx.distributed  # the single-process in-memory run keeps its own loop
     if streaming:
-        train: Any = StudyStream(dataset.root, train_ids, options.percentile, prior, protocol, options.augmentation)
-        val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None)
+        train: Any = StudyStream(dataset.root, train_ids, options.percentile, prior, protocol, options.augmentation,
+                                 spec.target)
+        val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None, spec.target)
     else:
-        train = load_pairs(dataset, "train", options.percentile, prior, protocol)
-        val = load_pairs(dataset, "val", options.percentile, prior, protocol)
+        train = load_pairs(dataset, "train", options.percentile, prior, protocol, spec.target)
+        val = load_pairs(dataset, "val", options.percentile, prior, protocol, spec.target)
     config = _build_config(model, network, options, dataset, train_ids, len(val_ids))
     if ctx.distributed:
         config["training"]["world_size"] = ctx.world_size  # the global batch is batch_size x this

@@ -1,0 +1,138 @@
+"""The indirect route: attenuation correction from the raw projections with a predicted mu-map.
+
+``spectac correct --route indirect PROJECTIONS -o OUT``:
+
+1. OSEM of the photopeak without attenuation (NC, no scatter correction: the image the networks
+   are trained on, as ``spectac reconstruct`` makes it);
+2. a mu model (target "mu", :mod:`spectac.nn.registry`) predicts the mu-map in 1/cm from that
+   NC image alone;
+3. OSEM with that mu-map in the system matrix and the window-based scatter estimate (TEW, else
+   DEW, when the file has the windows), exactly as ``spectac reconstruct --mu`` does with a CT's;
+4. the consistency index (:mod:`spectac.reconstruction.consistency`, as ``spectac qc`` computes
+   it) of the AC image before its post-filter (the filter removes signal that is in the data and
+   raises the index) and the predicted mu-map with the measured projections; and, as on the
+   direct route, the reasons the NC image is unlike the mu model's training data
+   (:func:`spectac.correction.ood.ood_flags`).
+
+The direct route (a network maps NC to the AC image) never sees the projections; here the network
+only supplies the attenuation map and the physics makes the image, so the counts stay those the
+camera measured and the consistency index checks the predicted mu-map against them. Deep-learning
+mu-maps from emission data: e.g. Shi et al., Eur J Nucl Med Mol Imaging 2020 (from the photopeak
+and scatter windows); Hwang et al., J Nucl Med 2018 (PET). This implementation gives the network
+the NC reconstruction only (no scatter-window reconstruction as a second channel).
+
+Everything the user can get wrong is refused before the first OSEM: the outputs (existing, or an
+NM DICOM output the projections cannot carry), the mu model (none installed, or an AC model), the
+input (an image instead of projections). The image is written first, then the mu-map; both are
+atomic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from spectac.correction.deep import predict_mu, resolve_mu_model
+from spectac.correction.ood import ood_flags, training_reference
+from spectac.errors import SpectacError
+from spectac.io.nifti import write_nifti
+from spectac.io.paths import check_output_outside, ensure_writable_parent
+from spectac.reconstruction.files import (
+    acquisition_consistency,
+    check_output,
+    is_nifti,
+    open_projections,
+    post_filtered,
+    reconstruct_window,
+    scatter_choice,
+    write_output,
+)
+from spectac.reconstruction.osem import ReconConfig
+from spectac.reconstruction.projections import MAX_MU_PER_CM
+
+
+def check_projections_input(path: Path) -> None:
+    """Refuse what is plainly no raw projection file (a NIfTI image, a folder) with one line; a
+    reconstructed DICOM image is refused by the reader (Image Type RECON TOMO)."""
+    if not path.exists():
+        raise SpectacError(f"{path}: no such file")
+    if is_nifti(path) or path.is_dir():
+        raise SpectacError(f"{path}: --route indirect takes the raw projections (an NM TOMO DICOM file), not a "
+                           "reconstructed image; correct an NC image with --route direct")
+
+
+def correct_projections(
+    projections: str | Path,
+    output: str | Path,
+    weights: str | Path | None = None,
+    *,
+    mu_out: str | Path | None = None,
+    scatter: str = "auto",
+    config: ReconConfig | None = None,
+    window: str | None = None,
+    collimator: str | None = None,
+    device: str | None = None,
+    amp: bool = False,
+) -> dict[str, Any]:
+    """Correct one raw projection file by the indirect route (see the module docstring).
+
+    Args:
+        projections: a raw projection NM DICOM file (TOMO or GATED TOMO).
+        output: a new NIfTI file, or a new .dcm file or folder (NM RECON TOMO series).
+        weights: a mu model folder, .pt file or imported model's name; None: the shipped one.
+        mu_out: also write the predicted mu-map (1/cm, on the SPECT grid) to this new NIfTI file.
+        scatter: auto, tew, dew or none for the AC reconstruction (auto: TEW, else DEW, when the
+            file has the windows); the NC reconstruction never corrects scatter.
+        config: OSEM iterations, subsets, PSF and post-filter (default: ``spectac reconstruct``'s).
+        window, collimator: as ``spectac reconstruct``'s options.
+        device, amp: where the mu model runs (:mod:`spectac.devices`).
+
+    Returns:
+        {"output", "kind" ("nifti" | "dicom"), "kind_text" (``AC+TEW``, ...), "mu_out", "model",
+        "scatter", "collimator", "qc" (the :class:`~spectac.reconstruction.consistency.Consistency`),
+        "shape", "ood_flags" (why the NC image is unlike the mu model's training data, as the direct
+        route's :func:`spectac.correction.ood.ood_flags`; printed as warnings, not written)}.
+
+    Raises:
+        SpectacError: see the module docstring.
+    """
+    projections, output = Path(projections), Path(output)
+    scatter = scatter_choice(scatter)
+    config = config or ReconConfig()
+    check_projections_input(projections)
+    outputs = [output] + ([Path(mu_out)] if mu_out is not None else [])
+    for out in outputs:
+        check_output_outside(out, projections)
+    if mu_out is not None:
+        mu_out = Path(mu_out)
+        if not is_nifti(mu_out):
+            raise SpectacError(f"{mu_out}: --mu-out is a NIfTI file; name it .nii or .nii.gz")
+        if mu_out.exists() or mu_out.resolve() == output.resolve():
+            raise SpectacError(f"{mu_out}: already exists (or is the output); choose a new --mu-out file")
+        ensure_writable_parent(mu_out)
+    if is_nifti(output) and output.exists():
+        raise SpectacError(f"{output}: already exists; choose another -o")
+    nifti = check_output(output)
+    model = resolve_mu_model(weights).placed(device, amp)  # before the projections are read
+    acquisition, w = open_projections(projections, window, nifti)
+
+    nc = reconstruct_window(acquisition, w, config, collimator, None, "none")
+    flags = ood_flags(nc.result.volume, None, training_reference(model))
+    mu = predict_mu(nc.result.volume, model)
+    highest = float(mu.array.max())
+    if highest > MAX_MU_PER_CM:
+        raise SpectacError(f"{projections}: the mu model {model.name} predicts mu up to {highest:.3g} 1/cm, beyond "
+                           f"any tissue (at most {MAX_MU_PER_CM:g}): this study is unlike its training data, or the "
+                           "model is not trained enough; use the direct route or a CT mu-map (spectac reconstruct --mu)")
+    unfiltered = reconstruct_window(acquisition, w, replace(config, butterworth_cutoff_per_cm=0.0), collimator, mu,
+                                    scatter)
+    qc, _, _ = acquisition_consistency(acquisition, w, unfiltered.result.volume.array, mu.array, collimator,
+                                       config.psf, unfiltered.scatter)
+    ac = post_filtered(unfiltered, config.butterworth_cutoff_per_cm, config.butterworth_order)
+    write_output(ac, output, nifti, projections, ac.description(f"mu {model.name}"))
+    if mu_out is not None:
+        write_nifti(mu, mu_out, descrip=f"spectac mu-map (1/cm) predicted by {model.name}")
+    return {"output": output, "kind": "nifti" if nifti else "dicom", "mu_out": mu_out, "model": model.name,
+            "scatter": ac.scatter, "collimator": ac.result.collimator, "qc": qc, "shape": ac.result.volume.shape,
+            "kind_text": ac.kind, "ood_flags": flags}

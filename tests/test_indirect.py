@@ -1,0 +1,258 @@
+"""The indirect route: a mu model (target "mu") trained on the datasets' mu-maps, and
+`spectac correct --route indirect` = OSEM of the projections with the predicted mu-map, the same
+physics as `spectac reconstruct --mu` with the true one."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from spectac.acquisition.acquire import acquire_windows
+from spectac.acquisition.protocol import Protocol
+from spectac.cli import app
+from spectac.correction import deep, indirect
+from spectac.correction.methods import METHODS
+from spectac.errors import SpectacError
+from spectac.io.dataset import Case, Dataset, write_manifest, write_study
+from spectac.io.nifti import read_nifti, write_nifti
+from spectac.io.projections import EnergyWindow, acquisition_from_projections, write_projections_dicom
+from spectac.nn.registry import REGISTRY, resolve_config
+from spectac.training.data import Augmentation, Draw, augment, load_pair, shift_zero_fill
+from spectac.volume import Volume
+
+torch.set_num_threads(1)
+runner = CliRunner()
+SPACING = 6.8
+N = 20
+SHIPPED_AC_MODEL = deep.shipped_model_dir("unet3d")
+
+
+def _run(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _mu_dataset(root: Path, n: int = 16) -> Path:
+    """Studies whose NC is an attenuated body and whose mu-map is that body (water, a lung block)."""
+    rng = np.random.default_rng(0)
+    cases = []
+    c = (n - 1) / 2
+    xx, yy, _ = np.meshgrid(*(np.arange(n) - c,) * 3, indexing="ij")
+    for i in range(4):
+        a, b = rng.uniform(0.3, 0.45) * n, rng.uniform(0.25, 0.35) * n
+        body = ((xx / a) ** 2 + (yy / b) ** 2 <= 1).astype(np.float32)
+        mu = 0.153 * body
+        mu[int(c) - 4:int(c) - 1, int(c):int(c) + 3, :] *= 0.3
+        ac = 100.0 * body
+        nc = ac * np.exp(-2.0 * np.clip(1 - np.sqrt((xx / a) ** 2 + (yy / b) ** 2), 0, 1))
+        grid = Volume.centred(nc.astype(np.float32), SPACING)
+        case_id = f"p{i:02d}_rest"
+        write_study(root, case_id, {"nc": grid, "ac": grid.with_array(ac), "mu": grid.with_array(mu)})
+        cases.append(Case(case_id, f"p{i:02d}", "rest", "F", split="train" if i < 3 else "val"))
+    write_manifest(root, {"source": "test"}, cases)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mu_model(tmp_path_factory) -> Path:
+    """A unet3d-mu trained one epoch by `spectac train` on a tiny dataset."""
+    root = tmp_path_factory.mktemp("mu")
+    data = _mu_dataset(root / "data")
+    out = root / "unet3d-mu"
+    result = _run("train", "--model", "unet3d-mu", "--data", data, "--out", out, "--epochs", 1, "--channels", "4,8")
+    assert result.exit_code == 0, (result.output, result.exception)
+    return out
+
+
+def test_train_target_mu_writes_a_model_that_says_so(mu_model: Path) -> None:
+    config = json.loads((mu_model / "config.json").read_text())
+    assert config["model"] == "unet3d-mu" and config["target"] == "mu"
+    model = deep.load_model(mu_model)
+    assert model.target == "mu" and model.config == config
+    assert "mu-map in 1/cm" in (mu_model / "MODEL_CARD.md").read_text()
+    # the prediction is a mu-map: 1/cm, >= 0, on the NC grid, whatever the NC count level
+    nc = Dataset.open(mu_model.parent / "data").load("p00_rest", "nc")
+    mu = deep.predict_mu(nc, model)
+    assert mu.same_grid(nc) and mu.array.min() >= 0
+    np.testing.assert_allclose(deep.predict_mu(nc.with_array(10 * nc.array), model).array, mu.array, atol=1e-5)
+    # a mu model is no correction method; an AC model is
+    assert "unet3d-mu" not in METHODS and "unet3d" in METHODS
+    assert REGISTRY["unet3d-mu"].target == "mu" and REGISTRY["unet3d"].target == "ac"
+
+
+def test_l1_steps_bring_the_predicted_mu_map_closer(mu_model: Path) -> None:
+    """The mu model's training step learns the mu-map: the same batches and steps as
+    `spectac train` (SupervisedStep on load_pairs(target="mu") batches) lower the L1 in 1/cm."""
+    from spectac.nn.registry import build_generator
+    from spectac.training.data import batches, load_pairs
+    from spectac.training.steps import SupervisedStep, mean_l1
+
+    torch.manual_seed(0)
+    pairs = load_pairs(Dataset.open(mu_model.parent / "data"), "train", 99.9, target="mu")
+    generator = build_generator(resolve_config("unet3d-mu", {"channels": [4, 8]}))
+    step = SupervisedStep(generator, torch.optim.Adam(generator.parameters(), lr=3e-3))
+    before = mean_l1(generator, batches(pairs, 3))
+    for _ in range(25):
+        for x, y in batches(pairs, 3):
+            step(x, y)
+    assert mean_l1(generator, batches(pairs, 3)) < 0.5 * before
+
+
+def test_a_mu_model_keeps_the_direct_output_rule() -> None:
+    """mu is no factor on NC: the log-ratio and residual rules are refused for a mu model."""
+    assert resolve_config("unet3d-mu")["output"] == "direct"
+    for output in ("log-ratio", "residual"):
+        with pytest.raises(SpectacError, match="output must be direct"):
+            resolve_config("unet3d-mu", {"output": output})
+
+
+def test_mu_target_is_the_stored_mu_map_and_moves_with_the_input(mu_model: Path) -> None:
+    """The target is mu.nii.gz in 1/cm (not on the NC scale); a shift moves input and target
+    alike; counts, smoothing and truncation alter the NC input only."""
+    dataset = Dataset.open(mu_model.parent / "data")
+    pair = load_pair(dataset, "p00_rest", 99.9, target="mu")
+    np.testing.assert_array_equal(pair.ac, dataset.load("p00_rest", "mu").array)
+    shift = (2, -1, 1)
+    plain = augment(pair, Augmentation(), Draw(shift=shift))
+    np.testing.assert_array_equal(plain[0][0], shift_zero_fill(pair.nc, shift))
+    np.testing.assert_array_equal(plain[1], shift_zero_fill(pair.ac, shift))
+    inputs, target = augment(pair, Augmentation(), Draw(shift=shift, counts=0.5, sigma=0.8, cuts=(0.2, 0.1),
+                                                        noise_seed=3))
+    np.testing.assert_array_equal(target, shift_zero_fill(pair.ac, shift))
+    assert not np.array_equal(inputs[0], plain[0][0])
+    # an AC target takes the same alterations as its input
+    ac_pair = load_pair(dataset, "p00_rest", 99.9)
+    _, ac_target = augment(ac_pair, Augmentation(), Draw(shift=shift, counts=0.5))
+    np.testing.assert_allclose(ac_target, 0.5 * shift_zero_fill(ac_pair.ac, shift), rtol=1e-6)
+
+
+def _cylinder(n: int, radius: float) -> np.ndarray:
+    c = (n - 1) / 2
+    xx, yy = np.meshgrid(np.arange(n) - c, np.arange(n) - c, indexing="ij")
+    return np.repeat(((xx**2 + yy**2) <= radius**2)[:, :, None], n, axis=2).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def projections(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
+    """A simulated four-window acquisition (photopeak, TEW pair, DEW window) as NM TOMO DICOM, and
+    its true mu-map as NIfTI on the reconstruction grid."""
+    root = tmp_path_factory.mktemp("tomo")
+    protocol = Protocol(n_views=12, matrix=N, pixel_mm=SPACING)
+    body = _cylinder(N, 7)
+    truth, mu = 2000.0 * body, 0.153 * body
+    mu[4:8, 8:12, :] *= 0.3
+    truth[13, 6, 12] += 4.0e5
+    windows, projector = acquire_windows(truth, mu, protocol, SPACING, np.random.default_rng(3))
+    table = {w.name: w for w in protocol.windows}
+    order = ["photopeak", "tew_lower", "tew_upper", "dew_lower"]
+    acq = acquisition_from_projections([windows[n].numpy() for n in order], protocol, projector.radii_mm,
+                                       [EnergyWindow(n, table[n].lower_kev, table[n].upper_kev) for n in order],
+                                       "LEHR")
+    path = write_projections_dicom(acq, root / "tomo.dcm")
+    return path, write_nifti(Volume.centred(mu, SPACING), root / "mu.nii.gz"), mu
+
+
+OSEM = ("--iterations", 2, "--subsets", 4)
+
+
+def test_indirect_with_the_true_mu_is_reconstruct_with_the_true_mu(projections, mu_model: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Physics against physics: a mu model that predicts the true mu-map makes the indirect route
+    give `spectac reconstruct --mu TRUE_MU`'s image (TEW-corrected by default, as reconstruct), and
+    the consistency index it prints is `spectac qc`'s of the unfiltered image and the mu-map."""
+    path, mu_path, mu = projections
+    seen = []
+
+    def true_mu(nc: Volume, model: deep.DeepModel) -> Volume:
+        seen.append((nc.array.copy(), model.target))
+        return nc.with_array(mu)
+
+    monkeypatch.setattr(indirect, "predict_mu", true_mu)
+    out, mu_out = tmp_path / "indirect.nii.gz", tmp_path / "mu_pred.nii.gz"
+    result = _run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, "--mu-out", mu_out, *OSEM)
+    assert result.exit_code == 0, (result.output, result.exception)
+    expected = tmp_path / "reconstruct.nii.gz"
+    assert _run("reconstruct", path, "-o", expected, "--mu", mu_path, *OSEM).exit_code == 0
+    np.testing.assert_array_equal(read_nifti(out).array, read_nifti(expected).array)
+    np.testing.assert_array_equal(read_nifti(mu_out).array, mu)
+    # the network saw the NC reconstruction, as `spectac reconstruct` makes it
+    nc = tmp_path / "nc.nii.gz"
+    assert _run("reconstruct", path, "-o", nc, *OSEM).exit_code == 0
+    np.testing.assert_array_equal(seen[0][0], read_nifti(nc).array)
+    assert seen[0][1] == "mu"
+    # the printed index is spectac qc's of the unfiltered image and the predicted mu-map
+    unfiltered = tmp_path / "unfiltered.nii.gz"
+    assert _run("reconstruct", path, "-o", unfiltered, "--mu", mu_out, "--cutoff", 0, *OSEM).exit_code == 0
+    qc = _run("qc", path, "--image", unfiltered, "--mu", mu_out)
+    assert qc.exit_code == 0, qc.output
+    printed = re.search(r"consistency index D/E = (\S+)", " ".join(result.output.split()))
+    assert printed is not None and f"index D/E = {printed.group(1)} " in " ".join(qc.output.split())
+
+def test_indirect_nm_dicom_output(projections, mu_model: Path, tmp_path: Path, monkeypatch) -> None:
+    """NM DICOM out, as `reconstruct` writes it (RECON TOMO, ATTN and SCAT in Corrected Image)."""
+    import pydicom
+
+    path, _, mu = projections
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model: nc.with_array(mu))
+    out = tmp_path / "ac.dcm"
+    result = _run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, *OSEM)
+    assert result.exit_code == 0, (result.output, result.exception)
+    ds = pydicom.dcmread(out)
+    assert list(ds.ImageType)[2] == "RECON TOMO"
+    assert {"ATTN", "SCAT"} <= set(ds.CorrectedImage)
+    assert "unet3d-mu" in ds.SeriesDescription
+
+
+def _refused(result, *absent: Path) -> str:
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert all(not p.exists() for p in absent)
+    return lines[0]
+
+
+def test_bad_inputs_are_refused_and_nothing_is_written(projections, mu_model: Path, tmp_path: Path) -> None:
+    path, mu_path, _ = projections
+    out, mu_out = tmp_path / "out.nii.gz", tmp_path / "mu_out.nii.gz"
+    # a reconstructed image is no projection file
+    line = _refused(_run("correct", "--route", "indirect", mu_path, "-o", out, "--weights", mu_model), out)
+    assert "raw projections" in line
+    # an AC model for the indirect route, a mu model for the direct route
+    if (SHIPPED_AC_MODEL / "best.pt").is_file():
+        line = _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", SHIPPED_AC_MODEL,
+                             "--mu-out", mu_out), out, mu_out)
+        assert "not mu-maps" in line
+    nc = tmp_path / "nc.nii.gz"
+    assert _run("reconstruct", path, "-o", nc, *OSEM).exit_code == 0
+    line = _refused(_run("correct", nc, "-o", out, "--method", "unet3d", "--weights", mu_model), out)
+    assert "mu-map model" in line and "--route indirect" in line
+    # options of the other route
+    _refused(_run("correct", nc, "-o", out, "--mu-out", mu_out), out, mu_out)
+    _refused(_run("correct", "--route", "indirect", path, "-o", out, "--method", "chang"), out)
+    _refused(_run("correct", "--route", "sideways", path, "-o", out), out)
+    # an existing --mu-out
+    mu_out.write_bytes(b"keep")
+    _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, "--mu-out", mu_out), out)
+    assert mu_out.read_bytes() == b"keep"
+
+
+def test_a_mu_map_beyond_any_tissue_is_refused(projections, mu_model: Path, tmp_path: Path, monkeypatch) -> None:
+    path, _, _ = projections
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model: nc.with_array(np.full(nc.shape, 3.0, np.float32)))
+    out, mu_out = tmp_path / "out.nii.gz", tmp_path / "mu.nii.gz"
+    line = _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, "--mu-out", mu_out,
+                         *OSEM), out, mu_out)
+    assert "beyond any tissue" in line
+
+
+def test_no_mu_model_installed_is_one_clear_line(projections, tmp_path: Path, monkeypatch) -> None:
+    path, _, _ = projections
+    monkeypatch.setattr(deep, "shipped_model_dir", lambda name: tmp_path / "nothing" / name)
+    out = tmp_path / "out.nii.gz"
+    line = _refused(_run("correct", "--route", "indirect", path, "-o", out), out)
+    assert "no mu model is installed" in line
