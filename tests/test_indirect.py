@@ -131,6 +131,27 @@ def test_mu_target_is_the_stored_mu_map_and_moves_with_the_input(mu_model: Path)
     np.testing.assert_allclose(ac_target, 0.5 * shift_zero_fill(ac_pair.ac, shift), rtol=1e-6)
 
 
+def test_mu_target_undoes_the_recorded_misregistration(tmp_path: Path) -> None:
+    """A simulated study's mu.nii.gz is the CT's map displaced by the drawn misregistration
+    (lv.json phantom.mu_shift_mm); the mu target is moved back onto the emission data: a shift of
+    one voxel along x is undone exactly (linear interpolation at whole voxels), zeros entering."""
+    n = 12
+    mu = np.zeros((n, n, n), np.float32)
+    mu[3:9, 4:8, 2:10] = 0.153
+    grid = Volume.centred(np.ones((n, n, n), np.float32), SPACING)
+    write_study(tmp_path, "p00_rest", {"nc": grid, "ac": grid, "mu": grid.with_array(mu)},
+                lv={"phantom": {"mu_shift_mm": [SPACING, 0.0, 0.0]}})
+    write_study(tmp_path, "p01_rest", {"nc": grid, "ac": grid, "mu": grid.with_array(mu)})
+    write_manifest(tmp_path, {"source": "test"}, [Case("p00_rest", "p00", "rest", "F", split="train"),
+                                                  Case("p01_rest", "p01", "rest", "F", split="train")])
+    dataset = Dataset.open(tmp_path)
+    moved = load_pair(dataset, "p00_rest", 99.9, target="mu").ac
+    expected = np.zeros_like(mu)
+    expected[:-1] = mu[1:]
+    np.testing.assert_allclose(moved, expected, atol=1e-7)
+    np.testing.assert_array_equal(load_pair(dataset, "p01_rest", 99.9, target="mu").ac, mu)  # none recorded
+
+
 def _cylinder(n: int, radius: float) -> np.ndarray:
     c = (n - 1) / 2
     xx, yy = np.meshgrid(np.arange(n) - c, np.arange(n) - c, indexing="ij")

@@ -166,3 +166,11 @@ def overlap_fraction(source_affine: np.ndarray, source_shape: Sequence[int], gri
     inside = index @ matrix[:3, :3].T + matrix[:3, 3]
     ok = np.all((inside >= -0.5) & (inside <= np.asarray(source_shape) - 0.5), axis=1)
     return float(ok.mean())
+
+
+def shift_mu(mu_map: np.ndarray, shift_mm: tuple[float, float, float], spacing_mm: float) -> np.ndarray:
+    """The mu-map displaced by ``shift_mm`` (linear interpolation, air outside the grid)."""
+    if not any(shift_mm):
+        return mu_map
+    moved = ndimage.shift(mu_map, np.asarray(shift_mm) / spacing_mm, order=1, mode="constant", cval=0.0)
+    return np.maximum(moved, 0.0).astype(np.float32)

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from spectac import __version__
 from spectac.acquisition.acquire import acquire_counts
@@ -52,6 +51,7 @@ from spectac.phantom.population import (
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.pair import reconstruct_nc_ac
+from spectac.resample import shift_mu
 from spectac.splitting import parse_split, split_patients
 from spectac.volume import SpectacError, Volume
 
@@ -229,14 +229,6 @@ def misregistration_shift(rng: np.random.Generator, sd_mm: float) -> tuple[float
     """A CT-to-SPECT shift (LPS mm) of one study; see :data:`DEFAULT_MISREGISTRATION_MM`."""
     sd = np.array([MISREGISTRATION_TRANSAXIAL, MISREGISTRATION_TRANSAXIAL, 1.0]) * sd_mm
     return tuple(float(v) for v in rng.normal(0.0, 1.0, 3) * sd)
-
-
-def shift_mu(mu_map: np.ndarray, shift_mm: tuple[float, float, float], spacing_mm: float) -> np.ndarray:
-    """The mu-map displaced by ``shift_mm`` (linear interpolation, air outside the grid)."""
-    if not any(shift_mm):
-        return mu_map
-    moved = ndimage.shift(mu_map, np.asarray(shift_mm) / spacing_mm, order=1, mode="constant", cval=0.0)
-    return np.maximum(moved, 0.0).astype(np.float32)
 
 
 def simulate_study(

@@ -39,6 +39,7 @@ from spectac.correction.prior import prior_channels
 from spectac.io.dataset import Dataset
 from spectac.nn.normalisation import normalise
 from spectac.progress import track
+from spectac.resample import shift_mu
 from spectac.volume import SpectacError, Volume
 
 
@@ -89,7 +90,9 @@ def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "no
 def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "none",
               protocol: Protocol | None = None, target: str = "ac") -> Pair:
     """Load and normalise one study's NC/AC pair, with its prior channels (see :func:`load_pairs`);
-    with ``target`` "mu" the target is the study's mu-map in 1/cm, as stored (mu.nii.gz).
+    with ``target`` "mu" the target is the study's mu-map in 1/cm (mu.nii.gz) moved back by the
+    CT-SPECT misregistration the simulator recorded (lv.json ``phantom.mu_shift_mm``; none for
+    imported pairs), so the network learns the attenuating body of the emission data.
 
     Raises:
         SpectacError: the study has no mu-map (target "mu"), or its NC and target are not on one grid.
@@ -98,6 +101,9 @@ def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "n
     if target == "mu" and not dataset.has(case_id, "mu"):
         raise SpectacError(f"{dataset.study_dir(case_id)}: no mu.nii.gz; a mu model needs every study's mu-map")
     goal = dataset.load(case_id, target)
+    if target == "mu":  # the body that attenuated the projections, not the misregistered CT's map
+        goal = goal.with_array(shift_mu(goal.array, tuple(-v for v in recorded_mu_shift(dataset, case_id)),
+                                        float(goal.spacing[0])))
     if not nc.same_grid(goal):
         raise SpectacError(f"{dataset.study_dir(case_id)}: nc and {target} are not on the same grid")
     nc_n, scale = normalise(nc.array, percentile)
@@ -309,3 +315,11 @@ def batches(
             inputs.append(x)
             acs.append(ac)
         yield torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(acs)[:, None])
+
+
+def recorded_mu_shift(dataset: Dataset, case_id: str) -> tuple[float, float, float]:
+    """The CT-SPECT misregistration (mm) the simulator applied to a study's stored mu-map, or zeros
+    (imported studies, older datasets)."""
+    lv = dataset.lv(case_id) or {}
+    shift = (lv.get("phantom") or {}).get("mu_shift_mm") or (0.0, 0.0, 0.0)
+    return tuple(float(v) for v in shift)
