@@ -135,13 +135,13 @@ class Population:
 
 #: ``referral``: patients referred for MPI with known or suspected CAD. 80% have perfusion
 #: defects, 35% of those in 2-3 territories, 30% of the defects mixed scar and ischaemia; the
-#: prevalence and sizes are calibrated so that the cohort's true stress loss matches a CT-AC stress
-#: TPD of about 12 +- 9 as measured in clinical referral patients (benchmarks/population_proxy.py,
-#: docs/simulation.md: the proxy and its figures). ``low-risk``: like the population before the
+#: prevalence, sizes and severities are calibrated so that the cohort's CT-AC stress TPD, simulated
+#: and scored, is about 12 +- 9 as in clinical referral patients (benchmarks/population_tpd.py,
+#: docs/simulation.md: the calibration and its figures). ``low-risk``: like the population before the
 #: presets, milder: a single defect in 30% of patients, no mixed defects, lower severities.
 POPULATIONS: dict[str, Population] = {
-    "referral": Population("referral", 0.8, (0.65, 0.27, 0.08), (0.45, 0.25, 0.30), (0.3, 0.7), (15.0, 30.0),
-                           (0.5, 1.0), (0.7, 1.0)),
+    "referral": Population("referral", 0.8, (0.65, 0.27, 0.08), (0.45, 0.25, 0.30), (0.5, 0.9), (25.0, 55.0),
+                           (0.85, 1.0), (0.9, 1.0)),
     "low-risk": Population("low-risk", 0.3, (1.0, 0.0, 0.0), (0.6, 0.4, 0.0), (0.2, 0.55), (15.0, 30.0),
                            (0.4, 0.9), (0.5, 1.0)),
 }
