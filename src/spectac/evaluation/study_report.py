@@ -18,6 +18,7 @@ the correction accepted: a report is always written.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,7 @@ class StudyReport:
     facts: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # quality notes of the quantification
     created: str = ""
+    slices: Any = None  # study_report_figures.slice_rows, when computed once for both figures
 
 
 def choose_sex(given: str | None, patient_sex: str) -> tuple[str, str]:
@@ -242,9 +244,10 @@ class StudyReporter:
         self.normals = normals or NormalDatabase.load()
 
     def __call__(self, nc: Volume, corrected: Volume, facts: dict[str, Any]) -> tuple[str, bytes]:
-        from spectac.evaluation.study_report_figures import images_figure, page_figure
+        from spectac.evaluation.study_report_figures import images_figure, page_figure, slice_rows
 
         report = build_study_report(nc, corrected, facts, self.sex, self.state, self.normals)
+        report = dataclasses.replace(report, slices=slice_rows(report))
         name = summed_score_name(report.state)
         html = report_html(report, figure_bytes(images_figure(report, name), "png", dpi=100))
         rows = score_rows(report)

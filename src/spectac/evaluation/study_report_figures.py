@@ -32,7 +32,7 @@ import numpy as np
 from spectac.quant.centre import find_lv_centre
 from spectac.quant.geometry import LVGeometry
 from spectac.quant.polar import ANGLES_DEG, N_ANGLES, N_RINGS, bullseye_image, plot_polar_map
-from spectac.quant.reorient import reorient, resample_frame
+from spectac.quant.reorient import resample_frame, view_axes
 from spectac.quant.segments import SEGMENT_MAP
 from spectac.volume import SpectacError, Volume
 
@@ -66,29 +66,26 @@ def _offsets(geom: LVGeometry, view: str) -> np.ndarray:
     return np.linspace(-0.75, 0.75, N_SLICES) * geom.radius_mm
 
 
-def _pick(cube: np.ndarray, offsets_mm: np.ndarray) -> list[np.ndarray]:
-    centre = (cube.shape[0] - 1) / 2
-    index = np.clip(np.round(offsets_mm / SPACING_MM + centre).astype(int), 0, cube.shape[0] - 1)
-    return [cube[i] for i in index]
+def _slices(volume: Volume, centre_mm: np.ndarray, axes: np.ndarray, offsets_mm: np.ndarray,
+            half_width_mm: float = HALF_WIDTH_MM) -> list[np.ndarray]:
+    """The planes at ``offsets_mm`` along ``axes[0]`` from ``centre_mm``, rows along ``axes[1]`` and
+    columns along ``axes[2]`` (a :func:`spectac.quant.reorient.resample_frame` of one slice each)."""
+    n = 2 * int(np.ceil(half_width_mm / SPACING_MM)) + 1
+    return [resample_frame(volume, np.asarray(centre_mm) + t * axes[0], axes, (1, n, n), SPACING_MM)[0]
+            for t in offsets_mm]
 
 
 def _lv_maximum(volume: Volume, geom: LVGeometry) -> float:
-    """The image's maximum within the LV (a sphere around its centre holding the wall)."""
-    cube = reorient(volume, geom, "sa", half_width_mm=HALF_WIDTH_MM, spacing_mm=SPACING_MM)
-    grid = (np.arange(cube.shape[0]) - (cube.shape[0] - 1) / 2) * SPACING_MM
-    k, i, j = np.meshgrid(grid, grid, grid, indexing="ij")
-    inside = np.sqrt(k**2 + i**2 + j**2) <= max(geom.radius_mm, 0.6 * geom.length_mm) + geom.wall_mm
-    peak = float(cube[inside].max()) if inside.any() else float(cube.max())
+    """The image's maximum within the LV: in a ball around its centre holding the wall, sampled on
+    the short-axis planes every 4 mm."""
+    reach = max(geom.radius_mm, 0.6 * geom.length_mm) + geom.wall_mm
+    offsets = np.arange(-reach, reach + 1e-6, 4.0)
+    planes = np.stack(_slices(volume, geom.center_mm, view_axes(geom, "sa"), offsets, reach))
+    grid = (np.arange(planes.shape[1]) - (planes.shape[1] - 1) / 2) * SPACING_MM
+    k, i, j = np.meshgrid(offsets, grid, grid, indexing="ij")
+    inside = np.sqrt(k**2 + i**2 + j**2) <= reach
+    peak = float(planes[inside].max())
     return peak if peak > 0 else 1.0
-
-
-def _lps_slices(volume: Volume, centre: np.ndarray, view: str) -> list[np.ndarray]:
-    """Transaxial (seen from the feet) or coronal (seen from the front) slices around ``centre``."""
-    x, y, z = np.eye(3)
-    axes = np.stack([z, y, x]) if view == "transaxial" else np.stack([y, -z, x])
-    n = 2 * int(np.ceil(HALF_WIDTH_MM * 1.6 / SPACING_MM)) + 1
-    cube = resample_frame(volume, centre, axes, (n, n, n), SPACING_MM)
-    return _pick(cube, np.linspace(-25.0, 25.0, N_SLICES))
 
 
 def slice_rows(report: Any) -> tuple[list[tuple[str, str, list[np.ndarray], float]], str]:
@@ -98,47 +95,60 @@ def slice_rows(report: Any) -> tuple[list[tuple[str, str, list[np.ndarray], floa
     if geom is not None:
         peaks = {image.label: _lv_maximum(image.volume, geom) for image in report.images}
         for view in VIEWS:
-            offsets = _offsets(geom, view)
+            axes, offsets = view_axes(geom, view), _offsets(geom, view)
             for image in report.images:
-                cube = reorient(image.volume, geom, view, half_width_mm=HALF_WIDTH_MM, spacing_mm=SPACING_MM)
-                rows.append((image.label, view, _pick(cube, offsets), peaks[image.label]))
+                rows.append((image.label, view, _slices(image.volume, geom.center_mm, axes, offsets),
+                             peaks[image.label]))
         return rows, how
     ac = report.images[1].volume
     try:
         centre = find_lv_centre(ac)
     except SpectacError:
         centre = ac.point_of((np.asarray(ac.shape) - 1) / 2)
-    for view in ("transaxial", "coronal"):
-        for image in report.images:
-            slices = _lps_slices(image.volume, centre, view)
-            peak = max(float(max(s.max() for s in slices)), 1e-6)
-            rows.append((image.label, view, slices, peak))
+    x, y, z = np.eye(3)
+    for view, axes in (("transaxial", np.stack([z, y, x])), ("coronal", np.stack([y, -z, x]))):
+        for image in report.images:  # seen from the feet / from the front, 2.5x the LV field
+            slices = _slices(image.volume, centre, axes, np.linspace(-25.0, 25.0, N_SLICES), 2.5 * HALF_WIDTH_MM)
+            rows.append((image.label, view, slices, max(float(max(s.max() for s in slices)), 1e-6)))
     return rows, how
 
 
+def mosaic(slices: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """The slices side by side, ``gap`` NaN columns between them (drawn in the background colour)."""
+    h = slices[0].shape[0]
+    parts = []
+    for k, panel in enumerate(slices):
+        if k:
+            parts.append(np.full((h, gap), np.nan, np.float32))
+        parts.append(panel)
+    return np.concatenate(parts, axis=1)
+
+
 def draw_slices(fig: Any, report: Any, rect: tuple[float, float, float, float]) -> None:
-    """The slice rows in ``rect`` (left, bottom, right, top, figure fractions), a colour bar per row."""
-    rows, how = slice_rows(report)
+    """The slice rows in ``rect`` (left, bottom, right, top, figure fractions), one image and one
+    colour bar per row (one axes per row keeps the figure quick to build)."""
+    rows, how = report.slices if report.slices is not None else slice_rows(report)
     left, bottom, right, top = rect
-    grid = fig.add_gridspec(len(rows), N_SLICES + 1, left=left, right=right, bottom=bottom, top=top,
-                            width_ratios=[1.0] * N_SLICES + [0.07], wspace=0.03, hspace=0.08)
+    grid = fig.add_gridspec(len(rows), 1, left=left, right=right, bottom=bottom, top=top, hspace=0.06)
+    cmap = matplotlib.colormaps[SLICE_CMAP].copy()
+    cmap.set_bad("white")
     for r, (label, view, slices, peak) in enumerate(rows):
-        image = None
-        for c, panel in enumerate(slices):
-            ax = fig.add_subplot(grid[r, c])
-            image = ax.imshow(panel, cmap=SLICE_CMAP, vmin=0.0, vmax=peak, interpolation="bilinear")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(f"{VIEWS.get(view, view)} {label}", fontsize=8)
-            if c == 0 and label == report.images[0].label:
-                top_mark, left_mark, right_mark = MARKS[view]
-                h, w = panel.shape
-                style = {"color": "cyan", "fontsize": 5}
-                ax.text(w / 2, 1, top_mark, ha="center", va="top", **style)
-                ax.text(1, h / 2, left_mark, ha="left", va="center", rotation=90, **style)
-                ax.text(w - 2, h / 2, right_mark, ha="right", va="center", rotation=90, **style)
-        bar = fig.colorbar(image, cax=fig.add_subplot(grid[r, N_SLICES]))
+        ax = fig.add_subplot(grid[r, 0])
+        ax.set_anchor("W")
+        image = ax.imshow(mosaic(slices), cmap=cmap, vmin=0.0, vmax=peak, interpolation="bilinear")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_ylabel(f"{VIEWS.get(view, view)} {label}", fontsize=8)
+        if label == report.images[0].label:
+            top_mark, left_mark, right_mark = MARKS[view]
+            h, w = slices[0].shape
+            style = {"color": "cyan", "fontsize": 5}
+            ax.text(w / 2, 1, top_mark, ha="center", va="top", **style)
+            ax.text(1, h / 2, left_mark, ha="left", va="center", rotation=90, **style)
+            ax.text(w - 2, h / 2, right_mark, ha="right", va="center", rotation=90, **style)
+        bar = fig.colorbar(image, cax=ax.inset_axes((1.01, 0.0, 0.018, 1.0)))
         bar.ax.tick_params(labelsize=5)
         bar.locator = matplotlib.ticker.MaxNLocator(3)
         bar.update_ticks()
@@ -181,14 +191,22 @@ def _polar_panel(ax: Any, image: Any, summed_name: str) -> Any:
     return shown
 
 
-def draw_polar(fig: Any, report: Any, rect: tuple[float, float, float, float], summed_name: str) -> None:
-    """The polar maps of NC and AC side by side in ``rect``, one colour bar below."""
+def draw_polar(fig: Any, report: Any, rect: tuple[float, float, float, float], summed_name: str,
+               stacked: bool = False) -> None:
+    """The polar maps of NC and AC in ``rect``, side by side (``stacked``: one above the other),
+    one colour bar below."""
     left, bottom, right, top = rect
-    grid = fig.add_gridspec(2, 2, left=left, right=right, bottom=bottom, top=top, height_ratios=[1.0, 0.05],
-                            hspace=0.15, wspace=0.08)
-    shown = [_polar_panel(fig.add_subplot(grid[0, c]), image, summed_name) for c, image in enumerate(report.images)]
+    if stacked:
+        grid = fig.add_gridspec(3, 1, left=left, right=right, bottom=bottom, top=top,
+                                height_ratios=[1.0, 1.0, 0.04], hspace=0.18)
+        cells, bar_cell = [grid[0, 0], grid[1, 0]], grid[2, 0]
+    else:
+        grid = fig.add_gridspec(2, 2, left=left, right=right, bottom=bottom, top=top, height_ratios=[1.0, 0.05],
+                                hspace=0.15, wspace=0.08)
+        cells, bar_cell = [grid[0, 0], grid[0, 1]], grid[1, :]
+    shown = [_polar_panel(fig.add_subplot(c), image, summed_name) for c, image in zip(cells, report.images)]
     found = [s for s in shown if s is not None]
-    bar_ax = fig.add_subplot(grid[1, :])
+    bar_ax = fig.add_subplot(bar_cell)
     if found:
         bar = fig.colorbar(found[0], cax=bar_ax, orientation="horizontal")
         bar.set_label("uptake, fraction of the LV maximum (dashed: below the normal limits)", fontsize=6)
@@ -201,7 +219,7 @@ def images_figure(report: Any, summed_name: str) -> Any:
     """Slices and polar maps, for the HTML page."""
     fig = plt.figure(figsize=(12.0, 7.2))
     draw_slices(fig, report, (0.03, 0.02, 0.64, 0.95))
-    draw_polar(fig, report, (0.68, 0.45, 0.99, 0.95), summed_name)
+    draw_polar(fig, report, (0.70, 0.04, 0.97, 0.95), summed_name, stacked=True)
     return fig
 
 
