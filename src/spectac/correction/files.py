@@ -263,7 +263,8 @@ def report_facts(input: Path, method: str, state: Any, flags: list[str], forced:
     if context is not None:
         facts["patient_sex"] = context.patient_sex
         facts["series"] = context.series
-        facts["patient"] = {"Patient": context.text("PatientName"), "ID": context.patient_id,
+        name = ", ".join(part for part in context.text("PatientName").split("^") if part)  # Family, Given
+        facts["patient"] = {"Patient": name, "ID": context.patient_id,
                             "Study date": context.text("StudyDate"), "Series": context.series_description}
     return facts
 

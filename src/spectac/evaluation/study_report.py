@@ -194,8 +194,9 @@ def limits_line(report: StudyReport) -> str:
             f"state {report.state} ({report.state_source}).")
 
 
-def _table(header: list[str], rows: list[list[str]], ids: list[list[str]] | None = None) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+def _table(header: list[str] | None, rows: list[list[str]], ids: list[list[str]] | None = None,
+           css: str = "table") -> str:
+    head = "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead>" if header else ""
     body = []
     for r, row in enumerate(rows):
         cells = []
@@ -203,7 +204,7 @@ def _table(header: list[str], rows: list[list[str]], ids: list[list[str]] | None
             cell_id = ids[r][c] if ids else ""
             cells.append(f'<td id="{cell_id}">{escape(value)}</td>' if cell_id else f"<td>{escape(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<table class="{css}">{head}<tbody>{"".join(body)}</tbody></table>'
 
 
 _BANNER = ('<p style="border:3px solid #c00;color:#c00;font-weight:bold;font-size:1.3em;padding:.3em .6em;'
@@ -225,9 +226,10 @@ def report_html(report: StudyReport, images_png: bytes) -> str:
         ReportSection("Scores", scores + f"<p>{escape(limits_line(report))}</p>", order=20),
         ReportSection("Flags and quality", "<ul>" + "".join(f"<li>{escape(q)}</li>" for q in quality) + "</ul>"
                       if quality else "<p>none</p>", order=30),
-        ReportSection("Model", _table(["", ""], [list(pair) for pair in model_lines(report)],
-                                      [["", "weights-sha256" if label == "Weights SHA-256" else ""]
-                                       for label, _ in model_lines(report)]), order=40),
+        ReportSection("Model", "<style>table.kv td { text-align: left; }</style>" +
+                      _table(None, [list(pair) for pair in model_lines(report)],
+                             [["", "weights-sha256" if label == "Weights SHA-256" else ""]
+                              for label, _ in model_lines(report)], css="table kv"), order=40),
     ]
     return render_report(f"{REPORT_TITLE}: {NOT_FOR_DIAGNOSTIC_USE}", sections, meta=f"spectac {spectac_version()};")
 
@@ -249,7 +251,7 @@ class StudyReporter:
         report = build_study_report(nc, corrected, facts, self.sex, self.state, self.normals)
         report = dataclasses.replace(report, slices=slice_rows(report))
         name = summed_score_name(report.state)
-        html = report_html(report, figure_bytes(images_figure(report, name), "png", dpi=100))
+        html = report_html(report, figure_bytes(images_figure(report, name), "png", dpi=110))
         rows = score_rows(report)
         table = [["image", "TPD (%)", name, "normal limits (family/sex/state, n)"]]
         table += [[r["image"], r["tpd"], r["summed"], r["limits"]] for r in rows]

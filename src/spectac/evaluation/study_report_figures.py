@@ -217,7 +217,7 @@ def draw_polar(fig: Any, report: Any, rect: tuple[float, float, float, float], s
 
 def images_figure(report: Any, summed_name: str) -> Any:
     """Slices and polar maps, for the HTML page."""
-    fig = plt.figure(figsize=(12.0, 7.2))
+    fig = plt.figure(figsize=(10.0, 7.0))
     draw_slices(fig, report, (0.03, 0.02, 0.64, 0.95))
     draw_polar(fig, report, (0.70, 0.04, 0.97, 0.95), summed_name, stacked=True)
     return fig
@@ -239,8 +239,8 @@ def page_figure(report: Any, summed_name: str, header: tuple[str, str], table: l
              bbox={"edgecolor": "#c00000", "facecolor": "none", "linewidth": 2, "boxstyle": "square,pad=0.3"})
     fig.text(0.02, 0.935, header[1], fontsize=8, va="top")
     draw_slices(fig, report, (0.05, 0.03, 0.60, 0.885))
-    draw_polar(fig, report, (0.645, 0.50, 0.985, 0.90), summed_name)
-    ax = fig.add_axes((0.635, 0.36, 0.355, 0.1))
+    draw_polar(fig, report, (0.645, 0.585, 0.985, 0.90), summed_name)
+    ax = fig.add_axes((0.635, 0.43, 0.355, 0.1))
     ax.set_axis_off()
     cells = ax.table(cellText=table[1:], colLabels=table[0], loc="upper center", cellLoc="center",
                      colWidths=[0.12, 0.14, 0.12, 0.62])
@@ -248,5 +248,5 @@ def page_figure(report: Any, summed_name: str, header: tuple[str, str], table: l
     cells.set_fontsize(6.5)
     cells.scale(1.0, 1.25)
     wrapped = [part for line in lines for part in textwrap.wrap(line, 74, subsequent_indent="  ") or [""]]
-    fig.text(0.635, 0.345, "\n".join(wrapped), fontsize=6.2, va="top", family="DejaVu Sans Mono", linespacing=1.3)
+    fig.text(0.635, 0.41, "\n".join(wrapped), fontsize=6.2, va="top", family="DejaVu Sans Mono", linespacing=1.3)
     return fig
