@@ -44,8 +44,9 @@ from spectac.node.config import Destination, ServeConfig
 from spectac.node.scu import send_series
 from spectac.volume import SpectacError
 
-#: A hook that adds files to send with the corrected series (e.g. a report); gets the job and the
-#: output folder, returns the extra DICOM files. None: only the corrected series is sent.
+#: A hook that adds files to send with the corrected series (besides the study report, sent when
+#: ``report`` is on); gets the job and the output folder, returns the extra DICOM files. None: only
+#: the corrected series (and its report) is sent.
 AttachmentHook = Callable[[dict[str, Any], Path], list[Path]]
 
 
