@@ -106,6 +106,8 @@ def _quantify_image(label: str, family: str, volume: Volume, normals: NormalData
         q = quantify(volume, limits)
     except SpectacError as exc:
         return ImageResult(label, family, volume, None, f"LV not found: {exc}", group, limits.n)
+    except Exception as exc:  # noqa: BLE001 - an image the quantification cannot take still gets its report
+        return ImageResult(label, family, volume, None, f"quantification failed: {exc!r}", group, limits.n)
     if not np.isfinite(q.scores.tpd):
         return ImageResult(label, family, volume, None, "the polar map could not be scored", group, limits.n)
     return ImageResult(label, family, volume, q, "", group, limits.n)

@@ -248,5 +248,6 @@ def page_figure(report: Any, summed_name: str, header: tuple[str, str], table: l
     cells.set_fontsize(6.5)
     cells.scale(1.0, 1.25)
     wrapped = [part for line in lines for part in textwrap.wrap(line, 74, subsequent_indent="  ") or [""]]
-    fig.text(0.635, 0.41, "\n".join(wrapped), fontsize=6.2, va="top", family="DejaVu Sans Mono", linespacing=1.3)
+    size = 6.2 * min(1.0, 28 / max(len(wrapped), 1))  # 28 lines of 6.2 pt fill the space to the page's foot
+    fig.text(0.635, 0.41, "\n".join(wrapped), fontsize=size, va="top", family="DejaVu Sans Mono", linespacing=1.3)
     return fig
