@@ -299,6 +299,10 @@ def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
     assert result.exit_code == 2 and "port" in result.output, result.output
     relative = config_from_dict({"ae_title": "A", "port": 104, "work": "w", "weights": "m/best.pt"}, tmp_path)
     assert (relative.work, relative.weights, relative.bind) == (tmp_path / "w", tmp_path / "m" / "best.pt", "127.0.0.1")
+    assert relative.report is True  # the study report is sent unless turned off
+    assert config_from_dict({"ae_title": "A", "port": 104, "work": "w", "report": False}).report is False
+    with pytest.raises(SpectacError, match="report is true or false"):
+        config_from_dict({"ae_title": "A", "port": 104, "work": "w", "report": "yes"})
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
