@@ -368,3 +368,35 @@ def test_a_stop_between_taking_a_series_and_writing_its_job_loses_nothing(tmp_pa
     assert {pydicom.dcmread(next((store.job_folder(j["id"]) / "input").glob("*.dcm"))).SeriesInstanceUID
             for j in jobs} == {ds.SeriesInstanceUID, other.SeriesInstanceUID}
     assert list(store.incoming.iterdir()) == []
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_a_job_writes_the_report_as_an_encapsulated_pdf_of_the_study_unless_turned_off(tmp_path, report):
+    """Without a PACS: one job run by the worker (Chang, no destinations) leaves the report PDF and
+    its DICOM instance in the job folder, the DICOM holding the PDF's bytes in the input's study."""
+    from spectac.io.dicom import read_encapsulated_pdf
+    from spectac.node.worker import Worker
+
+    study, files = nc_series(tmp_path, 10)
+    ds = pydicom.dcmread(files[0])
+    store = NodeStore(tmp_path / "work")
+    for f in files:
+        store.store_instance(str(ds.SeriesInstanceUID), str(pydicom.dcmread(f).SOPInstanceUID), f.read_bytes())
+    job_id = f"20260101T000000000000-{ds.SeriesInstanceUID}"
+    store.take_series(str(ds.SeriesInstanceUID), job_id)
+    store.write_job({"id": job_id, "status": "queued", "series_uid": str(ds.SeriesInstanceUID), "instances": len(files)})
+    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
+                               "method": "chang", "report": report})
+    job = Worker(config, store).run(job_id)
+    assert job["status"] == "done", job
+    (entry,) = store.audit()
+    if not report:
+        assert store.report_files(job_id) == [] and "report" not in job and entry["report"] is None
+        return
+    (dicom,) = store.report_files(job_id)
+    pdf, header = read_encapsulated_pdf(dicom)
+    assert pdf == (store.job_folder(job_id) / "output.report.pdf").read_bytes() and pdf.startswith(b"%PDF")
+    assert (header.StudyInstanceUID, header.PatientID, header.Modality) == (study, ds.PatientID, "DOC")
+    assert entry["report"] == job["report"] == {"series_uid": header.SeriesInstanceUID,
+                                                "sop_instance_uid": header.SOPInstanceUID,
+                                                "pdf_sha256": hashlib.sha256(pdf).hexdigest()}
