@@ -225,7 +225,7 @@ def test_existing_output_folder_is_refused_and_kept(tmp_path):
 
 
 DCIODVFY_KINDS = ["nm-original", "nm-derived", "slices", "nm-derived-heart", "slices-derived-heart",
-                  "nc-copy-heart", "export-nc", "export-ac", "export-mu-nm", "export-mu-ct"]
+                  "nc-copy-heart", "export-nc", "export-ac", "export-mu-nm", "export-mu-ct", "report-pdf"]
 
 
 def _series_for_dciodvfy(tmp_path: Path, kind: str) -> tuple[Path, str]:
@@ -234,6 +234,16 @@ def _series_for_dciodvfy(tmp_path: Path, kind: str) -> tuple[Path, str]:
     if kind == "nm-original":
         write_dicom_series(volume, context(), tmp_path / "out", "STRESS IRNC", derived=False, uid_seed="v")
         return tmp_path / "out", "NMImage"
+    if kind == "report-pdf":  # the study report as `spectac serve` sends it
+        import matplotlib.pyplot as plt
+
+        from spectac.evaluation.report import figure_bytes
+        from spectac.io.dicom import write_encapsulated_pdf
+
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [0, 1])
+        return write_encapsulated_pdf(figure_bytes(fig, "pdf"), context(), tmp_path / "doc.dcm", uid_seed="v"), \
+            "EncapsulatedPDF"
     if kind.startswith("export-"):
         name = {"export-nc": "nc", "export-ac": "ac", "export-mu-nm": "mu", "export-mu-ct": "mu"}[kind]
         data = Dataset.open(tiny_dataset(tmp_path / "sim", patients=1))

@@ -1,7 +1,7 @@
 """``spectac serve`` against a real PACS: Orthanc (Debian package ``orthanc``) on free local ports.
 
 An NC series sent to spectac (pynetdicom SCU) comes back to Orthanc as an AC series of the same
-study; spectac's own output sent to it is skipped and not returned; a job queued by a server that is
+study, with the study report as an Encapsulated PDF instance (Modality DOC) of that study; spectac's own output sent to it is skipped and not returned; a job queued by a server that is
 then stopped is resumed by the next one; a calling AE title not in the list is refused. The job
 files and the audit log are checked against what Orthanc holds and the weights file's own hash.
 """
@@ -9,6 +9,7 @@ files and the audit log are checked against what Orthanc holds and the weights f
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import socket
@@ -95,6 +96,18 @@ class Orthanc:
     def series_of(self, study_uid: str) -> list[dict[str, str]]:
         found = self.get("/tools/find", {"Level": "Series", "Query": {"StudyInstanceUID": study_uid}, "Expand": True})
         return [s["MainDicomTags"] for s in found]
+
+    def instances_of(self, study_uid: str, modality: str) -> list[pydicom.Dataset]:
+        """The stored DICOM files of a study's series of one modality, as Orthanc returns them."""
+        found = self.get("/tools/find", {"Level": "Series", "Query": {"StudyInstanceUID": study_uid}, "Expand": True})
+        datasets = []
+        for series in found:
+            if series["MainDicomTags"].get("Modality") == modality:
+                for instance in series["Instances"]:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/instances/{instance}/file",
+                                                timeout=5) as r:
+                        datasets.append(pydicom.dcmread(io.BytesIO(r.read())))
+        return datasets
 
     def stop(self) -> None:
         self.process.terminate()
@@ -185,6 +198,18 @@ def test_an_nc_series_comes_back_to_the_pacs_corrected_with_an_audit_line(node, 
     assert entry["received"] <= entry["corrected"] <= entry["sent"]
     assert entry["ood_flags"] == job["ood_flags"]
     assert entry["destinations"][f"ORTHANC@127.0.0.1:{pacs.dicom_port}"]["result"] == "sent"
+    # the study report came with it: an Encapsulated PDF in the same study, as the job recorded it
+    (report,) = wait_for("the report in Orthanc", lambda: pacs.instances_of(study, "DOC"))
+    assert report.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"
+    assert report.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    assert report.StudyInstanceUID == study and report.PatientID == "SERVE1"
+    assert report.SeriesInstanceUID not in (series_uid, job["output_series_uid"])
+    pdf = bytes(report.EncapsulatedDocument)[: int(report.EncapsulatedDocumentLength)]
+    assert pdf.startswith(b"%PDF")
+    assert entry["report"] == job["report"]
+    assert (entry["report"]["sop_instance_uid"], entry["report"]["series_uid"]) == (report.SOPInstanceUID,
+                                                                                    report.SeriesInstanceUID)
+    assert entry["report"]["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
 
 
 @needs_orthanc
@@ -216,9 +241,10 @@ def test_the_documented_orthanc_rule_routes_nc_to_spectac_and_the_ac_series_come
     series_uid = str(datasets[0].SeriesInstanceUID)
     job = wait_for("the routed job to finish", lambda: finished_job(server.store, series_uid))
     assert job["status"] == "done", job
-    wait_for("the AC series in Orthanc", lambda: len(pacs.series_of(study)) == 2)
+    wait_for("the AC series and the report in Orthanc", lambda: len(pacs.series_of(study)) == 3)
     time.sleep(2 * server.config.complete_after + 1)  # time enough for a loop to show
-    assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted([series_uid, job["output_series_uid"]])
+    assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted(
+        [series_uid, job["output_series_uid"], job["report"]["series_uid"]])
     assert [j["status"] for j in server.store.all_jobs() if j.get("study_uid") == study] == ["done"]
 
 
@@ -248,6 +274,9 @@ def test_a_job_queued_when_the_server_stops_is_resumed_by_the_next(orthanc, tmp_
     leftover = NodeStore(tmp_path / "work").job_folder(job["id"]) / "output"
     leftover.mkdir()
     (leftover / "stale.dcm").write_bytes(b"not the corrected series")
+    stale_report = leftover.parent / "report"
+    stale_report.mkdir()
+    (stale_report / "stale.dcm").write_bytes(b"not the report")
     second = Server(serve_config(tmp_path / "work", port, pacs))
     second.start()
     try:
@@ -255,8 +284,9 @@ def test_a_job_queued_when_the_server_stops_is_resumed_by_the_next(orthanc, tmp_
     finally:
         second.stop()
     assert done["id"] == job["id"] and done["status"] == "done", done
-    assert [s["SeriesInstanceUID"] for s in pacs.series_of(study)] == [done["output_series_uid"]]
-    assert not (leftover / "stale.dcm").exists()
+    assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted(
+        [done["output_series_uid"], done["report"]["series_uid"]])
+    assert not (leftover / "stale.dcm").exists() and not (stale_report / "stale.dcm").exists()
 
 
 def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
@@ -269,6 +299,10 @@ def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
     assert result.exit_code == 2 and "port" in result.output, result.output
     relative = config_from_dict({"ae_title": "A", "port": 104, "work": "w", "weights": "m/best.pt"}, tmp_path)
     assert (relative.work, relative.weights, relative.bind) == (tmp_path / "w", tmp_path / "m" / "best.pt", "127.0.0.1")
+    assert relative.report is True  # the study report is sent unless turned off
+    assert config_from_dict({"ae_title": "A", "port": 104, "work": "w", "report": False}).report is False
+    with pytest.raises(SpectacError, match="report is true or false"):
+        config_from_dict({"ae_title": "A", "port": 104, "work": "w", "report": "yes"})
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
@@ -334,3 +368,35 @@ def test_a_stop_between_taking_a_series_and_writing_its_job_loses_nothing(tmp_pa
     assert {pydicom.dcmread(next((store.job_folder(j["id"]) / "input").glob("*.dcm"))).SeriesInstanceUID
             for j in jobs} == {ds.SeriesInstanceUID, other.SeriesInstanceUID}
     assert list(store.incoming.iterdir()) == []
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_a_job_writes_the_report_as_an_encapsulated_pdf_of_the_study_unless_turned_off(tmp_path, report):
+    """Without a PACS: one job run by the worker (Chang, no destinations) leaves the report PDF and
+    its DICOM instance in the job folder, the DICOM holding the PDF's bytes in the input's study."""
+    from spectac.io.dicom import read_encapsulated_pdf
+    from spectac.node.worker import Worker
+
+    study, files = nc_series(tmp_path, 10)
+    ds = pydicom.dcmread(files[0])
+    store = NodeStore(tmp_path / "work")
+    for f in files:
+        store.store_instance(str(ds.SeriesInstanceUID), str(pydicom.dcmread(f).SOPInstanceUID), f.read_bytes())
+    job_id = f"20260101T000000000000-{ds.SeriesInstanceUID}"
+    store.take_series(str(ds.SeriesInstanceUID), job_id)
+    store.write_job({"id": job_id, "status": "queued", "series_uid": str(ds.SeriesInstanceUID), "instances": len(files)})
+    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
+                               "method": "chang", "report": report})
+    job = Worker(config, store).run(job_id)
+    assert job["status"] == "done", job
+    (entry,) = store.audit()
+    if not report:
+        assert store.report_files(job_id) == [] and "report" not in job and entry["report"] is None
+        return
+    (dicom,) = store.report_files(job_id)
+    pdf, header = read_encapsulated_pdf(dicom)
+    assert pdf == (store.job_folder(job_id) / "output.report.pdf").read_bytes() and pdf.startswith(b"%PDF")
+    assert (header.StudyInstanceUID, header.PatientID, header.Modality) == (study, ds.PatientID, "DOC")
+    assert entry["report"] == job["report"] == {"series_uid": header.SeriesInstanceUID,
+                                                "sop_instance_uid": header.SOPInstanceUID,
+                                                "pdf_sha256": hashlib.sha256(pdf).hexdigest()}

@@ -67,6 +67,9 @@ def correct(
     strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2, nothing written) a study unlike the training data instead of correcting it with warnings."),
     device: str = typer.Option("cpu", help=DEVICE_HELP + " Networks only; default cpu."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision on CUDA (refused elsewhere)."),
+    report: bool = typer.Option(False, "--report", help="Also write a one-page study report beside the output: OUT-stem.report.html and OUT-stem.report.pdf (OUT without .nii.gz/.nii/.dcm): NC beside AC in SA/VLA/HLA slices, polar maps, TPD and SSS against the shipped normal limits, OOD flags, model and weights SHA-256; not for diagnostic use (docs/dicom.md)."),
+    sex: str | None = typer.Option(None, "--sex", help="With --report: F or M for the normal limits (default: PatientSex of the DICOM, else pooled limits)."),
+    state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: stress, and the report says it was assumed)."),
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
 
@@ -82,7 +85,8 @@ def correct(
     if route == "indirect":
         _correct_indirect(input, output, weights, mu_out, scatter, iterations, subsets, device, amp,
                           {"--method": method is not None, "--overwrite": overwrite, "--force": force,
-                           "--arc": arc is not None, "--strict": strict})
+                           "--arc": arc is not None, "--strict": strict, "--report": report,
+                           "--sex": sex is not None, "--state": state is not None})
         return
     indirect_only = {"--mu-out": mu_out, "--scatter": scatter, "--iterations": iterations, "--subsets": subsets}
     given = [flag for flag, value in indirect_only.items() if value is not None]
@@ -91,13 +95,22 @@ def correct(
     from spectac.correction.files import correct_path
 
     method = method or DEFAULT_METHOD
+    reporter = None
+    if report:
+        from spectac.evaluation.study_report import StudyReporter
+
+        reporter = StudyReporter(sex, state)
+    elif sex is not None or state is not None:
+        raise SpectacError("--sex and --state set the normal limits of the report: give --report too")
     summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict,
-                           device=device, amp=amp)
+                           device=device, amp=amp, report=reporter)
     for flag in summary.get("ood_flags", []):
         info(f"warning: {flag}")
     if summary["forced"]:
         info(f"note: forced: {input} {summary['forced']}")
     info(f"{method}: wrote {summary['kind']} {summary['output']}")
+    if summary.get("report"):
+        info(f"report: wrote {summary['report'][0]} and {summary['report'][1]}")
 
 
 def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_out: Path | None, scatter: str | None,

@@ -16,6 +16,7 @@ Nothing is half-written and nothing is overwritten unless asked: an existing out
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,14 @@ from spectac.io.nifti import (
     read_nifti_header,
     write_nifti,
 )
-from spectac.io.paths import check_output_outside
+from spectac.io.paths import check_output_outside, sha256_file
+from spectac.io.report_files import check_report_paths, write_report_files
 from spectac.volume import SpectacError, Volume
+
+#: Makes a study report: called with the NC image, the corrected image and the correction's facts
+#: (:func:`report_facts`), returns (HTML text, PDF bytes); e.g.
+#: :class:`spectac.evaluation.study_report.StudyReporter`.
+ReportBuilder = Callable[[Volume, Volume, dict[str, Any]], tuple[str, bytes]]
 
 #: What a derived DICOM series copies from its source and cannot make up, checked in the header
 #: before any pixel is read (the writer, :func:`spectac.io.dicom.write_dicom_series`, refuses a
@@ -123,6 +130,7 @@ def correct_path(
     uid_seed: str | None = None,
     strict: bool = False,
     prepared: tuple[Method, dict[str, Any], Any] | None = None,
+    report: ReportBuilder | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Correct a DICOM file/folder or a NIfTI file and write the result as the same kind.
@@ -150,11 +158,15 @@ def correct_path(
             (:func:`spectac.correction.ood.ood_flags`); otherwise it is corrected and flagged.
         prepared: :func:`prepare_method`'s result for ``method`` when the caller keeps one for
             many studies (``spectac serve`` loads its network once); None: prepared here.
+        report: also write a study report beside the output (``<stem>.report.html`` and
+            ``.report.pdf``, :mod:`spectac.io.report_files`), made by this builder before anything
+            is written; the report files are refused up front like the output.
         **options: further method options.
 
     Returns:
         {"output", "kind" ("dicom" | "nifti"), "method", "shape", "forced" (the reason overridden,
-        or None), "ood_flags" (why the study is unlike the training data; [] when it is like it)}.
+        or None), "ood_flags" (why the study is unlike the training data; [] when it is like it),
+        "report" ((HTML path, PDF path) or None)}.
         A flagged output says so: DICOM Image Comments "spectac OOD: ...", NIfTI descrip "... OOD"
         and a sidecar ``<output>.json`` with the flags.
 
@@ -171,6 +183,7 @@ def correct_path(
     if output.is_dir() or (output.exists() and not overwrite):
         raise SpectacError(f"{output}: already exists; choose another -o"
                            + ("" if output.is_dir() else " or pass --overwrite"))
+    report_files = check_report_paths(output, input, overwrite=overwrite) if report is not None else None
     nifti_out = _is_nifti(output)
     dicom_in = is_dicom_path(input)
     if not dicom_in and not nifti_out:
@@ -206,14 +219,21 @@ def correct_path(
     if flags and strict:
         raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
     corrected = correct_volume(nc, method, str(input), protocol, prepared)
-    summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal, "ood_flags": flags}
+    summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal, "ood_flags": flags,
+               "report": report_files}
     model = _model_name(weights)
+    pages = None
+    if report is not None:  # made before anything is written: a failure leaves nothing behind
+        pages = report(nc, corrected, report_facts(input, method, prepared[2], flags, refusal,
+                                                   context if dicom_in else None))
     if nifti_out:
         descrip = nifti_description(method, model, NIFTI_FORCED_NOTE if note else "")
         if flags:  # the mark survives the 80-character limit: "OOD" goes before the description's tail
             descrip = f"{descrip[:75]} OOD"
         write_nifti(corrected, output, descrip=descrip, replace=overwrite)
         write_ood_sidecar(output, flags)  # none left from an overwritten flagged output when unflagged
+        if pages is not None:
+            write_report_files(output, *pages, replace=overwrite)
         return {**summary, "kind": "nifti"}
     uncorrected = method == "nc"  # a copy of the NC image: no ATTN in Corrected Image, not called AC
     description = NC_COPY_DESCRIPTION if uncorrected else " ".join(p for p in ("spectac AC", method, model) if p)
@@ -222,7 +242,31 @@ def correct_path(
     write_dicom_series(corrected, context, output, method=method, model_name=model, uid_seed=uid_seed,
                        series_description=description, attenuation_corrected=not uncorrected,
                        image_comments=ood_comments(note, flags), replace=overwrite)
+    if pages is not None:
+        write_report_files(output, *pages, replace=overwrite)
     return {**summary, "kind": "dicom"}
+
+
+def report_facts(input: Path, method: str, state: Any, flags: list[str], forced: str | None,
+                 context: Any = None) -> dict[str, Any]:
+    """What a study report says about the correction: method, model, weights (file and SHA-256),
+    flags, and from a DICOM source the patient, study and series it names (see
+    :func:`spectac.evaluation.study_report.build_study_report`)."""
+    path = getattr(state, "path", None)
+    weights = Path(path) if path is not None and Path(path).is_file() else None
+    facts: dict[str, Any] = {
+        "input": input.name, "method": method, "model": getattr(state, "name", None) or method,
+        "weights": None if weights is None else f"{weights.parent.name}/{weights.name}",
+        "weights_sha256": None if weights is None else sha256_file(weights),
+        "ood_flags": list(flags), "forced": forced,
+    }
+    if context is not None:
+        facts["patient_sex"] = context.patient_sex
+        facts["series"] = context.series
+        name = ", ".join(part for part in context.text("PatientName").split("^") if part)  # Family, Given
+        facts["patient"] = {"Patient": name, "ID": context.patient_id,
+                            "Study date": context.text("StudyDate"), "Series": context.series_description}
+    return facts
 
 
 def _model_name(weights: str | Path | None) -> str:

@@ -46,10 +46,16 @@ def png_html(png: bytes, alt: str, width: str = "100%") -> str:
 
 def figure_png(figure: Any, dpi: int = 110) -> bytes:
     """A matplotlib figure as PNG bytes (the figure is closed)."""
+    return figure_bytes(figure, "png", dpi)
+
+
+def figure_bytes(figure: Any, format: str = "png", dpi: int = 110) -> bytes:
+    """A matplotlib figure rendered in memory as ``format`` ("png", "pdf") and closed. A PNG is
+    cropped to what is drawn; a PDF keeps the figure's size (a page stays a page)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    figure.savefig(buffer, format=format, dpi=dpi, bbox_inches="tight" if format == "png" else None)
     plt.close(figure)
     return buffer.getvalue()
 

@@ -6,6 +6,8 @@ The work folder holds::
     jobs/<job id>.json                                  one job per completed series (the queue)
     jobs/<job id>/input/                                the series' instances, moved out of incoming/
     jobs/<job id>/output/                               the corrected series, as sent
+    jobs/<job id>/output.report.html, output.report.pdf the study report (``spectac correct --report``)
+    jobs/<job id>/report/DOC000001.dcm                  the report as an Encapsulated PDF, as sent
     audit.jsonl                                         one JSON line per finished job
 
 Every file appears whole or not at all (:mod:`spectac.io.atomic`): an instance or a job file is
@@ -123,8 +125,22 @@ class NodeStore:
                 if folder.is_dir() and (folder / "input").is_dir() and not (self.jobs / f"{folder.name}.json").exists()]
 
     def discard_output(self, job_id: str) -> None:
-        """Remove a job's output written by a run that stopped before recording it (it is redone)."""
-        shutil.rmtree(self.job_folder(job_id) / "output", ignore_errors=True)
+        """Remove a job's output and report written by a run that stopped before recording them
+        (they are redone)."""
+        folder = self.job_folder(job_id)
+        shutil.rmtree(folder / "output", ignore_errors=True)
+        shutil.rmtree(folder / "report", ignore_errors=True)
+        for name in ("output.report.html", "output.report.pdf"):
+            (folder / name).unlink(missing_ok=True)
+
+    def report_folder(self, job_id: str) -> Path:
+        """Where a job's report goes as DICOM (an Encapsulated PDF instance)."""
+        return self.job_folder(job_id) / "report"
+
+    def report_files(self, job_id: str) -> list[Path]:
+        """The report's DICOM files of a job (none when no report was written)."""
+        folder = self.report_folder(job_id)
+        return sorted(p for p in folder.glob("*.dcm") if p.is_file()) if folder.is_dir() else []
 
     def output_files(self, job_id: str) -> list[Path]:
         """The corrected series' files of a job, in name order."""

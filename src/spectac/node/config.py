@@ -59,6 +59,7 @@ class ServeConfig:
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     worker_paused: bool = False
     tls: TlsConfig = field(default_factory=TlsConfig)
+    report: bool = True  # send a study report (Encapsulated PDF) with each corrected series
 
 
 def _ae_title(value: Any, where: str) -> str:
@@ -86,7 +87,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         SpectacError: a missing or invalid value, or an unknown key (a typo must not be ignored).
     """
     known = {"ae_title", "port", "bind", "work", "allowed_calling", "destinations", "complete_after",
-             "method", "weights", "device", "retry_delays", "worker_paused", "tls"}
+             "method", "weights", "device", "retry_delays", "worker_paused", "tls", "report"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SpectacError(f"serve config: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -112,6 +113,9 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
     if ("cert" in tls_raw) != ("key" in tls_raw):
         raise SpectacError("serve config: [tls] needs both cert and key")
     tls = TlsConfig(*(_path(tls_raw[k], base) if k in tls_raw else None for k in ("cert", "key", "ca")))
+    report = raw.get("report", True)
+    if not isinstance(report, bool):
+        raise SpectacError(f"serve config: report is true or false, not {report!r}")
     return ServeConfig(
         ae_title=_ae_title(raw["ae_title"], "serve config: ae_title"),
         port=_port(raw["port"], "serve config: port"),
@@ -126,6 +130,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         retry_delays=tuple(float(d) for d in delays),
         worker_paused=bool(raw.get("worker_paused", False)),
         tls=tls,
+        report=report,
     )
 
 

@@ -8,6 +8,11 @@ network is loaded at the first job, not per study). A series spectac wrote, or o
 attenuation-corrected, is never corrected again: the job ends "skipped" with the refusal as reason
 and nothing is sent.
 
+With ``report`` on (the default), each corrected series also gets the study report of
+``spectac correct --report`` (:mod:`spectac.evaluation.study_report`), sent with the series as a
+DICOM Encapsulated PDF instance in the same study (a new series, Modality DOC;
+:mod:`spectac.io.dicom.document`) and recorded in the job and the audit log.
+
 Sending is C-STORE to every destination, each retried with back-off (:data:`config.DEFAULT_RETRY_DELAYS`);
 a job is done when every destination took the series, failed otherwise. Each finished job adds one
 line to the audit log with what a reviewer needs to trace a result to its input and model.
@@ -15,6 +20,7 @@ line to the audit log with what a reviewer needs to trace a result to its input 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,15 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from spectac.correction.files import correct_path, prepare_method
-from spectac.io.dicom import correction_refusal, read_dicom_header
+from spectac.evaluation.study_report import StudyReporter
+from spectac.io.dicom import (
+    DOCUMENT_FILE,
+    context_of_header,
+    correction_refusal,
+    read_dicom_header,
+    read_encapsulated_pdf,
+    write_encapsulated_pdf,
+)
 from spectac.io.node_store import DONE, FAILED, RUNNING, SKIPPED, NodeStore, read_datasets
 from spectac.io.paths import sha256_file
+from spectac.io.report_files import read_report_pdf
 from spectac.node.config import Destination, ServeConfig
 from spectac.node.scu import send_series
 from spectac.volume import SpectacError
 
-#: A hook that adds files to send with the corrected series (e.g. a report); gets the job and the
-#: output folder, returns the extra DICOM files. None: only the corrected series is sent.
+#: A hook that adds files to send with the corrected series (besides the study report, sent when
+#: ``report`` is on); gets the job and the output folder, returns the extra DICOM files. None: only
+#: the corrected series (and its report) is sent.
 AttachmentHook = Callable[[dict[str, Any], Path], list[Path]]
 
 
@@ -59,6 +75,13 @@ class Worker:
         self.log = log
         self._prepared: tuple[Any, dict[str, Any], Any] | None = None
         self._weights_hash: str | None = None
+        self._reporter: StudyReporter | None = None
+
+    def reporter(self) -> StudyReporter | None:
+        """The study report's builder (normal limits loaded once), or None when reports are off."""
+        if self.config.report and self._reporter is None:
+            self._reporter = StudyReporter()
+        return self._reporter
 
     def prepared(self) -> tuple[Any, dict[str, Any], Any]:
         """The correction method, prepared at the first call (the network is loaded once)."""
@@ -91,7 +114,7 @@ class Worker:
             "weights_sha256": facts.get("weights_sha256"),
             "received": job.get("received_last"), "corrected": job.get("corrected"), "sent": job.get("sent"),
             "ood_flags": job.get("ood_flags", []), "destinations": job.get("destinations", {}),
-            "instances": job.get("instances"),
+            "instances": job.get("instances"), "report": job.get("report"),
         })
         self.log(f"job {job['id']}: {status}{': ' + reason if reason else ''}")
         return job
@@ -113,7 +136,10 @@ class Worker:
             if not (job.get("corrected") and output.is_dir()):  # a resumed job keeps its recorded output
                 self.store.discard_output(job_id)  # written by a run stopped before it recorded it
                 job["model"] = self.model_facts()
-                summary = correct_path(source, output, self.config.method, prepared=self.prepared())
+                summary = correct_path(source, output, self.config.method, prepared=self.prepared(),
+                                       report=self.reporter())
+                if summary.get("report"):
+                    job["report"] = self._encapsulate(header, summary["report"][1], self.store.report_folder(job_id))
                 job.update(corrected=now(), ood_flags=summary["ood_flags"],
                            output_series_uid=str(read_dicom_header(output).header.get("SeriesInstanceUID", "")))
                 self.store.write_job(job)
@@ -121,10 +147,22 @@ class Worker:
             return self._finish(job, FAILED, str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug or a full disk fails this job, not every restart
             return self._finish(job, FAILED, f"internal error: {exc!r}")
-        files = self.store.output_files(job_id)
+        files = self.store.output_files(job_id) + self.store.report_files(job_id)
         if self.attachments is not None:
             files += self.attachments(job, output)
         return self._send(job, files)
+
+    @staticmethod
+    def _encapsulate(header: Any, pdf_path: Path, folder: Path) -> dict[str, Any]:
+        """The report PDF as an Encapsulated PDF instance in the input's study (a new DOC series);
+        what the job and the audit log record of it."""
+        pdf = read_report_pdf(pdf_path)
+        written = write_encapsulated_pdf(pdf, context_of_header(header), folder)
+        stored, ds = read_encapsulated_pdf(written / DOCUMENT_FILE)
+        if stored != pdf:
+            raise SpectacError(f"{written}: the encapsulated report differs from {pdf_path}")
+        return {"series_uid": str(ds.SeriesInstanceUID), "sop_instance_uid": str(ds.SOPInstanceUID),
+                "pdf_sha256": hashlib.sha256(pdf).hexdigest()}
 
     def _send(self, job: dict[str, Any], files: list[Path]) -> dict[str, Any]:
         results: dict[str, Any] = job.setdefault("destinations", {})

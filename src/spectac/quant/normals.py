@@ -79,12 +79,19 @@ class NormalDatabase:
         gives SDS about 0 whatever the two states' sample SDs (docs/quantification.md, where
         spectac departs from QPS/4DM). False: the state's own SD, as QPS keeps them.
         """
+        key = self.group_key(family, sex, state)
+        group = self.groups[key]
+        if pool_states and key[2] != "all":
+            return NormalLimits(group.mean, self._pooled_sd(key[0], key[1], group), group.n)
+        return group
+
+    def group_key(self, family: str, sex: str, state: str) -> tuple[str, str, str]:
+        """The (family, sex, state) group :meth:`limits` takes for an image: its own, or the first
+        pooled one with at least ``MIN_STUDIES`` studies (what a report names as the limits used)."""
         for key in ((family, sex, state), (family, "all", state), (family, sex, "all"), (family, "all", "all")):
             group = self.groups.get(key)
             if group is not None and group.n >= MIN_STUDIES:
-                if pool_states and key[2] != "all":
-                    return NormalLimits(group.mean, self._pooled_sd(key[0], key[1], group), group.n)
-                return group
+                return key
         raise SpectacError(
             f"the normal database has no {family} limits with at least {MIN_STUDIES} studies "
             f"for sex={sex} state={state}"

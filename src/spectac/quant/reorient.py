@@ -51,6 +51,15 @@ def _views(geom: LVGeometry) -> dict[str, np.ndarray]:
     }
 
 
+def view_axes(geom: LVGeometry, view: str) -> np.ndarray:
+    """(3, 3) rows: the LPS directions of the slice, row and column axes of a view ("sa", "hla",
+    "vla"), as :func:`reorient` lays them out; for sampling single slices with :func:`resample_frame`."""
+    views = _views(geom)
+    if view not in views:
+        raise ValueError(f"unknown view {view!r}; choose sa, hla or vla")
+    return views[view]
+
+
 def reorient(
     volume: Volume, geom: LVGeometry, view: str = "sa", half_width_mm: float = 60.0, spacing_mm: float | None = None
 ) -> np.ndarray:
@@ -66,12 +75,10 @@ def reorient(
     Returns:
         (slices, rows, columns) float32 array.
     """
-    views = _views(geom)
-    if view not in views:
-        raise ValueError(f"unknown view {view!r}; choose sa, hla or vla")
+    axes = view_axes(geom, view)
     d = float(min(volume.spacing)) if spacing_mm is None else spacing_mm
     n = 2 * int(np.ceil(half_width_mm / d)) + 1
-    return resample_frame(volume, geom.center_mm, views[view], (n, n, n), d)
+    return resample_frame(volume, geom.center_mm, axes, (n, n, n), d)
 
 
 def short_axis(volume: Volume, geom: LVGeometry, **kwargs: float) -> np.ndarray:

@@ -16,10 +16,18 @@ See docs/dicom.md for the tags read and written.
 
 The package, one module per step: :mod:`.tags` (the vocabulary and the context a writer needs),
 :mod:`.geometry` (the grid from headers), :mod:`.read` (volumes and headers), :mod:`.refusals`
-(what must not be corrected), :mod:`.write` (derived series), :mod:`.export` (a simulated study
-as a clinic's export). Every public name is importable from here.
+(what must not be corrected), :mod:`.write` (derived series), :mod:`.document` (a report as an
+Encapsulated PDF), :mod:`.export` (a simulated study as a clinic's export). Every public name is
+importable from here.
 """
 
+from spectac.io.dicom.document import (
+    DOCUMENT_FILE,
+    ENCAPSULATED_PDF_STORAGE,
+    context_of_header,
+    read_encapsulated_pdf,
+    write_encapsulated_pdf,
+)
 from spectac.io.dicom.export import SERIES_FOLDERS, export_dataset_dicom, export_study_dicom
 from spectac.io.dicom.geometry import SeriesGeometry
 from spectac.io.dicom.read import (
@@ -55,6 +63,8 @@ from spectac.io.dicom.write import SeriesSpec, new_context, write_dicom_series
 __all__ = [
     "AC_TEXT",
     "CT_STORAGE",
+    "DOCUMENT_FILE",
+    "ENCAPSULATED_PDF_STORAGE",
     "FORCED_NOTE",
     "MU_TEXT",
     "MU_UNITS",
@@ -71,6 +81,7 @@ __all__ = [
     "DicomHeader",
     "SeriesGeometry",
     "SeriesSpec",
+    "context_of_header",
     "correction_refusal",
     "dcmread_checked",
     "export_dataset_dicom",
@@ -79,7 +90,9 @@ __all__ = [
     "new_context",
     "read_dicom_header",
     "read_dicom_volume",
+    "read_encapsulated_pdf",
     "read_series",
     "scan_series",
     "write_dicom_series",
+    "write_encapsulated_pdf",
 ]

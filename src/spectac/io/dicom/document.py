@@ -1,0 +1,127 @@
+"""A PDF as a DICOM Encapsulated PDF instance (SOP Class 1.2.840.10008.5.1.4.1.1.104.1), so a
+study report travels with the study into the PACS.
+
+The instance is a new series (Modality DOC) in the source's study: the Patient and General Study
+modules are copied from the source series, as for a derived image series (:mod:`.write`); the
+Encapsulated Document module holds the PDF bytes unchanged (padded to an even length with one NUL,
+which ``EncapsulatedDocumentLength`` tells a reader to drop). See DICOM PS3.3 A.45.1 (Encapsulated
+PDF IOD) and C.24.2 (Encapsulated Document module).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+
+from spectac.io.atomic import atomic_dir, atomic_path
+from spectac.io.dicom.read import DicomHeader, _context, _guard
+from spectac.io.dicom.tags import DicomContext
+from spectac.io.dicom.write import _base_dataset, _derived_series_number, _now, _uid, _version
+from spectac.volume import SpectacError
+
+ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+PDF_MIME = "application/pdf"
+REPORT_TITLE = "spectac attenuation correction report"
+#: Series numbers of a report: the source's + this (its corrected series has + 1000).
+REPORT_SERIES_OFFSET = 2000
+#: The file name of the instance in a report folder.
+DOCUMENT_FILE = "DOC000001.dcm"
+
+
+def context_of_header(header: DicomHeader) -> DicomContext:
+    """The writer's context (patient, study, source references) of a series read by
+    :func:`spectac.io.dicom.read_dicom_header`: a report can be written without the pixels."""
+    return _context([header.header], header.source, "nm-multiframe", header.modality)
+
+
+def encapsulated_pdf_dataset(pdf: bytes, context: DicomContext, *, title: str = REPORT_TITLE,
+                             series_number: int | None = None, uid_seed: str | None = None) -> Dataset:
+    """The Encapsulated PDF dataset of ``pdf`` in the context's patient and study.
+
+    Raises:
+        SpectacError: ``pdf`` is no PDF, or the context has no Study Instance UID.
+    """
+    if not pdf.startswith(b"%PDF"):
+        raise SpectacError("the report is not a PDF (it does not start with %PDF)")
+    number = series_number if series_number is not None else _derived_series_number(context) - 1000 + REPORT_SERIES_OFFSET
+    series_uid = _uid(uid_seed, "report-series", context.study_uid, number)
+    ds = _base_dataset(context, ENCAPSULATED_PDF_STORAGE, _uid(uid_seed, series_uid, "report"))
+    date, time = _now()
+    # Encapsulated Document Series
+    ds.Modality = "DOC"
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = number
+    ds.SeriesDescription = title[:64]
+    ds.SeriesDate, ds.SeriesTime = date, time
+    # General Equipment, SC Equipment
+    ds.Manufacturer = "spectac"
+    ds.ManufacturerModelName = "spectac"
+    ds.SoftwareVersions = _version()
+    ds.ConversionType = "WSD"
+    # Encapsulated Document
+    ds.InstanceNumber = 1
+    ds.ContentDate, ds.ContentTime = date, time
+    ds.AcquisitionDateTime = date + time
+    ds.BurnedInAnnotation = "YES"  # the page names the patient
+    ds.DocumentTitle = title[:64]
+    ds.ConceptNameCodeSequence = DicomSequence([])
+    ds.VerificationFlag = "UNVERIFIED"
+    if context.source_instances:
+        references = []
+        for sop_class, sop_uid in context.source_instances[:1000]:
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
+            references.append(item)
+        ds.SourceInstanceSequence = DicomSequence(references)
+    ds.MIMETypeOfEncapsulatedDocument = PDF_MIME
+    ds.EncapsulatedDocumentLength = len(pdf)
+    ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
+    return ds
+
+
+def write_encapsulated_pdf(pdf: bytes, context: DicomContext, out: str | Path, *, title: str = REPORT_TITLE,
+                           series_number: int | None = None, uid_seed: str | None = None,
+                           replace: bool = False) -> Path:
+    """Write ``pdf`` as one Encapsulated PDF instance: ``out`` is a ``.dcm`` file or a new folder
+    (which then holds :data:`DOCUMENT_FILE`). It appears whole or not at all.
+
+    Raises:
+        SpectacError: see :func:`encapsulated_pdf_dataset`; ``out`` exists (a file without
+            ``replace``, or a non-empty folder).
+    """
+    out = Path(out)
+    ds = encapsulated_pdf_dataset(pdf, context, title=title, series_number=series_number, uid_seed=uid_seed)
+    if out.suffix.lower() == ".dcm":
+        if out.exists() and (out.is_dir() or not replace):
+            raise SpectacError(f"{out}: already exists; choose another output")
+        with atomic_path(out, suffix=".dcm", replace=replace) as tmp:
+            ds.save_as(tmp, enforce_file_format=True)
+        return out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SpectacError(f"{out}: already exists; choose a new output folder")
+    with atomic_dir(out, replace=False) as tmp:
+        ds.save_as(tmp / DOCUMENT_FILE, enforce_file_format=True)
+    return out
+
+
+def read_encapsulated_pdf(path: str | Path) -> tuple[bytes, Dataset]:
+    """The PDF bytes (padding dropped) and the header of an Encapsulated PDF instance.
+
+    Raises:
+        SpectacError: unreadable, or no Encapsulated PDF.
+    """
+    path = Path(path)
+    with _guard(path):
+        ds = pydicom.dcmread(path)
+        if str(ds.get("SOPClassUID", "")) != ENCAPSULATED_PDF_STORAGE or "EncapsulatedDocument" not in ds:
+            raise SpectacError(f"{path}: not an Encapsulated PDF instance")
+        data = bytes(ds.EncapsulatedDocument)
+        length = ds.get("EncapsulatedDocumentLength")
+        if length is not None and 0 <= int(length) <= len(data):
+            data = data[: int(length)]
+        elif data.endswith(b"\0"):
+            data = data[:-1]
+    return data, ds
