@@ -49,8 +49,8 @@ def predict(
 
 @user_errors
 def correct(
-    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; never inside or around the input."),
+    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz); or an archive folder of many series (a batch)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; for a batch the output folder (an existing one is resumed); never inside or around the input."),
     method: str = typer.Option(DEFAULT_METHOD, help=f"Correction method: {METHOD_NAMES} (default {DEFAULT_METHOD}, the shipped network closest to CT-AC)."),
     weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
@@ -59,15 +59,29 @@ def correct(
     strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2, nothing written) a study unlike the training data instead of correcting it with warnings."),
     device: str = typer.Option("cpu", help=DEVICE_HELP + " Networks only; default cpu."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision on CUDA (refused elsewhere)."),
+    batch: bool = typer.Option(False, "--batch", help="Treat INPUT as an archive folder even when it holds a single series (output: OUTPUT/<name>, resumable)."),
 ) -> None:
     """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
 
     A study unlike the training data (another camera, grid, field of view or count level, a body cut by the field, no LV: docs/models.md) is corrected with one "warning:" line per reason and flagged in the output; --strict refuses it.
 
     Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
+
+    A folder holding more than one DICOM series (any nesting) or any NIfTI file is a batch: each series is corrected into OUTPUT (a DICOM series into the folder named after its Series Instance UID, a NIfTI file into <its path>.nii.gz), refused with the reason above or flagged, never stopping the rest; OUTPUT/summary.csv lists every series, and a rerun skips the outputs already there. Exit 0 when the batch ran, refusals included; 2 when there is nothing to correct or OUTPUT lies inside INPUT.
     """
     from spectac.correction.files import correct_path
 
+    if input.is_dir():
+        from spectac.io.batch import list_batch
+
+        listing = list_batch(input)
+        if batch or listing.is_batch:
+            ensure_writable_parent(output, folder=True)
+            _correct_batch(input, output, method, weights, listing, force=force, arc=arc, strict=strict,
+                           device=device, amp=amp)
+            return
+    elif batch:
+        raise SpectacError(f"{input}: --batch takes a folder")
     ensure_writable_parent(output)
     summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict,
                            device=device, amp=amp)
@@ -76,6 +90,24 @@ def correct(
     if summary["forced"]:
         info(f"note: forced: {input} {summary['forced']}")
     info(f"{method}: wrote {summary['kind']} {summary['output']}")
+
+
+def _correct_batch(input: Path, output: Path, method: str, weights: Path | None, listing: object,
+                   **kwargs: object) -> None:
+    """The batch form of ``correct``: one line per refused or flagged series, then the counts."""
+    from spectac.correction.batch import correct_batch
+
+    result = correct_batch(input, output, method, weights, listing=listing, **kwargs)
+    for row in result["rows"]:
+        if row["status"] in ("refused", "failed"):
+            info(f"{row['status']}: {row['reason']}")
+        elif row["status"] == "flagged":
+            info(f"warning: {row['input']}: {row['reason']}")
+    if result["ignored"]:
+        info(f"ignored: {len(result['ignored'])} entries neither DICOM nor NIfTI, or links (e.g. "
+             f"{result['ignored'][0]['path']}: {result['ignored'][0]['reason']})")
+    counts = ", ".join(f"{n} {status}" for status, n in result["counts"].items() if n)
+    info(f"{method}: {len(result['rows'])} series: {counts}; summary in {result['summary']}")
 
 
 @user_errors

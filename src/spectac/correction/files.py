@@ -123,6 +123,7 @@ def correct_path(
     uid_seed: str | None = None,
     strict: bool = False,
     prepared: tuple[Method, dict[str, Any], Any] | None = None,
+    files: list[Path] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Correct a DICOM file/folder or a NIfTI file and write the result as the same kind.
@@ -150,6 +151,8 @@ def correct_path(
             (:func:`spectac.correction.ood.ood_flags`); otherwise it is corrected and flagged.
         prepared: :func:`prepare_method`'s result for ``method`` when the caller keeps one for
             many studies (``spectac serve`` loads its network once); None: prepared here.
+        files: the DICOM files of the series when the caller has grouped them (one series of a
+            folder holding several: :mod:`spectac.correction.batch`); ``input`` then names it.
         **options: further method options.
 
     Returns:
@@ -172,7 +175,7 @@ def correct_path(
         raise SpectacError(f"{output}: already exists; choose another -o"
                            + ("" if output.is_dir() else " or pass --overwrite"))
     nifti_out = _is_nifti(output)
-    dicom_in = is_dicom_path(input)
+    dicom_in = files is not None or is_dicom_path(input)
     if not dicom_in and not nifti_out:
         raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
     if prepared is None:
@@ -182,7 +185,7 @@ def correct_path(
 
     # What the file says, and its grid, from the header alone.
     if dicom_in:
-        header = read_dicom_header(input)
+        header = read_dicom_header(input, files=files)
         refusal = correction_refusal(header.header)
         grid = header.geometry
         check = (grid.shape, grid.spacing, grid.direction)
@@ -198,7 +201,7 @@ def correct_path(
     note = f"{FORCED_NOTE} {refusal}" if refusal is not None else ""
 
     if dicom_in:
-        nc, context = read_dicom_volume(input)
+        nc, context = read_dicom_volume(input, files=files)
     else:
         nc = read_nifti(input)
     check_plausible_values(nc.array, str(input))
