@@ -107,7 +107,9 @@ def test_bad_batches_are_one_line_exit_2(tmp_path):
     (empty / "docs" / "notes.txt").write_text("x")
     code, message = correct(empty, "-o", tmp_path / "o2", "--method", "chang", "--batch")
     assert code == 2 and "nothing to correct" in message, message
-    assert not (tmp_path / "o2").exists() and not (folder / "out").exists()
+    code, message = correct(folder, "-o", tmp_path / "o3", "--method", "chang", "--overwrite")
+    assert code == 2 and "--overwrite does not apply" in message, message
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists() and not (folder / "out").exists()
 
 
 def test_series_sharing_a_folder_are_told_apart(tmp_path):

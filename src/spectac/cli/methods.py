@@ -61,7 +61,7 @@ def correct(
     amp: bool = typer.Option(False, "--amp", help="Mixed precision on CUDA (refused elsewhere)."),
     batch: bool = typer.Option(False, "--batch", help="Treat INPUT as an archive folder even when it holds a single series (output: OUTPUT/<name>, resumable)."),
 ) -> None:
-    """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
+    """Attenuation-correct one NC study (DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out), or every series of an archive folder.
 
     A study unlike the training data (another camera, grid, field of view or count level, a body cut by the field, no LV: docs/models.md) is corrected with one "warning:" line per reason and flagged in the output; --strict refuses it.
 
@@ -76,6 +76,9 @@ def correct(
 
         listing = list_batch(input)
         if batch or listing.is_batch:
+            if overwrite:
+                raise SpectacError(f"{input}: a folder of several series is a batch, which keeps the outputs already "
+                                   "in its output folder; --overwrite does not apply (delete an output to redo it)")
             ensure_writable_parent(output, folder=True)
             _correct_batch(input, output, method, weights, listing, force=force, arc=arc, strict=strict,
                            device=device, amp=amp)
