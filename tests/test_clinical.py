@@ -469,3 +469,21 @@ def test_patient_bootstrap_resamples_patients_not_studies() -> None:
     order = np.argsort(patients)  # np.unique sorts the labels
     means = values[order][draws].mean(axis=1)
     assert (low, high) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+
+
+def test_summary_names_a_correction_and_puts_nc_last_even_when_its_tpd_agrees_best() -> None:
+    from spectac.evaluation.summary import summary_section, summary_table
+
+    rows, clinical = [], []
+    for i in range(4):
+        case = f"p{i}_stress"
+        for method, mae, tpd in (("nc", 9.0 + i, 5.0), ("dl", 2.0 + i, 6.0 + i % 2), ("chang", 5.0 + i, 9.0)):
+            rows.append({"case_id": case, "method": method, "mae": mae, "ssim": 0.9})
+            clinical.append({"case_id": case, "patient_id": f"p{i}", "method": method, "lv_found": True, "tpd": tpd})
+        clinical.append({"case_id": case, "patient_id": f"p{i}", "method": "ac", "lv_found": True, "tpd": 5.0})
+    metrics = pd.DataFrame(rows)
+    table = summary_table(metrics, {f"p{i}_stress": f"p{i}" for i in range(4)}, pd.DataFrame(clinical))
+    assert list(table["method"]) == ["dl", "chang", "nc"]
+    assert table.set_index("method").loc["dl", "tpd_mean"] == pytest.approx(1.5)  # |6-5|, |7-5| alternating
+    body = summary_section(table, paired_wilcoxon(metrics, columns=("mae",)), "test").body_html
+    assert "Closest to CT-AC: dl" in body and "only 4 patients" in body and not re.search(r"\bnan\b", body)

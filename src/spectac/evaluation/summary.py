@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spectac.evaluation.columns import REFERENCE, na
+from spectac.evaluation.columns import NC, REFERENCE, na
 from spectac.evaluation.detection import BOOTSTRAP, BOOTSTRAP_SEED
 from spectac.evaluation.report import ReportSection, escape, paragraph, table_html
 
@@ -67,7 +67,8 @@ def tpd_differences(clinical: pd.DataFrame, method: str) -> pd.DataFrame:
 def summary_table(metrics: pd.DataFrame, patient_of: dict[str, str],
                   clinical: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per method: studies, patients, and mean with patient-bootstrap 95% CI of |ΔTPD| (when
-    ``clinical`` is given), MAE and SSIM; sorted best first (smallest mean |ΔTPD|, then MAE)."""
+    ``clinical`` is given), MAE and SSIM; the corrections sorted best first (smallest mean |ΔTPD|,
+    then MAE), NC, the baseline, last."""
     rows = []
     for method in dict.fromkeys(metrics["method"]):
         part = metrics[metrics["method"] == method]
@@ -83,8 +84,8 @@ def summary_table(metrics: pd.DataFrame, patient_of: dict[str, str],
         row["tpd_studies"] = 0 if tpd is None else len(tpd)
         rows.append(row)
     table = pd.DataFrame(rows)
-    rank = table["tpd_mean"].fillna(np.inf)
-    return table.assign(_rank=rank).sort_values(["_rank", "mae_mean"], kind="stable").drop(columns="_rank")
+    table = table.assign(_nc=table["method"] == NC, _rank=table["tpd_mean"].fillna(np.inf))
+    return table.sort_values(["_nc", "_rank", "mae_mean"], kind="stable").drop(columns=["_nc", "_rank"])
 
 
 def wide(mean: float, low: float, high: float) -> bool:
@@ -116,16 +117,24 @@ def summary_section(table: pd.DataFrame, tests: pd.DataFrame, split: str | None,
         "SSIM vs CT-AC (95% CI)": [_cell(m, lo, hi, 3, "no study") for m, lo, hi in
                                    zip(table["ssim_mean"], table["ssim_low"], table["ssim_high"])],
     })
-    best = table.iloc[0]
+    best = table.iloc[0]  # a correction when there is one (NC sorts last)
     by_tpd = bool(np.isfinite(best["tpd_mean"]))
     lead = (f"Closest to CT-AC: {best['method']}, by the mean |TPD difference| from CT-AC"
             if by_tpd else f"Closest to CT-AC: {best['method']}, by MAE (no TPD: {tpd_reason})")
+    corrections = table[table["method"] != NC]
+    by_mae = corrections.loc[corrections["mae_mean"].idxmin(), "method"] if len(corrections) else best["method"]
+    if by_tpd and by_mae != best["method"]:
+        lead += f" (by MAE: {by_mae})"
     lead += (f"; over {best['patients']} patients ({best['studies']} studies) of split '{split or 'all'}'. "
              f"Means with patient-bootstrap 95% CIs ({BOOTSTRAP} resamples); |ΔTPD| in TPD points (rest and "
              "stress studies), MAE in counts, SSIM 3D.")
     body = f"<p><strong>{escape(lead)}</strong></p>" + table_html(display)
     if len(table) > 1:
         body += paragraph(_versus(best["method"], table.iloc[1]["method"], tests))
+    if NC in set(table["method"]) and by_tpd:
+        body += paragraph("NC, the uncorrected baseline, is last; its TPD is scored against NC normal limits "
+                          "(the corrections' against CT-AC limits), so its |ΔTPD| compares clinical reads, not "
+                          "images.")
     caveats = _caveats(table)
     if caveats:
         body += paragraph("Caveat: " + " ".join(caveats))
