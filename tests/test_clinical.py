@@ -4,14 +4,17 @@ tiny dataset of synthetic LV shells (normals built from its training split)."""
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from quant_shapes import draw_shell, shell_geometry
-from scipy.stats import mannwhitneyu
+from scipy import ndimage
+from scipy.stats import mannwhitneyu, wilcoxon
 from sklearn.metrics import roc_auc_score
 
 from spectac.evaluation.agreement import bland_altman, weighted_kappa
@@ -27,8 +30,10 @@ from spectac.evaluation.detection import (
 )
 from spectac.evaluation.harness import evaluate_run
 from spectac.evaluation.stats import holm, paired_wilcoxon
+from spectac.evaluation.summary import patient_bootstrap_ci
 from spectac.evaluation.truth import VISIBLE_SEGMENT_LOSS, study_truth
 from spectac.io.dataset import Case, write_manifest, write_study
+from spectac.io.nifti import read_nifti, write_nifti
 from spectac.volume import Volume
 
 
@@ -228,8 +233,10 @@ def _study(truth, seed: int, defect=None) -> dict[str, Volume]:
     return {"nc": nc, "ac": ac}
 
 
-def _dataset(root: Path, plan: list[tuple[str, str, bool]], sexes: str = "MF") -> Path:
-    """A dataset of shell studies: (patient, split, stress-only LAD defect) per patient."""
+def _dataset(root: Path, plan: list[tuple[str, str, bool]], sexes: str = "MF",
+             methods: tuple[str, ...] = ("nc", "copy")) -> Path:
+    """A dataset of shell studies: (patient, split, stress-only LAD defect) per patient; the run
+    predicts them by ``methods``: nc (the NC image), copy (CT-AC itself), smooth (CT-AC smoothed)."""
     data, run = root / "data", root / "run"
     rng = np.random.default_rng(7)
     cases, lad = [], (-30, 90, 0.0, 1.3, 0.3)
@@ -245,11 +252,16 @@ def _dataset(root: Path, plan: list[tuple[str, str, bool]], sexes: str = "MF") -
     write_manifest(data, {"source": "test"}, cases)
     for case in cases:
         if case.split == "test":
-            for method in ("nc", "copy"):
+            for method in methods:
                 folder = run / "predictions" / method
                 folder.mkdir(parents=True, exist_ok=True)
-                source = "nc" if method == "nc" else "ac"
-                shutil.copy(data / "studies" / case.case_id / f"{source}.nii.gz", folder / f"{case.case_id}.nii.gz")
+                source = data / "studies" / case.case_id / f"{'nc' if method == 'nc' else 'ac'}.nii.gz"
+                if method == "smooth":
+                    ac = read_nifti(source)
+                    write_nifti(ac.with_array(ndimage.gaussian_filter(ac.array, 1.0).astype(np.float32)),
+                                folder / f"{case.case_id}.nii.gz")
+                else:
+                    shutil.copy(source, folder / f"{case.case_id}.nii.gz")
     return run
 
 
@@ -258,15 +270,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 6 normal training patients, 3 of each sex: every sex and state has the 3 studies limits need
     plan = [(f"N{i}", "train", False) for i in range(6)] + [("T0", "test", False), ("T1", "test", True),
                                                            ("T2", "test", True)]
-    run = _dataset(tmp_path_factory.mktemp("clinical"), plan)
+    run = _dataset(tmp_path_factory.mktemp("clinical"), plan, methods=("nc", "copy", "smooth"))
     evaluate_run(run.parent / "data", run, "test")
     return run
 
 
 def test_evaluate_writes_clinical_tables(run: Path) -> None:
     clinical = pd.read_csv(run / "clinical.csv")
-    assert sorted(set(clinical["method"])) == ["ac", "copy", "nc"]
-    assert len(clinical) == 6 * 3 and clinical["lv_found"].all()
+    assert sorted(set(clinical["method"])) == ["ac", "copy", "nc", "smooth"]
+    assert len(clinical) == 6 * 4 and clinical["lv_found"].all()
     assert (run / "normals.npz").is_file()  # built from the 6 normal training patients
     agreement = pd.read_csv(run / "clinical_agreement.csv").set_index("method")
     # a method that returns CT-AC itself agrees perfectly with CT-AC
@@ -288,7 +300,7 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     assert stress.loc["T1", "count_deficit"] > stress.loc["T0", "count_deficit"] + 5
     # no lv.json in these shell studies: the nominal truth of cases.csv, said in the table
     assert (clinical["truth_source"] == "nominal").all()
-    assert clinical.loc[clinical["state"] == "stress", "truth_abnormal"].sum() == 2 * 3
+    assert clinical.loc[clinical["state"] == "stress", "truth_abnormal"].sum() == 2 * 4  # 2 patients, 4 methods
     differences = pd.read_csv(run / "detection_differences.csv").set_index(["method", "compared_to", "target"])
     copy = differences.loc[("copy", "ac", "any")]
     assert (copy["auc_difference"], copy["ci_low"], copy["ci_high"]) == (0, 0, 0)  # CT-AC itself: paired, 0
@@ -299,7 +311,7 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     assert summary.loc[("ac", "stress"), "territories"] == 3 * 3
     assert summary.loc[("ac", "stress"), "both_defect"] + summary.loc[("ac", "stress"), "added_defect"] == 2
     nc_vs_ac = pd.read_csv(run / "nc_vs_ac.csv")
-    assert set(nc_vs_ac["method"]) == {"copy", "ac"}
+    assert set(nc_vs_ac["method"]) == {"copy", "smooth", "ac"}
     report = (run / "report.html").read_text()
     assert "Clinical quantification against CT-AC" in report and "Defect detection" in report
     assert "AUC differences against CT-AC and NC" in report and "NC beside AC" in report
@@ -369,3 +381,109 @@ def test_roc_curve_starts_at_the_origin_even_with_infinite_scores() -> None:
     fpr, tpr = roc_curve(np.array([np.inf, 5.0, 1.0, 0.5]), np.array([True, True, False, False]))
     assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
     assert tpr[1] == 0.5 and fpr[1] == 0.0  # the study called abnormal at every threshold
+
+
+# ---- the report: summary first, no NaN, Holm as by hand ------------------------------------------
+
+
+class _Tables(HTMLParser):
+    """The report's section titles and tables (rows of cell texts), in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.titles: list[str] = []
+        self.tables: list[tuple[str, list[list[str]]]] = []
+        self._cell: list[str] | None = None
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "h2":
+            self._in_title = True
+            self.titles.append("")
+        elif tag == "table":
+            self.tables.append((self.titles[-1] if self.titles else "", []))
+        elif tag == "tr":
+            self.tables[-1][1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2":
+            self._in_title = False
+        elif tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.titles[-1] += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _hand_holm(p: list[float]) -> list[float]:
+    """Holm (Scand J Stat 1979) by its definition: the adjusted p of the i-th smallest is the
+    largest of min(1, (m - j + 1) p_(j)) over j <= i."""
+    m, order = len(p), sorted(range(len(p)), key=lambda i: p[i])
+    adjusted = [0.0] * m
+    for rank, i in enumerate(order, start=1):
+        adjusted[i] = max(min(1.0, (m - j + 1) * p[order[j - 1]]) for j in range(1, rank + 1))
+    return adjusted
+
+
+def test_report_leads_with_the_summary_has_no_nan_and_holm_matches_a_hand_holm(run: Path) -> None:
+    report = re.sub(r'src="data:image/png;base64,[^"]*"', "", (run / "report.html").read_text())
+    parser = _Tables()
+    parser.feed(report)
+    titles = parser.titles
+    assert titles[0] == "Summary", titles
+    first = [titles.index(t) for t in ("Clinical quantification against CT-AC (SSS and TPD)",
+                                       "Defect detection against the phantom truth",
+                                       "Image quality against CT-AC (Table 1)", "Paired Wilcoxon signed-rank tests")]
+    assert first == sorted(first), titles
+    assert not re.search(r"\bnan\b", report, re.IGNORECASE)
+    # the summary: CT-AC itself agrees best; 3 test patients, so the caveat
+    assert "Closest to CT-AC: copy" in report and "Caveat: only 3 patients" in report
+    summary = next(rows for title, rows in parser.tables if title == "Summary")
+    assert summary[1][0] == "copy" and summary[1][2] == "0.00 (0.00-0.00)" and summary[1][1] == "3 (6)"
+    # Holm in the report equals a hand Holm of scipy's Wilcoxon p-values recomputed from metrics.csv
+    mae = pd.read_csv(run / "metrics.csv").pivot(index="case_id", columns="method", values="mae")
+    rows = next(rows for title, rows in parser.tables if title == "Paired Wilcoxon signed-rank tests")
+    header, body = rows[0], rows[1:]
+    assert len(body) == 3  # nc, copy, smooth: three pairs, one family
+    p = [wilcoxon(mae[r[header.index("method a")]], mae[r[header.index("method b")]]).pvalue for r in body]
+    for r, raw, expected in zip(body, p, _hand_holm(p)):
+        assert r[header.index("p")] == f"{raw:.3g}" and r[header.index("p (Holm)")] == f"{expected:.3g}", r
+    assert any(r[header.index("p (Holm)")] != r[header.index("p")] for r in body)  # adjusted, not the raw p
+
+
+def test_patient_bootstrap_resamples_patients_not_studies() -> None:
+    rng = np.random.default_rng(3)
+    values, patients = rng.normal(5, 2, 12), np.array([f"p{i}" for i in range(12)])
+    low, high = patient_bootstrap_ci(values, patients)
+    assert low < values.mean() < high
+    # every patient's study twice: the same patients, the same interval (a study bootstrap narrows it)
+    assert patient_bootstrap_ci(np.repeat(values, 2), np.repeat(patients, 2)) == pytest.approx((low, high))
+    # the percentile interval of the means of resampled patients, by brute force with the same draws
+    draws = np.random.default_rng(0).integers(0, 12, size=(2000, 12))
+    order = np.argsort(patients)  # np.unique sorts the labels
+    means = values[order][draws].mean(axis=1)
+    assert (low, high) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+
+
+def test_summary_names_a_correction_and_puts_nc_last_even_when_its_tpd_agrees_best() -> None:
+    from spectac.evaluation.summary import summary_section, summary_table
+
+    rows, clinical = [], []
+    for i in range(4):
+        case = f"p{i}_stress"
+        for method, mae, tpd in (("nc", 9.0 + i, 5.0), ("dl", 2.0 + i, 6.0 + i % 2), ("chang", 5.0 + i, 9.0)):
+            rows.append({"case_id": case, "method": method, "mae": mae, "ssim": 0.9})
+            clinical.append({"case_id": case, "patient_id": f"p{i}", "method": method, "lv_found": True, "tpd": tpd})
+        clinical.append({"case_id": case, "patient_id": f"p{i}", "method": "ac", "lv_found": True, "tpd": 5.0})
+    metrics = pd.DataFrame(rows)
+    table = summary_table(metrics, {f"p{i}_stress": f"p{i}" for i in range(4)}, pd.DataFrame(clinical))
+    assert list(table["method"]) == ["dl", "chang", "nc"]
+    assert table.set_index("method").loc["dl", "tpd_mean"] == pytest.approx(1.5)  # |6-5|, |7-5| alternating
+    body = summary_section(table, paired_wilcoxon(metrics, columns=("mae",)), "test").body_html
+    assert "Closest to CT-AC: dl" in body and "only 4 patients" in body and not re.search(r"\bnan\b", body)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import shutil
 import subprocess
 import sys
 import warnings
@@ -472,11 +471,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     (tmp / "notdicom").write_text("hello")
     cases["not-dicom"] = (tmp / "notdicom", "notdicom", "not a DICOM file")
 
-    write_dicom_series(blob_volume(), context(kind="slices"), tmp / "mixed", "A", **NC, uid_seed="m1")
-    write_dicom_series(blob_volume(seed=3), context(kind="slices"), tmp / "other", "B", **NC, uid_seed="m2")
-    shutil.move(next((tmp / "other").iterdir()), tmp / "mixed" / "zz_other.dcm")
-    cases["mixed-series"] = (tmp / "mixed", "mixed", "mixed series")
-
+    # A folder mixing series is a batch now: tests/test_batch.py.
     write_dicom_series(blob_volume(), context(kind="slices"), tmp / "gap", "G", **NC, uid_seed="g")
     sorted((tmp / "gap").iterdir())[5].unlink()
     cases["missing-slice"] = (tmp / "gap", "gap", "inconsistent spacing")

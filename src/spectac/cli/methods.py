@@ -52,8 +52,8 @@ ROUTES = ("direct", "indirect")
 
 @user_errors
 def correct(
-    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz); with --route indirect the raw projections (NM TOMO DICOM, as spectac reconstruct reads)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; never inside or around the input."),
+    input: Path = typer.Argument(..., help="NC study: an NM DICOM file, a folder of one DICOM series, or NIfTI (.nii/.nii.gz); or an archive folder of many series (a batch); with --route indirect the raw projections (NM TOMO DICOM, as spectac reconstruct reads)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write: a new folder or .dcm (DICOM in), or .nii.gz; for a batch the output folder (an existing one is resumed); never inside or around the input."),
     method: str | None = typer.Option(None, help=f"Correction method of the direct route: {METHOD_NAMES} (default {DEFAULT_METHOD}, the shipped network closest to CT-AC)."),
     weights: Path | None = typer.Option(None, help="Model folder or .pt (default: the shipped weights); with --route indirect a mu model (unet3d-mu)."),
     route: str = typer.Option("direct", help="direct: a network maps the NC image to the AC image; indirect: from the raw projections, NC OSEM, a network predicts the mu-map, OSEM with it and window-based scatter correction (docs/projections.md)."),
@@ -70,23 +70,25 @@ def correct(
     report: bool = typer.Option(False, "--report", help="Also write a one-page study report beside the output: OUT-stem.report.html and OUT-stem.report.pdf (OUT without .nii.gz/.nii/.dcm): NC beside AC in SA/VLA/HLA slices, polar maps, TPD and SSS against the shipped normal limits, OOD flags, model and weights SHA-256; not for diagnostic use (docs/dicom.md)."),
     sex: str | None = typer.Option(None, "--sex", help="With --report: F or M for the normal limits (default: PatientSex of the DICOM, else pooled limits)."),
     state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: stress, and the report says it was assumed)."),
+    batch: bool = typer.Option(False, "--batch", help="Treat INPUT as an archive folder even when it holds a single series (output: OUTPUT/<name>, resumable)."),
 ) -> None:
-    """Attenuation-correct one NC study: DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out.
+    """Attenuation-correct one NC study (DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out), or every series of an archive folder.
 
     A study unlike the training data (another camera, grid, field of view or count level, a body cut by the field, no LV: docs/models.md) is corrected with one "warning:" line per reason and flagged in the output; --strict refuses it.
 
     Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
 
     --route indirect takes the raw projections instead and prints the consistency index D/E of the result (as spectac qc).
+
+    A folder holding more than one DICOM series (any nesting) or any NIfTI file is a batch: each series is corrected into OUTPUT (a DICOM series into the folder named after its Series Instance UID, a NIfTI file into <its path>.nii.gz), refused with the reason above or flagged, never stopping the rest; OUTPUT/summary.csv lists every series, and a rerun skips the outputs already there. Exit 0 when the batch ran, refusals included; 2 when there is nothing to correct or OUTPUT lies inside INPUT.
     """
     if route not in ROUTES:
         raise SpectacError(f"--route must be direct or indirect, got {route!r}")
-    ensure_writable_parent(output)
     if route == "indirect":
         _correct_indirect(input, output, weights, mu_out, scatter, iterations, subsets, device, amp,
                           {"--method": method is not None, "--overwrite": overwrite, "--force": force,
                            "--arc": arc is not None, "--strict": strict, "--report": report,
-                           "--sex": sex is not None, "--state": state is not None})
+                           "--sex": sex is not None, "--state": state is not None, "--batch": batch})
         return
     indirect_only = {"--mu-out": mu_out, "--scatter": scatter, "--iterations": iterations, "--subsets": subsets}
     given = [flag for flag, value in indirect_only.items() if value is not None]
@@ -102,6 +104,21 @@ def correct(
         reporter = StudyReporter(sex, state)
     elif sex is not None or state is not None:
         raise SpectacError("--sex and --state set the normal limits of the report: give --report too")
+    if input.is_dir():
+        from spectac.io.batch import list_batch
+
+        listing = list_batch(input)
+        if batch or listing.is_batch:
+            if overwrite:
+                raise SpectacError(f"{input}: a folder of several series is a batch, which keeps the outputs already "
+                                   "in its output folder; --overwrite does not apply (delete an output to redo it)")
+            ensure_writable_parent(output, folder=True)
+            _correct_batch(input, output, method, weights, listing, force=force, arc=arc, strict=strict,
+                           device=device, amp=amp, report=reporter)
+            return
+    elif batch:
+        raise SpectacError(f"{input}: --batch takes a folder")
+    ensure_writable_parent(output)
     summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict,
                            device=device, amp=amp, report=reporter)
     for flag in summary.get("ood_flags", []):
@@ -120,6 +137,7 @@ def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_
     given = [flag for flag, value in direct_only.items() if value]
     if given:
         raise SpectacError(f"{', '.join(given)}: options of --route direct only")
+    ensure_writable_parent(output)
     from spectac.correction.indirect import correct_projections
     from spectac.reconstruction.osem import ReconConfig
 
@@ -141,6 +159,24 @@ def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_
     info(f"indirect: wrote {summary['kind']} {summary['output']}")
     if summary["mu_out"] is not None:
         info(f"indirect: wrote mu-map {summary['mu_out']}")
+
+
+def _correct_batch(input: Path, output: Path, method: str, weights: Path | None, listing: object,
+                   **kwargs: object) -> None:
+    """The batch form of ``correct``: one line per refused or flagged series, then the counts."""
+    from spectac.correction.batch import correct_batch
+
+    result = correct_batch(input, output, method, weights, listing=listing, **kwargs)
+    for row in result["rows"]:
+        if row["status"] in ("refused", "failed"):
+            info(f"{row['status']}: {row['reason']}")
+        elif row["status"] == "flagged":
+            info(f"warning: {row['input']}: {row['reason']}")
+    if result["ignored"]:
+        info(f"ignored: {len(result['ignored'])} entries neither DICOM nor NIfTI, or links (e.g. "
+             f"{result['ignored'][0]['path']}: {result['ignored'][0]['reason']})")
+    counts = ", ".join(f"{n} {status}" for status, n in result["counts"].items() if n)
+    info(f"{method}: {len(result['rows'])} series: {counts}; summary in {result['summary']}")
 
 
 @user_errors

@@ -131,6 +131,7 @@ def correct_path(
     strict: bool = False,
     prepared: tuple[Method, dict[str, Any], Any] | None = None,
     report: ReportBuilder | None = None,
+    files: list[Path] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Correct a DICOM file/folder or a NIfTI file and write the result as the same kind.
@@ -161,6 +162,8 @@ def correct_path(
         report: also write a study report beside the output (``<stem>.report.html`` and
             ``.report.pdf``, :mod:`spectac.io.report_files`), made by this builder before anything
             is written; the report files are refused up front like the output.
+        files: the DICOM files of the series when the caller has grouped them (one series of a
+            folder holding several: :mod:`spectac.correction.batch`); ``input`` then names it.
         **options: further method options.
 
     Returns:
@@ -185,7 +188,7 @@ def correct_path(
                            + ("" if output.is_dir() else " or pass --overwrite"))
     report_files = check_report_paths(output, input, overwrite=overwrite) if report is not None else None
     nifti_out = _is_nifti(output)
-    dicom_in = is_dicom_path(input)
+    dicom_in = files is not None or is_dicom_path(input)
     if not dicom_in and not nifti_out:
         raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
     if prepared is None:
@@ -195,7 +198,7 @@ def correct_path(
 
     # What the file says, and its grid, from the header alone.
     if dicom_in:
-        header = read_dicom_header(input)
+        header = read_dicom_header(input, files=files)
         refusal = correction_refusal(header.header)
         grid = header.geometry
         check = (grid.shape, grid.spacing, grid.direction)
@@ -211,7 +214,7 @@ def correct_path(
     note = f"{FORCED_NOTE} {refusal}" if refusal is not None else ""
 
     if dicom_in:
-        nc, context = read_dicom_volume(input)
+        nc, context = read_dicom_volume(input, files=files)
     else:
         nc = read_nifti(input)
     check_plausible_values(nc.array, str(input))

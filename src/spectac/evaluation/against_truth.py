@@ -58,4 +58,4 @@ def evaluate_against_truth(context: EvaluationContext) -> list[ReportSection]:
         "in counts, NMAE and NRMSE in percent of the truth's maximum there. CT-AC is not the truth: noise, "
         "resolution and a misregistered mu-map. Per study: metrics_truth.csv."
     )
-    return [ReportSection("Image quality against the phantom truth", text + table_html(table), order=115)]
+    return [ReportSection("Image quality against the phantom truth", text + table_html(table), order=415)]

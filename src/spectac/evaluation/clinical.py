@@ -232,6 +232,7 @@ def evaluate_clinical(context: EvaluationContext) -> list[ReportSection]:
         # no normal limits anywhere: the image metrics stand; the report says why SSS/TPD are absent
         return [ReportSection("Clinical quantification not run", paragraph(str(exc)), order=200)]
     clinical, quants = quantify_run(dataset, run, context.cases, methods, normals)
+    context.tables["clinical"] = clinical
     detection, differences = detection_tables(clinical)
     concordance = nc_ac_table(clinical)
     tables = {

@@ -30,6 +30,7 @@ class EvaluationContext:
     methods: list[str]
     metrics: pd.DataFrame
     outputs: dict[str, Path] = field(default_factory=dict)  # evaluators may record what they wrote
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # and tables the summary reads ("clinical")
 
     @property
     def folder(self) -> RunFolder:

@@ -12,7 +12,8 @@ folder and every study of the split, and writes (each file atomically):
 - ``RUN/wilcoxon.csv``: paired Wilcoxon signed-rank tests between methods (Holm-adjusted p per metric);
 - ``RUN/metrics_truth.csv``: every method and CT-AC against the phantom truth, when the dataset has it
   (:mod:`spectac.evaluation.against_truth`);
-- ``RUN/report.html``: the sections of this module and of every registered evaluator.
+- ``RUN/report.html``: a one-screen summary first (:mod:`spectac.evaluation.summary`), then the
+  sections of every registered evaluator (clinical agreement, detection) and the image metrics.
 
 Every study of the split must be scorable by every method: a missing prediction or reference, or
 a prediction on another grid, stops the evaluation with an error naming the file before anything
@@ -50,6 +51,7 @@ from spectac.evaluation.stats import (
     table1_markdown,
     wilcoxon_display,
 )
+from spectac.evaluation.summary import summary_section, summary_table
 from spectac.io.atomic import write_bytes_atomic, write_text_atomic
 from spectac.io.dataset import Case, Dataset
 from spectac.io.nifti import read_nifti
@@ -164,21 +166,21 @@ def image_quality_sections(metrics: pd.DataFrame, table: pd.DataFrame, tests: pd
                 "SSIM 3D with a Gaussian window (sigma 1.5), NMAE in percent of the reference LV maximum."
             )
             + _markdown_table_html(table),
-            order=100,
+            order=400,
         ),
         ReportSection(
             "Heart region",
             paragraph(f"The same metrics inside a {HEART_RADIUS_MM:.0f} mm sphere around the LV found in CT-AC.")
             + _markdown_table_html(heart_table),
-            order=110,
+            order=410,
         ),
         ReportSection("Distribution per study (Figure 3)", png_html(figure, "boxplots of the metrics per method"),
-                      order=120),
+                      order=420),
         ReportSection(
             "Paired Wilcoxon signed-rank tests",
             paragraph("MAE, two-sided, paired by study; p (Holm): adjusted for the pairs of methods compared on "
                       "this metric. Every metric is in RUN/wilcoxon.csv.") + table_html(wilcoxon_display(mae_tests)),
-            order=130,
+            order=430,
         ),
     ]
 
@@ -235,6 +237,10 @@ def evaluate_run(data: str | Path, run: str | Path, split: str | None = "test") 
     for evaluator in EVALUATORS.values():
         sections.extend(evaluator(context))
     outputs.update(context.outputs)
+    patient_of = {case.case_id: case.patient_id for case in cases}
+    clinical = context.tables.get("clinical")
+    sections.append(summary_section(summary_table(metrics, patient_of, clinical), tests, split,
+                                    "" if clinical is not None else "clinical quantification not run (its section says why)"))
     outputs["report"] = write_report(run, sections, title="spectac evaluation",
                                      meta=f"dataset {dataset.root}, run {run}, split {split or 'all'};")
     return {"methods": methods, "studies": len(cases), "outputs": outputs, "table1": table}

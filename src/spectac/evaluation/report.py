@@ -1,7 +1,8 @@
 """The self-contained HTML report of a run (RUN/report.html): a list of sections.
 
-Any stage may contribute: build :class:`ReportSection` objects (``order`` sorts them: the image
-metrics use 100-199, clinical quantification 200-299, detection 300-399) and hand them to
+Any stage may contribute: build :class:`ReportSection` objects (``order`` sorts them: the summary
+uses 0-99, clinical quantification 200-299, detection 300-399, the image metrics 400-499, so a
+reader meets the answer first and the detail after) and hand them to
 :func:`write_report`, or return them from an evaluator registered with
 :data:`spectac.evaluation.harness.EVALUATORS`. Figures are embedded as base64 PNG, so the
 file can be mailed on its own.

@@ -112,5 +112,5 @@ def evaluate_slices(context: EvaluationContext) -> list[ReportSection]:
         label = f"{case_id} ({case.state}, defect: {case.defect_type or 'unknown'} {case.defect_territory})"
         body.append(paragraph(label))
         body.append(png_html(study_figure(context, case_id), alt=f"slices of {case_id}"))
-    return [ReportSection("Slices: NC, corrections and CT-AC", "\n".join(body), order=190)]
+    return [ReportSection("Slices: NC, corrections and CT-AC", "\n".join(body), order=490)]
 

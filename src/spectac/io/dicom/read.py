@@ -274,11 +274,14 @@ def read_series(
         return volume, _context(datasets, source, kind, modality)
 
 
-def read_dicom_header(path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES) -> DicomHeader:
+def read_dicom_header(path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES,
+                      files: Sequence[Path] | None = None) -> DicomHeader:
     """The headers of a series (no pixel data read): its modality, kind, grid and first header.
 
     The same checks as :func:`read_dicom_volume` up to the pixels, so that a caller can refuse a
     series by what it says (already corrected, a mu-map) or by its grid before reading the pixels.
+    ``files``: the series' files when the caller has grouped them (one series of a folder that
+    holds several, :func:`scan_series`); ``path`` then only names the series in messages.
 
     Raises:
         SpectacError: one line naming the file and the problem.
@@ -287,7 +290,7 @@ def read_dicom_header(path: str | Path, allowed: Sequence[str] = SPECT_MODALITIE
     if not path.exists():
         raise SpectacError(f"{path}: no such file or folder")
     try:
-        files = _series_files(path) if path.is_dir() else [path]
+        files = list(files) if files is not None else _series_files(path) if path.is_dir() else [path]
     except OSError as exc:
         raise SpectacError(f"{path}: unreadable folder ({_one_line(exc)})") from exc
     if not files:
@@ -303,7 +306,7 @@ def read_dicom_header(path: str | Path, allowed: Sequence[str] = SPECT_MODALITIE
 
 
 def read_dicom_volume(
-    path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES
+    path: str | Path, allowed: Sequence[str] = SPECT_MODALITIES, files: Sequence[Path] | None = None
 ) -> tuple[Volume, DicomContext]:
     """Read a reconstructed SPECT volume from an NM multi-frame file or a folder of slices.
 
@@ -311,6 +314,7 @@ def read_dicom_volume(
         path: an NM multi-frame file, or a folder holding one series (one multi-frame file or
             single-frame slices; subfolders are searched, hidden files and DICOMDIR skipped).
         allowed: accepted modalities.
+        files: the series' files when the caller has grouped them (see :func:`read_dicom_header`).
 
     Returns:
         (volume, context): the volume (float32 [x, y, z], LPS geometry, values after rescale) and
@@ -323,7 +327,7 @@ def read_dicom_volume(
     if not path.exists():
         raise SpectacError(f"{path}: no such file or folder")
     try:
-        files = _series_files(path) if path.is_dir() else [path]
+        files = list(files) if files is not None else _series_files(path) if path.is_dir() else [path]
         return read_series(files, path, allowed)
     except SpectacError:
         raise
