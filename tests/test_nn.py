@@ -148,3 +148,47 @@ def test_normalisation_round_trip_uses_nc_alone() -> None:
     assert nc_scale(nc * 3) == pytest.approx(3 * scale, rel=1e-6)
     with pytest.raises(SpectacError, match="no positive counts"):
         normalise(np.zeros((4, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize(
+    "norm, act, transposed, strides, dilation",
+    [("instance", "relu", False, 1, 1), ("instance", "leakyrelu", False, 2, 1), ("batch", "relu", False, 1, 2),
+     (None, "relu", False, 1, 1), ("instance", None, False, 1, 3), (None, None, True, 1, 1), (None, None, False, 1, 1)],
+)
+def test_conv_block_is_monai_convolution(spatial_dims, norm, act, transposed, strides, dilation) -> None:
+    """spectac's plain-torch block against MONAI's Convolution (the block the shipped weights were
+    trained with): the same state-dict keys and shapes, and with the same weights the same output."""
+    from monai.networks.blocks import Convolution
+
+    from spectac.nn.blocks import conv
+
+    padding = dilation
+    ours = conv(spatial_dims, 3, 5, strides=strides, dilation=dilation, padding=padding, norm=norm, act=act,
+                transposed=transposed)
+    theirs = Convolution(spatial_dims, 3, 5, strides=strides, kernel_size=3, dilation=dilation, padding=padding,
+                         output_padding=0 if transposed else None, is_transposed=transposed,
+                         act={"relu": "RELU", "leakyrelu": ("LEAKYRELU", {"negative_slope": 0.2}), None: None}[act],
+                         norm={"instance": ("INSTANCE", {"affine": True}), "batch": "BATCH", None: None}[norm],
+                         conv_only=norm is None and act is None)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    torch.manual_seed(0)
+    for tensor in theirs.state_dict().values():
+        if tensor.is_floating_point():
+            tensor.copy_(torch.randn_like(tensor).abs() + 0.1)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    ours.train(), theirs.train()
+    x = torch.randn(2, 3, *(9,) * spatial_dims)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    ours.eval(), theirs.eval()
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+def test_shipped_weights_load_strictly_into_the_plain_torch_networks() -> None:
+    """Every shipped model's state dict fits its network exactly (load_state_dict is strict)."""
+    from spectac.correction.deep import load_model, shipped_model_dir
+
+    shipped = [name for name in REGISTRY if (shipped_model_dir(name) / "best.pt").is_file()]
+    assert "unet-gan3d-chang" in shipped
+    for name in shipped:
+        assert load_model(shipped_model_dir(name)).name == name

@@ -1,40 +1,43 @@
 """Building blocks shared by every network: one implementation for 2D and 3D (``spatial_dims``).
 
-Each block is a thin layer over :class:`monai.networks.blocks.Convolution` so that normalisation
-and activation are named the same way everywhere ("instance", "batch" or None; "relu" or
-"leakyrelu").
+:func:`conv` is one convolution followed by normalisation and activation ("instance", "batch" or
+None; "relu" or "leakyrelu"), laid out as MONAI's ``monai.networks.blocks.Convolution`` lays it
+out (children ``conv`` and ``adn``, the latter with ``N`` and ``A``; Cardoso et al., MONAI,
+arXiv:2211.02701, 2022): the shipped weights were trained with that block, and its state-dict keys
+are theirs. It is written here in plain torch because importing MONAI costs about 1.3 s, most of
+``spectac correct``'s start-up; tests/test_nn.py checks it against MONAI's block, layer by layer.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
-from monai.networks.blocks import Convolution
 from torch import nn
 
-NORMS = {
-    "instance": ("INSTANCE", {"affine": True}),
-    "batch": "BATCH",
-    None: None,
-    "none": None,
-}
-ACTIVATIONS = {
-    "relu": "RELU",
-    "leakyrelu": ("LEAKYRELU", {"negative_slope": 0.2}),
-    None: None,
-    "none": None,
-}
+NORMS = ("instance", "batch", None, "none")
+ACTIVATIONS = ("relu", "leakyrelu", None, "none")
+LEAKY_SLOPE = 0.2
 
 
-def _norm(norm: str | None) -> str | tuple | None:
+def _norm(norm: str | None, spatial_dims: int, channels: int) -> nn.Module | None:
     if norm not in NORMS:
         raise ValueError(f"unknown normalisation {norm!r}; choose from instance, batch, none")
-    return NORMS[norm]
+    if norm == "instance":
+        return (nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d)(channels, affine=True)
+    if norm == "batch":
+        return (nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d)(channels)
+    return None
 
 
-def _act(act: str | None) -> str | tuple | None:
+def _act(act: str | None) -> nn.Module | None:
     if act not in ACTIVATIONS:
         raise ValueError(f"unknown activation {act!r}; choose from relu, leakyrelu, none")
-    return ACTIVATIONS[act]
+    if act == "relu":
+        return nn.ReLU()
+    if act == "leakyrelu":
+        return nn.LeakyReLU(negative_slope=LEAKY_SLOPE)
+    return None
 
 
 def conv(
@@ -49,28 +52,30 @@ def conv(
     norm: str | None = "instance",
     act: str | None = "relu",
     transposed: bool = False,
-) -> Convolution:
+) -> nn.Sequential:
     """One convolution followed by normalisation and activation (either may be None).
 
     ``padding=None`` keeps the spatial size for odd kernels ("same" padding, dilation included).
     """
     if padding is None:
         padding = dilation * (kernel_size - 1) // 2
-    conv_only = norm in (None, "none") and act in (None, "none")
-    return Convolution(
-        spatial_dims,
-        in_channels,
-        out_channels,
-        strides=strides,
-        kernel_size=kernel_size,
-        dilation=dilation,
-        padding=padding,
-        output_padding=0 if transposed else None,
-        is_transposed=transposed,
-        act=_act(act),
-        norm=_norm(norm),
-        conv_only=conv_only,
-    )
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    if transposed:
+        layer = (nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d)(
+            in_channels, out_channels, kernel_size, stride=strides, padding=padding, output_padding=0,
+            dilation=dilation)
+    else:
+        layer = (nn.Conv2d if spatial_dims == 2 else nn.Conv3d)(
+            in_channels, out_channels, kernel_size, stride=strides, padding=padding, dilation=dilation)
+    block = nn.Sequential(OrderedDict(conv=layer))
+    adn = nn.Sequential()
+    for name, module in (("N", _norm(norm, spatial_dims, out_channels)), ("A", _act(act))):
+        if module is not None:
+            adn.add_module(name, module)
+    if len(adn):
+        block.add_module("adn", adn)
+    return block
 
 
 class DoubleConv(nn.Sequential):

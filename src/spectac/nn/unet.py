@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.networks.layers.factories import Pool
 from torch import nn
 
 from spectac.nn.blocks import DoubleConv, conv, pad_to_multiple
@@ -39,7 +38,7 @@ class UNet(nn.Module):
             DoubleConv(spatial_dims, c_in, c_out, norm)
             for c_in, c_out in zip((in_channels,) + channels[:-1], channels)
         )
-        self.pool = Pool[Pool.MAX, spatial_dims](kernel_size=2)
+        self.pool = (nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d)(kernel_size=2)
         self.ups = nn.ModuleList(
             conv(spatial_dims, deep, shallow, kernel_size=2, strides=2, padding=0, norm=norm, act="relu", transposed=True)
             for deep, shallow in zip(channels[:0:-1], channels[-2::-1])
