@@ -29,27 +29,30 @@ atomic.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spectac.correction.deep import predict_mu, resolve_mu_model
+from spectac.correction.deep import DeepModel, predict_mu, resolve_mu_model
 from spectac.correction.ood import ood_flags, training_reference
 from spectac.errors import SpectacError
 from spectac.io.nifti import write_nifti
 from spectac.io.paths import check_output_outside, ensure_writable_parent
+from spectac.io.projections import Acquisition
+from spectac.reconstruction.consistency import Consistency
 from spectac.reconstruction.files import (
-    acquisition_consistency,
+    WindowRecon,
     check_output,
     is_nifti,
     open_projections,
-    post_filtered,
+    reconstruct_consistent,
     reconstruct_window,
     scatter_choice,
     write_output,
 )
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.projections import MAX_MU_PER_CM
+from spectac.volume import Volume
 
 
 def check_projections_input(path: Path) -> None:
@@ -60,6 +63,51 @@ def check_projections_input(path: Path) -> None:
     if is_nifti(path) or path.is_dir():
         raise SpectacError(f"{path}: --route indirect takes the raw projections (an NM TOMO DICOM file), not a "
                            "reconstructed image; correct an NC image with --route direct")
+
+
+@dataclass(frozen=True)
+class IndirectResult:
+    """What the indirect route makes of one acquisition (nothing written).
+
+    Attributes:
+        nc: the NC reconstruction the mu model saw (no scatter correction).
+        mu: the predicted mu-map (1/cm) on the SPECT grid.
+        ac: the AC reconstruction with that mu-map and the scatter estimate, post-filtered.
+        qc: the consistency index of the unfiltered AC image and the mu-map with the photopeak.
+        ood_flags: why the NC image is unlike the mu model's training data.
+    """
+
+    nc: WindowRecon
+    mu: Volume
+    ac: WindowRecon
+    qc: Consistency
+    ood_flags: list[str]
+
+
+def correct_acquisition(acquisition: Acquisition, w: int, model: DeepModel, config: ReconConfig | None = None,
+                        collimator: str | None = None, scatter: str = "auto", where: str = "") -> IndirectResult:
+    """Steps 1-4 of the module docstring on an acquisition in memory (a projection file read by
+    :func:`spectac.io.projections.read_projections`, or a simulated study's
+    :func:`spectac.reconstruction.study.study_acquisition`): window ``w`` (0-based), a loaded mu
+    model (:func:`spectac.correction.deep.resolve_mu_model`). ``where`` names the input in errors.
+
+    Raises:
+        SpectacError: the predicted mu-map holds values beyond any tissue, or a window the scatter
+            method needs is missing.
+    """
+    config = config or ReconConfig()
+    scatter = scatter_choice(scatter)
+    where = where or acquisition.source or "the acquisition"
+    nc = reconstruct_window(acquisition, w, config, collimator, None, "none")
+    flags = ood_flags(nc.result.volume, None, training_reference(model))
+    mu = predict_mu(nc.result.volume, model)
+    highest = float(mu.array.max())
+    if highest > MAX_MU_PER_CM:
+        raise SpectacError(f"{where}: the mu model {model.name} predicts mu up to {highest:.3g} 1/cm, beyond "
+                           f"any tissue (at most {MAX_MU_PER_CM:g}): this study is unlike its training data, or the "
+                           "model is not trained enough; use the direct route or a CT mu-map (spectac reconstruct --mu)")
+    ac, qc = reconstruct_consistent(acquisition, w, config, collimator, mu, scatter)
+    return IndirectResult(nc, mu, ac, qc, flags)
 
 
 def correct_projections(
@@ -116,23 +164,12 @@ def correct_projections(
     nifti = check_output(output)
     model = resolve_mu_model(weights).placed(device, amp)  # before the projections are read
     acquisition, w = open_projections(projections, window, nifti)
-
-    nc = reconstruct_window(acquisition, w, config, collimator, None, "none")
-    flags = ood_flags(nc.result.volume, None, training_reference(model))
-    mu = predict_mu(nc.result.volume, model)
-    highest = float(mu.array.max())
-    if highest > MAX_MU_PER_CM:
-        raise SpectacError(f"{projections}: the mu model {model.name} predicts mu up to {highest:.3g} 1/cm, beyond "
-                           f"any tissue (at most {MAX_MU_PER_CM:g}): this study is unlike its training data, or the "
-                           "model is not trained enough; use the direct route or a CT mu-map (spectac reconstruct --mu)")
-    unfiltered = reconstruct_window(acquisition, w, replace(config, butterworth_cutoff_per_cm=0.0), collimator, mu,
-                                    scatter)
-    qc, _, _ = acquisition_consistency(acquisition, w, unfiltered.result.volume.array, mu.array, collimator,
-                                       config.psf, unfiltered.scatter)
-    ac = post_filtered(unfiltered, config.butterworth_cutoff_per_cm, config.butterworth_order)
+    result = correct_acquisition(acquisition, w, model, config, collimator, scatter, str(projections))
+    ac = result.ac
     write_output(ac, output, nifti, projections, ac.description(f"mu {model.name}"))
     if mu_out is not None:
-        write_nifti(mu, mu_out, descrip=f"spectac mu-map (1/cm) predicted by {model.name}")
+        write_nifti(result.mu, mu_out, descrip=f"spectac mu-map (1/cm) predicted by {model.name}")
+    qc, flags = result.qc, result.ood_flags
     return {"output": output, "kind": "nifti" if nifti else "dicom", "mu_out": mu_out, "model": model.name,
             "scatter": ac.scatter, "collimator": ac.result.collimator, "qc": qc, "shape": ac.result.volume.shape,
             "kind_text": ac.kind, "ood_flags": flags}

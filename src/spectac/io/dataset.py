@@ -286,3 +286,11 @@ def check_same_dataset(root: str | Path, meta: dict[str, Any],
     if any(json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(meta.get(k), sort_keys=True, default=str) for k in keys):
         raise SpectacError(f"{root}: holds a different dataset ({old.get('source', 'unknown source')}, other seed, "
                            "size, phantom or settings); choose another --out")
+
+
+def recorded_mu_shift(dataset: Dataset, case_id: str) -> tuple[float, float, float]:
+    """The CT-SPECT misregistration (mm) the simulator applied to a study's stored mu-map, or zeros
+    (imported studies, older datasets)."""
+    lv = dataset.lv(case_id) or {}
+    shift = (lv.get("phantom") or {}).get("mu_shift_mm") or (0.0, 0.0, 0.0)
+    return tuple(float(v) for v in shift)

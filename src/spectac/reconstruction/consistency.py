@@ -24,7 +24,10 @@ Definitions (all bins of the window; views in acquisition order):
 - **index** ``= D / E``: about 1 for Poisson-consistent data at any count level, larger when the
   image and mu-map do not explain the projections. OSEM fits some noise (below 1) and the
   post-filter removes some signal (above 1), so a study is flagged by ``index > threshold`` with a
-  threshold calibrated on studies known to be right (none is built in).
+  threshold calibrated on studies known to be right (none is built in):
+  :func:`calibrated_threshold` is the chosen quantile of their indices (the 95th flags about 5% of
+  right studies, by construction), :func:`flag_rate` the share of other studies above it
+  (benchmarks/indirect_qc.py, docs/projections.md).
 """
 
 from __future__ import annotations
@@ -145,3 +148,25 @@ def consistency(measured: np.ndarray, image: np.ndarray, projector: SpectProject
         scale=scale,
         bins=int(y.size),
     )
+
+
+def calibrated_threshold(indices: np.ndarray | list[float], quantile: float = 0.95) -> float:
+    """The ``quantile`` of the indices of studies known to be right (in-distribution, correct
+    mu-map): a threshold that flags about ``1 - quantile`` of such studies. Linear interpolation
+    between order statistics (numpy's default); at least 2 finite indices.
+
+    Raises:
+        ValueError: ``quantile`` outside (0, 1), fewer than 2 indices, or a non-finite index.
+    """
+    values = np.asarray(indices, dtype=np.float64).ravel()
+    if not 0 < quantile < 1:
+        raise ValueError(f"the quantile must lie in (0, 1), got {quantile}")
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"need at least 2 finite indices to calibrate a threshold, got {values.size}")
+    return float(np.quantile(values, quantile))
+
+
+def flag_rate(indices: np.ndarray | list[float], threshold: float) -> float:
+    """The share of indices above ``threshold`` (:meth:`Consistency.flagged`'s rule); nan when empty."""
+    values = np.asarray(indices, dtype=np.float64).ravel()
+    return float(np.mean(values > threshold)) if values.size else float("nan")

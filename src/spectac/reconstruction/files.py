@@ -131,3 +131,15 @@ def acquisition_consistency(acquisition: Acquisition, w: int, image: np.ndarray,
     result = consistency(acquisition.counts[w], image, projector, acquisition_scatter(acquisition, w, scatter))
     return result, key, scatter
 
+
+def reconstruct_consistent(acquisition: Acquisition, w: int, config: ReconConfig, collimator: str | None,
+                           mu: Volume, scatter: str = "auto") -> tuple[WindowRecon, Consistency]:
+    """AC OSEM of window ``w`` with ``mu`` (on the acquisition's grid) and the ``scatter``
+    correction, and the consistency index of that image before its post-filter (the filter removes
+    signal that is in the data and raises the index) with the same mu-map and scatter estimate.
+    Returns (the post-filtered reconstruction, as :func:`reconstruct_window` makes it; the index)."""
+    unfiltered = reconstruct_window(acquisition, w, replace(config, butterworth_cutoff_per_cm=0.0), collimator, mu,
+                                    scatter)
+    qc, _, _ = acquisition_consistency(acquisition, w, unfiltered.result.volume.array, mu.array, collimator,
+                                       config.psf, unfiltered.scatter)
+    return post_filtered(unfiltered, config.butterworth_cutoff_per_cm, config.butterworth_order), qc

@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.prior import prior_channels
-from spectac.io.dataset import Dataset
+from spectac.io.dataset import Dataset, recorded_mu_shift
 from spectac.nn.normalisation import normalise
 from spectac.progress import track
 from spectac.resample import shift_mu
@@ -317,9 +317,3 @@ def batches(
         yield torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(acs)[:, None])
 
 
-def recorded_mu_shift(dataset: Dataset, case_id: str) -> tuple[float, float, float]:
-    """The CT-SPECT misregistration (mm) the simulator applied to a study's stored mu-map, or zeros
-    (imported studies, older datasets)."""
-    lv = dataset.lv(case_id) or {}
-    shift = (lv.get("phantom") or {}).get("mu_shift_mm") or (0.0, 0.0, 0.0)
-    return tuple(float(v) for v in shift)
