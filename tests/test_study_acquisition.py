@@ -67,6 +67,30 @@ def test_the_rebuilt_acquisition_reconstructs_the_stored_nc_and_ct_ac(dataset: D
     assert _relative_max(far, stored_nc.array) > 2 * _relative_max(nc.result.volume.array, stored_nc.array)
 
 
+def test_the_study_orbit_and_collimator_come_from_the_dataset(tmp_path: Path) -> None:
+    """A 360-degree orbit with the Siemens LEUHR collimator: the rebuilt acquisition has the
+    study's views and collimator (its NC is the stored one; a 180-degree GE-LEHR one is not)."""
+    from spectac.acquisition.collimators import find_collimator
+
+    leuhr = find_collimator("SIEMENS-LEUHR")
+    config = replace(TINY, protocol=Protocol.for_arc(360.0, n_views=12, pixel_mm=13.6, collimator=leuhr.collimator()),
+                     misregistration_mm=0.0)
+    simulate_cohort(tmp_path / "d", patients=1, seed=2, config=config, workers=1)
+    data = Dataset.open(tmp_path / "d")
+    case = data.case("P000_rest")
+    assert (case.orbit_deg, case.collimator) == (360.0, "SIEMENS-LEUHR")
+    acquisition = study_acquisition(data, "P000_rest")
+    np.testing.assert_allclose(acquisition.azimuths_deg, config.protocol.azimuths_deg())
+    w = acquisition.window_index()
+    stored = data.load("P000_rest", "nc").array
+    nc = reconstruct_window(acquisition, w, TINY.recon, None, None, "none")
+    assert nc.result.collimator == "SIEMENS-LEUHR"
+    error = _relative_max(nc.result.volume.array, stored)  # no misregistration: the radii are exact
+    assert error < 1e-4
+    ge = reconstruct_window(acquisition, w, TINY.recon, "GE-LEHR", None, "none").result.volume.array
+    assert _relative_max(ge, stored) > 100 * error
+
+
 def test_true_mu_is_the_mu_target_of_training(dataset: Dataset) -> None:
     """true_mu undoes the recorded misregistration exactly as the mu model's training target."""
     for case in dataset.cases:
