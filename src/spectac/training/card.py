@@ -275,11 +275,11 @@ def model_card(model_dir: str | Path) -> str:
                    "held-out local pairs before clinical use.")
     if mu:
         out.append("")
-        out.append("The target is each study's stored mu-map, the CT's as the clinic has it: in a simulated cohort "
-                   "displaced by the drawn CT-to-SPECT misregistration (`spectac simulate --misregistration-mm`), "
-                   "which the network cannot predict from NC, so it learns the map on average aligned with the "
-                   "emission data. The NC image alone carries little about lungs and bone; check a study's "
-                   "consistency index (printed by `correct --route indirect`).")
+        out.append("The target is each study's stored mu-map moved back by the CT-to-SPECT misregistration the "
+                   "simulator recorded (lv.json `phantom.mu_shift_mm`): the body that attenuated the projections. "
+                   "Imported clinical pairs have no such record, and their CT's own misregistration is learnt on "
+                   "average. The NC image alone carries little about lungs and bone; check a study's consistency "
+                   "index (printed by `correct --route indirect`).")
     out += ["", "## Reference", "", f"{PAPER}.", ""]
     return "\n".join(out)
 
