@@ -8,7 +8,7 @@
 # DATASET is this version's default cohort: `spectac simulate --out data/cohort0 --patients 100
 # --seed 0 --workers 2`. The round-2 weights are taken as shipped from the commit that last changed
 # them, ROUND2_COMMIT, so this script reproduces round 3 from the repository alone. One stage:
-#   unet-gan3d-chang  4 epochs at 2e-4 (seed 3), cosine schedule, patience 0, 1 torch thread,
+#   unet-gan3d-chang  3 epochs at 2e-4 (seed 3), cosine schedule, patience 0, 1 torch thread,
 #   checkpoint chosen on the validation split's L1, the clinic augmentation.
 # unet-gan3d stays at round 2 (scripts/train_round2.sh), resnet, unet3d, unet2d and pix2pix2d at
 # round 1; their cards say so. Resumes after an interruption. Test-split metrics: `bash
@@ -30,7 +30,7 @@ if [[ ! -f $round2/best.pt ]]; then
   done
 fi
 echo "== spectac train --model $model (round 3)"
-spectac train --model "$model" --data "$DATA" --out "$RUNS/$model" --epochs 4 --lr 2e-4 --seed 3 \
+spectac train --model "$model" --data "$DATA" --out "$RUNS/$model" --epochs 3 --lr 2e-4 --seed 3 \
   --patience 0 --lr-schedule cosine --init "$round2" --channels 8,16,32,64
 if [[ $INSTALL == 1 ]]; then
   python "$ROOT/scripts/install_model.py" "$model" "$RUNS/$model"
