@@ -138,11 +138,13 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
     record = read_record(folder)
     assert record and record["model"] == model
     # round 1 (scripts/train_shipped.sh, reconstructed from the project history), then for the two
-    # GANs round 2 (scripts/train_round2.sh, recorded as it ran) from the round-1 weights
+    # GANs round 2 (scripts/train_round2.sh, recorded as it ran) from the round-1 weights, and for
+    # unet-gan3d-chang round 3 (scripts/train_round3.sh) from the round-2 weights
     round1 = [s for s in record["stages"] if s.get("reconstructed")]
-    round2 = record["stages"][len(round1):]
-    assert round1 and all(not s.get("reconstructed") for s in round2)
-    assert len(round2) == (1 if model.startswith("unet-gan3d") else 0)
+    later = record["stages"][len(round1):]
+    assert round1 and all(not s.get("reconstructed") for s in later)
+    assert len(later) == {"unet-gan3d-chang": 2, "unet-gan3d": 1}.get(model, 0)
+    round2, round3 = later[:1], later[1:]
     last = record["stages"][-1]
     assert last["config"]["training"]["epochs"] == config["training"]["epochs"]
     assert last["config"]["training"]["lr"] == config["training"]["lr"]
@@ -166,6 +168,12 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
         assert stage["seed"] == 2 and stage["config"]["training"]["lr"] == 3e-4 and "--init" in stage["argv"]
         assert len(stage["init"]["sha256"]) == 64  # the round-1 weights it started from, by hash
         assert stage["hardware"]["threads"] == 2 and "THREADS:-2" in recipe
+    for stage in round3:  # the recipe of scripts/train_round3.sh, as it ran
+        recipe = (scripts / "train_round3.sh").read_text()
+        assert f"--epochs {stage['epochs']['end']} --lr 2e-4 --seed 3" in recipe
+        assert stage["seed"] == 3 and stage["config"]["training"]["lr"] == 2e-4 and "--init" in stage["argv"]
+        assert stage["init"]["name"] == model and len(stage["init"]["sha256"]) == 64  # the round-2 weights
+        assert stage["hardware"]["threads"] == 1 and "THREADS:-1" in recipe
 
 
 def test_a_run_started_from_a_reconstructed_record_keeps_its_note(tmp_path: Path) -> None:
