@@ -6,6 +6,12 @@ case passes when the command ends in exactly one error line on stderr with exit 
 nothing where it was told to write, left its input unchanged, printed no traceback and did not
 hang. A few cases are allowed to succeed instead (marked "ok to succeed"): then exit 0 is a pass.
 
+The fixtures include a raw projection NM TOMO file (and broken copies of it), a CT series of another
+frame of reference, a one-epoch mu model with its exchange archive (and damaged copies), an archive
+folder for the batch form of ``correct`` and serve configurations each wrong in one way.
+``SPECTAC_MODELS_DIR`` points into the temporary folder, so import-model never touches the user's
+models; a serve configuration that started a node would hang, and the timeout judges it.
+
 Usage:
     python benchmarks/bad_inputs.py [--out docs/reliability.md] [--timeout 120] [--only correct]
 
@@ -36,6 +42,7 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+import spectac
 from spectac import physics
 from spectac.acquisition.acquire import acquire_windows
 from spectac.acquisition.protocol import Protocol
@@ -516,7 +523,8 @@ def _newer_commands(tmp: Path, data: Path, nc_file: Path, a_file: Path, add: Cal
     bad_weights = tmp / "model-bad-weights"
     shutil.copytree(mu_model, bad_weights)
     (bad_weights / "best.pt").write_bytes(b"not a checkpoint")
-    direct_model = shipped_model_dir("unet3d")
+    direct_model = tmp / "unet3d-ac"  # a copy: the table names no folder of this machine
+    shutil.copytree(shipped_model_dir("unet3d"), direct_model)
 
     # an archive folder for the batch form of correct, one with nothing correctable, a taken report
     batch = tmp / "batch"
@@ -743,7 +751,7 @@ def table(outcomes: list[Outcome], tmp: Path) -> str:
     rows = ["| command | bad input | exit | seconds | verdict | message (first line) |", "|---|---|---|---|---|---|"]
     for r in outcomes:
         first = next((line for line in r.stderr.splitlines() if line.strip()), "")
-        message = first.replace(str(tmp), "TMP")
+        message = first.replace(str(tmp), "TMP").replace(str(Path(spectac.__file__).parent), "SPECTAC")
         exit_code = "killed" if r.code is None else str(r.code)
         rows.append(f"| {r.case.command} | {_cell(r.case.what, 60)} | {exit_code} | {r.seconds:.1f} | {r.verdict} | "
                     f"{_cell(message)} |")
