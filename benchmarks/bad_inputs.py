@@ -6,6 +6,12 @@ case passes when the command ends in exactly one error line on stderr with exit 
 nothing where it was told to write, left its input unchanged, printed no traceback and did not
 hang. A few cases are allowed to succeed instead (marked "ok to succeed"): then exit 0 is a pass.
 
+The fixtures include a raw projection NM TOMO file (and broken copies of it), a CT series of another
+frame of reference, a one-epoch mu model with its exchange archive (and damaged copies), an archive
+folder for the batch form of ``correct`` and serve configurations each wrong in one way.
+``SPECTAC_MODELS_DIR`` points into the temporary folder, so import-model never touches the user's
+models; a serve configuration that started a node would hang, and the timeout judges it.
+
 Usage:
     python benchmarks/bad_inputs.py [--out docs/reliability.md] [--timeout 120] [--only correct]
 
@@ -20,23 +26,37 @@ import gzip
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+import spectac
+from spectac import physics
+from spectac.acquisition.acquire import acquire_windows
+from spectac.acquisition.protocol import Protocol
+from spectac.correction.deep import shipped_model_dir
 from spectac.io.dataset import Case, write_manifest, write_study
+from spectac.io.nifti import write_nifti
+from spectac.io.projections import EnergyWindow, acquisition_from_projections, write_projections_dicom
 from spectac.io.run import RunFolder
 from spectac.volume import Volume
 
 N = 24
 SPACING = 6.8
+N_PROJ = 16  # the projection matrix (and reconstruction grid) of the raw projection files
+FRAME, STUDY = generate_uid(), generate_uid()
 
 
 @dataclass
@@ -105,6 +125,103 @@ def _tree_hash(path: Path) -> str:
         if p.is_file() and not p.is_symlink():
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def _projections(path: Path) -> tuple[Path, np.ndarray]:
+    """A raw projection NM TOMO DICOM file (12 views of a cylinder with a hot spot, photopeak and the
+    TEW/DEW windows, in a study and frame of reference of its own) and the true mu-map."""
+    protocol = Protocol(n_views=12, matrix=N_PROJ, pixel_mm=SPACING)
+    c = (N_PROJ - 1) / 2
+    xx, yy = np.meshgrid(np.arange(N_PROJ) - c, np.arange(N_PROJ) - c, indexing="ij")
+    body = np.repeat(((xx**2 + yy**2) <= 5.5**2)[:, :, None], N_PROJ, axis=2).astype(np.float32)
+    truth, mu = 2000.0 * body, 0.153 * body
+    truth[10, 5, 8] += 4.0e5
+    windows, projector = acquire_windows(truth, mu, protocol, SPACING, np.random.default_rng(3))
+    table = {w.name: w for w in protocol.windows}
+    order = ["photopeak", "tew_lower", "tew_upper", "dew_lower"]
+    acq = acquisition_from_projections([windows[n].numpy() for n in order], protocol, projector.radii_mm,
+                                       [EnergyWindow(n, table[n].lower_kev, table[n].upper_kev) for n in order],
+                                       "LEHR")
+    acq.study_uid = STUDY
+    return write_projections_dicom(acq, path, frame_of_reference_uid=FRAME), mu
+
+
+def _edited_dicom(source: Path, out: Path, change: Callable[[pydicom.Dataset], None]) -> Path:
+    ds = pydicom.dcmread(str(source))
+    change(ds)
+    ds.save_as(str(out))
+    return out
+
+
+def _ct_series(folder: Path, mu: np.ndarray, frame: str) -> Path:
+    """``mu`` (on the projections' centred grid) as an axial CT series in HU, 2x finer, one SPECT
+    voxel wider on each side, in frame of reference ``frame``."""
+    pixel = SPACING / 2
+    hu = np.round(physics.mu_to_hu(np.pad(np.repeat(np.repeat(np.repeat(mu, 2, 0), 2, 1), 2, 2), 2)))
+    origin = np.full(3, -(N_PROJ - 1) / 2 * SPACING - SPACING / 4 - 2 * pixel)
+    folder.mkdir(parents=True)
+    series = generate_uid()
+    for k in range(hu.shape[2]):
+        ds = pydicom.Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.Modality, ds.ImageType, ds.KVP = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"], 120
+        ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.FrameOfReferenceUID = series, STUDY, frame
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [f"{v:.3f}" for v in origin + [0, 0, k * pixel]]
+        ds.PixelSpacing, ds.SliceThickness = [pixel, pixel], pixel
+        stored = np.round(hu[:, :, k].T + 1024.0).astype(np.uint16)
+        ds.Rows, ds.Columns = stored.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelData = stored.tobytes()
+        ds.save_as(folder / f"ct{k:03d}.dcm", enforce_file_format=True)
+    return folder
+
+
+def _rezip(archive: Path, out: Path, change: dict[str, bytes]) -> Path:
+    """A copy of a model archive with members replaced (their sha256 in the manifest left as is)."""
+    with zipfile.ZipFile(archive) as z, zipfile.ZipFile(out, "w") as w:
+        for name in z.namelist():
+            w.writestr(name, change.get(name, z.read(name)))
+    return out
+
+
+def _serve_configs(folder: Path, work: Path, busy_port: int) -> dict[str, tuple[Path, Path]]:
+    """serve configurations, each wrong in one way, and the work folder each names (which must not
+    appear): WORK0, WORK1, ... beside each other."""
+    folder.mkdir()
+    base = 'ae_title = "SPECTAC"\nwork = "WORK"\nmethod = "chang"\n'
+    texts = {
+        "malformed TOML": 'ae_title = "SPECTAC\nport = 11112\n',
+        "port 0": base + "port = 0\n",
+        "port 70000": base + "port = 70000\n",
+        "port as text": base + 'port = "11112"\n',
+        "AE title of 17 characters": base.replace('"SPECTAC"', '"SPECTAC_NODE_1234"') + "port = 11112\n",
+        "empty AE title": base.replace('"SPECTAC"', '""') + "port = 11112\n",
+        "a destination with a bad AE title": base + 'port = 11112\n[[destinations]]\nae_title = "A\\\\B"\n'
+                                                    'host = "127.0.0.1"\nport = 4242\n',
+        "unknown setting (typo)": base + "port = 11112\ncomplete_afetr = 3\n",
+        "no work folder": 'ae_title = "SPECTAC"\nport = 11112\n',
+        "unknown method": base.replace('"chang"', '"magic"') + "port = 11112\n",
+        "weights missing": base.replace('method = "chang"', 'method = "unet3d"') + "port = 11112\n"
+                           f'weights = "{folder / "none.pt"}"\n',
+        "device bogus": base + 'port = 11112\ndevice = "tpu"\n',
+        "TLS cert without key": base + f'port = 11112\n[tls]\ncert = "{folder / "cert.pem"}"\n',
+        "TLS cert missing": base + f'port = 11112\n[tls]\ncert = "{folder / "c.pem"}"\nkey = "{folder / "k.pem"}"\n',
+        "port already in use": base + f"port = {busy_port}\n",
+        "work is a file": base.replace('"WORK"', f'"{folder / "serve0.toml"}"') + "port = 11112\n",
+        "not UTF-8": base + "port = 11112\n# \xff\xfe\n",
+    }
+    paths = {}
+    for k, (what, text) in enumerate(texts.items()):
+        paths[what] = (folder / f"serve{k}.toml", work.with_name(f"{work.name}{k}"))
+        data = text.replace("WORK", str(paths[what][1])).encode("utf-8")
+        paths[what][0].write_bytes(data.replace("\xff\xfe".encode(), b"\xff\xfe") if what == "not UTF-8" else data)
+    return paths
 
 
 def build_cases(tmp: Path) -> tuple[list[BadInput], list[Path]]:
@@ -322,7 +439,276 @@ def build_cases(tmp: Path) -> tuple[list[BadInput], list[Path]]:
     add("demo", "--patients 0", ["--patients", "0", "--out", str(o("d1"))], o("d1"))
     add("demo", "--out under a file", ["--out", str(a_file / "demo")])
     (out / "empty").mkdir()
-    return cases, [data, dicom, nii, escape, absolute, damaged, fifo_dir]
+    new_inputs = _newer_commands(tmp, data, nc_file, a_file, add, o)
+    return cases, [data, dicom, nii, escape, absolute, damaged, fifo_dir, *new_inputs]
+
+
+#: Held open while the cases run: the port a serve case finds taken.
+_BUSY: list[socket.socket] = []
+
+
+def _newer_commands(tmp: Path, data: Path, nc_file: Path, a_file: Path, add: Callable[..., None],
+                    o: Callable[[str], Path]) -> list[Path]:
+    """The fixtures and cases of reconstruct, qc, correct --route indirect, correct --report, batch
+    correct, export-model, import-model and serve; returns the inputs whose bytes must not change."""
+    # raw projections and their variants
+    proj = tmp / "proj"
+    proj.mkdir()
+    tomo, mu = _projections(proj / "tomo.dcm")
+    one_window = proj / "one-window.dcm"
+    with pydicom.dcmread(str(tomo)) as ds:  # the photopeak frames only
+        views = int(ds.NumberOfFrames) // len(ds.EnergyWindowInformationSequence)
+        ds.PixelData = ds.pixel_array[:views].tobytes()
+        ds.NumberOfFrames = views
+        ds.EnergyWindowInformationSequence = ds.EnergyWindowInformationSequence[:1]
+        ds.NumberOfEnergyWindows = 1
+        ds.EnergyWindowVector = list(ds.EnergyWindowVector)[:views]
+        for name in ("DetectorVector", "RotationVector", "AngularViewVector"):
+            setattr(ds, name, list(getattr(ds, name))[:views])
+        ds.save_as(str(one_window))
+    mu_nifti = write_nifti(Volume.centred(mu.astype(np.float32), SPACING), proj / "mu.nii.gz")
+    shutil.copy(mu_nifti, proj / "mu-copy.nii.gz")
+
+    def variant(name: str, change: Callable[[pydicom.Dataset], None]) -> Path:
+        return _edited_dicom(tomo, proj / name, change)
+
+    static = variant("static.dcm", lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "STATIC", "EMISSION"]))
+    whole_body = variant("whole-body.dcm", lambda ds: setattr(ds, "ImageType",
+                                                              ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]))
+    recon_tomo = variant("recon-tomo.dcm", lambda ds: setattr(ds, "ImageType",
+                                                              ["DERIVED", "PRIMARY", "RECON TOMO", "EMISSION"]))
+    no_angles = variant("no-angles.dcm", lambda ds: delattr(ds, "RotationInformationSequence"))
+    short_vector = variant("short-vector.dcm", lambda ds: setattr(ds, "AngularViewVector",
+                                                                  list(ds.AngularViewVector)[:-1]))
+    frames = variant("frames.dcm", lambda ds: setattr(ds, "NumberOfFrames", int(ds.NumberOfFrames) - 1))
+    unknown_coll = variant("vxgp.dcm", lambda ds: setattr(ds.DetectorInformationSequence[0], "CollimatorGridName",
+                                                          "VXGP"))
+    fan_beam = variant("fan-beam.dcm", lambda ds: setattr(ds.DetectorInformationSequence[0], "CollimatorType", "FANB"))
+    truncated = proj / "truncated.dcm"
+    truncated.write_bytes(tomo.read_bytes()[: tomo.stat().st_size // 2])
+    other_ct = _ct_series(tmp / "ct-other-frame", mu, generate_uid())
+    far = write_nifti(Volume(np.zeros((10, 10, 10), np.float32), (SPACING,) * 3, origin=(0.0, 0.0, 500.0)),
+                      proj / "mu-far.nii.gz")
+    nan_image = write_nifti(Volume.centred(np.full((N_PROJ,) * 3, np.nan, np.float32), SPACING),
+                            proj / "image-nan.nii.gz")
+    image = proj / "image.nii.gz"
+    _spectac("reconstruct", str(tomo), "-o", str(image), "--mu", str(mu_nifti), "--iterations", "1", "--subsets", "4",
+             "--cutoff", "0")
+    small_image = proj / "image-8cube.nii.gz"
+    write_nifti(Volume.centred(np.ones((8, 8, 8), np.float32), SPACING), small_image)
+    existing_dcm = proj / "earlier.dcm"
+    existing_dcm.write_bytes(b"an earlier output")
+    taken_csv = proj / "taken.csv"
+    taken_csv.write_text("earlier\n")
+
+    # models: a tiny mu model (one epoch on the benchmark's dataset), its archive and broken copies
+    models = tmp / "models"
+    os.environ["SPECTAC_MODELS_DIR"] = str(models)
+    mu_model = tmp / "mu-model"
+    _spectac("train", "--model", "unet3d-mu", "--data", str(data), "--out", str(mu_model), "--epochs", "1",
+             "--channels", "4,8")
+    archive = tmp / "archives" / "mu.zip"
+    archive.parent.mkdir()
+    _spectac("export-model", str(mu_model), str(archive), "--name", "site-mu")
+    _spectac("import-model", str(archive))  # installed: a second import of the name is refused
+    with zipfile.ZipFile(archive) as z:
+        config_bytes, manifest_bytes = z.read("config.json"), z.read("manifest.json")
+    wrong_hash = _rezip(archive, archive.with_name("wrong-hash.zip"), {"config.json": config_bytes + b" "})
+    newer = _rezip(archive, archive.with_name("newer.zip"), {"manifest.json": manifest_bytes.replace(
+        b'"format_version": 1', b'"format_version": 99')})
+    not_zip = archive.with_name("not-a-zip.zip")
+    not_zip.write_bytes(b"PK\x03\x04 not really a zip")
+    cut_zip = archive.with_name("truncated.zip")
+    cut_zip.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    bad_weights = tmp / "model-bad-weights"
+    shutil.copytree(mu_model, bad_weights)
+    (bad_weights / "best.pt").write_bytes(b"not a checkpoint")
+    direct_model = tmp / "unet3d-ac"  # a copy: the table names no folder of this machine
+    shutil.copytree(shipped_model_dir("unet3d"), direct_model)
+
+    # an archive folder for the batch form of correct, one with nothing correctable, a taken report
+    batch = tmp / "batch"
+    for name in ("a/rest.nii.gz", "b/stress.nii.gz"):
+        (batch / name).parent.mkdir(parents=True)
+        shutil.copy(nc_file, batch / name)
+    nothing = tmp / "nothing-correctable"
+    (nothing / "docs").mkdir(parents=True)
+    (nothing / "docs" / "notes.txt").write_text("x")
+    taken = tmp / "report-taken"
+    taken.mkdir()
+    (taken / "ac.report.pdf").write_bytes(b"someone else's report")
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    _BUSY.append(busy)
+    work = o("serve-work")
+    serve_configs = _serve_configs(tmp / "serve", work, busy.getsockname()[1])
+
+    # reconstruct
+    r = ["--iterations", "1", "--subsets", "4"]
+    add("reconstruct", "missing file", [str(proj / "nope.dcm"), "-o", str(o("r1.nii.gz")), *r], o("r1.nii.gz"))
+    add("reconstruct", "a NIfTI image instead of projections", [str(nc_file), "-o", str(o("r2.nii.gz")), *r],
+        o("r2.nii.gz"))
+    add("reconstruct", "a text file", [str(a_file), "-o", str(o("r3.nii.gz")), *r], o("r3.nii.gz"))
+    add("reconstruct", "a folder", [str(proj), "-o", str(o("r4.nii.gz")), *r], o("r4.nii.gz"))
+    add("reconstruct", "a planar (STATIC) file", [str(static), "-o", str(o("r5.nii.gz")), *r], o("r5.nii.gz"))
+    add("reconstruct", "a whole-body file", [str(whole_body), "-o", str(o("r6.nii.gz")), *r], o("r6.nii.gz"))
+    add("reconstruct", "a reconstructed (RECON TOMO) file", [str(recon_tomo), "-o", str(o("r7.nii.gz")), *r],
+        o("r7.nii.gz"))
+    add("reconstruct", "projections without angles", [str(no_angles), "-o", str(o("r8.nii.gz")), *r], o("r8.nii.gz"))
+    add("reconstruct", "AngularViewVector one short", [str(short_vector), "-o", str(o("r9.nii.gz")), *r],
+        o("r9.nii.gz"))
+    add("reconstruct", "NumberOfFrames not matching the vectors", [str(frames), "-o", str(o("r10.nii.gz")), *r],
+        o("r10.nii.gz"))
+    add("reconstruct", "unknown collimator (VXGP)", [str(unknown_coll), "-o", str(o("r11.nii.gz")), *r],
+        o("r11.nii.gz"))
+    add("reconstruct", "fan-beam collimator", [str(fan_beam), "-o", str(o("r12.nii.gz")), *r], o("r12.nii.gz"))
+    add("reconstruct", "--collimator bogus", [str(tomo), "-o", str(o("r13.nii.gz")), "--collimator", "BOGUS", *r],
+        o("r13.nii.gz"))
+    add("reconstruct", "truncated DICOM file", [str(truncated), "-o", str(o("r14.nii.gz")), *r], o("r14.nii.gz"))
+    add("reconstruct", "CT of another frame of reference as --mu", [str(tomo), "-o", str(o("r15.dcm")), "--mu",
+                                                                   str(other_ct), *r], o("r15.dcm"))
+    add("reconstruct", "--mu missing", [str(tomo), "-o", str(o("r16.nii.gz")), "--mu", str(proj / "none.nii.gz"),
+                                        *r], o("r16.nii.gz"))
+    add("reconstruct", "--mu a text file", [str(tomo), "-o", str(o("r17.nii.gz")), "--mu", str(a_file), *r],
+        o("r17.nii.gz"))
+    add("reconstruct", "--mu far from the SPECT grid", [str(tomo), "-o", str(o("r18.nii.gz")), "--mu", str(far), *r],
+        o("r18.nii.gz"))
+    add("reconstruct", "--scatter bogus", [str(tomo), "-o", str(o("r19.nii.gz")), "--scatter", "bogus", *r],
+        o("r19.nii.gz"))
+    add("reconstruct", "--scatter tew, the file without its windows", [str(one_window), "-o", str(o("r20.nii.gz")),
+                                                                      "--scatter", "tew", *r], o("r20.nii.gz"))
+    add("reconstruct", "--window 9 (4 windows)", [str(tomo), "-o", str(o("r21.nii.gz")), "--window", "9", *r],
+        o("r21.nii.gz"))
+    add("reconstruct", "--window 511 (keV)", [str(tomo), "-o", str(o("r22.nii.gz")), "--window", "511", *r],
+        o("r22.nii.gz"))
+    add("reconstruct", "--iterations 0", [str(tomo), "-o", str(o("r23.nii.gz")), "--iterations", "0"],
+        o("r23.nii.gz"))
+    add("reconstruct", "--subsets 5 (12 views)", [str(tomo), "-o", str(o("r24.nii.gz")), "--iterations", "1",
+                                                  "--subsets", "5"], o("r24.nii.gz"), may_succeed=True)
+    add("reconstruct", "--cutoff -1", [str(tomo), "-o", str(o("r25.nii.gz")), "--cutoff", "-1", *r], o("r25.nii.gz"))
+    add("reconstruct", "--cutoff nan", [str(tomo), "-o", str(o("r26.nii.gz")), "--cutoff", "nan", *r],
+        o("r26.nii.gz"))
+    add("reconstruct", "-o an existing .dcm", [str(tomo), "-o", str(existing_dcm), *r])
+    add("reconstruct", "-o the projections themselves", [str(tomo), "-o", str(tomo), *r])
+    add("reconstruct", "-o the --mu NIfTI", [str(tomo), "-o", str(mu_nifti), "--mu", str(mu_nifti), *r])
+    add("reconstruct", "-o under a file", [str(tomo), "-o", str(a_file / "r.nii.gz"), *r])
+
+    # qc
+    add("qc", "missing projections", [str(proj / "nope.dcm"), "--image", str(image), "--mu", str(mu_nifti)])
+    add("qc", "a planar (STATIC) file", [str(static), "--image", str(image), "--mu", str(mu_nifti)])
+    add("qc", "--image missing", [str(tomo), "--image", str(proj / "none.nii.gz"), "--mu", str(mu_nifti)])
+    add("qc", "--image not NIfTI", [str(tomo), "--image", str(a_file), "--mu", str(mu_nifti)])
+    add("qc", "--image an 8^3 grid (does not cover)", [str(tomo), "--image", str(small_image), "--mu", str(mu_nifti)])
+    add("qc", "--image all NaN", [str(tomo), "--image", str(nan_image), "--mu", str(mu_nifti)])
+    add("qc", "--mu far from the SPECT grid", [str(tomo), "--image", str(image), "--mu", str(far)])
+    add("qc", "CT of another frame of reference as --mu", [str(tomo), "--image", str(image), "--mu", str(other_ct),
+                                                          "--csv", str(o("q1.csv"))], o("q1.csv"))
+    add("qc", "--scatter bogus", [str(tomo), "--image", str(image), "--mu", str(mu_nifti), "--scatter", "x"])
+    add("qc", "--csv already there", [str(tomo), "--image", str(image), "--mu", str(mu_nifti), "--csv",
+                                      str(taken_csv)])
+    add("qc", "--csv under a file", [str(tomo), "--image", str(image), "--mu", str(mu_nifti), "--csv",
+                                     str(a_file / "q.csv")])
+    add("qc", "--window 9 (4 windows)", [str(tomo), "--image", str(image), "--mu", str(mu_nifti), "--window", "9"])
+
+    # correct --route indirect
+    ind = ["correct", "--route", "indirect"]
+    w = ["--weights", str(mu_model)]
+
+    def indirect(what: str, src: Path, dst: Path, *extra: str, writes: tuple[Path, ...] | None = None) -> None:
+        cases_writes = (dst,) if writes is None else writes
+        add("correct", f"indirect: {what}", [*ind[1:], str(src), "-o", str(dst), *extra], *cases_writes)
+
+    indirect("a NIfTI instead of projections", nc_file, o("i1.nii.gz"), *w)
+    indirect("a folder instead of projections", proj, o("i2.nii.gz"), *w)
+    indirect("a planar (STATIC) file", static, o("i3.nii.gz"), *w)
+    indirect("projections without angles", no_angles, o("i4.nii.gz"), *w)
+    indirect("a direct (NC -> AC) model as --weights", tomo, o("i5.nii.gz"), "--weights", str(direct_model))
+    indirect("--weights missing", tomo, o("i6.nii.gz"), "--weights", str(tmp / "none.pt"))
+    indirect("--weights not a checkpoint", tomo, o("i7.nii.gz"), "--weights", str(bad_weights))
+    indirect("--method chang (direct route's)", tomo, o("i8.nii.gz"), *w, "--method", "chang")
+    indirect("--report (direct route's)", tomo, o("i9.nii.gz"), *w, "--report")
+    indirect("--strict and --arc (direct route's)", tomo, o("i10.nii.gz"), *w, "--strict", "--arc", "180")
+    indirect("--scatter bogus", tomo, o("i11.nii.gz"), *w, "--scatter", "bogus")
+    indirect("--iterations 0", tomo, o("i12.nii.gz"), *w, "--iterations", "0")
+    indirect("--mu-out not NIfTI", tomo, o("i13.nii.gz"), *w, "--mu-out", str(o("i13-mu.txt")),
+             writes=(o("i13.nii.gz"), o("i13-mu.txt")))
+    indirect("--mu-out an existing file", tomo, o("i14.nii.gz"), *w, "--mu-out", str(proj / "mu-copy.nii.gz"))
+    indirect("-o the projections themselves", tomo, tomo, *w, writes=())
+    indirect("-o an existing NIfTI", tomo, image, *w, writes=())
+    add("correct", "--route sideways", ["--route", "sideways", str(tomo), "-o", str(o("i15.nii.gz"))],
+        o("i15.nii.gz"))
+    add("correct", "direct: --mu-out (indirect route's)", [str(nc_file), "-o", str(o("i16.nii.gz")), "--method",
+                                                           "chang", "--mu-out", str(o("i16-mu.nii.gz"))],
+        o("i16.nii.gz"), o("i16-mu.nii.gz"))
+    add("correct", "direct: --iterations (indirect route's)", [str(nc_file), "-o", str(o("i17.nii.gz")), "--method",
+                                                               "chang", "--iterations", "2"], o("i17.nii.gz"))
+    add("correct", "direct: a mu model as --weights", [str(nc_file), "-o", str(o("i18.nii.gz")), "--method",
+                                                       "unet3d", *w], o("i18.nii.gz"))
+    add("correct", "direct: raw projections as input", [str(tomo), "-o", str(o("i19.nii.gz")), "--method", "chang"],
+        o("i19.nii.gz"))
+
+    # correct --report
+    def report(what: str, dst: Path, *extra: str, writes: tuple[Path, ...] | None = None) -> None:
+        stem = dst.name.replace(".nii.gz", "")
+        written = (dst, dst.with_name(f"{stem}.report.html"), dst.with_name(f"{stem}.report.pdf"))
+        add("correct", f"report: {what}", [str(nc_file), "-o", str(dst), "--method", "chang", *extra],
+            *(written if writes is None else writes))
+
+    report("--sex X", o("rp1.nii.gz"), "--report", "--sex", "X")
+    report("--state bad", o("rp2.nii.gz"), "--report", "--state", "bad")
+    report("--sex without --report", o("rp3.nii.gz"), "--sex", "F")
+    report("--state without --report", o("rp4.nii.gz"), "--state", "rest")
+    report("report PDF already there", taken / "ac.nii.gz", "--report",
+           writes=(taken / "ac.nii.gz", taken / "ac.report.html"))
+
+    # correct on an archive folder (batch)
+    def batched(what: str, src: Path, dst: Path, *extra: str, writes: tuple[Path, ...] | None = None) -> None:
+        add("correct", f"batch: {what}", [str(src), "-o", str(dst), "--method", "chang", *extra],
+            *((dst,) if writes is None else writes))
+
+    batched("output inside the input", batch, batch / "out")
+    batched("nothing correctable (--batch)", nothing, o("b1"), "--batch")
+    batched("nothing correctable (empty folder)", tmp / "out" / "empty", o("b2"), "--batch")
+    batched("--overwrite with a batch", batch, o("b3"), "--overwrite")
+    batched("--batch on a file", nc_file, o("b4.nii.gz"), "--batch")
+    batched("output is a file", batch, a_file, writes=())
+    batched("output under a file", batch, a_file / "b5", writes=())
+    batched("input inside the output", batch, batch.parent, writes=(batch.parent / "summary.csv",))
+    batched("--weights on chang", batch, o("b6"), "--weights", str(a_file))
+
+    # export-model
+    add("export-model", "missing model folder", [str(tmp / "no-model"), str(o("m1.zip"))], o("m1.zip"))
+    add("export-model", "unknown model name", ["magic", str(o("m2.zip"))], o("m2.zip"))
+    add("export-model", "a folder that is no model", [str(tmp / "nii"), str(o("m3.zip"))], o("m3.zip"))
+    add("export-model", "weights that do not load", [str(bad_weights), str(o("m4.zip"))], o("m4.zip"))
+    add("export-model", "out not .zip", [str(mu_model), str(o("m5.tar"))], o("m5.tar"))
+    add("export-model", "out already there", [str(mu_model), str(archive)])
+    add("export-model", "out under a file", [str(mu_model), str(a_file / "m.zip")])
+    add("export-model", "--name with a folder", [str(mu_model), str(o("m6.zip")), "--name", "../evil"], o("m6.zip"))
+    add("export-model", "out inside the model folder", [str(mu_model), str(mu_model / "m.zip")], mu_model / "m.zip")
+
+    # import-model
+    add("import-model", "missing archive", [str(tmp / "none.zip")], models / "none")
+    add("import-model", "not a zip", [str(a_file), "--name", "m-a"], models / "m-a")
+    add("import-model", "corrupt zip", [str(not_zip), "--name", "m-b"], models / "m-b")
+    add("import-model", "truncated zip", [str(cut_zip), "--name", "m-c"], models / "m-c")
+    add("import-model", "a member with a wrong sha256", [str(wrong_hash), "--name", "m-d"], models / "m-d")
+    add("import-model", "a newer format version", [str(newer), "--name", "m-e"], models / "m-e")
+    add("import-model", "a name already installed", [str(archive)])
+    add("import-model", "--name ../evil", [str(archive), "--name", "../evil"], tmp / "evil", models.parent / "evil")
+    add("import-model", "a model folder, not an archive", [str(mu_model), "--name", "m-f"], models / "m-f")
+
+    # serve (a config that would start would hang: the timeout judges it)
+    add("serve", "missing config file", ["--config", str(tmp / "none.toml")], work)
+    add("serve", "config is a folder", ["--config", str(tmp / "serve")], work)
+    for what, (path, work_k) in serve_configs.items():
+        add("serve", what, ["--config", str(path)], work_k)
+
+    return [proj, other_ct, mu_model, tmp / "archives", models, batch, nothing, taken, tmp / "serve"]
+
+
 
 
 def judge(case: BadInput, code: int | None, stderr: str) -> str:
@@ -365,7 +751,7 @@ def table(outcomes: list[Outcome], tmp: Path) -> str:
     rows = ["| command | bad input | exit | seconds | verdict | message (first line) |", "|---|---|---|---|---|---|"]
     for r in outcomes:
         first = next((line for line in r.stderr.splitlines() if line.strip()), "")
-        message = first.replace(str(tmp), "TMP")
+        message = first.replace(str(tmp), "TMP").replace(str(Path(spectac.__file__).parent), "SPECTAC")
         exit_code = "killed" if r.code is None else str(r.code)
         rows.append(f"| {r.case.command} | {_cell(r.case.what, 60)} | {exit_code} | {r.seconds:.1f} | {r.verdict} | "
                     f"{_cell(message)} |")
@@ -376,13 +762,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: print only)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a case counts as a hang")
-    parser.add_argument("--only", default=None, help="run only the cases of this command")
+    parser.add_argument("--only", default=None, help="run only the cases of these commands (comma-separated)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="spectac-bad-") as name:
         tmp = Path(name)
         cases, inputs = build_cases(tmp)
         if args.only:
-            cases = [c for c in cases if c.command == args.only]
+            cases = [c for c in cases if c.command in args.only.split(",")]
         before = {p: _tree_hash(p) for p in inputs}
         outcomes = []
         for case in cases:

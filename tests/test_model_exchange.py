@@ -100,3 +100,28 @@ def test_altered_or_newer_archives_are_refused_and_nothing_is_installed(tmp_path
     assert not models.exists() or not any(p for p in models.iterdir() if not p.name.startswith("."))
     exists = runner.invoke(app, ["export-model", "unet3d", str(archive)])
     assert exists.exit_code == 2 and "already exists" in exists.output
+
+
+def test_export_and_import_refuse_what_is_no_model_or_archive_in_one_line(tmp_path: Path, models: Path) -> None:
+    """An archive is never written into the model folder it is made from; an existing archive is
+    refused without offering an option export-model does not have; a folder given as an archive
+    and a name that is neither a folder nor a shipped model are named for what they are."""
+    runner = CliRunner()
+    folder = tmp_path / "unet3d"
+    for name in ("best.pt", "config.json"):
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes((shipped_model_dir("unet3d") / name).read_bytes())
+    before = sorted(p.name for p in folder.iterdir())
+    inside = runner.invoke(app, ["export-model", str(folder), str(folder / "m.zip")])
+    assert inside.exit_code == 2 and "lies inside the input" in inside.output, inside.output
+    assert sorted(p.name for p in folder.iterdir()) == before
+    taken = tmp_path / "taken.zip"
+    taken.write_bytes(b"earlier")
+    exists = runner.invoke(app, ["export-model", str(folder), str(taken)])
+    assert exists.exit_code == 2 and "already exists" in exists.output and "--overwrite" not in exists.output
+    assert taken.read_bytes() == b"earlier"
+    unknown = runner.invoke(app, ["export-model", "magic", str(tmp_path / "x.zip")])
+    assert unknown.exit_code == 2 and "nor the name of a shipped model" in unknown.output and "unet3d" in unknown.output
+    as_archive = runner.invoke(app, ["import-model", str(folder)])
+    assert as_archive.exit_code == 2 and "a folder, not a model archive" in as_archive.output, as_archive.output
+    assert not (tmp_path / "x.zip").exists() and not models.exists()

@@ -320,6 +320,27 @@ def test_mu_elsewhere_in_the_patient_is_refused(tomo_file: Path, tmp_path: Path)
     assert not out.exists()
 
 
+def test_an_output_that_is_an_input_or_a_nan_cutoff_is_refused(tomo_file: Path, tmp_path: Path) -> None:
+    """A NIfTI output is replaced atomically, so it must never be the --mu file (or the
+    projections); a NaN post-filter cutoff would silently give a NaN image."""
+    mu = write_nifti(Volume.centred(np.full((12, 12, 12), 0.153, np.float32), SPACING), tmp_path / "mu.nii.gz")
+    before = mu.read_bytes()
+    result = runner.invoke(app, ["reconstruct", str(tomo_file), "-o", str(mu), "--mu", str(mu), "--iterations", "1",
+                                 "--subsets", "2"])
+    assert result.exit_code == 2 and "is the input" in result.output, result.output
+    assert mu.read_bytes() == before
+    out = tmp_path / "nc.nii.gz"
+    (tmp_path / "series").mkdir()
+    for given, message in ((tmp_path / "series", "a folder; give the raw projection file"),
+                           (mu, "a NIfTI image, not raw")):
+        result = runner.invoke(app, ["reconstruct", str(given), "-o", str(out)])
+        assert result.exit_code == 2 and message in result.output, result.output
+    for cutoff in ("nan", "inf", "-1"):
+        result = runner.invoke(app, ["reconstruct", str(tomo_file), "-o", str(out), "--cutoff", cutoff])
+        assert result.exit_code == 2 and "--cutoff must be a finite number >= 0" in result.output, result.output
+    assert not out.exists()
+
+
 # ---- the collimator table -----------------------------------------------------------------------
 
 def test_collimator_table() -> None:

@@ -305,6 +305,41 @@ def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
         config_from_dict({"ae_title": "A", "port": 104, "work": "w", "report": "yes"})
 
 
+def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(tmp_path):
+    """Whatever stops the start (the method, the weights, the TLS files, a taken port, a work
+    folder that is a file, a config that is a folder or not UTF-8) is found before the work folder
+    is made: one line, exit 2, nothing left behind."""
+    work = tmp_path / "work"
+    base = f'ae_title = "SPECTAC"\nwork = "{work}"\n'
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = busy.getsockname()[1]
+        texts = {
+            "unknown method": base + 'port = 11112\nmethod = "magic"\n',
+            "no such weights": base + f'port = 11112\nmethod = "unet3d"\nweights = "{tmp_path / "none.pt"}"\n',
+            "do not load": base + f'port = 11112\nmethod = "chang"\n[tls]\ncert = "{tmp_path / "c.pem"}"\n'
+                           f'key = "{tmp_path / "k.pem"}"\n',
+            f"cannot listen on 127.0.0.1:{taken}": base + f'port = {taken}\nmethod = "chang"\n',
+        }
+        for expected, text in texts.items():
+            config = tmp_path / "serve.toml"
+            config.write_text(text)
+            result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], (expected, result.output)
+            assert "cannot write" not in lines[0] and not work.exists(), expected
+    config.write_text(f'ae_title = "SPECTAC"\nwork = "{config}"\nport = 11112\nmethod = "chang"\n')
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2 and "Not a directory" in result.output and config.is_file(), result.output
+    result = CliRunner().invoke(app, ["serve", "--config", str(tmp_path)])
+    assert result.exit_code == 2 and "a folder, not a TOML file" in result.output, result.output
+    config.write_bytes(base.encode() + b"port = 11112\n# \xff\n")
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2 and "not UTF-8" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.toml"]
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
 def test_with_tls_configured_the_node_takes_tls_associations_only(tmp_path):
     """The [tls] section: a caller that trusts the node's certificate stores over TLS, and so does the

@@ -9,7 +9,7 @@ import typer
 
 from spectac.cli.common import info, user_errors
 from spectac.errors import SpectacError
-from spectac.io.paths import ensure_writable_parent
+from spectac.io.paths import check_output_outside, ensure_writable_parent
 
 MU_HELP = ("Attenuation map: a NIfTI of mu in 1/cm (patient LPS; resampled onto the SPECT grid when on another "
            "grid), or the folder of the CT series (HU -> mu at its kVp, resampled through the shared frame of "
@@ -69,9 +69,10 @@ def reconstruct_projections(
 
     if iterations < 1 or subsets < 1:
         raise SpectacError("--iterations and --subsets must be at least 1")
-    if cutoff < 0:
-        raise SpectacError(f"--cutoff must not be negative, got {cutoff:g}")
+    if not 0 <= cutoff < float("inf"):  # NaN too
+        raise SpectacError(f"--cutoff must be a finite number >= 0, got {cutoff:g}")
     scatter = scatter_choice(scatter)
+    check_output_outside(out, projections, mu)  # a NIfTI output is replaced: never an input
     nifti = check_output(out)
     acquisition, w = open_projections(projections, window, nifti)
     mu_volume = read_mu(mu, acquisition, force_frame) if mu is not None else None

@@ -13,6 +13,7 @@ from typing import Any
 from spectac import __version__
 from spectac.correction.deep import load_model, shipped_model_dir
 from spectac.io import model_archive
+from spectac.io.paths import check_output_outside
 from spectac.nn.registry import REGISTRY
 from spectac.volume import SpectacError
 
@@ -33,8 +34,14 @@ def export_model(model: str | Path, out: str | Path, name: str | None = None) ->
             output not named .zip.
     """
     folder = _source(model)
+    if not Path(folder).exists():
+        shipped = [name for name in REGISTRY if (shipped_model_dir(name) / "best.pt").is_file()]
+        raise SpectacError(f"{model}: no such model folder, nor the name of a shipped model ({', '.join(shipped)})")
     if not str(out).lower().endswith(".zip"):
         raise SpectacError(f"{out}: name the archive .zip")
+    if Path(out).exists() or Path(out).is_symlink():
+        raise SpectacError(f"{out}: already exists; choose another archive name")
+    check_output_outside(out, folder)
     members = model_archive.read_model_files(folder)
     load_model(folder)  # refuse to ship weights that do not load
     manifest = model_archive.build_manifest(name or folder.resolve().name, members, __version__)

@@ -88,6 +88,8 @@ def read_model_files(model_dir: str | Path) -> dict[str, bytes]:
         SpectacError: not a folder, or no best.pt or config.json in it.
     """
     folder = Path(model_dir)
+    if not folder.exists():
+        raise SpectacError(f"{folder}: no such model folder")
     if not folder.is_dir():
         raise SpectacError(f"{folder}: not a model folder")
     for name in REQUIRED:
@@ -143,6 +145,8 @@ def read_archive(archive: str | Path) -> tuple[dict[str, Any], dict[str, bytes]]
         SpectacError: see the module docstring (the first problem found, in one line).
     """
     archive = Path(archive)
+    if archive.is_dir():
+        raise SpectacError(f"{archive}: a folder, not a model archive (the .zip spectac export-model writes)")
     if not archive.is_file():
         raise SpectacError(f"{archive}: no such file")
     try:

@@ -30,6 +30,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from spectac.io.atomic import write_bytes_atomic, write_text_atomic
+from spectac.io.paths import ensure_writable_parent
 from spectac.volume import SpectacError
 
 #: A UID as a file name: digits and dots only (anything else a peer sends is replaced).
@@ -56,18 +57,34 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise SpectacError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SpectacError(f"{path}: a folder, not a TOML file") from None
+    except OSError as exc:
+        raise SpectacError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
+    except UnicodeDecodeError:
+        raise SpectacError(f"{path}: not valid TOML (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpectacError(f"{path}: not valid TOML ({exc})") from None
 
 
 class NodeStore:
-    """The work folder of one DICOM node (see the module docstring for its layout)."""
+    """The work folder of one DICOM node (see the module docstring for its layout); made by
+    :meth:`create`, so that a node that fails to start leaves no folder behind."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.incoming = self.root / "incoming"
         self.jobs = self.root / "jobs"
         self.audit_path = self.root / "audit.jsonl"
+
+    def create(self) -> None:
+        """Make the work folder and its incoming/ and jobs/ (an existing one is kept as it is).
+
+        Raises:
+            SpectacError: the work folder cannot be made or written (a file in its place, no
+                permission).
+        """
+        ensure_writable_parent(self.root, folder=True)
         for folder in (self.incoming, self.jobs):
             folder.mkdir(parents=True, exist_ok=True)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import Any
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from spectac.errors import SpectacError
 from spectac.io.node_store import QUEUED, NodeStore, safe_name
 from spectac.node.config import ServeConfig
 from spectac.node.worker import AttachmentHook, Worker, now
@@ -72,13 +74,25 @@ class Server:
         return SUCCESS
 
     def _ssl_context(self) -> ssl.SSLContext | None:
+        """The listening port's TLS context, or None without ``[tls]``.
+
+        Raises:
+            SpectacError: a certificate, key or CA file that is missing or does not load.
+        """
         tls = self.config.tls
         if tls.cert is None or tls.key is None:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(tls.cert), str(tls.key))
+        try:
+            context.load_cert_chain(str(tls.cert), str(tls.key))
+        except (OSError, ssl.SSLError) as exc:
+            raise SpectacError(f"serve config: [tls] cert {tls.cert} and key {tls.key} do not load "
+                               f"({exc.strerror or exc})") from None
         if tls.ca is not None:
-            context.load_verify_locations(str(tls.ca))
+            try:
+                context.load_verify_locations(str(tls.ca))
+            except (OSError, ssl.SSLError) as exc:
+                raise SpectacError(f"serve config: [tls] ca {tls.ca} does not load ({exc.strerror or exc})") from None
             context.verify_mode = ssl.CERT_REQUIRED
         return context
 
@@ -140,9 +154,20 @@ class Server:
 
     def start(self) -> None:
         """Load the model (unless the worker is paused: a bad model fails here), resume unfinished
-        jobs, pick up series left in incoming/, and listen."""
+        jobs, pick up series left in incoming/, and listen.
+
+        What can fail is checked before the work folder is made (the model, the TLS files, the
+        port), so a node that does not start leaves nothing behind.
+
+        Raises:
+            SpectacError: a method or weights that do not load, TLS files that do not, a port that
+                cannot be listened on, a work folder that cannot be made.
+        """
         if not self.config.worker_paused:
             self.worker.prepared()
+        ssl_context = self._ssl_context()
+        _check_can_listen(self.config.bind, self.config.port)
+        self.store.create()
         for job_id in self.store.orphan_inputs():  # taken from incoming/ just before a stop
             self._write_new_job(job_id, job_id.partition("-")[2])
         for job in self.store.unfinished_jobs():
@@ -157,9 +182,11 @@ class Server:
         ae.add_supported_context(Verification)
         if self.config.allowed_calling:
             ae.require_calling_aet = list(self.config.allowed_calling)
-        self._server = ae.start_server((self.config.bind, self.config.port), block=False,
-                                       evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
-                                       ssl_context=self._ssl_context())
+        try:
+            self._server = ae.start_server((self.config.bind, self.config.port), block=False,
+                                           evt_handlers=[(evt.EVT_C_STORE, self._on_store)], ssl_context=ssl_context)
+        except OSError as exc:  # taken since the check
+            raise SpectacError(_listen_error(self.config.bind, self.config.port, exc)) from None
         self._threads = [threading.Thread(target=self._collect, name="spectac-collect", daemon=True),
                          threading.Thread(target=self._work, name="spectac-work", daemon=True)]
         for thread in self._threads:
@@ -186,6 +213,26 @@ class Server:
             self.log("stopping")
         finally:
             self.stop()
+
+
+def _listen_error(bind: str, port: int, exc: OSError) -> str:
+    return f"serve config: cannot listen on {bind}:{port} ({exc.strerror or exc})"
+
+
+def _check_can_listen(bind: str, port: int) -> None:
+    """Refuse a port another program listens on (or an address this machine does not have) before
+    anything is written; the probe socket is closed at once (as pynetdicom's server, it reuses the
+    address, so a port in TIME_WAIT still counts as free).
+
+    Raises:
+        SpectacError: "serve config: cannot listen on HOST:PORT (Address already in use)".
+    """
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((bind, port))
+    except OSError as exc:
+        raise SpectacError(_listen_error(bind, port, exc)) from None
 
 
 def quiet_pynetdicom() -> None:

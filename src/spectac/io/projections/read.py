@@ -271,8 +271,12 @@ def read_projections(path: str | Path) -> Acquisition:
         collimator, or missing pixel spacing.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SpectacError(f"{path}: a folder; give the raw projection file (NM TOMO DICOM) itself")
     if not path.is_file():
         raise SpectacError(f"{path}: no such file")
+    if str(path).lower().endswith((".nii", ".nii.gz")):
+        raise SpectacError(f"{path}: a NIfTI image, not raw projections (an NM TOMO DICOM file)")
     try:
         ds = pydicom.dcmread(str(path))
     except Exception as exc:  # pydicom raises many kinds
