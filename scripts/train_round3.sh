@@ -18,7 +18,7 @@ set -euo pipefail
 DATA=${1:?usage: scripts/train_round3.sh DATASET [RUNS_DIR]}
 RUNS=${2:-runs/round3}
 INSTALL=${INSTALL:-1}
-ROUND2_COMMIT=6d2322c7eab4d1ad4c0aec5bc38fe4aa37e5c6db
+ROUND2_COMMIT=6d2322cb46c6916e2b672d4ad2d2e64f7486d251
 export OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 model=unet-gan3d-chang
