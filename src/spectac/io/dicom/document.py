@@ -19,7 +19,14 @@ from pydicom.sequence import Sequence as DicomSequence
 from spectac.io.atomic import atomic_dir, atomic_path
 from spectac.io.dicom.read import DicomHeader, _context, _guard
 from spectac.io.dicom.tags import DicomContext
-from spectac.io.dicom.write import _base_dataset, _derived_series_number, _now, _uid, _version
+from spectac.io.dicom.write import (
+    _base_dataset,
+    _derived_series_number,
+    _now,
+    _uid,
+    _version,
+    source_references,
+)
 from spectac.volume import SpectacError
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -70,12 +77,7 @@ def encapsulated_pdf_dataset(pdf: bytes, context: DicomContext, *, title: str = 
     ds.ConceptNameCodeSequence = DicomSequence([])
     ds.VerificationFlag = "UNVERIFIED"
     if context.source_instances:
-        references = []
-        for sop_class, sop_uid in context.source_instances[:1000]:
-            item = Dataset()
-            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
-            references.append(item)
-        ds.SourceInstanceSequence = DicomSequence(references)
+        ds.SourceInstanceSequence = source_references(context)
     ds.MIMETypeOfEncapsulatedDocument = PDF_MIME
     ds.EncapsulatedDocumentLength = len(pdf)
     ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")

@@ -162,12 +162,18 @@ def _series_module(ds: Dataset, context: DicomContext, spec: SeriesSpec, modalit
         ds.ImageComments = spec.comments[:10240]
     if spec.derived and context.source_instances:
         ds.DerivationDescription = " ".join(p for p in (spec.description, spec.comments) if p)[:1024]
-        references = []
-        for sop_class, sop_uid in context.source_instances[:1000]:
-            item = Dataset()
-            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
-            references.append(item)
-        ds.SourceImageSequence = DicomSequence(references)
+        ds.SourceImageSequence = source_references(context)
+
+
+def source_references(context: DicomContext) -> DicomSequence:
+    """Items (Referenced SOP Class and Instance UID) of the source instances, at most 1000: the
+    Source Image Sequence of a derived series, the Source Instance Sequence of a report."""
+    references = []
+    for sop_class, sop_uid in context.source_instances[:1000]:
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
+        references.append(item)
+    return DicomSequence(references)
 
 
 def _version() -> str:
