@@ -185,3 +185,18 @@ def test_a_run_started_from_a_reconstructed_record_keeps_its_note(tmp_path: Path
     assert inherited(tmp_path / "old")["stages"][0]["inherited_from"] == "old"
     write_record(tmp_path / "new", {"format": 1, "model": "unet3d", "stages": [{"stage": 1}]})
     assert "reconstructed" not in inherited(tmp_path / "new") and inherited(None) == {"stages": []}
+
+
+def test_the_shipped_mu_model_is_what_train_mu_sh_makes() -> None:
+    """unet3d-mu: one recorded stage with scripts/train_mu.sh's recipe, no machine path, its card
+    written from its record."""
+    folder = shipped_model_dir("unet3d-mu")
+    _assert_no_machine_path(folder, "/work/")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["target"] == "mu" and load_checkpoint(folder / "best.pt")["config"] == config
+    (stage,) = read_record(folder)["stages"]
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "train_mu.sh").read_text()
+    assert f"EPOCHS=${{EPOCHS:-{stage['epochs']['end']}}}" in script
+    assert "LR=${LR:-1e-3}" in script and stage["config"]["training"]["lr"] == 1e-3
+    assert f"SEED=${{SEED:-{stage['seed']}}}" in script and stage["hardware"]["threads"] == 1
+    assert (folder / "MODEL_CARD.md").read_text() == model_card(folder)
