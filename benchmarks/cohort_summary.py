@@ -101,21 +101,36 @@ def main() -> None:
     realism(rows, list(patients.values()), args.run, tpd)
 
 
-def cohort_stress_tpd(ds: Dataset, normals: str) -> np.ndarray:
-    """CT-AC stress TPD of every stress study (automatic LV detection) against ``normals``."""
+def cohort_stress_tpd(ds: Dataset, normals: str | Path | None) -> list[tuple[str, str, float | None]]:
+    """(case id, defect types, CT-AC stress TPD) of every stress study, scored as `spectac quantify`
+    scores it (automatic LV detection) against ``normals`` (None: the shipped limits); the TPD is
+    None where no LV is found (counted, not scored)."""
     from spectac.quant.normals import NormalDatabase
     from spectac.quant.study import quantify
+    from spectac.volume import SpectacError
 
     db = NormalDatabase.load(normals)
-    values = []
+    rows = []
     for case in ds.cases:
-        if case.state == "stress":
-            sex = case.sex if case.sex in ("F", "M") else "all"
-            values.append(quantify(ds.load(case.case_id, "ac"), db.limits("ac", sex, "stress")).scores.tpd)
-    return np.asarray(values, dtype=float)
+        if case.state != "stress":
+            continue
+        sex = case.sex if case.sex in ("F", "M") else "all"
+        try:
+            tpd = quantify(ds.load(case.case_id, "ac"), db.limits("ac", sex, "stress")).scores.tpd
+        except SpectacError:
+            tpd = None
+        rows.append((case.case_id, case.defect_type or "none", tpd))
+    return rows
 
 
-def realism(rows: list, patients: list, run: str | None, cohort_tpd: np.ndarray | None = None) -> None:
+def tpd_line(rows: list[tuple[str, str, float | None]]) -> str:
+    """mean +- SD (n, LV not found, median, share >= 5%) of the scored rows."""
+    t = np.array([tpd for _, _, tpd in rows if tpd is not None], dtype=float)
+    return (f"{t.mean():.1f} +- {t.std(ddof=1):.1f} (n {len(t)}, LV not found {len(rows) - len(t)}, "
+            f"median {np.median(t):.1f}, {np.mean(t >= 5):.0%} >= 5%)")
+
+
+def realism(rows: list, patients: list, run: str | None, cohort_tpd: list | None = None) -> None:
     """The realism figures of the module docstring, as a markdown table."""
     bmi = np.array([c.bmi for c in patients], dtype=float)
     cut = np.array([r[4]["cut"] for r in rows])
@@ -135,9 +150,7 @@ def realism(rows: list, patients: list, run: str | None, cohort_tpd: np.ndarray 
     else:
         print("| photopeak scatter fraction | not recorded (a dataset simulated without scatter) |")
     if cohort_tpd is not None:
-        t = cohort_tpd
-        print(f"| CT-AC stress TPD, every stress study (n, median, share >= 5%) | {t.mean():.1f} +- {t.std():.1f} "
-              f"(n {len(t)}, median {np.median(t):.1f}, {np.mean(t >= 5):.0%}) |")
+        print(f"| CT-AC stress TPD, every stress study | {tpd_line(cohort_tpd)} |")
     if run:
         import pandas as pd
 

@@ -17,7 +17,7 @@ patient's sex) against the shipped normal limits (or ``--normals``).
 :class:`spectac.phantom.population.Population`: severity, half_width_deg, transmurality,
 infarct_transmurality; defect_probability=P). The same ``--seed`` draws the same patients, so
 settings compare patient by patient. Prints one row per stress study and a Markdown summary (mean
-+- SD, median, share >= 5%, studies whose LV was not found).
++- SD, median, share >= 5%, studies whose LV was not found; as benchmarks/cohort_summary.py).
 """
 
 from __future__ import annotations
@@ -26,14 +26,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
+from cohort_summary import cohort_stress_tpd, tpd_line
 
 import spectac.phantom.population as population_module
 from spectac.io.dataset import Dataset
-from spectac.quant.normals import NormalDatabase
-from spectac.quant.study import quantify
 from spectac.simulate import SimulationConfig, simulate_cohort
-from spectac.volume import SpectacError
 
 
 def override(name: str, settings: list[str]) -> population_module.Population:
@@ -47,22 +44,6 @@ def override(name: str, settings: list[str]) -> population_module.Population:
     preset = dataclasses.replace(preset, **changes)
     population_module.POPULATIONS[name] = preset  # the worker processes fork with it
     return preset
-
-
-def stress_tpd(root: Path, normals: NormalDatabase) -> list[tuple[str, str, float | None]]:
-    """(case id, defect types, CT-AC stress TPD or None when no LV is found) of every stress study."""
-    ds = Dataset.open(root)
-    rows = []
-    for case in ds.cases:
-        if case.state != "stress":
-            continue
-        sex = case.sex if case.sex in ("F", "M") else "all"
-        try:
-            tpd = quantify(ds.load(case.case_id, "ac"), normals.limits("ac", sex, "stress")).scores.tpd
-        except SpectacError:
-            tpd = None
-        rows.append((case.case_id, case.defect_type or "none", tpd))
-    return rows
 
 
 def main() -> None:
@@ -80,15 +61,10 @@ def main() -> None:
     print(f"preset: {preset}")
     config = SimulationConfig.build(population=args.population, split="100/0/0")
     simulate_cohort(args.out, args.patients, args.seed, config, workers=args.workers)
-    normals = NormalDatabase.load(args.normals)
-    rows = stress_tpd(args.out, normals)
+    rows = cohort_stress_tpd(Dataset.open(args.out), args.normals)
     for case_id, kind, tpd in rows:
         print(f"{case_id} {kind} {'no LV' if tpd is None else f'{tpd:.2f}'}")
-    t = np.array([tpd for _, _, tpd in rows if tpd is not None])
-    print("\n| studies (LV not found) | CT-AC stress TPD mean +- SD | median | share >= 5% |\n|---|---|---|---|")
-    print(f"| {len(rows)} ({len(rows) - len(t)}) | {t.mean():.1f} +- {t.std(ddof=1):.1f} | {np.median(t):.1f} | "
-          f"{np.mean(t >= 5):.0%} |")
-
+    print(f"\nCT-AC stress TPD: {tpd_line(rows)}")
 
 if __name__ == "__main__":
     main()
