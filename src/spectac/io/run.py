@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from spectac.io.atomic import write_text_atomic
 from spectac.volume import SpectacError
+
+if TYPE_CHECKING:  # pandas costs ~0.6 s to import; correct and predict never need it
+    import pandas as pd
 
 PREDICTION_SUFFIX = ".nii.gz"
 
