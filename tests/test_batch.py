@@ -128,3 +128,18 @@ def test_series_sharing_a_folder_are_told_apart(tmp_path):
     assert "zz_other.dcm" in refused["reason"] and "2D image" in refused["reason"]
     written = next(r for r in rows if r["status"] != "refused")
     assert read_dicom_volume(written["output"])[0].shape == blob_volume().shape
+
+
+def test_a_batch_with_report_writes_one_report_per_corrected_series(tmp_path):
+    """--report acts per series (not a method option): each output gets its HTML and PDF."""
+    folder = tmp_path / "in"
+    for name in ("a/rest.nii.gz", "b/stress.nii.gz"):
+        write_nifti(blob_volume(seed=len(name)), folder / name)
+    code, message = correct(folder, "-o", tmp_path / "out", "--method", "chang", "--report", "--sex", "F")
+    assert code == 0, message
+    rows = read_batch_summary(tmp_path / "out" / "summary.csv")
+    assert [r["status"] for r in rows] != [] and all(r["status"] in ("corrected", "flagged") for r in rows), rows
+    for row in rows:
+        stem = Path(row["output"]).name.removesuffix(".nii.gz")
+        assert (tmp_path / "out" / f"{stem}.report.pdf").read_bytes().startswith(b"%PDF")
+        assert "Not for diagnostic use" in (tmp_path / "out" / f"{stem}.report.html").read_text()

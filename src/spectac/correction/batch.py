@@ -39,15 +39,16 @@ from spectac.progress import track
 STATUSES = ("corrected", "flagged", "refused", "skipped", "failed")
 
 
+#: correct_path's options that act per series (the rest prepare the method once)
+PER_SERIES = ("force", "arc", "strict", "report")
+
+
 def correct_batch(
     folder: str | Path,
     out: str | Path,
     method: str = DEFAULT_METHOD,
     weights: str | Path | None = None,
     *,
-    force: bool = False,
-    arc: float | None = None,
-    strict: bool = False,
     uid_seed: str | None = None,
     listing: BatchListing | None = None,
     **options: Any,
@@ -57,8 +58,9 @@ def correct_batch(
     Args:
         folder: the archive folder.
         out: the output folder (created; an existing one is resumed).
-        method, weights, force, arc, strict, **options: as :func:`correct_path` takes them, for
-            every series (``device`` and ``amp`` among the options).
+        method, weights, **options: as :func:`correct_path` takes them, for every series:
+            ``force``, ``arc``, ``strict`` and ``report`` go to each series' correction, the rest
+            (``device``, ``amp``, method options) prepare the method once.
         uid_seed: deterministic DICOM UIDs (tests): each series' seed is this and its output name.
         listing: :func:`list_batch`'s result when the caller has it.
 
@@ -80,6 +82,7 @@ def correct_batch(
     listing = listing if listing is not None else list_batch(folder)
     if not listing.items:
         raise SpectacError(f"{folder}: no DICOM series or NIfTI file found; nothing to correct")
+    per_series = {key: options.pop(key) for key in PER_SERIES if key in options}
     options = {**options, **_weights_option(method, weights)}
     prepared = prepare_method(method, **options)  # once for all series; bad options fail here
 
@@ -96,8 +99,7 @@ def correct_batch(
         elif output.exists():
             row.update(status="skipped", reason="output already there (an earlier run)")
         else:
-            row.update(_correct_one(item.source, output, method, weights, item.files, prepared, force=force,
-                                    arc=arc, strict=strict,
+            row.update(_correct_one(item.source, output, method, weights, item.files, prepared, **per_series,
                                     uid_seed=None if uid_seed is None else f"{uid_seed}/{item.output_name}"))
         if row["status"] in ("refused", "failed"):
             row["output"] = ""  # nothing written
