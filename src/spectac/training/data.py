@@ -36,10 +36,10 @@ from scipy import ndimage
 
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.prior import prior_channels
-from spectac.io.dataset import Dataset, recorded_mu_shift
+from spectac.io.dataset import Dataset
 from spectac.nn.normalisation import normalise
 from spectac.progress import track
-from spectac.resample import shift_mu
+from spectac.reconstruction.study import true_mu
 from spectac.volume import SpectacError, Volume
 
 
@@ -100,10 +100,8 @@ def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "n
     nc = dataset.load(case_id, "nc")
     if target == "mu" and not dataset.has(case_id, "mu"):
         raise SpectacError(f"{dataset.study_dir(case_id)}: no mu.nii.gz; a mu model needs every study's mu-map")
-    goal = dataset.load(case_id, target)
-    if target == "mu":  # the body that attenuated the projections, not the misregistered CT's map
-        goal = goal.with_array(shift_mu(goal.array, tuple(-v for v in recorded_mu_shift(dataset, case_id)),
-                                        float(goal.spacing[0])))
+    # a mu target is the body that attenuated the projections, not the misregistered CT's map
+    goal = true_mu(dataset, case_id) if target == "mu" else dataset.load(case_id, target)
     if not nc.same_grid(goal):
         raise SpectacError(f"{dataset.study_dir(case_id)}: nc and {target} are not on the same grid")
     nc_n, scale = normalise(nc.array, percentile)
