@@ -114,7 +114,8 @@ def _quantify_image(label: str, family: str, volume: Volume, normals: NormalData
 
 
 def build_study_report(nc: Volume, corrected: Volume, facts: dict[str, Any], sex: str | None = None,
-                       state: str | None = None, normals: NormalDatabase | None = None) -> StudyReport:
+                       state: str | None = None, normals: NormalDatabase | None = None,
+                       state_source: str | None = None) -> StudyReport:
     """Quantify NC and the corrected image and gather what the report shows.
 
     Args:
@@ -125,11 +126,13 @@ def build_study_report(nc: Volume, corrected: Volume, facts: dict[str, Any], sex
         sex: "F" or "M" to override the DICOM PatientSex (None: from the DICOM, else pooled).
         state: "stress" or "rest" (None: stress, and the report says it was assumed).
         normals: the normal database (None: the shipped one).
+        state_source: where ``state`` came from, or why it is unknown when None (default: the
+            ``--state`` option of ``spectac correct``; ``spectac serve`` names the series' tags).
     """
     sex, state = check_choices(sex, state)
     chosen_sex, sex_source = choose_sex(sex, str(facts.get("patient_sex") or "").upper())
-    chosen_state, state_source = (state, "given with --state") if state else (
-        "stress", "not given: stress assumed (--state rest for a rest study)")
+    chosen_state, state_source = (state, state_source or "given with --state") if state else (
+        "stress", state_source or "not given: stress assumed (--state rest for a rest study)")
     normals = normals or NormalDatabase.load()
     images = (_quantify_image("NC", "nc", nc, normals, chosen_sex, chosen_state),
               _quantify_image("AC", "ac", corrected, normals, chosen_sex, chosen_state))
@@ -196,6 +199,32 @@ def limits_line(report: StudyReport) -> str:
             f"state {report.state} ({report.state_source}).")
 
 
+def report_scores(report: StudyReport) -> dict[str, Any]:
+    """The report's values as plain data (what the page shows, unrounded): the DICOM SR of
+    :func:`spectac.io.dicom.write_scores_sr` holds exactly these.
+
+    Keys: ``state``, ``state_source``, ``sex``, ``sex_source``, ``summed_score_name`` (SSS or
+    SRS), ``images`` ({"NC"|"AC": {"tpd" (percent of the LV) or None, "summed_score" or None,
+    "limits" (the normal-limits group and n, or ""), "missing" (why there are no scores, or "")}}),
+    ``flags`` (out-of-distribution and forced notes), ``notes`` (quality notes), ``method``,
+    ``model``, ``weights_sha256`` (or ""), ``spectac_version``, ``normal_limits`` (the limits line).
+    """
+    images = {}
+    for image in report.images:
+        limits = "" if image.group is None else f"{'/'.join(image.group)} (n={image.n_normals})"
+        scored = image.quant is not None
+        images[image.label] = {"tpd": float(image.quant.scores.tpd) if scored else None,
+                               "summed_score": int(image.quant.scores.summed_score) if scored else None,
+                               "limits": limits, "missing": image.missing}
+    f = report.facts
+    return {"state": report.state, "state_source": report.state_source, "sex": report.sex,
+            "sex_source": report.sex_source, "summed_score_name": summed_score_name(report.state),
+            "images": images, "flags": flag_lines(report), "notes": list(report.notes),
+            "method": str(f.get("method", "")), "model": str(f.get("model") or f.get("method", "")),
+            "weights_sha256": str(f.get("weights_sha256") or ""), "spectac_version": spectac_version(),
+            "normal_limits": limits_line(report)}
+
+
 def _table(header: list[str] | None, rows: list[list[str]], ids: list[list[str]] | None = None,
            css: str = "table") -> str:
     head = "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead>" if header else ""
@@ -241,17 +270,24 @@ class StudyReporter:
     the corrected image and the correction's facts, returns the report as (HTML text, PDF bytes).
 
     Sex and state are checked and the normal database is loaded here, before any correction runs.
+    ``state_source`` says where the state came from (or why it is unknown), for the report's
+    limits line. After a call, :attr:`report` is what the pages show (:func:`report_scores` turns
+    it into the values ``spectac serve`` sends as a DICOM SR).
     """
 
-    def __init__(self, sex: str | None = None, state: str | None = None, normals: NormalDatabase | None = None):
+    def __init__(self, sex: str | None = None, state: str | None = None, normals: NormalDatabase | None = None,
+                 state_source: str | None = None):
         self.sex, self.state = check_choices(sex, state)
+        self.state_source = state_source
         self.normals = normals or NormalDatabase.load()
+        self.report: StudyReport | None = None
 
     def __call__(self, nc: Volume, corrected: Volume, facts: dict[str, Any]) -> tuple[str, bytes]:
         from spectac.evaluation.study_report_figures import images_figure, page_figure, slice_rows
 
-        report = build_study_report(nc, corrected, facts, self.sex, self.state, self.normals)
+        report = build_study_report(nc, corrected, facts, self.sex, self.state, self.normals, self.state_source)
         report = dataclasses.replace(report, slices=slice_rows(report))
+        self.report = report
         name = summed_score_name(report.state)
         html = report_html(report, figure_bytes(images_figure(report, name), "png", dpi=110))
         rows = score_rows(report)

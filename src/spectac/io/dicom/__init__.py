@@ -17,7 +17,7 @@ See docs/dicom.md for the tags read and written.
 The package, one module per step: :mod:`.tags` (the vocabulary and the context a writer needs),
 :mod:`.geometry` (the grid from headers), :mod:`.read` (volumes and headers), :mod:`.refusals`
 (what must not be corrected), :mod:`.write` (derived series), :mod:`.document` (a report as an
-Encapsulated PDF), :mod:`.export` (a simulated study as a clinic's export). Every public name is
+Encapsulated PDF), :mod:`.sr` (a report's scores as a Comprehensive SR), :mod:`.export` (a simulated study as a clinic's export). Every public name is
 importable from here.
 """
 
@@ -48,6 +48,13 @@ from spectac.io.dicom.refusals import (
     NC_TEXT,
     correction_refusal,
 )
+from spectac.io.dicom.sr import (
+    COMPREHENSIVE_SR_STORAGE,
+    SR_FILE,
+    read_scores_sr,
+    scores_of_dataset,
+    write_scores_sr,
+)
 from spectac.io.dicom.tags import (
     CT_STORAGE,
     NM_STORAGE,
@@ -62,6 +69,7 @@ from spectac.io.dicom.write import SeriesSpec, new_context, write_dicom_series
 
 __all__ = [
     "AC_TEXT",
+    "COMPREHENSIVE_SR_STORAGE",
     "CT_STORAGE",
     "DOCUMENT_FILE",
     "ENCAPSULATED_PDF_STORAGE",
@@ -76,6 +84,7 @@ __all__ = [
     "SC_STORAGES",
     "SERIES_FOLDERS",
     "SPECT_MODALITIES",
+    "SR_FILE",
     "UID_PREFIX",
     "DicomContext",
     "DicomHeader",
@@ -91,8 +100,11 @@ __all__ = [
     "read_dicom_header",
     "read_dicom_volume",
     "read_encapsulated_pdf",
+    "read_scores_sr",
     "read_series",
     "scan_series",
+    "scores_of_dataset",
     "write_dicom_series",
     "write_encapsulated_pdf",
+    "write_scores_sr",
 ]
