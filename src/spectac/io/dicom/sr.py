@@ -266,7 +266,7 @@ def scores_of_dataset(ds: Dataset) -> dict[str, Any]:
                     image["tpd"] = _value(child)
                 elif sub in ("SSS", "SRS"):
                     value = _value(child)
-                    image["summed_score"] = None if value is None else int(round(value))
+                    image["summed_score"] = None if value is None else round(value)
                     scores["summed_score_name"] = sub
                 elif sub == "NORMLIM":
                     image["limits"] = _value(child)
