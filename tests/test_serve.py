@@ -1,7 +1,8 @@
 """``spectac serve`` against a real PACS: Orthanc (Debian package ``orthanc``) on free local ports.
 
 An NC series sent to spectac (pynetdicom SCU) comes back to Orthanc as an AC series of the same
-study, with the study report as an Encapsulated PDF instance (Modality DOC) of that study; spectac's own output sent to it is skipped and not returned; a job queued by a server that is
+study, with the study report as an Encapsulated PDF instance (Modality DOC) and its scores as a
+Comprehensive SR instance (Modality SR) of that study; spectac's own output sent to it is skipped and not returned; a job queued by a server that is
 then stopped is resumed by the next one; a calling AE title not in the list is refused. The job
 files and the audit log are checked against what Orthanc holds and the weights file's own hash.
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +27,18 @@ import pydicom
 import pytest
 from dicom_helpers import blob_volume
 from pynetdicom import AE
+from quant_shapes import draw_shell, shell_geometry
 from typer.testing import CliRunner
 
 from spectac.cli import app
 from spectac.correction.files import correct_path
 from spectac.errors import SpectacError
-from spectac.io.dicom import new_context, write_dicom_series
+from spectac.io.dicom import new_context, scores_of_dataset, write_dicom_series
 from spectac.io.node_store import NodeStore
 from spectac.node.config import Destination, config_from_dict
 from spectac.node.scu import send_series
 from spectac.node.server import Server, quiet_pynetdicom
+from spectac.volume import Volume
 
 ORTHANC = shutil.which("Orthanc")
 needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (Debian: apt-get install orthanc); "
@@ -133,12 +138,22 @@ def serve_config(work: Path, port: int, pacs: Orthanc, **extra: Any):
         "complete_after": 1.0, "retry_delays": [0.5, 1.0], **extra})
 
 
-def nc_series(folder: Path, n: int, kind: str = "nm-multiframe") -> tuple[str, list[Path]]:
-    """A small simulated NC study written by spectac's own writer: its study UID and files."""
+def heart_volume(seed: int) -> Volume:
+    """A small NC-like study with an LV the quantification finds (a shell in a torso, in counts), with
+    a perfusion defect so that its scores are not zero."""
+    volume = draw_shell(shell_geometry((1, -1, -1), (15, -10, 0)), shape=(40, 40, 40), torso=True, seed=seed,
+                        defect=(30, 120, 0.3, 0.9, 0.4))
+    return volume.with_array(volume.array * 300.0)
+
+
+def nc_series(folder: Path, n: int, kind: str = "nm-multiframe", description: str = "STRESS IRNC",
+              heart: bool = False) -> tuple[str, list[Path]]:
+    """A small simulated NC study written by spectac's own writer: its study UID and files (a blob,
+    or with ``heart`` an LV the report scores)."""
     study = f"1.2.826.0.1.3680043.8.498.70{n}"
     context = new_context(f"SERVE{n}", study, f"{study}.1", sex="F", kind=kind)
-    out = write_dicom_series(blob_volume(shape=(32, 32, 24), seed=n), context, folder / f"nc{n}", "STRESS IRNC",
-                             uid_seed=f"serve{n}", **NC)
+    volume = heart_volume(n) if heart else blob_volume(shape=(32, 32, 24), seed=n)
+    out = write_dicom_series(volume, context, folder / f"nc{n}", description, uid_seed=f"serve{n}", **NC)
     return study, sorted(out.rglob("*.dcm"))
 
 
@@ -179,7 +194,7 @@ def node(orthanc, tmp_path_factory) -> Iterator[tuple[Server, Orthanc, int]]:
 @needs_orthanc
 def test_an_nc_series_comes_back_to_the_pacs_corrected_with_an_audit_line(node, tmp_path):
     server, pacs, port = node
-    study, files = nc_series(tmp_path, 1, kind="slices")
+    study, files = nc_series(tmp_path, 1, kind="slices", heart=True)
     assert len(files) > 1
     assert send(files, port)
     series_uid = str(pydicom.dcmread(files[0]).SeriesInstanceUID)
@@ -210,6 +225,18 @@ def test_an_nc_series_comes_back_to_the_pacs_corrected_with_an_audit_line(node, 
     assert (entry["report"]["sop_instance_uid"], entry["report"]["series_uid"]) == (report.SOPInstanceUID,
                                                                                     report.SeriesInstanceUID)
     assert entry["report"]["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
+    # and its scores as a Comprehensive SR in the same study, with the TPD the report shows
+    (sr,) = wait_for("the scores SR in Orthanc", lambda: pacs.instances_of(study, "SR"))
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33" and sr.StudyInstanceUID == study
+    assert sr.SeriesInstanceUID not in (series_uid, job["output_series_uid"], report.SeriesInstanceUID)
+    assert entry["sr"] == job["sr"] == {"series_uid": sr.SeriesInstanceUID, "sop_instance_uid": sr.SOPInstanceUID}
+    scores = scores_of_dataset(sr)
+    html = (server.store.job_folder(job["id"]) / "output.report.html").read_text()
+    for label in ("nc", "ac"):
+        tpd = scores["images"][label.upper()]["tpd"]
+        assert tpd is not None and report_cell(html, f"tpd-{label}") == f"{tpd:.1f}", label
+        assert report_cell(html, f"sss-{label}") == str(scores["images"][label.upper()]["summed_score"])
+    assert scores["state"] == entry["state"] == "stress" and "SeriesDescription 'STRESS IRNC'" in entry["state_source"]
 
 
 @needs_orthanc
@@ -241,10 +268,10 @@ def test_the_documented_orthanc_rule_routes_nc_to_spectac_and_the_ac_series_come
     series_uid = str(datasets[0].SeriesInstanceUID)
     job = wait_for("the routed job to finish", lambda: finished_job(server.store, series_uid))
     assert job["status"] == "done", job
-    wait_for("the AC series and the report in Orthanc", lambda: len(pacs.series_of(study)) == 3)
+    wait_for("the AC series, the report and the SR in Orthanc", lambda: len(pacs.series_of(study)) == 4)
     time.sleep(2 * server.config.complete_after + 1)  # time enough for a loop to show
     assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted(
-        [series_uid, job["output_series_uid"], job["report"]["series_uid"]])
+        [series_uid, job["output_series_uid"], job["report"]["series_uid"], job["sr"]["series_uid"]])
     assert [j["status"] for j in server.store.all_jobs() if j.get("study_uid") == study] == ["done"]
 
 
@@ -285,7 +312,7 @@ def test_a_job_queued_when_the_server_stops_is_resumed_by_the_next(orthanc, tmp_
         second.stop()
     assert done["id"] == job["id"] and done["status"] == "done", done
     assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted(
-        [done["output_series_uid"], done["report"]["series_uid"]])
+        [done["output_series_uid"], done["report"]["series_uid"], done["sr"]["series_uid"]])
     assert not (leftover / "stale.dcm").exists() and not (stale_report / "stale.dcm").exists()
 
 
@@ -405,14 +432,25 @@ def test_a_stop_between_taking_a_series_and_writing_its_job_loses_nothing(tmp_pa
     assert list(store.incoming.iterdir()) == []
 
 
-@pytest.mark.parametrize("report", [True, False])
-def test_a_job_writes_the_report_as_an_encapsulated_pdf_of_the_study_unless_turned_off(tmp_path, report):
+def report_cell(html: str, cell: str) -> str:
+    """The text of a score cell of the report's HTML page (``tpd-ac``, ``sss-nc`` ...)."""
+    match = re.search(f'id="{cell}">([^<]*)<', html)
+    assert match, cell
+    return match.group(1)
+
+
+@pytest.mark.parametrize(("report", "description", "state"), [(True, "REST IRNC", "rest"), (True, "IRNC", None),
+                                                              (False, "STRESS IRNC", "stress")])
+def test_a_job_writes_the_report_as_an_encapsulated_pdf_and_a_scores_sr_of_the_study_unless_turned_off(
+        tmp_path, report, description, state):
     """Without a PACS: one job run by the worker (Chang, no destinations) leaves the report PDF and
-    its DICOM instance in the job folder, the DICOM holding the PDF's bytes in the input's study."""
-    from spectac.io.dicom import read_encapsulated_pdf
+    its DICOM instance in the job folder, the DICOM holding the PDF's bytes in the input's study, and
+    the scores SR holding the values of the report's HTML page; the stress state is the series' (or
+    stress, assumed and said so, when its description names none)."""
+    from spectac.io.dicom import read_encapsulated_pdf, read_scores_sr
     from spectac.node.worker import Worker
 
-    study, files = nc_series(tmp_path, 10)
+    study, files = nc_series(tmp_path, 10, description=description, heart=True)
     ds = pydicom.dcmread(files[0])
     store = NodeStore(tmp_path / "work")
     for f in files:
@@ -425,13 +463,36 @@ def test_a_job_writes_the_report_as_an_encapsulated_pdf_of_the_study_unless_turn
     job = Worker(config, store).run(job_id)
     assert job["status"] == "done", job
     (entry,) = store.audit()
+    assert entry["state"] == job["state"] == (state or "stress")
+    assert entry["state_source"] == job["state_source"]
+    assert ("stress assumed" in job["state_source"]) == (state is None)
+    assert (f"SeriesDescription {description!r}" in job["state_source"]) == (state is not None)
     if not report:
         assert store.report_files(job_id) == [] and "report" not in job and entry["report"] is None
+        assert "sr" not in job and entry["sr"] is None
         return
-    (dicom,) = store.report_files(job_id)
+    dicom, sr = store.report_files(job_id)
     pdf, header = read_encapsulated_pdf(dicom)
     assert pdf == (store.job_folder(job_id) / "output.report.pdf").read_bytes() and pdf.startswith(b"%PDF")
     assert (header.StudyInstanceUID, header.PatientID, header.Modality) == (study, ds.PatientID, "DOC")
     assert entry["report"] == job["report"] == {"series_uid": header.SeriesInstanceUID,
                                                 "sop_instance_uid": header.SOPInstanceUID,
                                                 "pdf_sha256": hashlib.sha256(pdf).hexdigest()}
+    scores, sr_header = read_scores_sr(sr)
+    assert (sr_header.StudyInstanceUID, sr_header.PatientID, sr_header.Modality) == (study, ds.PatientID, "SR")
+    assert sr_header.SeriesInstanceUID not in (header.SeriesInstanceUID, ds.SeriesInstanceUID)
+    assert entry["sr"] == job["sr"] == {"series_uid": sr_header.SeriesInstanceUID,
+                                        "sop_instance_uid": sr_header.SOPInstanceUID}
+    # the SR holds what the report's page shows, and the state the report names
+    html = (store.job_folder(job_id) / "output.report.html").read_text()
+    assert escape(f"state {scores['state']} ({job['state_source']})") in html and scores["state"] == job["state"]
+    name = scores["summed_score_name"]
+    assert name == ("SRS" if state == "rest" else "SSS")
+    for label in ("NC", "AC"):
+        image = scores["images"][label]
+        assert image["tpd"] is not None and not image["missing"], image  # the heart's LV is found
+        assert report_cell(html, f"tpd-{label.lower()}") == f"{image['tpd']:.1f}"
+        assert report_cell(html, f"{name.lower()}-{label.lower()}") == str(image["summed_score"])
+        assert image["limits"].startswith(f"{label.lower()}/F/")
+    assert scores["weights_sha256"] == (job["model"]["weights_sha256"] or "")
+    assert scores["not_for_diagnostic_use"] == "Not for diagnostic use"

@@ -8,6 +8,7 @@ The work folder holds::
     jobs/<job id>/output/                               the corrected series, as sent
     jobs/<job id>/output.report.html, output.report.pdf the study report (``spectac correct --report``)
     jobs/<job id>/report/DOC000001.dcm                  the report as an Encapsulated PDF, as sent
+    jobs/<job id>/report/SR000001.dcm                   the report's scores as a Comprehensive SR, as sent
     audit.jsonl                                         one JSON line per finished job
 
 Every file appears whole or not at all (:mod:`spectac.io.atomic`): an instance or a job file is
@@ -151,7 +152,7 @@ class NodeStore:
             (folder / name).unlink(missing_ok=True)
 
     def report_folder(self, job_id: str) -> Path:
-        """Where a job's report goes as DICOM (an Encapsulated PDF instance)."""
+        """Where a job's report goes as DICOM (an Encapsulated PDF and a scores SR instance)."""
         return self.job_folder(job_id) / "report"
 
     def report_files(self, job_id: str) -> list[Path]:

@@ -2,8 +2,9 @@
 
 Only what a node needs: who it is (AE title, bind address, port), whom it accepts (calling AE
 titles), where results go (destinations), where it keeps its files (the work folder), when a series
-counts as complete (seconds without a new instance), how to correct (method, weights) and how to
-retry a send. Every value is checked here, so a bad file fails at start in one line.
+counts as complete (seconds without a new instance), how to correct (method, weights), how to
+retry a send, and the report (on or off; the stress state of its normal limits). Every value is
+checked here, so a bad file fails at start in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from spectac.devices import check_device_name
 from spectac.io.node_store import read_toml
 from spectac.volume import SpectacError
 
+#: The ``state`` setting: from the series' header (:func:`spectac.io.dicom.series_state`), or fixed.
+STATE_CHOICES = ("auto", "stress", "rest")
 #: Back-off before each retry of a failed send, in seconds (3 tries in all).
 DEFAULT_RETRY_DELAYS = (2.0, 4.0)
 
@@ -59,7 +62,8 @@ class ServeConfig:
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     worker_paused: bool = False
     tls: TlsConfig = field(default_factory=TlsConfig)
-    report: bool = True  # send a study report (Encapsulated PDF) with each corrected series
+    report: bool = True  # send a study report (Encapsulated PDF and scores SR) with each corrected series
+    state: str = "auto"  # the stress state of the report's normal limits: auto (from the series), stress, rest
 
 
 def _ae_title(value: Any, where: str) -> str:
@@ -87,7 +91,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         SpectacError: a missing or invalid value, or an unknown key (a typo must not be ignored).
     """
     known = {"ae_title", "port", "bind", "work", "allowed_calling", "destinations", "complete_after",
-             "method", "weights", "device", "retry_delays", "worker_paused", "tls", "report"}
+             "method", "weights", "device", "retry_delays", "worker_paused", "tls", "report", "state"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SpectacError(f"serve config: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -116,6 +120,9 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
     report = raw.get("report", True)
     if not isinstance(report, bool):
         raise SpectacError(f"serve config: report is true or false, not {report!r}")
+    state = raw.get("state", "auto")
+    if state not in STATE_CHOICES:
+        raise SpectacError(f"serve config: state is {', '.join(STATE_CHOICES)}, not {state!r}")
     return ServeConfig(
         ae_title=_ae_title(raw["ae_title"], "serve config: ae_title"),
         port=_port(raw["port"], "serve config: port"),
@@ -131,6 +138,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         worker_paused=bool(raw.get("worker_paused", False)),
         tls=tls,
         report=report,
+        state=state,
     )
 
 

@@ -11,7 +11,10 @@ and nothing is sent.
 With ``report`` on (the default), each corrected series also gets the study report of
 ``spectac correct --report`` (:mod:`spectac.evaluation.study_report`), sent with the series as a
 DICOM Encapsulated PDF instance in the same study (a new series, Modality DOC;
-:mod:`spectac.io.dicom.document`) and recorded in the job and the audit log.
+:mod:`spectac.io.dicom.document`), and the report's scores as a Comprehensive SR instance (a new
+series, Modality SR; :mod:`spectac.io.dicom.sr`); both are recorded in the job and the audit log.
+The report's stress state is the configuration's ``state``: with "auto" (the default) the one the
+series names (:func:`spectac.io.dicom.series_state`), else stress, assumed and said so.
 
 Sending is C-STORE to every destination, each retried with back-off (:data:`config.DEFAULT_RETRY_DELAYS`);
 a job is done when every destination took the series, failed otherwise. Each finished job adds one
@@ -28,20 +31,25 @@ from pathlib import Path
 from typing import Any
 
 from spectac.correction.files import correct_path, prepare_method
-from spectac.evaluation.study_report import StudyReporter
+from spectac.evaluation.study_report import StudyReporter, report_scores
 from spectac.io.dicom import (
     DOCUMENT_FILE,
+    SR_FILE,
     context_of_header,
     correction_refusal,
     read_dicom_header,
     read_encapsulated_pdf,
+    read_scores_sr,
+    series_state,
     write_encapsulated_pdf,
+    write_scores_sr,
 )
 from spectac.io.node_store import DONE, FAILED, RUNNING, SKIPPED, NodeStore, read_datasets
 from spectac.io.paths import sha256_file
 from spectac.io.report_files import read_report_pdf
 from spectac.node.config import Destination, ServeConfig
 from spectac.node.scu import send_series
+from spectac.quant.normals import NormalDatabase
 from spectac.volume import SpectacError
 
 #: A hook that adds files to send with the corrected series (besides the study report, sent when
@@ -75,13 +83,26 @@ class Worker:
         self.log = log
         self._prepared: tuple[Any, dict[str, Any], Any] | None = None
         self._weights_hash: str | None = None
-        self._reporter: StudyReporter | None = None
+        self._normals: NormalDatabase | None = None
 
-    def reporter(self) -> StudyReporter | None:
-        """The study report's builder (normal limits loaded once), or None when reports are off."""
-        if self.config.report and self._reporter is None:
-            self._reporter = StudyReporter()
-        return self._reporter
+    def reporter(self, state: str | None, source: str) -> StudyReporter | None:
+        """A job's study report builder (the normal limits loaded once per process) for its stress
+        state (None: unknown, stress assumed) and where that came from; None when reports are off."""
+        if not self.config.report:
+            return None
+        if self._normals is None:
+            self._normals = NormalDatabase.load()
+        return StudyReporter(state=state, normals=self._normals, state_source=source)
+
+    def state_of(self, header: Any) -> tuple[str | None, str]:
+        """(stress state, where it came from) of a series: the configuration's, or with "auto" the
+        series' own (:func:`spectac.io.dicom.series_state`); None when unknown (stress assumed)."""
+        if self.config.state != "auto":
+            return self.config.state, f'set in the serve configuration (state = "{self.config.state}")'
+        state, source = series_state(header)
+        if state is None:
+            return None, f'{source}: stress assumed (state = "rest" in the serve configuration for rest studies)'
+        return state, source
 
     def prepared(self) -> tuple[Any, dict[str, Any], Any]:
         """The correction method, prepared at the first call (the network is loaded once)."""
@@ -114,7 +135,8 @@ class Worker:
             "weights_sha256": facts.get("weights_sha256"),
             "received": job.get("received_last"), "corrected": job.get("corrected"), "sent": job.get("sent"),
             "ood_flags": job.get("ood_flags", []), "destinations": job.get("destinations", {}),
-            "instances": job.get("instances"), "report": job.get("report"),
+            "instances": job.get("instances"), "report": job.get("report"), "sr": job.get("sr"),
+            "state": job.get("state"), "state_source": job.get("state_source"),
         })
         self.log(f"job {job['id']}: {status}{': ' + reason if reason else ''}")
         return job
@@ -136,10 +158,15 @@ class Worker:
             if not (job.get("corrected") and output.is_dir()):  # a resumed job keeps its recorded output
                 self.store.discard_output(job_id)  # written by a run stopped before it recorded it
                 job["model"] = self.model_facts()
+                state, state_source = self.state_of(header.header)
+                job.update(state=state or "stress", state_source=state_source)
+                reporter = self.reporter(state, state_source)
                 summary = correct_path(source, output, self.config.method, prepared=self.prepared(),
-                                       report=self.reporter())
-                if summary.get("report"):
-                    job["report"] = self._encapsulate(header, summary["report"][1], self.store.report_folder(job_id))
+                                       report=reporter)
+                if summary.get("report") and reporter is not None and reporter.report is not None:
+                    folder = self.store.report_folder(job_id)
+                    job["report"] = self._encapsulate(header, summary["report"][1], folder)
+                    job["sr"] = self._scores_sr(header, report_scores(reporter.report), folder / SR_FILE)
                 job.update(corrected=now(), ood_flags=summary["ood_flags"],
                            output_series_uid=str(read_dicom_header(output).header.get("SeriesInstanceUID", "")))
                 self.store.write_job(job)
@@ -163,6 +190,16 @@ class Worker:
             raise SpectacError(f"{written}: the encapsulated report differs from {pdf_path}")
         return {"series_uid": str(ds.SeriesInstanceUID), "sop_instance_uid": str(ds.SOPInstanceUID),
                 "pdf_sha256": hashlib.sha256(pdf).hexdigest()}
+
+    @staticmethod
+    def _scores_sr(header: Any, scores: dict[str, Any], path: Path) -> dict[str, Any]:
+        """The report's scores as a Comprehensive SR instance beside the PDF (the same study, its
+        own SR series); what the job and the audit log record of it."""
+        write_scores_sr(scores, context_of_header(header), path)
+        stored, ds = read_scores_sr(path)
+        if stored["images"] != scores["images"]:
+            raise SpectacError(f"{path}: the scores SR does not read back as written")
+        return {"series_uid": str(ds.SeriesInstanceUID), "sop_instance_uid": str(ds.SOPInstanceUID)}
 
     def _send(self, job: dict[str, Any], files: list[Path]) -> dict[str, Any]:
         results: dict[str, Any] = job.setdefault("destinations", {})

@@ -17,7 +17,8 @@ See docs/dicom.md for the tags read and written.
 The package, one module per step: :mod:`.tags` (the vocabulary and the context a writer needs),
 :mod:`.geometry` (the grid from headers), :mod:`.read` (volumes and headers), :mod:`.refusals`
 (what must not be corrected), :mod:`.write` (derived series), :mod:`.document` (a report as an
-Encapsulated PDF), :mod:`.sr` (a report's scores as a Comprehensive SR), :mod:`.export` (a simulated study as a clinic's export). Every public name is
+Encapsulated PDF), :mod:`.sr` (a report's scores as a Comprehensive SR), :mod:`.state` (the stress state a series
+names), :mod:`.export` (a simulated study as a clinic's export). Every public name is
 importable from here.
 """
 
@@ -55,6 +56,7 @@ from spectac.io.dicom.sr import (
     scores_of_dataset,
     write_scores_sr,
 )
+from spectac.io.dicom.state import series_state
 from spectac.io.dicom.tags import (
     CT_STORAGE,
     NM_STORAGE,
@@ -104,6 +106,7 @@ __all__ = [
     "read_series",
     "scan_series",
     "scores_of_dataset",
+    "series_state",
     "write_dicom_series",
     "write_encapsulated_pdf",
     "write_scores_sr",

@@ -17,7 +17,7 @@ tree (PS3.3 C.17.3, SR Document Content; no template) is one CONTAINER and, unde
       TEXT     QCFLAG "Quality flag"                one per OOD/forced flag, or "none"
       TEXT     QCNOTE "Quality note"                one per note (patient position, LV fit)
       TEXT     METHOD, MODEL, SWVER, WSHA256, LIMITS  method, model, spectac version,
-                                                    weights SHA-256 (or "none"), limits line
+                                                    weights SHA-256, limits line ("none": empty)
 
 No standard DICOM template holds TPD and summed scores of an AC/NC pair, so every concept is a
 local code of the private coding scheme ``99SPECTAC`` (PS3.16 8.2: a designator starting "99"
@@ -281,7 +281,7 @@ def scores_of_dataset(ds: Dataset) -> dict[str, Any]:
             scores[_HEAD[code]] = _value(item)
         elif code in _FACTS:
             value = _value(item)
-            scores[_FACTS[code]] = "" if code == "WSHA256" and value == "none" else value
+            scores[_FACTS[code]] = "" if value == "none" else value  # an empty value is written "none"
         elif code == "NOTDIAG":
             scores["not_for_diagnostic_use"] = _value(item)
     if scores["flags"] == ["none"]:
