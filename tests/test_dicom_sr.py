@@ -90,3 +90,17 @@ def test_dciodvfy_finds_no_errors_in_the_scores_sr(tmp_path, case):
     print(*sorted(warnings), sep="\n")
     assert all("99SPECTAC" in w or "DICOMDIR" in w or "Person Name" in w for w in warnings), warnings
     assert pydicom.dcmread(out).CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99SPECTAC"
+
+
+def test_the_reading_script_of_the_serve_docs_reads_the_scores(tmp_path):
+    """The pydicom-only block of docs/serve.md ("Reading it") gives the values written."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "serve.md").read_text()
+    block = doc.split("## The scores SR", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(block, "docs/serve.md", "exec"), namespace)  # noqa: S102 - the documented example
+    written = scores(state="rest", ac_missing=True)
+    out = write_scores_sr(written, context(), tmp_path / "sr.dcm")
+    assert namespace["spectac_scores"](out) == pytest.approx(
+        {("NC", "TPD"): written["images"]["NC"]["tpd"], ("NC", "SRS"): 11})
