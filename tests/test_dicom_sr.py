@@ -79,9 +79,14 @@ def test_a_file_that_is_no_scores_sr_is_refused_in_one_line(tmp_path):
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed (apt-get install dicom3tools)")
 @pytest.mark.parametrize("case", [{}, {"state": "rest", "ac_missing": True, "flags": ("Out of distribution: a",)}])
 def test_dciodvfy_finds_no_errors_in_the_scores_sr(tmp_path, case):
-    """Not one Error line; the warnings left are the private coding scheme's (and the test context's
-    missing study date and time)."""
-    out = write_scores_sr(scores(**case), context(), tmp_path / "sr.dcm", uid_seed="v")
+    """Not one Error line, as ``spectac serve`` writes it (the context of the NC series' header, its
+    instances referenced); the warnings left are the private coding scheme's (and the test
+    context's missing study date and time and one-component name)."""
+    source = write_dicom_series(blob_volume(shape=(16, 16, 12)), context(kind="slices"), tmp_path / "nc", "REST",
+                                derived=False, uid_seed="s")
+    header_context = context_of_header(read_dicom_header(source))
+    assert header_context.source_instances
+    out = write_scores_sr(scores(**case), header_context, tmp_path / "sr.dcm", uid_seed="v")
     result = subprocess.run(["dciodvfy", str(out)], check=False, capture_output=True, text=True, timeout=60)
     lines = (result.stdout + result.stderr).splitlines()
     assert "ComprehensiveSR" in lines
@@ -89,7 +94,9 @@ def test_dciodvfy_finds_no_errors_in_the_scores_sr(tmp_path, case):
     warnings = {line for line in lines if line.startswith("Warning")}
     print(*sorted(warnings), sep="\n")
     assert all("99SPECTAC" in w or "DICOMDIR" in w or "Person Name" in w for w in warnings), warnings
-    assert pydicom.dcmread(out).CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99SPECTAC"
+    ds = pydicom.dcmread(out)
+    assert ds.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99SPECTAC"
+    assert ds.PertinentOtherEvidenceSequence
 
 
 def test_the_reading_script_of_the_serve_docs_reads_the_scores(tmp_path):
