@@ -134,3 +134,28 @@ def qc(
     if csv is not None:
         write_consistency_csv(result.rows(), csv)
         info(f"wrote {csv}")
+
+
+@user_errors
+def export_projections(
+    dataset: Path = typer.Argument(..., help="Simulated dataset folder (its studies keep projections.npz)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one OUT/<case_id>.dcm per study; files "
+                             "already there are kept (a rerun resumes)."),
+    case: list[str] = typer.Option([], "--case", help="Study to export (repeatable); default: every study of "
+                                   "--split."),
+    split: str = typer.Option("all", help="Split to export: train, val, test or all."),
+    vendor: str = typer.Option("ge", help="File layout: ge (one detector) or siemens (two heads, the views in "
+                               "halves)."),
+    gates: int = typer.Option(1, help="Gates: more than 1 writes GATED TOMO, the counts split over the gates."),
+) -> None:
+    """Write simulated studies' raw projections (every energy window, the study's own orbit, collimator and
+    pixel size) as vendor-like NM TOMO DICOM, for spectac reconstruct, qc and correct --route indirect."""
+    from spectac.reconstruction.export import export_projections as run_export
+    from spectac.reconstruction.export import plan_export
+
+    plan = plan_export(dataset, out, case, None if case else split, vendor.lower(), gates)
+    ensure_writable_parent(out, folder=True)
+    if plan.done:
+        info(f"{len(plan.done)} of {len(plan.done) + len(plan.todo)} studies already in {out}: kept")
+    written = run_export(plan, vendor.lower(), gates)
+    info(f"wrote {len(written)} projection file(s) ({vendor.lower()}, {gates} gate(s)) in {out}")
