@@ -24,10 +24,12 @@ Definitions (all bins of the window; views in acquisition order):
 - **index** ``= D / E``: about 1 for Poisson-consistent data at any count level, larger when the
   image and mu-map do not explain the projections. OSEM fits some noise (below 1) and the
   post-filter removes some signal (above 1), so a study is flagged by ``index > threshold`` with a
-  threshold calibrated on studies known to be right (none is built in):
+  threshold calibrated on studies known to be right:
   :func:`calibrated_threshold` is the chosen quantile of their indices (the 95th flags about 5% of
   right studies, by construction), :func:`flag_rate` the share of other studies above it
-  (benchmarks/indirect_qc.py, docs/projections.md).
+  (benchmarks/indirect_qc.py, docs/projections.md). A mu model's calibrated threshold is stored in
+  its config.json (``qc`` block, :func:`qc_threshold_from_config`) and is the default of
+  ``spectac correct --route indirect`` and ``spectac qc`` (:class:`QcVerdict`).
 """
 
 from __future__ import annotations
