@@ -43,7 +43,8 @@ they are and altered (``spectac.reconstruction.faults``; every energy window ali
     calibration split when the split has one) in place of the prediction.
 
 ``--write-threshold MODEL_DIR`` stores that threshold in the mu model's config.json as its ``qc``
-block (threshold, quantile, calibrated_on, studies; atomically, the rest of the file kept), where
+block (threshold, quantile, calibrated_on, studies; atomically, the rest of the file kept; its
+MODEL_CARD.md, when there is one, is rewritten from the folder's files), where
 ``spectac correct --route indirect`` and ``spectac qc`` read it as their default
 (docs/projections.md, "Calibrating the threshold"). MODEL_DIR should be the folder of the model
 ``--mu-model`` names; refused with ``--mu-model oracle`` (no model was calibrated).
@@ -83,6 +84,7 @@ from spectac.reconstruction.faults import moved, sub_arc, truncated
 from spectac.reconstruction.files import reconstruct_consistent
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.study import BODY_MU_PER_CM, study_acquisition, study_recon_config, true_mu
+from spectac.training.card import write_model_card
 from spectac.volume import Volume
 
 CONDITIONS = ("in distribution", "(a) truncated", "(b) motion", "(c) sub-arc", "(d) wrong anatomy")
@@ -255,6 +257,8 @@ def main() -> None:
             f", first {args.limit} studies" if args.limit is not None else "")
         path = write_config_block(args.write_threshold, QC_KEY, qc_block(threshold, args.quantile, on, len(usable)))
         print(f"wrote threshold {threshold:.4f} ({len(usable)} studies) to {path}", flush=True)
+        if (args.write_threshold / "MODEL_CARD.md").is_file():
+            print(f"rewrote {write_model_card(args.write_threshold)} (its Quality control section)", flush=True)
 
     anatomy_pool = cases if len({c.patient_id for c in cases}) > 1 else calibration
     for case in cases:

@@ -251,6 +251,10 @@ def test_the_threshold_is_read_from_the_mu_models_config(mu_model: Path, tmp_pat
     assert threshold is not None and threshold.value == 1.25
     assert threshold.source == "unet3d-mu: 95th percentile of 7 studies (test val split)"
     assert deep.mu_model_qc_threshold(folder) == threshold
+    from spectac.training.card import model_card
+
+    assert "Consistency threshold 1.25 (config.json `qc` block)" in model_card(folder)
+    assert "No consistency threshold calibrated" in model_card(mu_model)
     config = json.loads((folder / "config.json").read_text())
     for bad in ({"threshold": "1.2"}, {"threshold": float("nan")}, {"threshold": -1.0}, [1.2]):
         (folder / "config.json").write_text(json.dumps({**config, "qc": bad}))
