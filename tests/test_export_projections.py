@@ -101,8 +101,21 @@ def test_export_resumes_and_refuses_bad_input(dataset: Dataset, tmp_path: Path) 
         ((dataset.root, "-o", tmp_path / "e", "--gates", 0), "--gates"),
         ((dataset.root, "-o", tmp_path / "e", "--split", "nope"), "unknown split"),
         ((dataset.root, "-o", dataset.root / "out"), "inside the dataset"),
+        ((dataset.root, "-o", tmp_path / "e", "--case", "P000_rest", "--split", "val"), "not both"),
     ]:
         result = _run("export-projections", *args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "e").exists()
+
+
+def test_views_two_heads_cannot_share_are_refused_before_writing(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    config = replace(TINY, protocol=Protocol(n_views=9, pixel_mm=13.6))
+    simulate_cohort(tmp_path / "d", patients=1, seed=1, config=config, workers=1)
+    out = tmp_path / "out"
+    result = _run("export-projections", tmp_path / "d", "-o", out, "--vendor", "siemens")
+    assert result.exit_code == 2 and "9 views cannot be split" in result.output and not out.exists()
+    assert _run("export-projections", tmp_path / "d", "-o", out).exit_code == 0  # one head takes them
+    assert len(list(out.glob("*.dcm"))) == 2

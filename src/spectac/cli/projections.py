@@ -172,7 +172,7 @@ def export_projections(
     from spectac.reconstruction.export import export_projections as run_export
     from spectac.reconstruction.export import plan_export
 
-    plan = plan_export(dataset, out, case, None if case else split, vendor.lower(), gates)
+    plan = plan_export(dataset, out, case, split, vendor.lower(), gates)
     ensure_writable_parent(out, folder=True)
     if plan.done:
         info(f"{len(plan.done)} of {len(plan.done) + len(plan.todo)} studies already in {out}: kept")

@@ -25,7 +25,7 @@ from spectac.io.dataset import Dataset, check_case_id
 from spectac.io.projections import write_projections_dicom
 from spectac.io.window_projections import FILE_NAME as PROJECTIONS_FILE
 from spectac.progress import track
-from spectac.reconstruction.study import study_acquisition
+from spectac.reconstruction.study import study_acquisition, study_protocol
 
 #: Vendor layouts: (Manufacturer written, number of detectors).
 VENDORS = {"ge": ("GE MEDICAL SYSTEMS", 1), "siemens": ("SIEMENS", 2)}
@@ -46,8 +46,9 @@ def plan_export(dataset_root: str | Path, out: str | Path, cases: Iterable[str] 
     """Check the inputs and list the studies to write (``cases``, else those of ``split``, else all).
 
     Raises:
-        SpectacError: not a simulated dataset, an unknown case or split, an unknown vendor, fewer
-            than 1 gate, OUT an existing file, a study without projections.npz or mu.nii.gz.
+        SpectacError: not a simulated dataset, an unknown case or split, both cases and a split,
+            an unknown vendor, fewer than 1 gate, OUT an existing file or inside the dataset, a
+            study without projections.npz or mu.nii.gz, views the vendor's heads cannot share.
     """
     if vendor not in VENDORS:
         raise SpectacError(f"--vendor {vendor!r}: choose {' or '.join(VENDORS)}")
@@ -72,11 +73,16 @@ def plan_export(dataset_root: str | Path, out: str | Path, cases: Iterable[str] 
             raise SpectacError(f"{out}: inside the dataset {dataset.root}; choose a folder outside it")
     except OSError:
         pass
+    detectors = VENDORS[vendor][1]
     for case_id in ids:
         for name in (PROJECTIONS_FILE, "mu.nii.gz"):
             if not (dataset.study_dir(case_id) / name).is_file():
                 raise SpectacError(f"{dataset.study_dir(case_id)}: no {name} (an imported or incomplete study); "
                                    "only simulated studies keep their projections")
+        views = study_protocol(dataset, case_id).n_views
+        if views % detectors:
+            raise SpectacError(f"{case_id}: {views} views cannot be split over the {detectors} heads of --vendor "
+                               f"{vendor}")
     done = [c for c in ids if (out / f"{c}.dcm").is_file()]
     return ExportPlan(dataset, out, [c for c in ids if c not in done], done)
 
