@@ -5,7 +5,8 @@ Usage:
     PYTHONPATH=<spectac src> OMP_NUM_THREADS=1 python benchmarks/indirect_qc.py DATASET \\
         [--mu-model MU_MODEL | --mu-model oracle] [--method unet-gan3d-chang] [--weights DIR] \\
         [--split test] [--calibration-split val] [--limit N] [--quantile 0.95] \\
-        [--truncate 0.15] [--motion-rows 2] [--arc-fraction 0.5] [--csv per_study.csv] [--threads 1]
+        [--truncate 0.15] [--motion-rows 2] [--arc-fraction 0.5] [--csv per_study.csv] [--threads 1] \\
+        [--write-threshold MODEL_DIR]
 
 DATASET is a simulated dataset that keeps every study's window projections (projections.npz),
 mu-map, truth and lv.json. No DICOM is written: each study's acquisition is rebuilt in memory
@@ -41,6 +42,13 @@ they are and altered (``spectac.reconstruction.faults``; every energy window ali
 (d) wrong anatomy: the true mu-map of another patient (the next patient of the split, or of the
     calibration split when the split has one) in place of the prediction.
 
+``--write-threshold MODEL_DIR`` stores that threshold in the mu model's config.json as its ``qc``
+block (threshold, quantile, calibrated_on, studies; atomically, the rest of the file kept; its
+MODEL_CARD.md, when there is one, is rewritten from the folder's files), where
+``spectac correct --route indirect`` and ``spectac qc`` read it as their default
+(docs/projections.md, "Calibrating the threshold"). MODEL_DIR should be the folder of the model
+``--mu-model`` names; refused with ``--mu-model oracle`` (no model was calibrated).
+
 Prints two Markdown tables (direct vs indirect; QC flag rates); ``--csv`` also writes one row per
 study and condition. A study the route refuses (a predicted mu beyond any tissue) counts as
 flagged and is counted in the table.
@@ -70,11 +78,13 @@ from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region
 from spectac.evaluation.metrics import compute_mae
 from spectac.io.dataset import Dataset
 from spectac.io.projections import Acquisition
-from spectac.reconstruction.consistency import calibrated_threshold, flag_rate
+from spectac.io.training_files import read_config_if_any, write_config_block
+from spectac.reconstruction.consistency import QC_KEY, calibrated_threshold, flag_rate, qc_block
 from spectac.reconstruction.faults import moved, sub_arc, truncated
 from spectac.reconstruction.files import reconstruct_consistent
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.study import BODY_MU_PER_CM, study_acquisition, study_recon_config, true_mu
+from spectac.training.card import write_model_card
 from spectac.volume import Volume
 
 CONDITIONS = ("in distribution", "(a) truncated", "(b) motion", "(c) sub-arc", "(d) wrong anatomy")
@@ -208,6 +218,8 @@ def main() -> None:
     parser.add_argument("--arc-fraction", type=float, default=0.5)
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--write-threshold", type=Path, default=None, metavar="MODEL_DIR",
+                        help="write the calibrated threshold into this mu model folder's config.json (qc block)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -217,6 +229,8 @@ def main() -> None:
     oracle = args.mu_model == "oracle"
     model = None if oracle else resolve_mu_model(args.mu_model)
     mu_name = "oracle (true mu-map)" if oracle else model.name  # type: ignore[union-attr]
+    if args.write_threshold is not None:
+        check_threshold_target(args.write_threshold, oracle)
     method = get_method(args.method)
     options = resolve_options(method, {"weights": args.weights} if args.weights else {})
     state = method.prepare(options) if method.prepare is not None else None
@@ -236,6 +250,15 @@ def main() -> None:
                      "qc": result.index, "refused": result.refused, "ood": result.ood})
     usable = [x for x in calib_index if np.isfinite(x)]  # a refused study has no index to calibrate on
     threshold = calibrated_threshold(usable, args.quantile) if len(usable) >= 2 else math.nan
+    if args.write_threshold is not None:
+        if not np.isfinite(threshold):
+            raise SystemExit(f"fewer than 2 {args.calibration_split} studies with an index: no threshold to write")
+        on = f"{dataset.root.name} {args.calibration_split} split" + (
+            f", first {args.limit} studies" if args.limit is not None else "")
+        path = write_config_block(args.write_threshold, QC_KEY, qc_block(threshold, args.quantile, on, len(usable)))
+        print(f"wrote threshold {threshold:.4f} ({len(usable)} studies) to {path}", flush=True)
+        if (args.write_threshold / "MODEL_CARD.md").is_file():
+            print(f"rewrote {write_model_card(args.write_threshold)} (its Quality control section)", flush=True)
 
     anatomy_pool = cases if len({c.patient_id for c in cases}) > 1 else calibration
     for case in cases:
@@ -247,6 +270,15 @@ def main() -> None:
     if args.csv is not None:
         frame.to_csv(args.csv, index=False)
     print_tables(frame, args, threshold, mu_name, calib_index, time.perf_counter() - start)
+
+
+def check_threshold_target(folder: Path, oracle: bool) -> None:
+    """Refuse, before any work, a --write-threshold that is not a mu model's folder."""
+    if oracle:
+        raise SystemExit("--write-threshold: the oracle is no model; calibrate with --mu-model")
+    config = read_config_if_any(folder) if folder.is_dir() else None
+    if config is None or config.get("target") != "mu":
+        raise SystemExit(f"--write-threshold {folder}: not the folder of a mu model (config.json with target mu)")
 
 
 def print_tables(frame: pd.DataFrame, args: argparse.Namespace, threshold: float, mu_name: str,

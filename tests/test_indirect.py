@@ -229,6 +229,96 @@ def test_indirect_nm_dicom_output(projections, mu_model: Path, tmp_path: Path, m
     assert "unet3d-mu" in ds.SeriesDescription
 
 
+def _model_with_threshold(mu_model: Path, folder: Path, threshold: float | None) -> Path:
+    """A copy of the mu model whose config.json holds a calibrated threshold (None: none)."""
+    import shutil
+
+    from spectac.io.training_files import write_config_block
+    from spectac.reconstruction.consistency import qc_block
+
+    shutil.copytree(mu_model, folder)
+    if threshold is not None:
+        write_config_block(folder, "qc", qc_block(threshold, 0.95, "test val split", 7))
+    return folder
+
+
+def test_the_threshold_is_read_from_the_mu_models_config(mu_model: Path, tmp_path: Path) -> None:
+    """config.json's "qc" block is the model's threshold (a checkpoint holds none); a bad block is
+    refused; the shipped mu model carries one."""
+    assert deep.load_model(mu_model).qc_threshold is None
+    folder = _model_with_threshold(mu_model, tmp_path / "m", 1.25)
+    threshold = deep.load_model(folder).qc_threshold
+    assert threshold is not None and threshold.value == 1.25
+    assert threshold.source == "unet3d-mu: 95th percentile of 7 studies (test val split)"
+    assert deep.mu_model_qc_threshold(folder) == threshold
+    from spectac.training.card import model_card
+
+    assert "Consistency threshold 1.25 (config.json `qc` block)" in model_card(folder)
+    assert "No consistency threshold calibrated" in model_card(mu_model)
+    config = json.loads((folder / "config.json").read_text())
+    for bad in ({"threshold": "1.2"}, {"threshold": float("nan")}, {"threshold": -1.0}, [1.2]):
+        (folder / "config.json").write_text(json.dumps({**config, "qc": bad}))
+        with pytest.raises(SpectacError, match="qc"):
+            deep.load_model(folder)
+    shipped = deep.shipped_model_dir(deep.MU_MODEL)
+    if (shipped / "best.pt").is_file():
+        block = json.loads((shipped / "config.json").read_text())["qc"]
+        assert deep.mu_model_qc_threshold().value == block["threshold"]  # type: ignore[union-attr]
+
+
+def test_the_qc_verdict_is_in_every_output(projections, mu_model: Path, tmp_path: Path, monkeypatch) -> None:
+    """Flagged at a threshold below the index, not flagged above it, no flag without a threshold:
+    on the console, in the NIfTI's sidecar JSON and description, in the DICOM Image Comments, in
+    spectac qc's console line and CSV; --qc-threshold overrides the model's."""
+    import pydicom
+    from nibabel import load as nib_load
+
+    path, mu_path, mu = projections
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model: nc.with_array(mu))
+    plain = tmp_path / "plain.nii.gz"
+    result = _run("correct", "--route", "indirect", path, "-o", plain, "--weights", mu_model, *OSEM)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "no threshold" in result.output
+    record = json.loads((tmp_path / "plain.nii.gz.json").read_text())["spectac_qc"]
+    assert record["flagged"] is None and record["threshold"] is None
+    index = record["index"]
+    low, high = index / 2, index * 2
+    flagged_model = _model_with_threshold(mu_model, tmp_path / "low", low)
+    for args, flagged in (((), True), (("--qc-threshold", high), False)):
+        out = tmp_path / f"{flagged}.nii.gz"
+        result = _run("correct", "--route", "indirect", path, "-o", out, "--weights", flagged_model, *OSEM, *args)
+        assert result.exit_code == 0, (result.output, result.exception)
+        text = " ".join(result.output.split())
+        assert ("QC: FLAGGED" in text) == flagged and ("QC: NOT FLAGGED" in text) != flagged
+        record = json.loads((tmp_path / f"{flagged}.nii.gz.json").read_text())["spectac_qc"]
+        assert record["flagged"] is flagged and record["threshold"] == pytest.approx(low if flagged else high)
+        assert record["index"] == pytest.approx(index)
+        descrip = nib_load(out).header["descrip"].tobytes().decode().rstrip("\x00")
+        assert descrip.endswith("QC FLAGGED") == flagged
+        dcm = tmp_path / f"{flagged}.dcm"
+        result = _run("correct", "--route", "indirect", path, "-o", dcm, "--weights", flagged_model, *OSEM, *args)
+        assert result.exit_code == 0, (result.output, result.exception)
+        comments = str(pydicom.dcmread(dcm, stop_before_pixels=True).ImageComments)
+        assert comments.startswith("spectac QC: FLAGGED" if flagged else "spectac QC: NOT FLAGGED")
+    # spectac qc: the model's threshold by default, --qc-threshold over it
+    image = tmp_path / "ac.nii.gz"
+    assert _run("reconstruct", path, "-o", image, "--mu", mu_path, "--cutoff", 0, *OSEM).exit_code == 0
+    for args, flagged in (((), "true"), (("--qc-threshold", 1e6), "false")):
+        csv = tmp_path / f"qc{flagged}.csv"
+        result = _run("qc", path, "--image", image, "--mu", mu_path, "--weights", flagged_model, "--csv", csv, *args)
+        assert result.exit_code == 0, result.output
+        assert ("QC: FLAGGED" in " ".join(result.output.split())) == (flagged == "true")
+        lines = csv.read_text().splitlines()
+        assert lines[0].endswith(",threshold,flagged") and lines[-1].endswith(f",{flagged}")
+    result = _run("qc", path, "--image", image, "--mu", mu_path, "--weights", mu_model)
+    assert result.exit_code == 0 and "no threshold" in result.output
+    line = _refused(_run("qc", path, "--image", image, "--mu", mu_path, "--qc-threshold", -1))
+    assert "--qc-threshold" in line
+    out = tmp_path / "neg.nii.gz"
+    assert "--qc-threshold" in _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model,
+                                             "--qc-threshold", 0), out)
+
+
 def _refused(result, *absent: Path) -> str:
     assert result.exit_code == 2, (result.output, result.exception)
     lines = result.output.strip().splitlines()

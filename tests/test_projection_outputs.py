@@ -262,8 +262,8 @@ def test_qc_command_prints_and_writes_the_index(study, tmp_path: Path) -> None:
     expected = consistency(projections.numpy(), ac, projector)
     assert f"index D/E = {expected.index:.4g}" in " ".join(result.output.split())
     lines = csv.read_text().splitlines()
-    assert lines[0] == "view,deviance_per_bin,expected_per_bin,index" and len(lines) == 12 + 2
-    assert lines[-1].startswith("all,") and float(lines[-1].split(",")[-1]) == pytest.approx(expected.index, rel=1e-5)
+    assert lines[0] == "view,deviance_per_bin,expected_per_bin,index,threshold,flagged" and len(lines) == 12 + 2
+    assert lines[-1].startswith("all,") and float(lines[-1].split(",")[3]) == pytest.approx(expected.index, rel=1e-5)
     # the same index with the mu-map from the CT series
     ct_dir, _ = _ct_of(mu, tmp_path)
     result = _run("qc", path, "--image", image, "--mu", ct_dir)

@@ -39,6 +39,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "quantify": scores.quantify_command,
     "reconstruct": projections.reconstruct_projections,
     "qc": projections.qc,
+    "export-projections": projections.export_projections,
     "serve": node.serve,
     "export-model": methods.export_model,
     "import-model": methods.import_model,

@@ -61,6 +61,7 @@ def correct(
     scatter: str | None = typer.Option(None, help="--route indirect: scatter correction of the AC OSEM, as spectac reconstruct's (auto: TEW, else DEW, when the file has the windows; tew, dew, none)."),
     iterations: int | None = typer.Option(None, help="--route indirect: OSEM iterations (default 4, as spectac reconstruct)."),
     subsets: int | None = typer.Option(None, help="--route indirect: OSEM subsets (default 6, as spectac reconstruct)."),
+    qc_threshold: float | None = typer.Option(None, "--qc-threshold", help="--route indirect: flag the study when its consistency index D/E exceeds this (default: the mu model's calibrated threshold, config.json \"qc\"; without one no flag). The verdict goes into the DICOM Image Comments or the NIfTI's JSON sidecar."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (never a folder, never the input)."),
     force: bool = typer.Option(False, "--force", help="Correct an input that says it is already attenuation/scatter-corrected or a mu-map; the output notes it was forced."),
     arc: float | None = typer.Option(None, help="Camera orbit of the acquisition in degrees, 180 or 360 (Chang and the Chang prior use it); default: 180 for Chang, a network's training orbit."),
@@ -78,19 +79,20 @@ def correct(
 
     Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
 
-    --route indirect takes the raw projections instead and prints the consistency index D/E of the result (as spectac qc).
+    --route indirect takes the raw projections instead and prints the consistency index D/E of the result (as spectac qc), flagged above the mu model's calibrated threshold (--qc-threshold overrides).
 
     A folder holding more than one DICOM series (any nesting) or any NIfTI file is a batch: each series is corrected into OUTPUT (a DICOM series into the folder named after its Series Instance UID, a NIfTI file into <its path>.nii.gz), refused with the reason above or flagged, never stopping the rest; OUTPUT/summary.csv lists every series, and a rerun skips the outputs already there. Exit 0 when the batch ran, refusals included; 2 when there is nothing to correct or OUTPUT lies inside INPUT.
     """
     if route not in ROUTES:
         raise SpectacError(f"--route must be direct or indirect, got {route!r}")
     if route == "indirect":
-        _correct_indirect(input, output, weights, mu_out, scatter, iterations, subsets, device, amp,
+        _correct_indirect(input, output, weights, mu_out, scatter, iterations, subsets, device, amp, qc_threshold,
                           {"--method": method is not None, "--overwrite": overwrite, "--force": force,
                            "--arc": arc is not None, "--strict": strict, "--report": report,
                            "--sex": sex is not None, "--state": state is not None, "--batch": batch})
         return
-    indirect_only = {"--mu-out": mu_out, "--scatter": scatter, "--iterations": iterations, "--subsets": subsets}
+    indirect_only = {"--mu-out": mu_out, "--scatter": scatter, "--iterations": iterations, "--subsets": subsets,
+                     "--qc-threshold": qc_threshold}
     given = [flag for flag, value in indirect_only.items() if value is not None]
     if given:
         raise SpectacError(f"{', '.join(given)}: options of --route indirect only")
@@ -132,7 +134,7 @@ def correct(
 
 def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_out: Path | None, scatter: str | None,
                       iterations: int | None, subsets: int | None, device: str, amp: bool,
-                      direct_only: dict[str, bool]) -> None:
+                      qc_threshold: float | None, direct_only: dict[str, bool]) -> None:
     """``correct --route indirect``: the options of the direct route are refused, not ignored."""
     given = [flag for flag, value in direct_only.items() if value]
     if given:
@@ -149,14 +151,16 @@ def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_
     if mu_out is not None:
         ensure_writable_parent(mu_out)
     summary = correct_projections(projections, output, weights, mu_out=mu_out, scatter=scatter or "auto",
-                                  config=config, device=device, amp=amp)
+                                  config=config, device=device, amp=amp, qc_threshold=qc_threshold)
     for flag in summary["ood_flags"]:
         info(f"warning: {flag}")
     qc = summary["qc"]
     info(f"indirect: {summary['kind_text']} OSEM {config.iterations}x{config.subsets} {summary['collimator']} with the "
          f"mu-map of {summary['model']}; consistency index D/E = {qc.index:.4g} (spectac qc; about 1 when image and "
          f"mu-map explain the projections)")
-    info(f"indirect: wrote {summary['kind']} {summary['output']}")
+    info(summary["verdict"].line())
+    info(f"indirect: wrote {summary['kind']} {summary['output']}" + (
+        f" and its QC sidecar {summary['sidecar']}" if summary["sidecar"] is not None else ""))
     if summary["mu_out"] is not None:
         info(f"indirect: wrote mu-map {summary['mu_out']}")
 

@@ -99,26 +99,40 @@ def qc(
     csv: Path | None = typer.Option(None, "--csv", help="Write the index per view and in total to this CSV file."),
     scatter: str = typer.Option("auto", help="Scatter estimate added to the model's projections: tew, dew, none, or "
                                 "auto (tew, else dew, when the file has the windows; else none)."),
+    qc_threshold: float | None = typer.Option(None, "--qc-threshold", help="Flag the study when its index D/E "
+                                              "exceeds this (default: the calibrated threshold of the mu model "
+                                              "--weights; without one no flag)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Mu model whose calibrated threshold (config.json "
+                                        "\"qc\") is the default: a model folder, .pt file or imported model's "
+                                        "name; default: the shipped unet3d-mu when installed."),
 ) -> None:
     """Consistency of an attenuation-corrected image and its mu-map with the measured projections.
 
     Prints the Poisson deviance per bin (D), its expectation for Poisson data (E) and the index D/E:
     about 1 when image and mu-map explain the projections, larger for a wrong or misregistered
-    mu-map or patient motion (docs/projections.md). No threshold is built in.
+    mu-map or patient motion (docs/projections.md). The study is flagged when the index exceeds the
+    threshold calibrated for the mu model (--weights; the indirect route's, docs/projections.md
+    "Calibrating the threshold") or --qc-threshold; without either, no flag.
     """
+    from spectac.correction.deep import mu_model_qc_threshold
     from spectac.io.nifti import read_nifti
     from spectac.io.projections import read_projections
     from spectac.io.projections.output import write_consistency_csv
+    from spectac.reconstruction.consistency import QcThreshold, QcVerdict
     from spectac.reconstruction.files import acquisition_consistency, is_nifti, scatter_choice
     from spectac.reconstruction.projections import acquisition_grid, mu_on_grid, on_grid
 
     scatter = scatter_choice(scatter)
+    if qc_threshold is not None and not 0 < qc_threshold < float("inf"):
+        raise SpectacError(f"--qc-threshold must be a finite number > 0, got {qc_threshold:g}")
     if csv is not None:
         if csv.exists():
             raise SpectacError(f"{csv}: already exists; choose a new CSV file")
         ensure_writable_parent(csv)
     if not is_nifti(image):
         raise SpectacError(f"{image}: --image must be a NIfTI file (.nii/.nii.gz)")
+    threshold = QcThreshold(qc_threshold, "--qc-threshold") if qc_threshold is not None else \
+        mu_model_qc_threshold(weights)
     acquisition = read_projections(projections)
     w = acquisition.window_index(window)
     grid = acquisition_grid(acquisition)
@@ -131,6 +145,36 @@ def qc(
     info(f"deviance per bin D = {result.deviance_per_bin:.4g}, Poisson expectation E = {result.expected_per_bin:.4g}, "
          f"index D/E = {result.index:.4g} (worst view {worst + 1}: {result.per_view_index[worst]:.4g}); "
          f"model scaled by {result.scale:.4g} to the measured counts")
+    verdict = QcVerdict(result.index, threshold)
+    info(verdict.line())
     if csv is not None:
-        write_consistency_csv(result.rows(), csv)
+        rows = [{**row, "threshold": "" if threshold is None else threshold.value,
+                 "flagged": "" if row["view"] != "all" or verdict.flagged is None else str(verdict.flagged).lower()}
+                for row in result.rows()]
+        write_consistency_csv(rows, csv)
         info(f"wrote {csv}")
+
+
+@user_errors
+def export_projections(
+    dataset: Path = typer.Argument(..., help="Simulated dataset folder (its studies keep projections.npz)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one OUT/<case_id>.dcm per study; files "
+                             "already there are kept (a rerun resumes)."),
+    case: list[str] = typer.Option([], "--case", help="Study to export (repeatable); default: every study of "
+                                   "--split."),
+    split: str = typer.Option("all", help="Split to export: train, val, test or all."),
+    vendor: str = typer.Option("ge", help="File layout: ge (one detector) or siemens (two heads, the views in "
+                               "halves)."),
+    gates: int = typer.Option(1, help="Gates: more than 1 writes GATED TOMO, the counts split over the gates."),
+) -> None:
+    """Write simulated studies' raw projections (every energy window, the study's own orbit, collimator and
+    pixel size) as vendor-like NM TOMO DICOM, for spectac reconstruct, qc and correct --route indirect."""
+    from spectac.reconstruction.export import export_projections as run_export
+    from spectac.reconstruction.export import plan_export
+
+    plan = plan_export(dataset, out, case, split, vendor.lower(), gates)
+    ensure_writable_parent(out, folder=True)
+    if plan.done:
+        info(f"{len(plan.done)} of {len(plan.done) + len(plan.todo)} studies already in {out}: kept")
+    written = run_export(plan, vendor.lower(), gates)
+    info(f"wrote {len(written)} projection file(s) ({vendor.lower()}, {gates} gate(s)) in {out}")

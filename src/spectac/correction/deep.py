@@ -25,8 +25,10 @@ from spectac.correction.prior import prior_channels
 from spectac.devices import autocast, check_amp, resolve_device
 from spectac.io.checkpoint import load_checkpoint
 from spectac.io.model_archive import installed_model_dir
+from spectac.io.training_files import CONFIG, read_config_if_any
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
 from spectac.nn.registry import build_generator, target_of
+from spectac.reconstruction.consistency import QC_KEY, QcThreshold, qc_threshold_from_config
 from spectac.resample import zoom_to_shape
 from spectac.volume import SpectacError, Volume
 
@@ -81,6 +83,12 @@ class DeepModel:
         return Protocol.from_dict(saved) if isinstance(saved, dict) else Protocol()
 
     @property
+    def qc_threshold(self) -> QcThreshold | None:
+        """The consistency threshold calibrated for this mu model (config.json ``qc`` block,
+        docs/projections.md), or None when it has none."""
+        return qc_threshold_from_config(self.config, self.name, f"{self.path.parent / CONFIG}")
+
+    @property
     def spacing_mm(self) -> tuple[float, float, float] | None:
         spacing = self.config.get("data", {}).get("spacing_mm")
         return tuple(float(s) for s in spacing) if spacing else None  # type: ignore[return-value]
@@ -111,6 +119,10 @@ def load_model(model_dir_or_weights: str | Path) -> DeepModel:
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise SpectacError(f"{weights}: the weights do not fit their configuration ({exc})") from exc
     generator.eval()
+    saved = read_config_if_any(weights.parent)  # the folder's config.json may hold a later calibration
+    if saved is not None and saved.get("model") == config["model"] and QC_KEY in saved:
+        config = {**config, QC_KEY: saved[QC_KEY]}
+        qc_threshold_from_config(config, config["model"], str(weights.parent / CONFIG))  # refused now if bad
     return DeepModel(config["model"], generator, config, weights)
 
 
@@ -161,6 +173,15 @@ def resolve_mu_model(weights: str | Path | None = None) -> DeepModel:
         raise SpectacError(f"{model.path}: weights of {model.name}, which predicts AC images, not mu-maps; "
                            f"--route indirect needs a mu model ({MU_MODEL})")
     return model
+
+
+def mu_model_qc_threshold(weights: str | Path | None = None) -> QcThreshold | None:
+    """The calibrated consistency threshold of a mu model (``weights`` as for
+    :func:`resolve_mu_model`; None: the shipped one), or None when it has none or, with no
+    ``weights``, no mu model is shipped."""
+    if weights is None and not (shipped_model_dir(MU_MODEL) / WEIGHTS_NAME).is_file():
+        return None
+    return resolve_mu_model(weights).qc_threshold
 
 
 def predict_mu(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> Volume:

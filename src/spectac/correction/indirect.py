@@ -23,8 +23,9 @@ the NC reconstruction only (no scatter-window reconstruction as a second channel
 
 Everything the user can get wrong is refused before the first OSEM: the outputs (existing, or an
 NM DICOM output the projections cannot carry), the mu model (none installed, or an AC model), the
-input (an image instead of projections). The image is written first, then the mu-map; both are
-atomic.
+input (an image instead of projections). The image is written first (with the verdict of its
+consistency index against the mu model's calibrated threshold: docs/projections.md), then the
+mu-map; both are atomic.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from spectac.correction.deep import DeepModel, predict_mu, resolve_mu_model
-from spectac.correction.ood import ood_flags, training_reference
+from spectac.correction.ood import ood_comments, ood_flags, training_reference
 from spectac.errors import SpectacError
-from spectac.io.nifti import write_nifti
+from spectac.io.nifti import write_nifti, write_sidecar_record
 from spectac.io.paths import check_output_outside, ensure_writable_parent
 from spectac.io.projections import Acquisition
-from spectac.reconstruction.consistency import Consistency
+from spectac.reconstruction.consistency import Consistency, QcThreshold, QcVerdict
 from spectac.reconstruction.files import (
     WindowRecon,
     check_output,
@@ -122,6 +123,7 @@ def correct_projections(
     collimator: str | None = None,
     device: str | None = None,
     amp: bool = False,
+    qc_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Correct one raw projection file by the indirect route (see the module docstring).
 
@@ -135,18 +137,27 @@ def correct_projections(
         config: OSEM iterations, subsets, PSF and post-filter (default: ``spectac reconstruct``'s).
         window, collimator: as ``spectac reconstruct``'s options.
         device, amp: where the mu model runs (:mod:`spectac.devices`).
+        qc_threshold: flag the study when its consistency index exceeds this; None: the mu
+            model's calibrated threshold (config.json ``qc``), and without one no flag.
 
     Returns:
         {"output", "kind" ("nifti" | "dicom"), "kind_text" (``AC+TEW``, ...), "mu_out", "model",
         "scatter", "collimator", "qc" (the :class:`~spectac.reconstruction.consistency.Consistency`),
         "shape", "ood_flags" (why the NC image is unlike the mu model's training data, as the direct
-        route's :func:`spectac.correction.ood.ood_flags`; printed as warnings, not written)}.
+        route's :func:`spectac.correction.ood.ood_flags`), "verdict" (the
+        :class:`~spectac.reconstruction.consistency.QcVerdict`), "sidecar" (the NIfTI output's
+        JSON sidecar, or None)}. The verdict (flagged, not flagged, or no threshold) is written
+        with the image: in every DICOM image's Image Comments, or in the NIfTI output's sidecar
+        JSON (``<output>.json``: ``spectac_qc`` and ``spectac_ood_flags``) and, when flagged, at
+        the end of its description.
 
     Raises:
         SpectacError: see the module docstring.
     """
     projections, output = Path(projections), Path(output)
     scatter = scatter_choice(scatter)
+    if qc_threshold is not None and not (0 < qc_threshold < float("inf")):
+        raise SpectacError(f"--qc-threshold must be a finite number > 0, got {qc_threshold:g}")
     config = config or ReconConfig()
     check_projections_input(projections)
     outputs = [output] + ([Path(mu_out)] if mu_out is not None else [])
@@ -164,12 +175,18 @@ def correct_projections(
     nifti = check_output(output)
     model = resolve_mu_model(weights).placed(device, amp)  # before the projections are read
     acquisition, w = open_projections(projections, window, nifti)
+    threshold = model.qc_threshold if qc_threshold is None else QcThreshold(float(qc_threshold), "--qc-threshold")
     result = correct_acquisition(acquisition, w, model, config, collimator, scatter, str(projections))
-    ac = result.ac
-    write_output(ac, output, nifti, projections, ac.description(f"mu {model.name}"))
+    ac, qc, flags = result.ac, result.qc, result.ood_flags
+    verdict = QcVerdict(qc.index, threshold)
+    description = ac.description(f"mu {model.name}")
+    if verdict.flagged:  # the mark survives NIfTI's 80-character limit
+        description = f"{description[:69]} QC FLAGGED"
+    write_output(ac, output, nifti, projections, description, ood_comments(verdict.line(), flags))
+    sidecar = write_sidecar_record(output, {"spectac_qc": verdict.record(), "spectac_ood_flags": list(flags)}) \
+        if nifti else None
     if mu_out is not None:
         write_nifti(result.mu, mu_out, descrip=f"spectac mu-map (1/cm) predicted by {model.name}")
-    qc, flags = result.qc, result.ood_flags
     return {"output": output, "kind": "nifti" if nifti else "dicom", "mu_out": mu_out, "model": model.name,
             "scatter": ac.scatter, "collimator": ac.result.collimator, "qc": qc, "shape": ac.result.volume.shape,
-            "kind_text": ac.kind, "ood_flags": flags}
+            "kind_text": ac.kind, "ood_flags": flags, "verdict": verdict, "sidecar": sidecar}

@@ -155,3 +155,11 @@ def write_sidecar(output: str | Path, key: str, values: list[str]) -> Path | Non
         return None
     write_text_atomic(path, json.dumps({key: values}, indent=1) + "\n")
     return path
+
+
+def write_sidecar_record(output: str | Path, record: dict) -> Path:
+    """Write ``record`` (JSON values) as the sidecar JSON of a NIfTI output, atomically (replacing
+    one an earlier output of that name left)."""
+    path = sidecar_path(output)
+    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+    return path

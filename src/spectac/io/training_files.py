@@ -66,6 +66,37 @@ def write_config(folder: str | Path, config: dict[str, Any]) -> Path:
     return folder / CONFIG
 
 
+def read_config_if_any(folder: str | Path) -> dict[str, Any] | None:
+    """``folder``/config.json, or None when there is none (a weights file without its folder).
+
+    Raises:
+        SpectacError: a config.json that is not a JSON object.
+    """
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SpectacError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise SpectacError(f"{path}: not a JSON object")
+    return config
+
+
+def write_config_block(folder: str | Path, key: str, block: dict[str, Any]) -> Path:
+    """Set ``key`` of ``folder``/config.json to ``block`` (the rest kept as it is), atomically.
+
+    Raises:
+        SpectacError: no config.json in ``folder`` (not a model folder).
+    """
+    config = read_config_if_any(folder)
+    if config is None:
+        raise SpectacError(f"{folder}: no {CONFIG}; not a model folder")
+    config[key] = block
+    return write_config(folder, config)
+
+
 def read_metrics(folder: str | Path) -> dict[str, Any] | None:
     """``folder``/metrics.json (test-split metrics of an installed model), or None without one."""
     path = Path(folder) / METRICS

@@ -24,10 +24,12 @@ Definitions (all bins of the window; views in acquisition order):
 - **index** ``= D / E``: about 1 for Poisson-consistent data at any count level, larger when the
   image and mu-map do not explain the projections. OSEM fits some noise (below 1) and the
   post-filter removes some signal (above 1), so a study is flagged by ``index > threshold`` with a
-  threshold calibrated on studies known to be right (none is built in):
+  threshold calibrated on studies known to be right:
   :func:`calibrated_threshold` is the chosen quantile of their indices (the 95th flags about 5% of
   right studies, by construction), :func:`flag_rate` the share of other studies above it
-  (benchmarks/indirect_qc.py, docs/projections.md).
+  (benchmarks/indirect_qc.py, docs/projections.md). A mu model's calibrated threshold is stored in
+  its config.json (``qc`` block, :func:`qc_threshold_from_config`) and is the default of
+  ``spectac correct --route indirect`` and ``spectac qc`` (:class:`QcVerdict`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import torch
 from scipy import stats
 
 from spectac.acquisition.projector import SpectProjector
+from spectac.errors import SpectacError
 
 #: Smallest model expectation (counts per bin) used in the deviance.
 FLOOR = 1e-3
@@ -170,3 +173,82 @@ def flag_rate(indices: np.ndarray | list[float], threshold: float) -> float:
     """The share of indices above ``threshold`` (:meth:`Consistency.flagged`'s rule); nan when empty."""
     values = np.asarray(indices, dtype=np.float64).ravel()
     return float(np.mean(values > threshold)) if values.size else float("nan")
+
+
+# ---- the built-in threshold: a mu model's calibrated one ---------------------------------------
+
+#: The key of the threshold block in a mu model's config.json (written by
+#: ``benchmarks/indirect_qc.py --write-threshold``; docs/projections.md "Calibrating the threshold").
+QC_KEY = "qc"
+
+
+@dataclass(frozen=True)
+class QcThreshold:
+    """A consistency threshold and where it comes from.
+
+    Attributes:
+        value: a study is flagged when its index exceeds it (:meth:`Consistency.flagged`).
+        source: who set it, for the outputs: ``--qc-threshold`` or the mu model's calibration
+            ("unet3d-mu: 95th percentile of 10 studies (cohort0 val)").
+    """
+
+    value: float
+    source: str
+
+
+def qc_threshold_from_config(config: dict, model: str, where: str) -> QcThreshold | None:
+    """The threshold block of a mu model's config (``{"qc": {"threshold": 1.15, "quantile": 0.95,
+    "calibrated_on": "...", "studies": 10}}``); None when the config has none.
+
+    Raises:
+        SpectacError: a block that is not an object, or a threshold that is not a finite number > 0.
+    """
+    block = config.get(QC_KEY)
+    if block is None:
+        return None
+    value = block.get("threshold") if isinstance(block, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (np.isfinite(value) and value > 0):
+        raise SpectacError(f"{where}: \"{QC_KEY}\" must be an object whose \"threshold\" is a finite number > 0, "
+                           f"got {block!r}")
+    quantile, studies, on = block.get("quantile"), block.get("studies"), block.get("calibrated_on")
+    how = f"{100 * float(quantile):g}th percentile" if isinstance(quantile, int | float) else "calibrated"
+    of = f" of {studies} studies" if isinstance(studies, int) else ""
+    return QcThreshold(float(value), f"{model}: {how}{of}" + (f" ({on})" if on else ""))
+
+
+def qc_block(threshold: float, quantile: float, calibrated_on: str, studies: int) -> dict:
+    """The block :func:`qc_threshold_from_config` reads, as the benchmark writes it."""
+    return {"threshold": round(float(threshold), 6), "quantile": float(quantile), "calibrated_on": calibrated_on,
+            "studies": int(studies)}
+
+
+@dataclass(frozen=True)
+class QcVerdict:
+    """A study's index against a threshold (None: no threshold, so no flag)."""
+
+    index: float
+    threshold: QcThreshold | None
+
+    @property
+    def flagged(self) -> bool | None:
+        """True above the threshold, False at or below it, None without a threshold."""
+        return None if self.threshold is None else bool(self.index > self.threshold.value)
+
+    @property
+    def status(self) -> str:
+        return {True: "flagged", False: "not flagged", None: "no threshold"}[self.flagged]
+
+    def line(self) -> str:
+        """One line for the console and the DICOM Image Comments."""
+        if self.threshold is None:
+            return (f"spectac QC: consistency index D/E = {self.index:.4g}; no threshold (the mu model has no "
+                    "calibrated one and no --qc-threshold was given), so no flag")
+        sign = ">" if self.flagged else "<="
+        return (f"spectac QC: {self.status.upper()}: consistency index D/E = {self.index:.4g} {sign} threshold "
+                f"{self.threshold.value:.4g} ({self.threshold.source})")
+
+    def record(self) -> dict:
+        """The verdict as JSON/CSV values."""
+        return {"index": float(self.index), "threshold": None if self.threshold is None else self.threshold.value,
+                "threshold_source": None if self.threshold is None else self.threshold.source,
+                "flagged": self.flagged}

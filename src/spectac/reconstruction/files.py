@@ -110,13 +110,15 @@ def post_filtered(recon: WindowRecon, cutoff_per_cm: float, order: int) -> Windo
     return replace(recon, result=replace(recon.result, volume=volume.with_array(filtered)), config=config)
 
 
-def write_output(recon: WindowRecon, out: Path, nifti: bool, projections: Path, description: str) -> None:
-    """Write the image as NIfTI, or as a new NM RECON TOMO series in the projections' study."""
+def write_output(recon: WindowRecon, out: Path, nifti: bool, projections: Path, description: str,
+                 image_comments: str = "") -> None:
+    """Write the image as NIfTI, or as a new NM RECON TOMO series in the projections' study (with
+    ``image_comments`` as every image's Image Comments)."""
     if nifti:
         write_nifti(recon.result.volume, out, descrip=description)
     else:
         write_reconstruction_dicom(recon.result.volume, projections, recon.result.window, out, description,
-                                   recon.result.corrected, recon.scatter != "none")
+                                   recon.result.corrected, recon.scatter != "none", image_comments)
 
 
 def acquisition_consistency(acquisition: Acquisition, w: int, image: np.ndarray, mu: np.ndarray,

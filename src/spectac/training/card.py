@@ -265,6 +265,9 @@ def model_card(model_dir: str | Path) -> str:
                        "`spectac evaluate` (docs/evaluation.md), and scripts/install_model.py --metrics.")
     out.append("")
 
+    if mu:
+        out += ["## Quality control", "", _qc_text(config.get("qc")), ""]
+
     out += ["## Limits", ""]
     if (identity or {}).get("source") == "simulation" or "simulate" in str(data.get("dataset", "")):
         out.append("Trained on simulated studies only; a clinic's camera, reconstruction and patients differ, so "
@@ -282,6 +285,21 @@ def model_card(model_dir: str | Path) -> str:
                    "index (printed by `correct --route indirect`).")
     out += ["", "## Reference", "", f"{PAPER}.", ""]
     return "\n".join(out)
+
+
+def _qc_text(block: object) -> str:
+    """The card's words on a mu model's consistency threshold (config.json ``qc``, docs/projections.md)."""
+    if not isinstance(block, dict) or "threshold" not in block:
+        return ("No consistency threshold calibrated: `correct --route indirect` and `qc` print the index "
+                "without a flag. Calibrate one with `benchmarks/indirect_qc.py DATASET --mu-model DIR "
+                "--write-threshold DIR` (config.json `qc` block, docs/projections.md).")
+    quantile = block.get("quantile")
+    how = f"the {100 * float(quantile):g}th percentile of" if isinstance(quantile, int | float) else "calibrated on"
+    studies = f" {block['studies']}" if block.get("studies") is not None else ""
+    on = f" ({block['calibrated_on']})" if block.get("calibrated_on") else ""
+    return (f"Consistency threshold {block['threshold']} (config.json `qc` block): {how} the indirect route's index "
+            f"on{studies} studies{on}. `correct --route indirect` and `qc` flag a study whose index "
+            "exceeds it (`--qc-threshold` overrides); it holds for the route's own OSEM settings.")
 
 
 def write_model_card(model_dir: str | Path) -> Path:

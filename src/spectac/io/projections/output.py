@@ -93,12 +93,15 @@ def _orientation_codes(position: str) -> Dataset:
 
 
 def write_reconstruction_dicom(volume: Volume, projections: str | Path, window: int, out: str | Path,
-                               description: str, corrected: bool, scatter_corrected: bool = False) -> Path:
+                               description: str, corrected: bool, scatter_corrected: bool = False,
+                               image_comments: str = "") -> Path:
     """Write a reconstruction of ``projections`` as a new NM RECON TOMO series (``out``: a new
-    ``.dcm`` file or a new folder); refused when ``out`` exists."""
+    ``.dcm`` file or a new folder); refused when ``out`` exists. ``image_comments``: Image Comments
+    of every image (the indirect route's consistency verdict)."""
     context = projection_context(projections, window)
     return write_dicom_series(volume, context, out, description, derived=True, attenuation_corrected=corrected,
-                              scatter_corrected=scatter_corrected, series_number=None)
+                              scatter_corrected=scatter_corrected, series_number=None,
+                              image_comments=image_comments)
 
 
 def write_consistency_csv(rows: list[dict], path: str | Path) -> Path:

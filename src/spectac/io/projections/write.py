@@ -17,6 +17,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from spectac.acquisition.protocol import Protocol
 from spectac.errors import SpectacError
+from spectac.io.atomic import atomic_path
 from spectac.io.projections.read import NM_STORAGE, Acquisition, EnergyWindow
 
 
@@ -33,6 +34,7 @@ def write_projections_dicom(
     gates: int = 1,
     patient_id: str = "SPECTAC",
     frame_of_reference_uid: str | None = None,
+    replace: bool = True,
 ) -> Path:
     """Write an acquisition as a camera would: one NM multi-frame TOMO (``gates`` > 1: GATED TOMO,
     counts split over the gates) file, frames ordered energy window, detector, (gate,) view.
@@ -41,7 +43,8 @@ def write_projections_dicom(
     positions in the Rotation Information Sequence); ``detectors=2`` is Siemens' (the views split
     in two halves, one per head, each with its own Start Angle and Radial Position in the Detector
     Information Sequence). The views of each detector must be evenly spaced. Counts must be
-    integers in 0-65535 (uint16 pixels, as cameras write).
+    integers in 0-65535 (uint16 pixels, as cameras write). The file is written atomically
+    (:func:`spectac.io.atomic.atomic_path`); ``replace=False`` refuses an existing ``path``.
     """
     path = Path(path)
     counts = np.asarray(acquisition.counts)
@@ -169,8 +172,8 @@ def write_projections_dicom(
     ds.HighBit = 15
     ds.PixelRepresentation = 0
     ds.PixelData = pixels.tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(str(path), enforce_file_format=True)
+    with atomic_path(path, ".dcm", replace=replace) as tmp:
+        ds.save_as(str(tmp), enforce_file_format=True)
     return path
 
 
