@@ -101,18 +101,21 @@ def qc(
                                 "auto (tew, else dew, when the file has the windows; else none)."),
     qc_threshold: float | None = typer.Option(None, "--qc-threshold", help="Flag the study when its index D/E "
                                               "exceeds this (default: the calibrated threshold of the mu model "
-                                              "--weights; without one no flag)."),
+                                              "given with --weights; without either, no flag)."),
     weights: Path | None = typer.Option(None, "--weights", help="Mu model whose calibrated threshold (config.json "
                                         "\"qc\") is the default: a model folder, .pt file or imported model's "
-                                        "name; default: the shipped unet3d-mu when installed."),
+                                        "name. Its threshold was calibrated on the indirect route's unfiltered "
+                                        "image; a filtered image scores far higher, so it is not applied unless "
+                                        "asked for."),
 ) -> None:
     """Consistency of an attenuation-corrected image and its mu-map with the measured projections.
 
     Prints the Poisson deviance per bin (D), its expectation for Poisson data (E) and the index D/E:
     about 1 when image and mu-map explain the projections, larger for a wrong or misregistered
     mu-map or patient motion (docs/projections.md). The study is flagged when the index exceeds the
-    threshold calibrated for the mu model (--weights; the indirect route's, docs/projections.md
-    "Calibrating the threshold") or --qc-threshold; without either, no flag.
+    threshold calibrated for a mu model (--weights; the indirect route's, docs/projections.md
+    "Calibrating the threshold", valid for its unfiltered image) or --qc-threshold; without
+    either, no flag.
     """
     from spectac.correction.deep import mu_model_qc_threshold
     from spectac.io.nifti import read_nifti
@@ -131,8 +134,9 @@ def qc(
         ensure_writable_parent(csv)
     if not is_nifti(image):
         raise SpectacError(f"{image}: --image must be a NIfTI file (.nii/.nii.gz)")
+    # the mu model's threshold holds for the indirect route's unfiltered image only: not a default here
     threshold = QcThreshold(qc_threshold, "--qc-threshold") if qc_threshold is not None else \
-        mu_model_qc_threshold(weights)
+        mu_model_qc_threshold(weights) if weights is not None else None
     acquisition = read_projections(projections)
     w = acquisition.window_index(window)
     grid = acquisition_grid(acquisition)

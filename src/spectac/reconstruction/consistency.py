@@ -241,8 +241,8 @@ class QcVerdict:
     def line(self) -> str:
         """One line for the console and the DICOM Image Comments."""
         if self.threshold is None:
-            return (f"spectac QC: consistency index D/E = {self.index:.4g}; no threshold (the mu model has no "
-                    "calibrated one and no --qc-threshold was given), so no flag")
+            return (f"spectac QC: consistency index D/E = {self.index:.4g}; no threshold (no calibrated one "
+                    "applies and no --qc-threshold was given), so no flag")
         sign = ">" if self.flagged else "<="
         return (f"spectac QC: {self.status.upper()}: consistency index D/E = {self.index:.4g} {sign} threshold "
                 f"{self.threshold.value:.4g} ({self.threshold.source})")
