@@ -19,7 +19,13 @@ from typer.testing import CliRunner
 from spectac.cli import app
 from spectac.correction.deep import shipped_model_dir
 from spectac.evaluation.report import figure_bytes
-from spectac.io.dicom import ENCAPSULATED_PDF_STORAGE, read_encapsulated_pdf, write_encapsulated_pdf
+from spectac.io.dicom import (
+    ENCAPSULATED_PDF_STORAGE,
+    read_dicom_volume,
+    read_encapsulated_pdf,
+    write_dicom_series,
+    write_encapsulated_pdf,
+)
 from spectac.io.nifti import read_nifti, write_nifti
 from spectac.io.report_files import report_paths, report_stem
 from spectac.quant.normals import NormalDatabase
@@ -38,6 +44,9 @@ def cell(html: str, cell_id: str) -> str:
     match = re.search(rf'<td id="{cell_id}">([^<]*)</td>', html)
     assert match, f"no cell {cell_id} in the report"
     return match.group(1)
+
+
+NC = {"derived": False, "attenuation_corrected": False}
 
 
 def pdf_pages(pdf: bytes) -> int:
@@ -137,3 +146,24 @@ def test_an_encapsulated_pdf_reads_back_byte_for_byte_in_the_same_study(tmp_path
         write_encapsulated_pdf(pdf, source, tmp_path / "report.dcm")
     with pytest.raises(SpectacError, match="not a PDF"):
         write_encapsulated_pdf(b"<html>", source, tmp_path / "other.dcm")
+
+
+@pytest.mark.parametrize(("description", "state", "source"), [
+    ("REST IRNC", "rest", "SeriesDescription 'REST IRNC'"),
+    ("IRNC", "stress", "stress assumed"),
+])
+def test_a_dicom_series_names_its_state_for_the_report(tmp_path, heart_nifti, description, state, source):
+    """Without --state, a DICOM input's Series Description sets the report's normal limits: a rest
+    series is scored with the rest limits (SRS), one naming no state is assumed stress and says so."""
+    series = tmp_path / "nc"
+    write_dicom_series(read_nifti(heart_nifti), context(kind="nm-multiframe"), series, description,
+                       uid_seed=str(series), **NC)
+    code, message = correct(series, "-o", tmp_path / "ac", "--method", "chang", "--report", "--sex", "F")
+    assert code == 0, message
+    html = (tmp_path / "ac.report.html").read_text(encoding="utf-8")
+    assert f"state {state} (" in html and source in html.replace("&#x27;", "'")
+    summed = "srs" if state == "rest" else "sss"
+    normals = NormalDatabase.load()
+    scores = quantify(read_dicom_volume(series)[0], normals.limits("nc", "F", state)).scores
+    assert float(cell(html, "tpd-nc")) == pytest.approx(scores.tpd, abs=0.051)
+    assert int(cell(html, f"{summed}-nc")) == scores.summed_score

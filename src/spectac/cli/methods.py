@@ -70,7 +70,7 @@ def correct(
     amp: bool = typer.Option(False, "--amp", help="Mixed precision on CUDA (refused elsewhere)."),
     report: bool = typer.Option(False, "--report", help="Also write a one-page study report beside the output: OUT-stem.report.html and OUT-stem.report.pdf (OUT without .nii.gz/.nii/.dcm): NC beside AC in SA/VLA/HLA slices, polar maps, TPD and SSS against the shipped normal limits, OOD flags, model and weights SHA-256; not for diagnostic use (docs/dicom.md)."),
     sex: str | None = typer.Option(None, "--sex", help="With --report: F or M for the normal limits (default: PatientSex of the DICOM, else pooled limits)."),
-    state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: stress, and the report says it was assumed)."),
+    state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: the state a DICOM series names in its Series Description, Protocol Name, Image ID or Image Type; else stress, and the report says it was assumed)."),
     batch: bool = typer.Option(False, "--batch", help="Treat INPUT as an archive folder even when it holds a single series (output: OUTPUT/<name>, resumable)."),
 ) -> None:
     """Attenuation-correct one NC study (DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out), or every series of an archive folder.

@@ -33,6 +33,7 @@ from spectac.io.dicom import (
     is_dicom_path,
     read_dicom_header,
     read_dicom_volume,
+    series_state,
     write_dicom_series,
 )
 from spectac.io.nifti import (
@@ -227,8 +228,10 @@ def correct_path(
     model = _model_name(weights)
     pages = None
     if report is not None:  # made before anything is written: a failure leaves nothing behind
-        pages = report(nc, corrected, report_facts(input, method, prepared[2], flags, refusal,
-                                                   context if dicom_in else None))
+        facts = report_facts(input, method, prepared[2], flags, refusal, context if dicom_in else None)
+        if dicom_in:
+            facts["series_state"] = series_state(header.header)
+        pages = report(nc, corrected, facts)
     if nifti_out:
         descrip = nifti_description(method, model, NIFTI_FORCED_NOTE if note else "")
         if flags:  # the mark survives the 80-character limit: "OOD" goes before the description's tail

@@ -271,7 +271,9 @@ class StudyReporter:
 
     Sex and state are checked and the normal database is loaded here, before any correction runs.
     ``state_source`` says where the state came from (or why it is unknown), for the report's
-    limits line. After a call, :attr:`report` is what the pages show (:func:`report_scores` turns
+    limits line. With neither given, a DICOM input's own Series Description, Protocol Name, Image
+    ID or Image Type names the state when it can (``facts["series_state"]``,
+    :func:`spectac.io.dicom.series_state`). After a call, :attr:`report` is what the pages show (:func:`report_scores` turns
     it into the values ``spectac serve`` sends as a DICOM SR).
     """
 
@@ -285,7 +287,11 @@ class StudyReporter:
     def __call__(self, nc: Volume, corrected: Volume, facts: dict[str, Any]) -> tuple[str, bytes]:
         from spectac.evaluation.study_report_figures import images_figure, page_figure, slice_rows
 
-        report = build_study_report(nc, corrected, facts, self.sex, self.state, self.normals, self.state_source)
+        state, source = self.state, self.state_source
+        if state is None and source is None and facts.get("series_state"):  # a DICOM input's own words
+            state, why = facts["series_state"]
+            source = why if state else f"not given, and {why}: stress assumed (--state rest for a rest study)"
+        report = build_study_report(nc, corrected, facts, self.sex, state, self.normals, source)
         report = dataclasses.replace(report, slices=slice_rows(report))
         self.report = report
         name = summed_score_name(report.state)
