@@ -11,7 +11,10 @@ The latency includes the quiet period after which a series counts as complete (`
 printed), the correction (one model load per node process: the first study after each start pays
 it) and the C-STORE to Orthanc.
 
-    python benchmarks/bench_serve.py --studies 20
+    python benchmarks/bench_serve.py --studies 20 [--data DATASET]
+
+With ``--data`` the burst is the NC images of a simulated dataset's test split (64^3, with an LV, so
+each study's report and scores SR are made as for a patient); without it, small blobs (no LV).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 import pydicom
 from pynetdicom import AE
 
+from spectac.io.dataset import Dataset
 from spectac.io.dicom import new_context, write_dicom_series
 from spectac.volume import Volume
 
@@ -64,13 +68,22 @@ def wait(check, timeout: float, what: str):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def nc_study(folder: Path, k: int) -> tuple[str, pydicom.Dataset]:
-    rng = np.random.default_rng(k)
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (32, 32, 24)], indexing="ij"))
-    counts = (400 * np.exp(-4 * (grid**2).sum(0)) + rng.random((32, 32, 24)) * 20).astype(np.float32)
+def nc_study(folder: Path, k: int, data: Dataset | None = None) -> tuple[str, pydicom.Dataset]:
+    """Study k: a blob on a small 32 x 32 x 24 grid, or with ``data`` the NC image of the dataset's
+    k-th test study (cycled; a 64^3 clinical-size study with an LV, so that the report is made
+    in full), as one NM multi-frame series named after its state."""
     study = f"1.2.826.0.1.3680043.8.498.99{k}"
-    context = new_context(f"BENCH{k}", study, f"{study}.1", sex="F")
-    path = write_dicom_series(Volume.centred(counts, (6.8, 6.8, 6.8)), context, folder / f"nc{k}.dcm", "STRESS IRNC",
+    if data is None:
+        rng = np.random.default_rng(k)
+        grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (32, 32, 24)], indexing="ij"))
+        counts = (400 * np.exp(-4 * (grid**2).sum(0)) + rng.random((32, 32, 24)) * 20).astype(np.float32)
+        volume, sex, state = Volume.centred(counts, (6.8, 6.8, 6.8)), "F", "stress"
+    else:
+        cases = data.split("test") or data.cases
+        case = cases[k % len(cases)]
+        volume, sex, state = data.load(case.case_id, "nc"), case.sex, case.state
+    context = new_context(f"BENCH{k}", study, f"{study}.1", sex=sex)
+    path = write_dicom_series(volume, context, folder / f"nc{k}.dcm", f"{state.upper()} IRNC",
                               derived=False, attenuation_corrected=False, uid_seed=f"bench{k}")
     return study, pydicom.dcmread(path)
 
@@ -101,6 +114,8 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=20)
     parser.add_argument("--complete-after", type=float, default=2.0)
     parser.add_argument("--no-kill", action="store_true", help="skip the kill and restart half-way")
+    parser.add_argument("--data", type=Path, help="send the NC images of this simulated dataset's test split "
+                        "(64^3 studies with an LV) instead of small blobs")
     args = parser.parse_args()
     orthanc = shutil.which("Orthanc")
     if orthanc is None:
@@ -120,7 +135,8 @@ def main() -> None:
     node = start_node(root / "serve.toml", root / "serve.log")
     try:
         wait(lambda: http(http_port, "/system"), 30, "Orthanc")
-        studies = [nc_study(root, k) for k in range(args.studies)]
+        data = Dataset.open(args.data) if args.data else None
+        studies = [nc_study(root, k, data) for k in range(args.studies)]
         sent: dict[str, float] = {}
         for k, (study, ds) in enumerate(studies):
             if k == args.studies // 2 and not args.no_kill:
@@ -166,7 +182,10 @@ def main() -> None:
               f"(queueing and model loads included), corrected -> sent median {statistics.median(sending):.2f} s")
         print(f"correction alone (job started -> corrected) median {statistics.median(working):.2f} s; "
               f"throughput {60 * len(back) / span:.1f} studies/min (first C-STORE to last AC in Orthanc {span:.1f} s)")
-        print(f"Orthanc series (AC only): {len(series)}; jobs {len(jobs)}, statuses {sorted(statuses)}; "
+        modalities = sorted(http(http_port, f"/series/{s}")["MainDicomTags"].get("Modality", "?") for s in series)
+        kinds = {m: modalities.count(m) for m in dict.fromkeys(modalities)}
+        print(f"Orthanc series returned: {len(series)} {kinds} (NM: the AC series; DOC: the report PDF; SR: the "
+              f"scores); jobs {len(jobs)}, statuses {sorted(statuses)}; "
               f"audit lines {len(audit)}; lost: {args.studies - len(back)}")
     finally:
         os.killpg(node.pid, signal.SIGTERM)
