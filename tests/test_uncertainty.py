@@ -144,3 +144,14 @@ def test_batch_summary_has_the_disagreement(tmp_path, monkeypatch):
     rows = read_batch_summary(tmp_path / "out" / "summary.csv")
     assert [r["status"] for r in rows] == ["flagged", "flagged"]
     assert all(float(r["disagreement"]) > 0 and "networks disagree" in r["reason"] for r in rows)
+
+
+def test_the_study_report_states_the_disagreement():
+    from types import SimpleNamespace
+
+    from spectac.evaluation.study_report import flag_lines
+
+    spread = {"partner": "unet-gan3d", "disagreement": 0.0912, "threshold": 0.1422, "flag": None}
+    assert flag_lines(SimpleNamespace(facts={"ood_flags": [], "uncertainty": spread})) == [
+        "Network disagreement: D = 0.091 against unet-gan3d (threshold 0.14)"]
+    assert flag_lines(SimpleNamespace(facts={"ood_flags": [], "uncertainty": None})) == []
