@@ -71,7 +71,7 @@ def correct(
     sex: str | None = typer.Option(None, "--sex", help="With --report: F or M for the normal limits (default: PatientSex of the DICOM, else pooled limits)."),
     state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: stress, and the report says it was assumed)."),
     batch: bool = typer.Option(False, "--batch", help="Treat INPUT as an archive folder even when it holds a single series (output: OUTPUT/<name>, resumable)."),
-    uncertainty: str = typer.Option("on", "--uncertainty", help="on: also run the network's partner (the other shipped GAN, about 0.3-0.5 s more) and flag the study when the two disagree beyond the model's calibrated threshold (docs/models.md); off: skip it. Methods without a partner are not checked."),
+    uncertainty: str = typer.Option("on", "--uncertainty", help="on: also run the network's partner (the other shipped GAN: one more forward pass, under a second on a CPU) and flag the study when the two disagree beyond the model's calibrated threshold (docs/models.md); off: skip it. Methods without a partner are not checked."),
 ) -> None:
     """Attenuation-correct one NC study (DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out), or every series of an archive folder.
 
