@@ -212,6 +212,7 @@ def test_an_nc_series_comes_back_to_the_pacs_corrected_with_an_audit_line(node, 
     assert entry["model"] == "unet-gan3d-chang" and entry["spectac_version"]
     assert entry["received"] <= entry["corrected"] <= entry["sent"]
     assert entry["ood_flags"] == job["ood_flags"]
+    assert entry["uncertainty"] == job["uncertainty"] and entry["uncertainty"]["partner"] == "unet-gan3d"
     assert entry["destinations"][f"ORTHANC@127.0.0.1:{pacs.dicom_port}"]["result"] == "sent"
     # the study report came with it: an Encapsulated PDF in the same study, as the job recorded it
     (report,) = wait_for("the report in Orthanc", lambda: pacs.instances_of(study, "DOC"))
@@ -496,3 +497,27 @@ def test_a_job_writes_the_report_as_an_encapsulated_pdf_and_a_scores_sr_of_the_s
         assert image["limits"].startswith(f"{label.lower()}/F/")
     assert scores["weights_sha256"] == (job["model"]["weights_sha256"] or "")
     assert scores["not_for_diagnostic_use"] == "Not for diagnostic use"
+
+
+def test_a_network_job_records_its_disagreement_with_the_partner_in_the_audit_log(tmp_path):
+    """Without a PACS: one job of the default network records the partner's disagreement (the value,
+    the threshold and the flag when above it) in the job and its audit line."""
+    from spectac.node.worker import Worker
+
+    _, files = nc_series(tmp_path, 10)
+    ds = pydicom.dcmread(files[0])
+    store = NodeStore(tmp_path / "work")
+    for f in files:
+        store.store_instance(str(ds.SeriesInstanceUID), str(pydicom.dcmread(f).SOPInstanceUID), f.read_bytes())
+    job_id = f"20260101T000000000000-{ds.SeriesInstanceUID}"
+    store.take_series(str(ds.SeriesInstanceUID), job_id)
+    store.write_job({"id": job_id, "status": "queued", "series_uid": str(ds.SeriesInstanceUID), "instances": len(files)})
+    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
+                               "method": "unet-gan3d-chang", "report": False})
+    job = Worker(config, store).run(job_id)
+    assert job["status"] == "done", job
+    (entry,) = store.audit()
+    spread = entry["uncertainty"]
+    assert spread == job["uncertainty"] and spread["partner"] == "unet-gan3d" and spread["disagreement"] > 0
+    flagged = spread["disagreement"] > spread["threshold"]
+    assert (spread["flag"] in entry["ood_flags"]) if flagged else spread["flag"] is None

@@ -72,6 +72,7 @@ def correct(
     sex: str | None = typer.Option(None, "--sex", help="With --report: F or M for the normal limits (default: PatientSex of the DICOM, else pooled limits)."),
     state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: the state a DICOM series names in its Series Description, Protocol Name, Image ID or Image Type; else stress, and the report says it was assumed)."),
     batch: bool = typer.Option(False, "--batch", help="Treat INPUT as an archive folder even when it holds a single series (output: OUTPUT/<name>, resumable)."),
+    uncertainty: str = typer.Option("on", "--uncertainty", help="on: also run the network's partner (the other shipped GAN: one more forward pass, under a second on a CPU) and flag the study when the two disagree beyond the model's calibrated threshold (docs/models.md); off: skip it. Methods without a partner are not checked."),
 ) -> None:
     """Attenuation-correct one NC study (DICOM in gives a new derived DICOM series out, NIfTI in NIfTI out), or every series of an archive folder.
 
@@ -85,11 +86,14 @@ def correct(
     """
     if route not in ROUTES:
         raise SpectacError(f"--route must be direct or indirect, got {route!r}")
+    if uncertainty not in ("on", "off"):
+        raise SpectacError(f"--uncertainty must be on or off, got {uncertainty!r}")
     if route == "indirect":
         _correct_indirect(input, output, weights, mu_out, scatter, iterations, subsets, device, amp, qc_threshold,
                           {"--method": method is not None, "--overwrite": overwrite, "--force": force,
                            "--arc": arc is not None, "--strict": strict, "--report": report,
-                           "--sex": sex is not None, "--state": state is not None, "--batch": batch})
+                           "--sex": sex is not None, "--state": state is not None, "--batch": batch,
+                           "--uncertainty off": uncertainty == "off"})
         return
     indirect_only = {"--mu-out": mu_out, "--scatter": scatter, "--iterations": iterations, "--subsets": subsets,
                      "--qc-threshold": qc_threshold}
@@ -97,6 +101,7 @@ def correct(
     if given:
         raise SpectacError(f"{', '.join(given)}: options of --route indirect only")
     from spectac.correction.files import correct_path
+    from spectac.correction.uncertainty import uncertainty_text
 
     method = method or DEFAULT_METHOD
     reporter = None
@@ -116,15 +121,17 @@ def correct(
                                    "in its output folder; --overwrite does not apply (delete an output to redo it)")
             ensure_writable_parent(output, folder=True)
             _correct_batch(input, output, method, weights, listing, force=force, arc=arc, strict=strict,
-                           device=device, amp=amp, report=reporter)
+                           device=device, amp=amp, report=reporter, uncertainty=uncertainty == "on")
             return
     elif batch:
         raise SpectacError(f"{input}: --batch takes a folder")
     ensure_writable_parent(output)
     summary = correct_path(input, output, method, weights, overwrite=overwrite, force=force, arc=arc, strict=strict,
-                           device=device, amp=amp, report=reporter)
+                           device=device, amp=amp, report=reporter, uncertainty=uncertainty == "on")
     for flag in summary.get("ood_flags", []):
         info(f"warning: {flag}")
+    if summary.get("uncertainty"):
+        info(f"uncertainty: {uncertainty_text(summary['uncertainty'])}")
     if summary["forced"]:
         info(f"note: forced: {input} {summary['forced']}")
     info(f"{method}: wrote {summary['kind']} {summary['output']}")

@@ -40,7 +40,7 @@ STATUSES = ("corrected", "flagged", "refused", "skipped", "failed")
 
 
 #: correct_path's options that act per series (the rest prepare the method once)
-PER_SERIES = ("force", "arc", "strict", "report")
+PER_SERIES = ("force", "arc", "strict", "report", "uncertainty")
 
 
 def correct_batch(
@@ -59,13 +59,14 @@ def correct_batch(
         folder: the archive folder.
         out: the output folder (created; an existing one is resumed).
         method, weights, **options: as :func:`correct_path` takes them, for every series:
-            ``force``, ``arc``, ``strict`` and ``report`` go to each series' correction, the rest
+            ``force``, ``arc``, ``strict``, ``report`` and ``uncertainty`` go to each series' correction, the rest
             (``device``, ``amp``, method options) prepare the method once.
         uid_seed: deterministic DICOM UIDs (tests): each series' seed is this and its output name.
         listing: :func:`list_batch`'s result when the caller has it.
 
     Returns:
-        {"rows" (one per series: input, output, status, reason, method), "counts" (status ->
+        {"rows" (one per series: input, output, status, reason, method, disagreement: the
+        network's disagreement with its partner, :mod:`spectac.correction.uncertainty`, or empty), "counts" (status ->
         number), "summary" (the path of summary.csv), "ignored" (entries left out: not DICOM
         nor NIfTI, links; each {"path", "reason"})}.
 
@@ -123,4 +124,6 @@ def _correct_one(source: Path, output: Path, method: str, weights: str | Path | 
     notes = list(result["ood_flags"])
     if result["forced"]:
         notes.insert(0, f"forced: {result['forced']}")
-    return {"status": "flagged" if result["ood_flags"] else "corrected", "reason": "; ".join(notes)}
+    spread = result.get("uncertainty")
+    return {"status": "flagged" if result["ood_flags"] else "corrected", "reason": "; ".join(notes),
+            "disagreement": "" if not spread else f"{spread['disagreement']:.4f}"}

@@ -26,6 +26,7 @@ from spectac.correction.checks import check_plausible_geometry, check_plausible_
 from spectac.correction.methods import Method, MethodContext, get_method
 from spectac.correction.ood import ood_comments, ood_flags, training_reference, write_ood_sidecar
 from spectac.correction.run import apply_method, resolve_options
+from spectac.correction.uncertainty import UNCERTAINTY_PREFIX, network_disagreement, uncertainty_text
 from spectac.io.dicom import (
     FORCED_NOTE,
     NC_COPY_DESCRIPTION,
@@ -133,6 +134,7 @@ def correct_path(
     prepared: tuple[Method, dict[str, Any], Any] | None = None,
     report: ReportBuilder | None = None,
     files: list[Path] | None = None,
+    uncertainty: bool = True,
     **options: Any,
 ) -> dict[str, Any]:
     """Correct a DICOM file/folder or a NIfTI file and write the result as the same kind.
@@ -165,12 +167,16 @@ def correct_path(
             is written; the report files are refused up front like the output.
         files: the DICOM files of the series when the caller has grouped them (one series of a
             folder holding several: :mod:`spectac.correction.batch`); ``input`` then names it.
+        uncertainty: also run the network's partner and flag the study when the two disagree
+            beyond the model's threshold (:mod:`spectac.correction.uncertainty`); a method
+            without a partner is not checked.
         **options: further method options.
 
     Returns:
         {"output", "kind" ("dicom" | "nifti"), "method", "shape", "forced" (the reason overridden,
         or None), "ood_flags" (why the study is unlike the training data; [] when it is like it),
-        "report" ((HTML path, PDF path) or None)}.
+        "report" ((HTML path, PDF path) or None), "uncertainty" (None: not checked; else
+        {"partner", "disagreement", "threshold", "flag"})}.
         A flagged output says so: DICOM Image Comments "spectac OOD: ...", NIfTI descrip "... OOD"
         and a sidecar ``<output>.json`` with the flags.
 
@@ -223,15 +229,20 @@ def correct_path(
     if flags and strict:
         raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
     corrected = correct_volume(nc, method, str(input), protocol, prepared)
+    spread = network_disagreement(nc, corrected, prepared[2], protocol, str(input)) if uncertainty else None
+    if spread is not None and spread["flag"]:
+        flags = [*flags, spread["flag"]]
+        if strict:
+            raise SpectacError(f"{input}: refused (--strict), unlike the training data: {spread['flag']}")
     summary = {"output": output, "method": method, "shape": corrected.shape, "forced": refusal, "ood_flags": flags,
-               "report": report_files}
+               "report": report_files, "uncertainty": spread}
     model = _model_name(weights)
     pages = None
     if report is not None:  # made before anything is written: a failure leaves nothing behind
         facts = report_facts(input, method, prepared[2], flags, refusal, context if dicom_in else None)
         if dicom_in:
             facts["series_state"] = series_state(header.header)
-        pages = report(nc, corrected, facts)
+        pages = report(nc, corrected, {**facts, "uncertainty": spread})
     if nifti_out:
         descrip = nifti_description(method, model, NIFTI_FORCED_NOTE if note else "")
         if flags:  # the mark survives the 80-character limit: "OOD" goes before the description's tail
@@ -245,6 +256,8 @@ def correct_path(
     description = NC_COPY_DESCRIPTION if uncorrected else " ".join(p for p in ("spectac AC", method, model) if p)
     if note:
         description = f"{description[:55]} (forced)"
+    if spread is not None:  # the value, before the OOD mark (which stays whole at the end)
+        note = f"{note} {UNCERTAINTY_PREFIX}{uncertainty_text(spread)}".strip()
     write_dicom_series(corrected, context, output, method=method, model_name=model, uid_seed=uid_seed,
                        series_description=description, attenuation_corrected=not uncorrected,
                        image_comments=ood_comments(note, flags), replace=overwrite)

@@ -182,6 +182,10 @@ def model_lines(report: StudyReport) -> list[tuple[str, str]]:
 def flag_lines(report: StudyReport) -> list[str]:
     """The correction's out-of-distribution flags and forced note."""
     lines = [f"Out of distribution: {flag}" for flag in report.facts.get("ood_flags") or []]
+    spread = report.facts.get("uncertainty")
+    if spread:
+        limit = "not calibrated" if spread.get("threshold") is None else f"threshold {spread['threshold']:.2f}"
+        lines.append(f"Network disagreement: D = {spread['disagreement']:.3f} against {spread['partner']} ({limit})")
     if report.facts.get("forced"):
         lines.append(f"Forced: {report.facts['forced']}")
     return lines

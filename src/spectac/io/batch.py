@@ -27,7 +27,7 @@ from spectac.io.dicom import scan_series
 from spectac.io.paths import regular_files
 
 #: The columns of ``summary.csv``, one row per series.
-SUMMARY_COLUMNS = ("input", "output", "status", "reason", "method")
+SUMMARY_COLUMNS = ("input", "output", "status", "reason", "method", "disagreement")
 #: The name of the summary table in the output folder.
 SUMMARY_NAME = "summary.csv"
 

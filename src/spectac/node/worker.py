@@ -134,7 +134,8 @@ class Worker:
             "spectac_version": facts.get("spectac_version", spectac_version()),
             "weights_sha256": facts.get("weights_sha256"),
             "received": job.get("received_last"), "corrected": job.get("corrected"), "sent": job.get("sent"),
-            "ood_flags": job.get("ood_flags", []), "destinations": job.get("destinations", {}),
+            "ood_flags": job.get("ood_flags", []), "uncertainty": job.get("uncertainty"),
+            "destinations": job.get("destinations", {}),
             "instances": job.get("instances"), "report": job.get("report"), "sr": job.get("sr"),
             "state": job.get("state"), "state_source": job.get("state_source"),
         })
@@ -167,7 +168,7 @@ class Worker:
                     folder = self.store.report_folder(job_id)
                     job["report"] = self._encapsulate(header, summary["report"][1], folder)
                     job["sr"] = self._scores_sr(header, report_scores(reporter.report), folder / SR_FILE)
-                job.update(corrected=now(), ood_flags=summary["ood_flags"],
+                job.update(corrected=now(), ood_flags=summary["ood_flags"], uncertainty=summary.get("uncertainty"),
                            output_series_uid=str(read_dicom_header(output).header.get("SeriesInstanceUID", "")))
                 self.store.write_job(job)
         except SpectacError as exc:
