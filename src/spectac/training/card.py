@@ -298,8 +298,9 @@ def _qc_text(block: object) -> str:
     studies = f" {block['studies']}" if block.get("studies") is not None else ""
     on = f" ({block['calibrated_on']})" if block.get("calibrated_on") else ""
     return (f"Consistency threshold {block['threshold']} (config.json `qc` block): {how} the indirect route's index "
-            f"on{studies} studies{on}. `correct --route indirect` and `qc` flag a study whose index "
-            "exceeds it (`--qc-threshold` overrides); it holds for the route's own OSEM settings.")
+            f"on{studies} studies{on}. `correct --route indirect` flags a study whose index exceeds it, and "
+            "`qc --weights` with this model (`--qc-threshold` overrides); it holds for the route's own OSEM "
+            "settings and unfiltered image.")
 
 
 def write_model_card(model_dir: str | Path) -> Path:
