@@ -367,3 +367,56 @@ def test_no_mu_model_installed_is_one_clear_line(projections, tmp_path: Path, mo
     out = tmp_path / "out.nii.gz"
     line = _refused(_run("correct", "--route", "indirect", path, "-o", out), out)
     assert "no mu model is installed" in line
+
+
+def test_the_indirect_route_writes_the_study_report(projections, mu_model: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--report beside the output: NC is the NC OSEM the mu model saw, AC the written image; the
+    page names the mu model and its weights' SHA-256 (hashed here) and carries the printed
+    consistency index, FLAGGED below it and not flagged above it; a taken report file is refused
+    with nothing written."""
+    import hashlib
+
+    from spectac.evaluation import study_report
+
+    path, _, mu = projections
+    seen: dict[str, np.ndarray] = {}
+
+    def true_mu(nc: Volume, model: deep.DeepModel) -> Volume:
+        seen["mu model"] = nc.array.copy()
+        return nc.with_array(mu)
+
+    build = study_report.build_study_report
+
+    def recording(nc: Volume, corrected: Volume, *args, **kwargs):
+        seen["nc"], seen["ac"] = nc.array.copy(), corrected.array.copy()
+        return build(nc, corrected, *args, **kwargs)
+
+    monkeypatch.setattr(indirect, "predict_mu", true_mu)
+    monkeypatch.setattr(study_report, "build_study_report", recording)
+    sha = hashlib.sha256((mu_model / "best.pt").read_bytes()).hexdigest()
+    for threshold, flagged in ((1e-6, True), (1e6, False)):
+        out = tmp_path / f"{flagged}.nii.gz"
+        result = _run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, *OSEM, "--report",
+                      "--qc-threshold", threshold)
+        assert result.exit_code == 0, (result.output, result.exception)
+        printed = re.search(r"consistency index D/E = (\S+)", " ".join(result.output.split()))
+        assert printed is not None
+        html = (tmp_path / f"{flagged}.report.html").read_text()
+        assert (tmp_path / f"{flagged}.report.pdf").read_bytes().startswith(b"%PDF")
+        assert f"D/E = {printed.group(1)} " in html
+        assert ("Consistency QC (indirect route): FLAGGED" in html) == flagged
+        assert ("Consistency QC (indirect route): NOT FLAGGED" in html) != flagged
+        assert "unet3d-mu" in html and sha in html and "indirect" in html
+        np.testing.assert_array_equal(seen["nc"], seen["mu model"])
+        np.testing.assert_array_equal(seen["ac"], read_nifti(out).array)
+    # a taken report file: refused, nothing written, the file kept
+    out = tmp_path / "taken.nii.gz"
+    (tmp_path / "taken.report.pdf").write_bytes(b"keep")
+    line = _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, "--report"),
+                    out, tmp_path / "taken.report.html", tmp_path / "taken.nii.gz.json")
+    assert "report file already exists" in line
+    assert (tmp_path / "taken.report.pdf").read_bytes() == b"keep"
+    # --sex and --state belong to the report, on this route too
+    assert "--report" in _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model,
+                                       "--state", "rest"), out)

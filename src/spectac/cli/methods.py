@@ -68,9 +68,9 @@ def correct(
     strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2, nothing written) a study unlike the training data instead of correcting it with warnings."),
     device: str = typer.Option("cpu", help=DEVICE_HELP + " Networks only; default cpu."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision on CUDA (refused elsewhere)."),
-    report: bool = typer.Option(False, "--report", help="Also write a one-page study report beside the output: OUT-stem.report.html and OUT-stem.report.pdf (OUT without .nii.gz/.nii/.dcm): NC beside AC in SA/VLA/HLA slices, polar maps, TPD and SSS against the shipped normal limits, OOD flags, model and weights SHA-256; not for diagnostic use (docs/dicom.md)."),
+    report: bool = typer.Option(False, "--report", help="Also write a one-page study report beside the output: OUT-stem.report.html and OUT-stem.report.pdf (OUT without .nii.gz/.nii/.dcm): NC beside AC in SA/VLA/HLA slices, polar maps, TPD and SSS against the shipped normal limits, OOD flags, model and weights SHA-256; not for diagnostic use (docs/dicom.md). With --route indirect: NC is the route's NC OSEM (the image the mu model saw), AC its output, the model the mu model, and the consistency QC verdict is listed (docs/projections.md)."),
     sex: str | None = typer.Option(None, "--sex", help="With --report: F or M for the normal limits (default: PatientSex of the DICOM, else pooled limits)."),
-    state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: the state a DICOM series names in its Series Description, Protocol Name, Image ID or Image Type; else stress, and the report says it was assumed)."),
+    state: str | None = typer.Option(None, "--state", help="With --report: stress or rest for the normal limits (default: the state a DICOM series names in its Series Description, Protocol Name, Image ID or Image Type; else stress, and the report says it was assumed; --route indirect: stress assumed)."),
     batch: bool = typer.Option(False, "--batch", help="Treat INPUT as an archive folder even when it holds a single series (output: OUTPUT/<name>, resumable)."),
     uncertainty: str = typer.Option("on", "--uncertainty", help="on: also run the network's partner (the other shipped GAN: one more forward pass, under a second on a CPU) and flag the study when the two disagree beyond the model's calibrated threshold (docs/models.md); off: skip it. Methods without a partner are not checked."),
 ) -> None:
@@ -80,7 +80,7 @@ def correct(
 
     Refused (exit 2, nothing written): an input already corrected (Corrected Image ATTN/SCAT, spectac's own output), a mu-map or CT, a grid no SPECT camera makes (voxels outside 1-20 mm, fewer than 16 or more than 256 voxels along an axis, oblique), substantially negative values, and for a DICOM output a source without a Study Instance UID.
 
-    --route indirect takes the raw projections instead and prints the consistency index D/E of the result (as spectac qc), flagged above the mu model's calibrated threshold (--qc-threshold overrides).
+    --route indirect takes the raw projections instead and prints the consistency index D/E of the result (as spectac qc), flagged above the mu model's calibrated threshold (--qc-threshold overrides); --report writes the same study report with that verdict in it.
 
     A folder holding more than one DICOM series (any nesting) or any NIfTI file is a batch: each series is corrected into OUTPUT (a DICOM series into the folder named after its Series Instance UID, a NIfTI file into <its path>.nii.gz), refused with the reason above or flagged, never stopping the rest; OUTPUT/summary.csv lists every series, and a rerun skips the outputs already there. Exit 0 when the batch ran, refusals included; 2 when there is nothing to correct or OUTPUT lies inside INPUT.
     """
@@ -90,9 +90,9 @@ def correct(
         raise SpectacError(f"--uncertainty must be on or off, got {uncertainty!r}")
     if route == "indirect":
         _correct_indirect(input, output, weights, mu_out, scatter, iterations, subsets, device, amp, qc_threshold,
+                          _reporter(report, sex, state),
                           {"--method": method is not None, "--overwrite": overwrite, "--force": force,
-                           "--arc": arc is not None, "--strict": strict, "--report": report,
-                           "--sex": sex is not None, "--state": state is not None, "--batch": batch,
+                           "--arc": arc is not None, "--strict": strict, "--batch": batch,
                            "--uncertainty off": uncertainty == "off"})
         return
     indirect_only = {"--mu-out": mu_out, "--scatter": scatter, "--iterations": iterations, "--subsets": subsets,
@@ -104,13 +104,7 @@ def correct(
     from spectac.correction.uncertainty import uncertainty_text
 
     method = method or DEFAULT_METHOD
-    reporter = None
-    if report:
-        from spectac.evaluation.study_report import StudyReporter
-
-        reporter = StudyReporter(sex, state)
-    elif sex is not None or state is not None:
-        raise SpectacError("--sex and --state set the normal limits of the report: give --report too")
+    reporter = _reporter(report, sex, state)
     if input.is_dir():
         from spectac.io.batch import list_batch
 
@@ -139,9 +133,21 @@ def correct(
         info(f"report: wrote {summary['report'][0]} and {summary['report'][1]}")
 
 
+def _reporter(report: bool, sex: str | None, state: str | None) -> object | None:
+    """The study report builder of ``--report`` (sex and state checked, normal limits loaded, before
+    anything runs), or None; ``--sex`` and ``--state`` without ``--report`` are refused."""
+    if report:
+        from spectac.evaluation.study_report import StudyReporter
+
+        return StudyReporter(sex, state)
+    if sex is not None or state is not None:
+        raise SpectacError("--sex and --state set the normal limits of the report: give --report too")
+    return None
+
+
 def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_out: Path | None, scatter: str | None,
                       iterations: int | None, subsets: int | None, device: str, amp: bool,
-                      qc_threshold: float | None, direct_only: dict[str, bool]) -> None:
+                      qc_threshold: float | None, reporter: object | None, direct_only: dict[str, bool]) -> None:
     """``correct --route indirect``: the options of the direct route are refused, not ignored."""
     given = [flag for flag, value in direct_only.items() if value]
     if given:
@@ -158,7 +164,8 @@ def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_
     if mu_out is not None:
         ensure_writable_parent(mu_out)
     summary = correct_projections(projections, output, weights, mu_out=mu_out, scatter=scatter or "auto",
-                                  config=config, device=device, amp=amp, qc_threshold=qc_threshold)
+                                  config=config, device=device, amp=amp, qc_threshold=qc_threshold,
+                                  report=reporter)
     for flag in summary["ood_flags"]:
         info(f"warning: {flag}")
     qc = summary["qc"]
@@ -170,6 +177,8 @@ def _correct_indirect(projections: Path, output: Path, weights: Path | None, mu_
         f" and its QC sidecar {summary['sidecar']}" if summary["sidecar"] is not None else ""))
     if summary["mu_out"] is not None:
         info(f"indirect: wrote mu-map {summary['mu_out']}")
+    if summary["report"] is not None:
+        info(f"report: wrote {summary['report'][0]} and {summary['report'][1]}")
 
 
 def _correct_batch(input: Path, output: Path, method: str, weights: Path | None, listing: object,

@@ -21,11 +21,11 @@ mu-maps from emission data: e.g. Shi et al., Eur J Nucl Med Mol Imaging 2020 (fr
 and scatter windows); Hwang et al., J Nucl Med 2018 (PET). This implementation gives the network
 the NC reconstruction only (no scatter-window reconstruction as a second channel).
 
-Everything the user can get wrong is refused before the first OSEM: the outputs (existing, or an
-NM DICOM output the projections cannot carry), the mu model (none installed, or an AC model), the
-input (an image instead of projections). The image is written first (with the verdict of its
+Everything the user can get wrong is refused before the first OSEM: the outputs (existing, the
+report files included, or an NM DICOM output the projections cannot carry), the mu model (none
+installed, or an AC model), the input (an image instead of projections). The image is written first (with the verdict of its
 consistency index against the mu model's calibrated threshold: docs/projections.md), then the
-mu-map; both are atomic.
+mu-map, then with ``--report`` the study report (made before the image is written); all are atomic.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from spectac.correction.deep import DeepModel, predict_mu, resolve_mu_model
+from spectac.correction.files import ReportBuilder, report_facts
 from spectac.correction.ood import ood_comments, ood_flags, training_reference
 from spectac.errors import SpectacError
 from spectac.io.nifti import write_nifti, write_sidecar_record
 from spectac.io.paths import check_output_outside, ensure_writable_parent
 from spectac.io.projections import Acquisition
+from spectac.io.report_files import check_report_paths, write_report_files
 from spectac.reconstruction.consistency import Consistency, QcThreshold, QcVerdict
 from spectac.reconstruction.files import (
     WindowRecon,
@@ -124,6 +126,7 @@ def correct_projections(
     device: str | None = None,
     amp: bool = False,
     qc_threshold: float | None = None,
+    report: ReportBuilder | None = None,
 ) -> dict[str, Any]:
     """Correct one raw projection file by the indirect route (see the module docstring).
 
@@ -139,6 +142,12 @@ def correct_projections(
         device, amp: where the mu model runs (:mod:`spectac.devices`).
         qc_threshold: flag the study when its consistency index exceeds this; None: the mu
             model's calibrated threshold (config.json ``qc``), and without one no flag.
+        report: also write the study report of the direct route beside the output
+            (``<stem>.report.html`` and ``.report.pdf``, :mod:`spectac.io.report_files`), made by
+            this builder (:class:`spectac.evaluation.study_report.StudyReporter`) before anything
+            is written: NC is the NC reconstruction the mu model saw, AC the output image (both
+            post-filtered alike), the model lines name the mu model and the QC verdict is among
+            its flags (flagged) or notes. The report files are refused up front like the output.
 
     Returns:
         {"output", "kind" ("nifti" | "dicom"), "kind_text" (``AC+TEW``, ...), "mu_out", "model",
@@ -146,7 +155,7 @@ def correct_projections(
         "shape", "ood_flags" (why the NC image is unlike the mu model's training data, as the direct
         route's :func:`spectac.correction.ood.ood_flags`), "verdict" (the
         :class:`~spectac.reconstruction.consistency.QcVerdict`), "sidecar" (the NIfTI output's
-        JSON sidecar, or None)}. The verdict (flagged, not flagged, or no threshold) is written
+        JSON sidecar, or None), "report" ((HTML path, PDF path) or None)}. The verdict (flagged, not flagged, or no threshold) is written
         with the image: in every DICOM image's Image Comments, or in the NIfTI output's sidecar
         JSON (``<output>.json``: ``spectac_qc`` and ``spectac_ood_flags``) and, when flagged, at
         the end of its description.
@@ -173,6 +182,7 @@ def correct_projections(
     if is_nifti(output) and output.exists():
         raise SpectacError(f"{output}: already exists; choose another -o")
     nifti = check_output(output)
+    report_files = check_report_paths(output, projections) if report is not None else None
     model = resolve_mu_model(weights).placed(device, amp)  # before the projections are read
     acquisition, w = open_projections(projections, window, nifti)
     threshold = model.qc_threshold if qc_threshold is None else QcThreshold(float(qc_threshold), "--qc-threshold")
@@ -182,11 +192,19 @@ def correct_projections(
     description = ac.description(f"mu {model.name}")
     if verdict.flagged:  # the mark survives NIfTI's 80-character limit
         description = f"{description[:69]} QC FLAGGED"
+    pages = None
+    if report is not None:  # made before anything is written: a failure leaves nothing behind
+        facts = report_facts(projections, "indirect", model, flags, None)
+        facts["qc"] = {**verdict.record(), "line": verdict.line()}
+        pages = report(result.nc.result.volume, ac.result.volume, facts)
     write_output(ac, output, nifti, projections, description, ood_comments(verdict.line(), flags))
     sidecar = write_sidecar_record(output, {"spectac_qc": verdict.record(), "spectac_ood_flags": list(flags)}) \
         if nifti else None
     if mu_out is not None:
         write_nifti(result.mu, mu_out, descrip=f"spectac mu-map (1/cm) predicted by {model.name}")
+    if pages is not None:
+        write_report_files(output, *pages)
     return {"output": output, "kind": "nifti" if nifti else "dicom", "mu_out": mu_out, "model": model.name,
             "scatter": ac.scatter, "collimator": ac.result.collimator, "qc": qc, "shape": ac.result.volume.shape,
-            "kind_text": ac.kind, "ood_flags": flags, "verdict": verdict, "sidecar": sidecar}
+            "kind_text": ac.kind, "ood_flags": flags, "verdict": verdict, "sidecar": sidecar,
+            "report": report_files}

@@ -122,7 +122,9 @@ def build_study_report(nc: Volume, corrected: Volume, facts: dict[str, Any], sex
         nc, corrected: the input and the corrected image (same grid).
         facts: what the correction knows: ``method``, ``model``, ``weights``, ``weights_sha256``,
             ``ood_flags``, ``forced``, ``input``, ``patient_sex``, ``series`` (the source series'
-            attributes in DICOM JSON, for PatientPosition), ``patient`` (name, id, study date ...).
+            attributes in DICOM JSON, for PatientPosition), ``patient`` (name, id, study date ...),
+            ``qc`` (the indirect route's consistency verdict, :func:`qc_text`: a flag when
+            flagged, else a note).
         sex: "F" or "M" to override the DICOM PatientSex (None: from the DICOM, else pooled).
         state: "stress" or "rest" (None: stress, and the report says it was assumed).
         normals: the normal database (None: the shipped one).
@@ -143,6 +145,9 @@ def build_study_report(nc: Volume, corrected: Volume, facts: dict[str, Any], sex
     for image in images:
         if image.quant is not None:
             notes.append(f"{image.label} LV fit confidence: {image.quant.geometry.confidence}")
+    qc = facts.get("qc")
+    if qc and not qc.get("flagged"):  # a flagged verdict is among the flags (flag_lines)
+        notes.append(qc_text(qc))
     return StudyReport(images, chosen_sex, sex_source, chosen_state, state_source, dict(facts), notes,
                        datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
@@ -179,9 +184,18 @@ def model_lines(report: StudyReport) -> list[tuple[str, str]]:
     ]
 
 
+def qc_text(qc: dict[str, Any]) -> str:
+    """The indirect route's consistency QC verdict (``facts["qc"]``: the record and console line of
+    :class:`spectac.reconstruction.consistency.QcVerdict`) as one report line."""
+    return "Consistency QC (indirect route): " + str(qc["line"]).removeprefix("spectac QC: ")
+
+
 def flag_lines(report: StudyReport) -> list[str]:
-    """The correction's out-of-distribution flags and forced note."""
+    """The correction's out-of-distribution flags, a flagged consistency QC verdict and forced note."""
     lines = [f"Out of distribution: {flag}" for flag in report.facts.get("ood_flags") or []]
+    qc = report.facts.get("qc")
+    if qc and qc.get("flagged"):
+        lines.append(qc_text(qc))
     spread = report.facts.get("uncertainty")
     if spread:
         limit = "not calibrated" if spread.get("threshold") is None else f"threshold {spread['threshold']:.2f}"
