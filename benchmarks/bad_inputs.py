@@ -500,6 +500,8 @@ def _newer_commands(tmp: Path, data: Path, nc_file: Path, a_file: Path, add: Cal
     existing_dcm.write_bytes(b"an earlier output")
     taken_csv = proj / "taken.csv"
     taken_csv.write_text("earlier\n")
+    taken_report = proj / "taken.report.html"  # the study report of -o PROJ/taken.nii.gz
+    taken_report.write_text("earlier\n")
 
     # models: a tiny mu model (one epoch on the benchmark's dataset), its archive and broken copies
     models = tmp / "models"
@@ -628,7 +630,8 @@ def _newer_commands(tmp: Path, data: Path, nc_file: Path, a_file: Path, add: Cal
     indirect("--weights missing", tomo, o("i6.nii.gz"), "--weights", str(tmp / "none.pt"))
     indirect("--weights not a checkpoint", tomo, o("i7.nii.gz"), "--weights", str(bad_weights))
     indirect("--method chang (direct route's)", tomo, o("i8.nii.gz"), *w, "--method", "chang")
-    indirect("--report (direct route's)", tomo, o("i9.nii.gz"), *w, "--report")
+    indirect("--report with its report file taken", tomo, proj / "taken.nii.gz", *w, "--report",
+             writes=(proj / "taken.nii.gz", proj / "taken.report.pdf"))
     indirect("--strict and --arc (direct route's)", tomo, o("i10.nii.gz"), *w, "--strict", "--arc", "180")
     indirect("--scatter bogus", tomo, o("i11.nii.gz"), *w, "--scatter", "bogus")
     indirect("--iterations 0", tomo, o("i12.nii.gz"), *w, "--iterations", "0")

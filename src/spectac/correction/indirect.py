@@ -182,7 +182,7 @@ def correct_projections(
     if is_nifti(output) and output.exists():
         raise SpectacError(f"{output}: already exists; choose another -o")
     nifti = check_output(output)
-    report_files = check_report_paths(output, projections) if report is not None else None
+    report_files = check_report_paths(output, projections, overwritable=False) if report is not None else None
     model = resolve_mu_model(weights).placed(device, amp)  # before the projections are read
     acquisition, w = open_projections(projections, window, nifti)
     threshold = model.qc_threshold if qc_threshold is None else QcThreshold(float(qc_threshold), "--qc-threshold")

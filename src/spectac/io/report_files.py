@@ -35,9 +35,10 @@ def report_paths(output: str | Path) -> tuple[Path, Path]:
     return output.with_name(stem + HTML_SUFFIX), output.with_name(stem + PDF_SUFFIX)
 
 
-def check_report_paths(output: str | Path, *inputs: str | Path | None, overwrite: bool = False) -> tuple[Path, Path]:
+def check_report_paths(output: str | Path, *inputs: str | Path | None, overwrite: bool = False,
+                       overwritable: bool = True) -> tuple[Path, Path]:
     """The report paths of ``output``, refused when taken (unless ``overwrite`` and a file) or in or
-    around an input.
+    around an input; ``overwritable`` False: the command has no ``--overwrite`` to suggest.
 
     Raises:
         SpectacError: one line naming the report file.
@@ -47,7 +48,7 @@ def check_report_paths(output: str | Path, *inputs: str | Path | None, overwrite
         check_output_outside(path, *inputs)
         if path.is_dir() or (path.exists() and not overwrite):
             raise SpectacError(f"{path}: the report file already exists; choose another -o"
-                               + ("" if path.is_dir() else " or pass --overwrite"))
+                               + ("" if path.is_dir() or not overwritable else " or pass --overwrite"))
     return paths
 
 
