@@ -407,7 +407,8 @@ def test_the_indirect_route_writes_the_study_report(projections, mu_model: Path,
         assert f"D/E = {printed.group(1)} " in html
         assert ("Consistency QC (indirect route): FLAGGED" in html) == flagged
         assert ("Consistency QC (indirect route): NOT FLAGGED" in html) != flagged
-        assert "unet3d-mu" in html and sha in html and "indirect" in html
+        assert "<td>Method</td><td>indirect</td>" in html and "<td>Model</td><td>unet3d-mu</td>" in html
+        assert sha in html
         np.testing.assert_array_equal(seen["nc"], seen["mu model"])
         np.testing.assert_array_equal(seen["ac"], read_nifti(out).array)
     # a taken report file: refused, nothing written, the file kept
