@@ -11,7 +11,7 @@ The latency includes the quiet period after which a series counts as complete (`
 printed), the correction (one model load per node process: the first study after each start pays
 it) and the C-STORE to Orthanc.
 
-    python benchmarks/bench_serve.py --studies 20 [--data DATASET]
+    python benchmarks/bench_serve.py --studies 20 [--data DATASET] [--no-report]
 
 With ``--data`` the burst is the NC images of a simulated dataset's test split (64^3, with an LV, so
 each study's report and scores SR are made as for a patient); without it, small blobs (no LV).
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=20)
     parser.add_argument("--complete-after", type=float, default=2.0)
     parser.add_argument("--no-kill", action="store_true", help="skip the kill and restart half-way")
+    parser.add_argument("--no-report", action="store_true", help="serve with report = false (the AC series only)")
     parser.add_argument("--data", type=Path, help="send the NC images of this simulated dataset's test split "
                         "(64^3 studies with an LV) instead of small blobs")
     args = parser.parse_args()
@@ -129,6 +130,7 @@ def main() -> None:
         "RemoteAccessAllowed": False, "AuthenticationEnabled": False}))
     (root / "serve.toml").write_text(
         f'ae_title = "SPECTAC"\nport = {node_port}\nwork = "work"\ncomplete_after = {args.complete_after}\n'
+        f'report = {"false" if args.no_report else "true"}\n'
         f'[[destinations]]\nae_title = "ORTHANC"\nhost = "127.0.0.1"\nport = {dicom_port}\n')
     pacs = subprocess.Popen([orthanc, str(root / "orthanc.json")], stdout=subprocess.DEVNULL,
                             stderr=(root / "orthanc.log").open("w"))
@@ -157,13 +159,13 @@ def main() -> None:
 
         wait(all_back, 60 + 10 * args.studies, "every AC series")
         latencies = sorted(back[s] - sent[s] for s in sent)
-        series = http(http_port, "/series")
 
         def jobs_finished():  # a job is marked done just after Orthanc has the series
             jobs = [json.loads(p.read_text()) for p in sorted((root / "work" / "jobs").glob("*.json"))]
             return jobs if all(j["status"] in ("done", "failed", "skipped") for j in jobs) else None
 
         jobs = wait(jobs_finished, 30, "the jobs to be marked finished")
+        series = http(http_port, "/series")  # after the jobs: a report follows its AC series by a moment
         statuses = {j["status"] for j in jobs}
         audit = [json.loads(line) for line in (root / "work" / "audit.jsonl").read_text().splitlines()]
 
@@ -183,6 +185,15 @@ def main() -> None:
         print(f"correction alone (job started -> corrected) median {statistics.median(working):.2f} s; "
               f"throughput {60 * len(back) / span:.1f} studies/min (first C-STORE to last AC in Orthanc {span:.1f} s)")
         modalities = sorted(http(http_port, f"/series/{s}")["MainDicomTags"].get("Modality", "?") for s in series)
+        for study in sent:  # every study's returned series: the AC series, and with reports the PDF and the SR
+            found = http(http_port, "/tools/find", {"Level": "Series", "Query": {"StudyInstanceUID": study},
+                                                    "Expand": True})
+            returned = sorted(s["MainDicomTags"].get("Modality", "?") for s in found)
+            if returned != (["NM"] if args.no_report else ["DOC", "NM", "SR"]):
+                job = next((j for j in jobs if j.get("study_uid") == study), {})
+                print(f"study {study}: series {returned}; job {job.get('id')} {job.get('status')} "
+                      f"report {job.get('report') is not None} sr {job.get('sr') is not None}; "
+                      f"{ {k: v for k, v in job.items() if k in ('started', 'corrected', 'sent', 'reason')} }")
         kinds = {m: modalities.count(m) for m in dict.fromkeys(modalities)}
         print(f"Orthanc series returned: {len(series)} {kinds} (NM: the AC series; DOC: the report PDF; SR: the "
               f"scores); jobs {len(jobs)}, statuses {sorted(statuses)}; "
