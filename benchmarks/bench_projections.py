@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spectac.acquisition.acquire import acquire
 from spectac.acquisition.protocol import Protocol
 from spectac.io.projections import acquisition_from_projections, read_projections, write_projections_dicom
 from spectac.reconstruction.consistency import consistency
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.projections import acquisition_projector, reconstruct_acquisition
-from spectac.simulate import acquire
 from spectac.volume import Volume
 
 N, SPACING, VIEWS = 64, 6.8, 60
