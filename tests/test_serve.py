@@ -440,6 +440,22 @@ def report_cell(html: str, cell: str) -> str:
     return match.group(1)
 
 
+def run_one_job(tmp_path, files, settings: dict):
+    """Without a PACS: the series' instances stored and queued as one job in a fresh work folder,
+    run to its end by a worker with ``settings`` (no destinations); (store, finished job)."""
+    from spectac.node.worker import Worker
+
+    ds = pydicom.dcmread(files[0])
+    store = NodeStore(tmp_path / "work")
+    for f in files:
+        store.store_instance(str(ds.SeriesInstanceUID), str(pydicom.dcmread(f).SOPInstanceUID), f.read_bytes())
+    job_id = f"20260101T000000000000-{ds.SeriesInstanceUID}"
+    store.take_series(str(ds.SeriesInstanceUID), job_id)
+    store.write_job({"id": job_id, "status": "queued", "series_uid": str(ds.SeriesInstanceUID), "instances": len(files)})
+    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"), **settings})
+    return store, Worker(config, store).run(job_id)
+
+
 @pytest.mark.parametrize(("report", "description", "state"), [(True, "REST IRNC", "rest"), (True, "IRNC", None),
                                                               (False, "STRESS IRNC", "stress")])
 def test_a_job_writes_the_report_as_an_encapsulated_pdf_and_a_scores_sr_of_the_study_unless_turned_off(
@@ -449,19 +465,11 @@ def test_a_job_writes_the_report_as_an_encapsulated_pdf_and_a_scores_sr_of_the_s
     the scores SR holding the values of the report's HTML page; the stress state is the series' (or
     stress, assumed and said so, when its description names none)."""
     from spectac.io.dicom import read_encapsulated_pdf, read_scores_sr
-    from spectac.node.worker import Worker
 
     study, files = nc_series(tmp_path, 10, description=description, heart=True)
     ds = pydicom.dcmread(files[0])
-    store = NodeStore(tmp_path / "work")
-    for f in files:
-        store.store_instance(str(ds.SeriesInstanceUID), str(pydicom.dcmread(f).SOPInstanceUID), f.read_bytes())
-    job_id = f"20260101T000000000000-{ds.SeriesInstanceUID}"
-    store.take_series(str(ds.SeriesInstanceUID), job_id)
-    store.write_job({"id": job_id, "status": "queued", "series_uid": str(ds.SeriesInstanceUID), "instances": len(files)})
-    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
-                               "method": "chang", "report": report})
-    job = Worker(config, store).run(job_id)
+    store, job = run_one_job(tmp_path, files, {"method": "chang", "report": report})
+    job_id = job["id"]
     assert job["status"] == "done", job
     (entry,) = store.audit()
     assert entry["state"] == job["state"] == (state or "stress")
@@ -502,19 +510,9 @@ def test_a_job_writes_the_report_as_an_encapsulated_pdf_and_a_scores_sr_of_the_s
 def test_a_network_job_records_its_disagreement_with_the_partner_in_the_audit_log(tmp_path):
     """Without a PACS: one job of the default network records the partner's disagreement (the value,
     the threshold and the flag when above it) in the job and its audit line."""
-    from spectac.node.worker import Worker
 
     _, files = nc_series(tmp_path, 10)
-    ds = pydicom.dcmread(files[0])
-    store = NodeStore(tmp_path / "work")
-    for f in files:
-        store.store_instance(str(ds.SeriesInstanceUID), str(pydicom.dcmread(f).SOPInstanceUID), f.read_bytes())
-    job_id = f"20260101T000000000000-{ds.SeriesInstanceUID}"
-    store.take_series(str(ds.SeriesInstanceUID), job_id)
-    store.write_job({"id": job_id, "status": "queued", "series_uid": str(ds.SeriesInstanceUID), "instances": len(files)})
-    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
-                               "method": "unet-gan3d-chang", "report": False})
-    job = Worker(config, store).run(job_id)
+    store, job = run_one_job(tmp_path, files, {"method": "unet-gan3d-chang", "report": False})
     assert job["status"] == "done", job
     (entry,) = store.audit()
     spread = entry["uncertainty"]

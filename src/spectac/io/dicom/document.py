@@ -16,7 +16,6 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from spectac.io.atomic import atomic_dir, atomic_path
 from spectac.io.dicom.read import DicomHeader, _context, _guard
 from spectac.io.dicom.tags import DicomContext
 from spectac.io.dicom.write import (
@@ -25,6 +24,7 @@ from spectac.io.dicom.write import (
     _now,
     _uid,
     _version,
+    save_single_instance,
     source_references,
 )
 from spectac.volume import SpectacError
@@ -96,17 +96,7 @@ def write_encapsulated_pdf(pdf: bytes, context: DicomContext, out: str | Path, *
     """
     out = Path(out)
     ds = encapsulated_pdf_dataset(pdf, context, title=title, series_number=series_number, uid_seed=uid_seed)
-    if out.suffix.lower() == ".dcm":
-        if out.exists() and (out.is_dir() or not replace):
-            raise SpectacError(f"{out}: already exists; choose another output")
-        with atomic_path(out, suffix=".dcm", replace=replace) as tmp:
-            ds.save_as(tmp, enforce_file_format=True)
-        return out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SpectacError(f"{out}: already exists; choose a new output folder")
-    with atomic_dir(out, replace=False) as tmp:
-        ds.save_as(tmp / DOCUMENT_FILE, enforce_file_format=True)
-    return out
+    return save_single_instance(ds, out, DOCUMENT_FILE, replace=replace)
 
 
 def read_encapsulated_pdf(path: str | Path) -> tuple[bytes, Dataset]:

@@ -35,10 +35,17 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.valuerep import DSfloat
 
-from spectac.io.atomic import atomic_dir, atomic_path
 from spectac.io.dicom.read import _guard
 from spectac.io.dicom.tags import DicomContext
-from spectac.io.dicom.write import _base_dataset, _code, _derived_series_number, _now, _uid, _version
+from spectac.io.dicom.write import (
+    _base_dataset,
+    _code,
+    _derived_series_number,
+    _now,
+    _uid,
+    _version,
+    save_single_instance,
+)
 from spectac.volume import SpectacError
 
 COMPREHENSIVE_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33"
@@ -221,17 +228,7 @@ def write_scores_sr(scores: dict[str, Any], context: DicomContext, out: str | Pa
     """
     out = Path(out)
     ds = scores_sr_dataset(scores, context, series_number=series_number, uid_seed=uid_seed)
-    if out.suffix.lower() == ".dcm":
-        if out.exists() and (out.is_dir() or not replace):
-            raise SpectacError(f"{out}: already exists; choose another output")
-        with atomic_path(out, suffix=".dcm", replace=replace) as tmp:
-            ds.save_as(tmp, enforce_file_format=True)
-        return out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SpectacError(f"{out}: already exists; choose a new output folder")
-    with atomic_dir(out, replace=False) as tmp:
-        ds.save_as(tmp / SR_FILE, enforce_file_format=True)
-    return out
+    return save_single_instance(ds, out, SR_FILE, replace=replace)
 
 
 def _code_of(item: Dataset) -> str:

@@ -176,6 +176,26 @@ def source_references(context: DicomContext) -> DicomSequence:
     return DicomSequence(references)
 
 
+def save_single_instance(ds: Dataset, out: Path, file_name: str, *, replace: bool = False) -> Path:
+    """Save one instance (an Encapsulated PDF, a scores SR) whole or not at all: ``out`` is a
+    ``.dcm`` file, or a new folder that then holds ``file_name``; returns ``out``.
+
+    Raises:
+        SpectacError: ``out`` exists (a file without ``replace``, or a non-empty folder).
+    """
+    if out.suffix.lower() == ".dcm":
+        if out.exists() and (out.is_dir() or not replace):
+            raise SpectacError(f"{out}: already exists; choose another output")
+        with atomic_path(out, suffix=".dcm", replace=replace) as tmp:
+            ds.save_as(tmp, enforce_file_format=True)
+        return out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SpectacError(f"{out}: already exists; choose a new output folder")
+    with atomic_dir(out, replace=False) as tmp:
+        ds.save_as(tmp / file_name, enforce_file_format=True)
+    return out
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
