@@ -146,6 +146,16 @@ def _projections(path: Path) -> tuple[Path, np.ndarray]:
     return write_projections_dicom(acq, path, frame_of_reference_uid=FRAME), mu
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the page records it: relative to the repository when inside it, else its name
+    (no machine path in a committed page)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return path.name
+
+
 def _edited_dicom(source: Path, out: Path, change: Callable[[pydicom.Dataset], None]) -> Path:
     ds = pydicom.dcmread(str(source))
     change(ds)
@@ -784,7 +794,7 @@ def main() -> int:
                    f"inputs changed: {', '.join(changed) or 'none'}")
         body = table(outcomes, tmp)
     command = "python benchmarks/bad_inputs.py" + (f" --only {args.only}" if args.only else "") + (
-        f" --out {args.out}" if args.out else "")
+        f" --out {_shown(args.out)}" if args.out else "")
     text = (f"# Bad input, command by command\n\nMade by `{command}` (spectac "
             f"{_version()}). A case passes when it ends in one error line with exit "
             f"code 2, writes nothing and changes no input (or, where marked, succeeds).\n\n{summary}\n\n{body}\n")

@@ -198,8 +198,9 @@ def flag_lines(report: StudyReport) -> list[str]:
         lines.append(qc_text(qc))
     spread = report.facts.get("uncertainty")
     if spread:
-        limit = "not calibrated" if spread.get("threshold") is None else f"threshold {spread['threshold']:.2f}"
-        lines.append(f"Network disagreement: D = {spread['disagreement']:.3f} against {spread['partner']} ({limit})")
+        from spectac.correction.uncertainty import uncertainty_text
+
+        lines.append(f"Network disagreement: {uncertainty_text(spread)}")
     if report.facts.get("forced"):
         lines.append(f"Forced: {report.facts['forced']}")
     return lines
