@@ -19,25 +19,32 @@ pseudo-measured projections are the forward projection of the NC image *without*
 the uniform-mu model, the projection error is reconstructed and corrected with the Chang factors,
 and added to the image.
 
-The path lengths are computed like PyTomography's attenuation transform: for each batch of views
-the mask is resampled on a grid whose first axis points toward the camera, a reverse cumulative
-sum along that axis gives the path length (the voxel itself counts half), and the result is
-sampled back at the voxel centres. All views of a batch go through ``grid_sample`` at once. The
-path integral itself is :func:`spectac.acquisition.attenuation.transmission`, the one the
-projector's attenuation factors use (tests/test_attenuation.py checks both against a cylinder).
+The path lengths are computed like PyTomography's attenuation transform: for each view the mask
+is resampled on a grid whose first axis points toward the camera, a reverse cumulative sum along
+that axis gives the path length (the voxel itself counts half), and the result is sampled back at
+the voxel centres. :func:`detection_probability` does it with torch's ``grid_sample`` (a batch of
+views at once, any device) and its path integral is
+:func:`spectac.acquisition.attenuation.transmission`, the one the projector's attenuation factors
+use (tests/test_attenuation.py checks both against a cylinder). :func:`detection_probability_numpy`
+is the same computation in numpy (the same bilinear weights, zero padding going out, border
+padding coming back, the same midpoint rule), so that Chang's factors and the Chang prior of a
+network need no torch (``spectac correct`` on the ONNX runtime never imports it);
+tests/test_chang.py checks the two agree. :func:`chang_factors` uses the numpy one.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
-from spectac.acquisition.attenuation import transmission
 from spectac.acquisition.protocol import Protocol
 from spectac.correction import DEFAULT_MU_PER_CM
 from spectac.volume import SpectacError, Volume, to_lps_axes
+
+if TYPE_CHECKING:
+    import torch
 
 # --------------------------------------------------------------------------------------------
 # Body contour
@@ -134,6 +141,11 @@ def detection_probability(
     Returns:
         (X, Y, Z) float32 tensor: (1/V) * sum_v exp(-integral of mu toward camera v).
     """
+    import torch
+    import torch.nn.functional as F
+
+    from spectac.acquisition.attenuation import transmission
+
     mu = torch.as_tensor(np.asarray(attenuation, dtype=np.float32) if not torch.is_tensor(attenuation)
                          else attenuation.float())
     nx, ny, nz = mu.shape
@@ -179,6 +191,101 @@ def detection_probability(
     return (total / azimuths.size).permute(1, 2, 0).contiguous()
 
 
+def _rotated_geometry(shape: tuple[int, ...], spacing_mm: tuple[float, float, float] | float) -> tuple:
+    """The rotated grid of :func:`detection_probability`: (step mm, n_rot, ax (n_rot,) mm,
+    px and py (X, Y) voxel positions relative to the centre in mm, centre (2,) mm, sx, sy)."""
+    nx, ny = shape[:2]
+    sx, sy, _ = (float(s) for s in np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)))
+    step = min(sx, sy)
+    n_rot = int(np.ceil(float(np.hypot(nx * sx, ny * sy)) / step)) + 2
+    centre = np.array([(nx - 1) / 2 * sx, (ny - 1) / 2 * sy])
+    ax = (np.arange(n_rot) - (n_rot - 1) / 2) * step
+    px, py = np.meshgrid(np.arange(nx) * sx - centre[0], np.arange(ny) * sy - centre[1], indexing="ij")
+    return step, n_rot, ax, px, py, centre, sx, sy
+
+
+def _bilinear(ix: np.ndarray, iy: np.ndarray, nx: int, ny: int, border: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (4, P) into an (nx * ny) plane and bilinear weights (4, P) at continuous
+    indices ``ix``, ``iy`` (P,), as ``grid_sample(align_corners=True)``: ``border`` clamps the
+    position into the plane (padding_mode "border"), otherwise a corner outside it weighs 0
+    ("zeros")."""
+    if border:
+        ix, iy = np.clip(ix, 0, nx - 1), np.clip(iy, 0, ny - 1)
+    x0, y0 = np.floor(ix), np.floor(iy)
+    fx, fy = ix - x0, iy - y0
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    index, weight = [], []
+    for dx, wx in ((0, 1 - fx), (1, fx)):
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            cx, cy = x0 + dx, y0 + dy
+            inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
+            index.append(np.where(inside, np.clip(cx, 0, nx - 1) * ny + np.clip(cy, 0, ny - 1), 0))
+            weight.append(np.where(inside, wx * wy, 0.0))
+    return np.stack(index), np.stack(weight).astype(np.float32)
+
+
+def _sample(plane: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Bilinear samples (P, Z) of the columns of ``plane`` (N, Z) at :func:`_bilinear` corners."""
+    out = plane[index[0]] * weight[0][:, None]
+    for k in range(1, 4):
+        out += plane[index[k]] * weight[k][:, None]
+    return out
+
+
+def detection_probability_numpy(
+    attenuation: np.ndarray,
+    spacing_mm: tuple[float, float, float] | float,
+    azimuths_rad: np.ndarray,
+) -> np.ndarray:
+    """:func:`detection_probability` in numpy: the same rotated grid, bilinear resampling (zeros
+    outside going out, border coming back), midpoint-rule path integral and mean over the views,
+    so it agrees with the torch one to float32 rounding (tests/test_chang.py) without torch.
+
+    Every axial slice sees the same rotated grid, so the bilinear corners and weights of a view are
+    computed once and gathered for all slices at once (rows of an (X * Y, Z) array).
+
+    Returns:
+        (X, Y, Z) float32 array: (1/V) * sum_v exp(-integral of mu toward camera v).
+    """
+    mu = np.asarray(attenuation, dtype=np.float32)
+    nx, ny, nz = mu.shape
+    step, n_rot, ax, px, py, centre, sx, sy = _rotated_geometry(mu.shape, spacing_mm)
+    azimuths = np.asarray(azimuths_rad, dtype=np.float64).reshape(-1)
+    if azimuths.size == 0:
+        raise SpectacError("no view azimuths given")
+    plane = mu.reshape(nx * ny, nz)
+    total = np.zeros((nx * ny, nz), dtype=np.float64)
+    middle = (n_rot - 1) / 2
+    for phi in azimuths:
+        u = np.array([np.cos(phi), np.sin(phi)])  # toward the camera
+        v = np.array([-np.sin(phi), np.cos(phi)])  # across the ray
+        # rotated grid point (a, c) sits at centre + ax[a] * u + ax[c] * v (mm), at continuous
+        # voxel index (ix, iy); only the rows and columns of points within one voxel of the volume
+        # can be non-zero, so only they (and two more each side, for the way back) are resampled:
+        # the path integral beyond them toward the camera adds nothing.
+        ix = (ax[:, None] * u[0] + ax[None, :] * v[0] + centre[0]) / sx
+        iy = (ax[:, None] * u[1] + ax[None, :] * v[1] + centre[1]) / sy
+        near = (ix > -1) & (ix < nx) & (iy > -1) & (iy < ny)
+        rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+        a0, a1 = max(rows[0] - 2, 0), min(rows[-1] + 3, n_rot)
+        c0, c1 = max(cols[0] - 2, 0), min(cols[-1] + 3, n_rot)
+        index, weight = _bilinear(ix[a0:a1, c0:c1].ravel(), iy[a0:a1, c0:c1].ravel(), nx, ny, border=False)
+        rotated = _sample(plane, index, weight).reshape(a1 - a0, c1 - c0, nz)
+        # path integral from a sample toward +a (the camera), the sample itself counting half: a
+        # reverse cumulative sum row by row (the order of torch.cumsum, and much faster than
+        # np.cumsum along the first axis)
+        integral = rotated.copy()
+        for a in range(integral.shape[0] - 2, -1, -1):
+            integral[a] += integral[a + 1]
+        integral -= np.float32(0.5) * rotated
+        prob = np.exp(integral * np.float32(-step / 10.0)).reshape(-1, nz)
+        a_idx = (px * u[0] + py * u[1]) / step + middle - a0
+        c_idx = (px * v[0] + py * v[1]) / step + middle - c0
+        index, weight = _bilinear(a_idx.ravel(), c_idx.ravel(), a1 - a0, c1 - c0, border=True)
+        total += _sample(prob, index, weight)
+    return (total / azimuths.size).astype(np.float32).reshape(nx, ny, nz)
+
+
 def chang_factors(
     mask: np.ndarray,
     spacing_mm: tuple[float, float, float] | float,
@@ -207,8 +314,8 @@ def chang_factors(
     # no claim): cropping makes the rotated grids ~3x smaller than the field of view.
     box = tuple(slice(int(idx.min()), int(idx.max()) + 1) for idx in np.nonzero(mask))
     mu = mask[box].astype(np.float32) * np.float32(mu_per_cm)
-    prob = detection_probability(mu, spacing_mm, azimuths_rad)
-    inside = 1.0 / prob.clamp_min(1e-6).numpy()
+    prob = detection_probability_numpy(mu, spacing_mm, azimuths_rad)
+    inside = 1.0 / np.maximum(prob, np.float32(1e-6))
     factors[box] = np.where(mask[box], inside, 1.0)
     return factors
 
@@ -263,6 +370,8 @@ def chang_iterative(
         iterations: number of error updates (0 gives first-order Chang).
         psf: model the collimator response in the projector (slower, rarely changes the result).
     """
+    import torch
+
     from spectac.acquisition.projector import SpectProjector  # lazy: the projector is heavy
 
     protocol = protocol or Protocol()

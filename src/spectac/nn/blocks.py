@@ -15,6 +15,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from spectac.nn.padding import crop_slices, pad_widths
+
 NORMS = ("instance", "batch", None, "none")
 ACTIVATIONS = ("relu", "leakyrelu", None, "none")
 LEAKY_SLOPE = 0.2
@@ -127,12 +129,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     right fill: outside the patient there are no counts.
     """
     spatial = x.shape[2:]
-    extra = [(-n) % multiple for n in spatial]
-    if not any(extra):
+    widths = pad_widths(spatial, multiple)
+    if not any(before or after for before, after in widths):
         return x, (slice(None),) * x.ndim
     pad: list[int] = []
-    for e in reversed(extra):  # F.pad takes the last axis first
-        pad += [e // 2, e - e // 2]
-    crop = (slice(None), slice(None)) + tuple(slice(e // 2, e // 2 + n) for e, n in zip(extra, spatial))
-    return nn.functional.pad(x, pad), crop
+    for before, after in reversed(widths):  # F.pad takes the last axis first
+        pad += [before, after]
+    return nn.functional.pad(x, pad), (slice(None), slice(None), *crop_slices(widths, spatial))
 
