@@ -7,6 +7,14 @@ AC prediction in counts on the NC grid. Models are model folders written by ``sp
 
 Every name of :mod:`spectac.nn.registry` is a correction method (:mod:`spectac.correction.methods`)
 with one option, ``weights`` (a model folder or a ``.pt`` file; default: the shipped weights).
+
+Two runtimes: the shipped weights of a model whose folder holds an ONNX export of exactly those
+weights (``model.onnx``, :mod:`spectac.io.onnx_model`) run with onnxruntime on the CPU
+(:class:`spectac.nn.onnx_runtime.OnnxGenerator`), without importing torch (about 1.5-2 s of a
+``spectac correct``); any other weights (``--weights``, a fine-tuned or imported model), another
+device, or ``SPECTAC_RUNTIME=torch`` run the torch network. The input preparation
+(:func:`network_input`) and the way back to counts (:func:`finish_prediction`) are the same code
+for both; the two agree to float rounding (tests/test_onnx.py).
 """
 
 from __future__ import annotations
@@ -16,21 +24,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from spectac.acquisition.protocol import Protocol
 from spectac.correction.prior import prior_channels
 from spectac.devices import autocast, check_amp, resolve_device
-from spectac.io.checkpoint import load_checkpoint
 from spectac.io.model_archive import installed_model_dir
+from spectac.io.onnx_model import ONNX_KEY, matching_onnx, onnx_runtime_wanted, open_onnx_session
 from spectac.io.training_files import CONFIG, read_config_if_any
 from spectac.nn.normalisation import DEFAULT_PERCENTILE, denormalise, normalise
-from spectac.nn.registry import build_generator, target_of
-from spectac.reconstruction.consistency import QC_KEY, QcThreshold, qc_threshold_from_config
+from spectac.nn.onnx_runtime import OnnxGenerator
+from spectac.nn.registry import target_of
 from spectac.resample import zoom_to_shape
 from spectac.volume import SpectacError, Volume
+
+if TYPE_CHECKING:  # torch is imported only where a torch network is loaded or run
+    from torch import nn
+
+    from spectac.reconstruction.consistency import QcThreshold
 
 WEIGHTS_NAME = "best.pt"
 #: A study whose voxel size differs from the training one by more than this is resampled.
@@ -40,17 +53,25 @@ SPACING_TOLERANCE = 0.02
 @dataclass
 class DeepModel:
     """A trained generator ready for inference, on ``device`` (None: the CPU), with mixed
-    precision when ``amp`` (CUDA only: :mod:`spectac.devices`)."""
+    precision when ``amp`` (CUDA only: :mod:`spectac.devices`). The generator is a torch module,
+    or for shipped weights with a matching ONNX export an :class:`OnnxGenerator` (CPU only);
+    ``path`` is the weights file either way."""
 
     name: str
-    generator: nn.Module
+    generator: nn.Module | OnnxGenerator
     config: dict[str, Any]
     path: Path
     device: Any = None
     amp: bool = False
 
+    @property
+    def runtime(self) -> str:
+        """"onnx" (onnxruntime, CPU) or "torch"."""
+        return "onnx" if isinstance(self.generator, OnnxGenerator) else "torch"
+
     def placed(self, device: str | None, amp: bool = False) -> DeepModel:
-        """This model on ``device`` (a ``--device`` value; None or "cpu": unchanged).
+        """This model on ``device`` (a ``--device`` value; None or "cpu": unchanged); an ONNX
+        model is reloaded as its torch network for any other device.
 
         Raises:
             SpectacError: a device this machine lacks, or amp off CUDA.
@@ -61,7 +82,8 @@ class DeepModel:
         check_amp(where, amp)
         if where.type == "cpu":
             return self
-        return replace(self, generator=self.generator.to(where), device=where, amp=amp)
+        model = load_model(self.path) if self.runtime == "onnx" else self
+        return replace(model, generator=model.generator.to(where), device=where, amp=amp)
 
     @property
     def target(self) -> str:
@@ -86,6 +108,8 @@ class DeepModel:
     def qc_threshold(self) -> QcThreshold | None:
         """The consistency threshold calibrated for this mu model (config.json ``qc`` block,
         docs/projections.md), or None when it has none."""
+        from spectac.reconstruction.consistency import qc_threshold_from_config
+
         return qc_threshold_from_config(self.config, self.name, f"{self.path.parent / CONFIG}")
 
     @property
@@ -105,6 +129,10 @@ def load_model(model_dir_or_weights: str | Path) -> DeepModel:
     Raises:
         SpectacError: missing or unreadable weights, or weights that do not fit their config.
     """
+    from spectac.io.checkpoint import load_checkpoint
+    from spectac.nn.registry import build_generator
+    from spectac.reconstruction.consistency import QC_KEY, qc_threshold_from_config
+
     path = Path(model_dir_or_weights)
     weights = path / WEIGHTS_NAME if path.is_dir() else path
     if path.is_dir() and not weights.is_file():
@@ -126,6 +154,21 @@ def load_model(model_dir_or_weights: str | Path) -> DeepModel:
     return DeepModel(config["model"], generator, config, weights)
 
 
+def load_onnx_model(folder: str | Path) -> DeepModel | None:
+    """The network of a model folder on the ONNX runtime, when that may be used
+    (:func:`spectac.io.onnx_model.onnx_runtime_wanted`) and the folder holds an ONNX export of
+    its ``best.pt`` (:func:`spectac.io.onnx_model.matching_onnx`); else None. The configuration is
+    the folder's config.json, which the export checked against the checkpoint's."""
+    if not onnx_runtime_wanted():
+        return None
+    found = matching_onnx(folder)
+    if found is None:
+        return None
+    onnx, config = found
+    generator = OnnxGenerator(open_onnx_session(onnx), config[ONNX_KEY]["pad_multiple"])
+    return DeepModel(config["model"], generator, config, Path(folder) / WEIGHTS_NAME)
+
+
 def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
     """The model to run for method ``name``: ``weights`` if given (a model folder, a .pt file, or
     the name of a model installed by ``spectac import-model``), else the shipped weights.
@@ -135,12 +178,14 @@ def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
     """
     if weights is not None and not Path(weights).exists():
         weights = installed_model_dir(str(weights)) or weights
+    model = None
     if weights is None:
         folder = shipped_model_dir(name)
         if not (folder / WEIGHTS_NAME).is_file():
             raise SpectacError(f"no shipped weights for {name}; train with spectac train or pass --weights")
         weights = folder
-    model = load_model(weights)
+        model = load_onnx_model(folder)
+    model = model or load_model(weights)
     if model.target == "mu":
         raise SpectacError(f"{model.path}: weights of {model.name}, a mu-map model; use it with "
                            "spectac correct --route indirect")
@@ -198,20 +243,32 @@ def predict_mu(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -
     return nc.with_array(np.clip(prediction, 0, None).astype(np.float32))
 
 
-@torch.no_grad()
-def predict_normalised(generator: nn.Module, inputs: np.ndarray, device: Any = None, amp: bool = False) -> np.ndarray:
+def predict_normalised(generator: nn.Module | OnnxGenerator, inputs: np.ndarray, device: Any = None,
+                       amp: bool = False) -> np.ndarray:
     """Run a generator on one network input: normalised NC (X, Y, Z), or (C, X, Y, Z) with prior
     channels -> (X, Y, Z) normalised AC, >= 0; or on a batch (B, C, X, Y, Z) -> (B, X, Y, Z)."""
-    generator.eval()
-    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    x = np.ascontiguousarray(inputs, dtype=np.float32)
     batched = x.ndim == 5
     x = x if batched else (x[None, None] if x.ndim == 3 else x[None])
-    if device is not None and device.type != "cpu":
-        x = x.to(device)
-    with autocast(device, amp):
-        y = generator(x)
-    y = y[:, 0].float().cpu().numpy() if device is not None and device.type != "cpu" else y[:, 0].numpy()
+    if isinstance(generator, OnnxGenerator):
+        y = generator(x)[:, 0]
+    else:
+        y = _torch_forward(generator, x, device, amp)
     return y if batched else y[0]
+
+
+def _torch_forward(generator: nn.Module, x: np.ndarray, device: Any, amp: bool) -> np.ndarray:
+    """A torch generator on a (B, C, X, Y, Z) batch -> (B, X, Y, Z) on the CPU."""
+    import torch
+
+    generator.eval()
+    tensor = torch.from_numpy(x)
+    on_device = device is not None and device.type != "cpu"
+    if on_device:
+        tensor = tensor.to(device)
+    with torch.no_grad(), autocast(device, amp):
+        y = generator(tensor)
+    return y[:, 0].float().cpu().numpy() if on_device else y[:, 0].numpy()
 
 
 def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> Volume:

@@ -33,7 +33,7 @@ from spectac.quant.geometry import (
     LVGeometry,
     _unit,
 )
-from spectac.resample import sample_at_index, world_to_index
+from spectac.resample import sample_at_index
 from spectac.volume import SpectacError, Volume
 
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
@@ -112,13 +112,16 @@ class _Sampler:
     def __init__(self, volume: Volume, array: np.ndarray) -> None:
         self.affine = volume.affine_lps
         self.array = array
+        # world_to_index's inverse, once: a fit samples a thousand times
+        inverse = np.linalg.inv(self.affine)
+        self._rotation, self._offset = inverse[:3, :3].T, inverse[:3, 3]
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         return self.with_mask(points)[0]
 
     def with_mask(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values at the points, and whether each point lies inside the grid."""
-        idx = world_to_index(self.affine, points)
+        idx = points @ self._rotation + self._offset  # world_to_index(self.affine, points)
         inside = np.all((idx >= 0) & (idx <= np.asarray(self.array.shape) - 1), axis=1)
         return sample_at_index(self.array, idx, order=1), inside
 
@@ -269,15 +272,28 @@ def _shell_kernel(spacing: tuple[float, float, float]) -> np.ndarray:
     return kernel.astype(np.float32)
 
 
+def fftconvolve_same(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``scipy.signal.fftconvolve(image, kernel, mode="same")`` step for step (the same FFT sizes,
+    transforms and crop, so the same values; tests/test_onnx.py checks), without importing
+    scipy.signal, which costs about a second of ``spectac correct``'s start-up."""
+    from scipy import fft
+
+    full = [a + b - 1 for a, b in zip(image.shape, kernel.shape)]
+    shape = [fft.next_fast_len(n, True) for n in full]
+    axes = list(range(image.ndim))
+    product = fft.rfftn(image, shape, axes=axes) * fft.rfftn(kernel, shape, axes=axes)
+    result = fft.irfftn(product, shape, axes=axes)
+    start = [(f - n) // 2 for f, n in zip(full, image.shape)]
+    return result[tuple(slice(b, b + n) for b, n in zip(start, image.shape))].copy()
+
+
 def _shell_filter_candidates(volume: Volume, smooth: np.ndarray, n: int = 6) -> list[dict[str, Any]]:
     """Centres where the image looks most like a hot shell around a cold centre (matched filter).
 
     Robust where blob seeds fail: an LV pressed against a liver or stomach of equal or higher
     uptake shows no local maximum of its own, but its cold cavity still answers the filter.
     """
-    from scipy.signal import fftconvolve
-
-    response = fftconvolve(smooth, _shell_kernel(volume.spacing), mode="same")
+    response = fftconvolve_same(smooth, _shell_kernel(volume.spacing))
     size = [max(3, round(25.0 / s) | 1) for s in volume.spacing]
     peaks = np.argwhere((response == ndimage.maximum_filter(response, size=size)) & (response > 0))
     peaks = sorted(peaks.tolist(), key=lambda i: -response[tuple(i)])[:n]
