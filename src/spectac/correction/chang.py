@@ -262,10 +262,17 @@ def _bilinear(ix: np.ndarray, iy: np.ndarray, nx: int, ny: int, border: bool) ->
 
 
 def _sample(plane: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Bilinear samples (P, Z) of the columns of ``plane`` (N, Z) at :func:`_bilinear` corners."""
+    """Bilinear samples (P, Z) of the columns of ``plane`` (N, Z) at :func:`_bilinear` corners;
+    only the points with a non-zero weight are gathered (the others are 0)."""
+    used = np.flatnonzero(weight.any(axis=0))
+    if used.size < index.shape[1]:
+        out = np.zeros((index.shape[1], plane.shape[1]), dtype=plane.dtype)
+        out[used] = _sample(plane, index[:, used], weight[:, used])
+        return out
     out = plane[index[0]] * weight[0][:, None]
+    term = np.empty_like(out)
     for k in range(1, 4):
-        out += plane[index[k]] * weight[k][:, None]
+        out += np.multiply(plane[index[k]], weight[k][:, None], out=term)
     return out
 
 
