@@ -1,5 +1,6 @@
 """Install a trained model as shipped weights: best.pt, config.json, training_record.json (and
-metrics.json) in src/spectac/data/models/<name>/, with a MODEL_CARD.md written from them.
+metrics.json) in src/spectac/data/models/<name>/, with a MODEL_CARD.md written from them, and for
+an AC model its ONNX export (scripts/export_onnx.py: model.onnx, config.json "onnx").
 
     python scripts/install_model.py MODEL RUN_DIR [--metrics RUN/table1.md] [--note TEXT]
 
@@ -17,7 +18,11 @@ import json
 import shutil
 from pathlib import Path
 
+from export_onnx import export_model  # scripts/export_onnx.py, beside this script
+
 from spectac.io.checkpoint import load_checkpoint, save_checkpoint
+from spectac.io.onnx_model import ONNX_NAME
+from spectac.nn.registry import get_spec
 from spectac.training.card import METRICS, write_model_card
 from spectac.training.record import RECORD, is_absolute_path, read_record, write_record
 
@@ -65,6 +70,10 @@ def main() -> None:
                    "patients": test.get("patients"), "command": args.metrics_command, "table": table}
         (dest / METRICS).write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
     write_model_card(dest)
+    # the ONNX export of the new weights (the old one no longer matches them and would be ignored)
+    (dest / ONNX_NAME).unlink(missing_ok=True)
+    if get_spec(args.model).target == "ac":
+        export_model(args.model)
     print(f"installed {dest}")
 
 
