@@ -20,6 +20,7 @@ from spectac.io.nifti import read_nifti, write_nifti
 from spectac.io.onnx_model import ONNX_KEY, ONNX_NAME, RUNTIME_ENV, matching_onnx
 from spectac.io.paths import sha256_file
 from spectac.quant.lv import _shell_kernel, fftconvolve_same
+from spectac.quant.simplex import nelder_mead
 from spectac.volume import Volume
 
 pytest.importorskip("onnxruntime")
@@ -108,6 +109,25 @@ def test_fft_convolution_is_scipy_signals():
     image = np.random.default_rng(0).random((37, 30, 24)).astype(np.float32)
     kernel = _shell_kernel((6.8, 6.0, 7.5))
     np.testing.assert_array_equal(fftconvolve_same(image, kernel), fftconvolve(image, kernel, mode="same"))
+
+
+def test_nelder_mead_is_scipys_step_for_step():
+    from scipy.optimize import minimize
+
+    def rosenbrock(x: np.ndarray) -> float:
+        return float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+    def bumpy(x: np.ndarray) -> float:
+        return float(np.sum(x**2) + 0.3 * np.sin(5 * x).sum())
+
+    rng = np.random.default_rng(5)
+    for fun, maxfev in ((rosenbrock, 500), (bumpy, 500), (rosenbrock, 40)):  # converged, and cut short
+        start = rng.normal(size=4)
+        simplex = np.vstack([start] + [start + np.eye(4)[i] * 0.5 for i in range(4)])
+        options = {"maxfev": maxfev, "xatol": 1e-3, "fatol": 1e-6}
+        expected = minimize(fun, start, method="Nelder-Mead", options={"initial_simplex": simplex, **options})
+        x, value = nelder_mead(fun, simplex, **options)
+        assert np.array_equal(x, expected.x) and value == expected.fun
 
 
 #: Runs ``spectac correct`` as the command line does, then says whether torch was imported.

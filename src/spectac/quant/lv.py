@@ -25,7 +25,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import ndimage
 
 from spectac.quant.geometry import (
     COVERAGE_LEVEL,
@@ -33,6 +33,7 @@ from spectac.quant.geometry import (
     LVGeometry,
     _unit,
 )
+from spectac.quant.simplex import nelder_mead
 from spectac.resample import sample_at_index
 from spectac.volume import SpectacError, Volume
 
@@ -184,10 +185,9 @@ def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -
 
     simplex_step = np.array([8.0, 8.0, 8.0, 0.25, 0.25, 5.0, 8.0])
     simplex = np.vstack([start] + [start + np.eye(7)[i] * simplex_step[i] for i in range(7)])
-    res = optimize.minimize(
-        cost, start, method="Nelder-Mead", options={"initial_simplex": simplex, "maxfev": 500, "xatol": 0.3, "fatol": 1e-4}
-    )
-    return res.x, -float(res.fun)
+    # scipy.optimize.minimize(method="Nelder-Mead") step for step, without importing scipy.optimize
+    x, fun = nelder_mead(cost, simplex, maxfev=500, xatol=0.3, fatol=1e-4)
+    return x, -fun
 
 
 def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
