@@ -19,6 +19,7 @@ from spectac.correction.deep import correct_nc, load_model, resolve_model, shipp
 from spectac.io.nifti import read_nifti, write_nifti
 from spectac.io.onnx_model import ONNX_KEY, ONNX_NAME, RUNTIME_ENV, matching_onnx
 from spectac.io.paths import sha256_file
+from spectac.nn.registry import REGISTRY
 from spectac.quant.lv import _shell_kernel, fftconvolve_same
 from spectac.quant.simplex import nelder_mead
 from spectac.volume import Volume
@@ -39,7 +40,10 @@ def close(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two corrections agree within the tolerances above (relative to max |b|)."""
     diff = np.abs(a - b) / np.abs(b).max()
     return bool(diff.max() <= TOLERANCE and diff.mean() <= MEAN_TOLERANCE)
-SHIPPED = ("unet-gan3d-chang", "unet-gan3d")
+SHIPPED = ("unet-gan3d-chang", "unet-gan3d")  # the default method and its partner
+#: Every shipped AC model with an ONNX export (2D, 3D, U-Net and dilated ResNet).
+EXPORTED = tuple(name for name, spec in REGISTRY.items()
+                 if spec.target == "ac" and (shipped_model_dir(name) / ONNX_NAME).is_file())
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -67,7 +71,11 @@ def test_the_shipped_onnx_export_is_of_the_shipped_weights(name):
     assert matching_onnx(folder) is not None
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_ac_model_has_its_export():
+    assert set(SHIPPED) <= set(EXPORTED) and len(EXPORTED) >= 6
+
+
+@pytest.mark.parametrize("name", EXPORTED)
 @pytest.mark.parametrize("shape", [(64, 64, 64), (44, 37, 30)])  # the training grid; no multiple of 8
 def test_onnx_corrects_as_torch_on_the_shipped_weights(name, shape):
     onnx, torch_model = resolve_model(name), load_model(shipped_model_dir(name))
