@@ -14,7 +14,12 @@ import pytest
 from scipy import ndimage
 
 from spectac.acquisition.protocol import Protocol
-from spectac.correction.chang import detection_probability, detection_probability_numpy
+from spectac.correction.chang import (
+    body_contour,
+    detection_probability,
+    detection_probability_numpy,
+    find_body_contour,
+)
 from spectac.correction.deep import correct_nc, load_model, resolve_model, shipped_model_dir
 from spectac.io.nifti import read_nifti, write_nifti
 from spectac.io.onnx_model import ONNX_KEY, ONNX_NAME, RUNTIME_ENV, matching_onnx
@@ -109,6 +114,17 @@ def test_numpy_chang_transform_is_the_torch_one(shape, spacing, arc):
     assert got.dtype == np.float32 and got.shape == shape
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert expected.min() < 0.9  # the volume attenuates: the comparison is not of ones
+
+
+def test_a_remembered_body_contour_is_the_contour_and_a_copy():
+    nc = torso()
+    first = body_contour(nc.array, nc.spacing)
+    assert np.array_equal(first, find_body_contour(nc.array, nc.spacing)) and first.any()
+    first[:] = False  # the caller's copy
+    assert np.array_equal(body_contour(nc.array, nc.spacing), find_body_contour(nc.array, nc.spacing))
+    finer = body_contour(nc.array, 3.4)  # another spacing is another contour
+    assert np.array_equal(finer, find_body_contour(nc.array, 3.4))
+    assert not np.array_equal(finer, find_body_contour(nc.array, nc.spacing))
 
 
 def test_fft_convolution_is_scipy_signals():

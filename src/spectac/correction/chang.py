@@ -76,11 +76,12 @@ def body_contour(
     spacing_key = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,)))
     key = (hashlib.blake2b(image.tobytes(), digest_size=16).digest(), image.shape, image.dtype.str, spacing_key,
            float(smoothing_mm), float(fraction))
+    # found under the lock: the out-of-distribution check (its own thread) and the Chang prior ask
+    # for the same contour at the same moment, and the second waits for the first's
     with _CONTOURS_LOCK:
         known = _CONTOURS.get(key)
-    if known is None:
-        known = find_body_contour(image, spacing, smoothing_mm=smoothing_mm, fraction=fraction)
-    with _CONTOURS_LOCK:  # a server corrects from several threads
+        if known is None:
+            known = find_body_contour(image, spacing, smoothing_mm=smoothing_mm, fraction=fraction)
         _CONTOURS[key] = known
         _CONTOURS.move_to_end(key)
         while len(_CONTOURS) > _CONTOURS_KEPT:
