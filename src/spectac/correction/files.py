@@ -27,7 +27,12 @@ from spectac.correction.checks import check_plausible_geometry, check_plausible_
 from spectac.correction.methods import Method, MethodContext, get_method
 from spectac.correction.ood import ood_comments, ood_flags, training_reference, write_ood_sidecar
 from spectac.correction.run import apply_method, resolve_options
-from spectac.correction.uncertainty import UNCERTAINTY_PREFIX, network_disagreement, uncertainty_text
+from spectac.correction.uncertainty import (
+    UNCERTAINTY_PREFIX,
+    compare_with_partner,
+    partner_correction,
+    uncertainty_text,
+)
 from spectac.io.dicom import (
     FORCED_NOTE,
     NC_COPY_DESCRIPTION,
@@ -226,18 +231,20 @@ def correct_path(
     else:
         nc = read_nifti(input)
     check_plausible_values(nc.array, str(input))
-    # The out-of-distribution check (mostly Python: the LV fit) runs in a second thread while the
-    # correction runs (mostly numpy and the network runtime, which let it): about half a second
-    # less per study on two cores. With --strict it is awaited first: a refused study is not
-    # corrected.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectac-ood") as pool:
+    # The out-of-distribution check (mostly Python: the LV fit) and the partner network's correction
+    # run in two more threads while the correction runs (numpy and the network runtime let them): a
+    # second less per study on two cores. With --strict the check is awaited first: a refused study
+    # is not corrected.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="spectac-correct") as pool:
         checking = pool.submit(ood_flags, nc, header.header if dicom_in else None, training_reference(prepared[2]))
+        partner = pool.submit(partner_correction, nc, prepared[2], protocol, str(input)) if uncertainty else None
         if strict:
             flags = checking.result()
             if flags:
                 raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
         corrected = correct_volume(nc, method, str(input), protocol, prepared)
-        spread = network_disagreement(nc, corrected, prepared[2], protocol, str(input)) if uncertainty else None
+        found = partner.result() if partner is not None else None
+        spread = compare_with_partner(nc, corrected, prepared[2], found) if found is not None else None
         flags = checking.result()
     if spread is not None and spread["flag"]:
         flags = [*flags, spread["flag"]]

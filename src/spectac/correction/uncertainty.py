@@ -116,14 +116,11 @@ def partner_model(name: str, like: Any) -> Any:
     return partner
 
 
-def network_disagreement(nc: Volume, corrected: Volume, model: Any, protocol: Any = None,
-                         name: str = "input") -> dict[str, Any] | None:
-    """The disagreement of ``model``'s correction ``corrected`` of ``nc`` with its partner's.
-
-    Returns:
-        None when the model has no partner; else {"partner", "disagreement" (D), "threshold"
-        (None: not calibrated), "flag" (the OOD sentence when D exceeds the threshold, else None)}.
-    """
+def partner_correction(nc: Volume, model: Any, protocol: Any = None,
+                       name: str = "input") -> tuple[dict[str, Any], Volume] | None:
+    """The partner's settings (:func:`uncertainty_settings`) and its correction of ``nc``, or None
+    when ``model`` has no partner. It needs nothing of ``model``'s own correction, so ``spectac
+    correct`` runs it beside that one."""
     settings = uncertainty_settings(model)
     if settings is None:
         return None
@@ -132,13 +129,33 @@ def network_disagreement(nc: Volume, corrected: Volume, model: Any, protocol: An
 
     partner = partner_model(settings["partner"], model)
     other = apply_method(get_method(partner.name), nc, MethodContext(name, protocol, {"weights": None}, partner))
+    return settings, other
+
+
+def compare_with_partner(nc: Volume, corrected: Volume, model: Any,
+                         found: tuple[dict[str, Any], Volume]) -> dict[str, Any]:
+    """{"partner", "disagreement" (D), "threshold" (None: not calibrated), "flag" (the OOD sentence
+    when D exceeds the threshold, else None)} of ``model``'s correction against the partner's
+    (``found``: :func:`partner_correction`)."""
+    settings, other = found
     value = disagreement(corrected.array, other.array, body_mask(nc))
     threshold = settings["threshold"]
     flag = None
     if threshold is not None and not value <= threshold:  # NaN is flagged too
         flag = (f"the shipped networks disagree: D = {value:.2f} > threshold {threshold:.2f} "
-                f"({model.name} against {partner.name}); the correction is uncertain here")
+                f"({model.name} against {settings['partner']}); the correction is uncertain here")
     return {**settings, "disagreement": value, "flag": flag}
+
+
+def network_disagreement(nc: Volume, corrected: Volume, model: Any, protocol: Any = None,
+                         name: str = "input") -> dict[str, Any] | None:
+    """The disagreement of ``model``'s correction ``corrected`` of ``nc`` with its partner's.
+
+    Returns:
+        None when the model has no partner; else :func:`compare_with_partner`'s result.
+    """
+    found = partner_correction(nc, model, protocol, name)
+    return None if found is None else compare_with_partner(nc, corrected, model, found)
 
 
 def uncertainty_text(result: dict[str, Any] | None) -> str:
