@@ -34,7 +34,6 @@ from spectac.quant.geometry import (
     _unit,
 )
 from spectac.quant.simplex import nelder_mead
-from spectac.resample import sample_at_index
 from spectac.volume import SpectacError, Volume
 
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
@@ -73,9 +72,15 @@ class _ShellTemplate:
         r = np.sqrt((np.arange(4) + 0.5) / 4)
         rr, tt2 = np.meshgrid(r, theta[::2], indexing="ij")
         self.disc = np.stack([rr * np.cos(tt2), rr * np.sin(tt2), np.zeros_like(rr)], -1).reshape(-1, 3)
+        n = len(self.surface)
+        # points per part (mid-wall, cavity, outside, disc) and where each part starts
+        self.counts = np.array([n, n, n, len(self.disc)])
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.total = int(self.counts.sum())
 
 
 _TEMPLATE = _ShellTemplate()
+_DISC_DROP = np.array([0, 0, 12.0])  # the disc sits 12 mm beyond the base plane
 
 
 def _frame_from_params(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -91,20 +96,25 @@ def _axis_to_angles(axis: np.ndarray) -> tuple[float, float]:
 
 
 def _shell_points(base: np.ndarray, axis: np.ndarray, radius: float, length: float, wall: float) -> dict[str, np.ndarray]:
-    """LPS points (N, 3) on the mid-wall, in the cavity, outside the wall and beyond the base."""
+    """LPS points (N, 3) on the mid-wall, in the cavity, outside the wall and beyond the base.
+
+    Written into one preallocated array (the fit calls this a thousand times); the arithmetic is
+    that of building the four parts and concatenating them, so the points are the same."""
     e1, e2 = _perpendicular_basis(axis)
-    rot = np.stack([e1, e2, axis])  # rows: local x, y, z in LPS
+    rot = np.array([e1, e2, axis])  # rows: local x, y, z in LPS
     s = _TEMPLATE.surface
+    n_mid = len(s)
     scale = np.array([radius, radius, length])
-    mid = s * scale
+    local = np.empty((_TEMPLATE.total, 3))
+    mid = np.multiply(s, scale, out=local[:n_mid])
     # outward normal of the ellipsoid x^2/R^2 + y^2/R^2 + z^2/L^2 = 1
     normal = s / scale
     normal /= np.sqrt(np.einsum("ij,ij->i", normal, normal))[:, None]
-    outside = mid + normal * (wall / 2 + 9.0)
-    cavity = mid - normal * (wall / 2 + 0.5 * max(min(radius, length) - wall, 0.0))
-    disc = _TEMPLATE.disc * np.array([radius - wall / 2, radius - wall / 2, 0.0]) - np.array([0, 0, 12.0])
-    local = np.concatenate([mid, cavity, outside, disc])
-    return {"all": local @ rot + base, "n": np.array([len(mid), len(cavity), len(outside), len(disc)])}
+    np.subtract(mid, normal * (wall / 2 + 0.5 * max(min(radius, length) - wall, 0.0)), out=local[n_mid : 2 * n_mid])
+    np.add(mid, normal * (wall / 2 + 9.0), out=local[2 * n_mid : 3 * n_mid])
+    np.subtract(_TEMPLATE.disc * np.array([radius - wall / 2, radius - wall / 2, 0.0]), _DISC_DROP,
+                out=local[3 * n_mid :])
+    return {"all": local @ rot + base, "n": _TEMPLATE.counts}
 
 
 class _Sampler:
@@ -116,6 +126,7 @@ class _Sampler:
         # world_to_index's inverse, once: a fit samples a thousand times
         inverse = np.linalg.inv(self.affine)
         self._rotation, self._offset = inverse[:3, :3].T, inverse[:3, 3]
+        self._upper = np.asarray(array.shape) - 1
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         return self.with_mask(points)[0]
@@ -123,8 +134,10 @@ class _Sampler:
     def with_mask(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values at the points, and whether each point lies inside the grid."""
         idx = points @ self._rotation + self._offset  # world_to_index(self.affine, points)
-        inside = np.all((idx >= 0) & (idx <= np.asarray(self.array.shape) - 1), axis=1)
-        return sample_at_index(self.array, idx, order=1), inside
+        inside = np.all((idx >= 0) & (idx <= self._upper), axis=1)
+        # sample_at_index(self.array, idx, order=1), without its per-call overhead
+        values = ndimage.map_coordinates(self.array, idx.T, order=1, mode="constant", cval=0.0)
+        return values, inside
 
 
 def _shell_means(sample: _Sampler, p: np.ndarray, wall: float) -> tuple[float, float, float, float, float]:
@@ -133,9 +146,7 @@ def _shell_means(sample: _Sampler, p: np.ndarray, wall: float) -> tuple[float, f
     base, axis, radius, length = _frame_from_params(p)
     pts = _shell_points(base, axis, radius, length, wall)
     values, inside = sample.with_mask(pts["all"])
-    n = pts["n"]
-    ends = np.cumsum(n)
-    mid, cavity, outside, disc = np.add.reduceat(values, np.concatenate([[0], ends[:-1]])) / n
+    mid, cavity, outside, disc = np.add.reduceat(values, _TEMPLATE.starts) / pts["n"]
     return float(mid), float(cavity), float(outside), float(disc), float(inside.mean())
 
 
