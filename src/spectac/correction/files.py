@@ -231,21 +231,22 @@ def correct_path(
     else:
         nc = read_nifti(input)
     check_plausible_values(nc.array, str(input))
-    # The out-of-distribution check (mostly Python: the LV fit) and the partner network's correction
-    # run in two more threads while the correction runs (numpy and the network runtime let them): a
-    # second less per study on two cores. With --strict the check is awaited first: a refused study
-    # is not corrected.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="spectac-correct") as pool:
-        checking = pool.submit(ood_flags, nc, header.header if dicom_in else None, training_reference(prepared[2]))
+    header_info = header.header if dicom_in else None
+    if strict:  # a study refused as unlike the training data is not corrected
+        flags = ood_flags(nc, header_info, training_reference(prepared[2]))
+        if flags:
+            raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
+    corrected = correct_volume(nc, method, str(input), protocol, prepared)
+    # The partner network runs in a second thread (onnxruntime and torch release the GIL) while the
+    # out-of-distribution check (mostly Python: the LV fit) runs here: on two cores about half a
+    # second less per study. Not beside the correction itself: the Chang prior's many small numpy
+    # steps and the LV fit's Python then wait for each other's GIL and both slow down severalfold.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectac-partner") as pool:
         partner = pool.submit(partner_correction, nc, prepared[2], protocol, str(input)) if uncertainty else None
-        if strict:
-            flags = checking.result()
-            if flags:
-                raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
-        corrected = correct_volume(nc, method, str(input), protocol, prepared)
+        if not strict:
+            flags = ood_flags(nc, header_info, training_reference(prepared[2]))
         found = partner.result() if partner is not None else None
-        spread = compare_with_partner(nc, corrected, prepared[2], found) if found is not None else None
-        flags = checking.result()
+    spread = compare_with_partner(nc, corrected, prepared[2], found) if found is not None else None
     if spread is not None and spread["flag"]:
         flags = [*flags, spread["flag"]]
         if strict:
