@@ -10,10 +10,12 @@ rotation weights are computed in float64 instead of grid_sample's float32).
 from __future__ import annotations
 
 import numpy as np
+import projector_reference
 import pytest
 import torch
 from projector_reference import SpectProjector as ReferenceProjector
 
+import spectac.acquisition.projector as projector_module
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.reconstruction.osem import osem
@@ -66,6 +68,22 @@ def test_fast_projector_equals_the_reference(psf: bool, attenuation: bool, arc: 
         _close(fast.project_rotated(rotated * transmission), reference.project_rotated(ref_rotated * ref_transmission))
     else:
         assert transmission is None and ref_transmission is None
+
+
+def test_repeated_blur_steps_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several 3-tap steps per plane (the split of a large variance increment) in both directions."""
+    for module in (projector_module, projector_reference):
+        monkeypatch.setattr(module, "_MAX_STEP_VARIANCE", 0.01)
+    activity, mu = _phantom(np.random.default_rng(4))
+    protocol = Protocol(n_views=12, matrix=N, pixel_mm=SPACING)
+    fast = SpectProjector((N, N, NZ), SPACING, protocol, mu_map=mu)
+    reference = ReferenceProjector((N, N, NZ), SPACING, protocol, mu_map=mu)
+    assert fast._blur_steps.shape[1] > 1 and fast._final_blur.shape[0] > 1
+    views = torch.arange(1, 12, 3)
+    x = torch.from_numpy(activity)
+    _close(fast.forward(x, views), reference.forward(x, views))
+    p = torch.rand((len(views), N, NZ), generator=torch.Generator().manual_seed(5))
+    _close(fast.backward(p, views), reference.backward(p, views))
 
 
 def test_fast_osem_equals_the_reference_osem() -> None:

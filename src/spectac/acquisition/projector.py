@@ -32,7 +32,6 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spectac.acquisition.attenuation import transmission
 from spectac.acquisition.protocol import Protocol
@@ -121,7 +120,6 @@ class SpectProjector:
         self.psf = psf
         if psf:
             self._blur_steps, self._final_blur = self._blur_schedule()
-            self._step_kernels, self._final_kernels = self._blur_kernels(self._blur_steps), self._blur_kernels(self._final_blur)
         self._attenuation = None if mu_map is None else self._attenuation_factors(torch.as_tensor(mu_map))
 
     # -- geometry -------------------------------------------------------------------------
@@ -170,8 +168,8 @@ class SpectProjector:
         crow = np.concatenate(([0], np.cumsum(counts)))
         entry = {"rotate": _csr(crow, cols[keep], vals[keep], (len(counts), self.shape[0] * self.shape[1]))}
         if self.psf:
-            entry["steps"] = self._step_kernels[:, :, views].contiguous()
-            entry["final"] = self._final_kernels[:, views].contiguous()
+            entry["steps"] = (self._blur_steps[:, :, views] / 2)[..., None, None].contiguous()
+            entry["final"] = (self._final_blur[:, views] / 2)[..., None, None].contiguous()
         self._cache[key] = entry
         return entry
 
@@ -244,18 +242,22 @@ class SpectProjector:
         return torch.as_tensor(steps, dtype=torch.float32), torch.as_tensor(final_steps, dtype=torch.float32)
 
     @staticmethod
-    def _blur_kernels(variance: torch.Tensor) -> torch.Tensor:
-        """(..., 1, 3, 3) depthwise ``conv2d`` kernels of symmetric 3-tap blurs of ``variance`` (...)
-        along both detector axes: the outer product of [w, 1 - 2w, w] with itself, w = variance / 2.
-        One zero-padded 3x3 convolution equals the 3-tap blur along V then along Z, each zero padded."""
-        w = variance / 2
-        taps = torch.stack((w, 1 - 2 * w, w), dim=-1)
-        return (taps[..., :, None] * taps[..., None, :]).unsqueeze(-3)
-
-    @staticmethod
-    def _blur(p: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-        """Blur (a, V, Z) planes, plane i by ``kernels[i]`` (a, 1, 3, 3), with zero padding."""
-        return F.conv2d(p.unsqueeze(0), kernels, padding=1, groups=p.shape[0]).squeeze(0)
+    def _blur(p: torch.Tensor, w: torch.Tensor, plus: torch.Tensor | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric 3-tap blur [w, 1 - 2w, w] along both detector axes of (a, V, Z) planes, zero
+        padded (the weight w (a, 1, 1) per plane: variance / 2), plus ``plus`` when given, into
+        ``out`` when given. In-place shifted multiply-adds: no padded copies."""
+        c = 1 - 2 * w
+        q = p * c
+        q[..., 1:].addcmul_(p[..., :-1], w)
+        q[..., :-1].addcmul_(p[..., 1:], w)
+        if plus is None:
+            r = torch.mul(q, c, out=out) if out is not None else q * c
+        else:
+            r = torch.addcmul(plus, q, c, out=out) if out is not None else torch.addcmul(plus, q, c)
+        r[:, 1:].addcmul_(q[:, :-1], w)
+        r[:, :-1].addcmul_(q[:, 1:], w)
+        return r
 
     # -- projection -----------------------------------------------------------------------
     def _views(self, views: torch.Tensor | np.ndarray | None) -> torch.Tensor:
@@ -308,9 +310,9 @@ class SpectProjector:
         steps, final = entry["steps"], entry["final"]
         proj = y[:, 0].contiguous()
         for k in range(1, y.shape[1]):
-            for r in range(steps.shape[1]):
+            for r in range(steps.shape[1] - 1):
                 proj = self._blur(proj, steps[k, r])
-            proj.add_(y[:, k])
+            proj = self._blur(proj, steps[k, -1], plus=y[:, k])
         for r in range(final.shape[0]):
             proj = self._blur(proj, final[r])
         return proj.div_(self.n_views)
@@ -336,9 +338,9 @@ class SpectProjector:
             y = torch.empty((len(views), nu) + tuple(g.shape[1:]))
             y[:, nu - 1] = g
             for k in range(nu - 1, 0, -1):
-                for r in reversed(range(steps.shape[1])):
+                for r in reversed(range(1, steps.shape[1])):
                     g = self._blur(g, steps[k, r])
-                y[:, k - 1] = g
+                g = self._blur(g, steps[k, 0], out=y[:, k - 1])
             attenuation = self._attenuation_of(views)
             if attenuation is not None:
                 y.mul_(attenuation)
