@@ -117,6 +117,7 @@ class SpectProjector:
             raise ValueError(f"need one radius per view ({self.n_views}), got {self.radii_mm.shape}")
         self._entries = self._bilinear_entries()
         self._cache: dict[tuple[int, ...], dict[str, torch.Tensor]] = {}
+        self._buffers: dict[str, torch.Tensor] = {}
         self.psf = psf
         if psf:
             self._blur_steps, self._final_blur = self._blur_schedule()
@@ -170,6 +171,7 @@ class SpectProjector:
         if self.psf:
             entry["steps"] = (self._blur_steps[:, :, views] / 2)[..., None, None].contiguous()
             entry["final"] = (self._final_blur[:, views] / 2)[..., None, None].contiguous()
+            entry["steps_c"], entry["final_c"] = 1 - 2 * entry["steps"], 1 - 2 * entry["final"]
         self._cache[key] = entry
         return entry
 
@@ -185,13 +187,29 @@ class SpectProjector:
             entry["adjoint"] = _csr(t_crow, rows[order], vals[order], (rotate.shape[1], rotate.shape[0]))
         return entry["adjoint"]
 
-    def _rotate_fast(self, x: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-        """(X, Y, Z) -> (a, U, V, Z) object resampled (bilinear) in the frame of each view."""
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A scratch tensor kept between calls (its contents are overwritten by the caller).
+
+        Writing a fresh (a, U, V, Z) tensor costs more than the sparse product filling it (the
+        memory of a large allocation is returned to the system when freed and page-faulted in
+        again on every call), so forward and backward reuse theirs. Hence one projector must not
+        serve two threads at once."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[name] = torch.empty(shape)
+        return buffer
+
+    def _rotate_fast(self, x: torch.Tensor, views: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(X, Y, Z) -> (a, U, V, Z) object resampled (bilinear) in the frame of each view
+        (into ``out``, (a, U, V, Z), when given)."""
         nx, ny, nz = self.shape
         flat = torch.as_tensor(x, dtype=torch.float32).reshape(nx * ny, nz)
+        if out is None:
+            out = torch.empty((len(views), nx, ny, nz))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return (self._views_cache(views)["rotate"] @ flat).reshape(len(views), nx, ny, nz)
+            torch.addmm(out.view(-1, nz), self._views_cache(views)["rotate"], flat, beta=0, out=out.view(-1, nz))
+        return out
 
     def _rotate_fast_adjoint(self, y: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
         """Adjoint of ``_rotate_fast``: (a, U, V, Z) -> (X, Y, Z)."""
@@ -243,11 +261,11 @@ class SpectProjector:
 
     @staticmethod
     def _blur(p: torch.Tensor, w: torch.Tensor, plus: torch.Tensor | None = None,
-              out: torch.Tensor | None = None) -> torch.Tensor:
+              out: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
         """Symmetric 3-tap blur [w, 1 - 2w, w] along both detector axes of (a, V, Z) planes, zero
-        padded (the weight w (a, 1, 1) per plane: variance / 2), plus ``plus`` when given, into
-        ``out`` when given. In-place shifted multiply-adds: no padded copies."""
-        c = 1 - 2 * w
+        padded (the weight w (a, 1, 1) per plane: variance / 2; ``c`` = 1 - 2w when precomputed),
+        plus ``plus`` when given, into ``out`` when given. In-place shifted multiply-adds: no padded copies."""
+        c = 1 - 2 * w if c is None else c
         q = p * c
         q[..., 1:].addcmul_(p[..., :-1], w)
         q[..., :-1].addcmul_(p[..., 1:], w)
@@ -277,7 +295,7 @@ class SpectProjector:
             (a, V, Z) expected counts per projection bin (V along the detector row).
         """
         views = self._views(views)
-        y = self._rotate_fast(x, views)
+        y = self._rotate_fast(x, views, out=self._buffer("rotated", (len(views),) + self.shape))
         attenuation = self._attenuation_of(views)
         if attenuation is not None:
             y.mul_(attenuation)
@@ -307,14 +325,14 @@ class SpectProjector:
         if not self.psf:
             return y.sum(dim=1) / self.n_views
         entry = self._views_cache(views)
-        steps, final = entry["steps"], entry["final"]
+        steps, final, steps_c, final_c = entry["steps"], entry["final"], entry["steps_c"], entry["final_c"]
         proj = y[:, 0].contiguous()
         for k in range(1, y.shape[1]):
             for r in range(steps.shape[1] - 1):
-                proj = self._blur(proj, steps[k, r])
-            proj = self._blur(proj, steps[k, -1], plus=y[:, k])
+                proj = self._blur(proj, steps[k, r], c=steps_c[k, r])
+            proj = self._blur(proj, steps[k, -1], plus=y[:, k], c=steps_c[k, -1])
         for r in range(final.shape[0]):
-            proj = self._blur(proj, final[r])
+            proj = self._blur(proj, final[r], c=final_c[r])
         return proj.div_(self.n_views)
 
     @torch.no_grad()
@@ -332,15 +350,15 @@ class SpectProjector:
         g = torch.as_tensor(p, dtype=torch.float32) / self.n_views  # (a, V, Z), a new tensor
         if self.psf:
             entry = self._views_cache(views)
-            steps, final = entry["steps"], entry["final"]
+            steps, final, steps_c, final_c = entry["steps"], entry["final"], entry["steps_c"], entry["final_c"]
             for r in reversed(range(final.shape[0])):
-                g = self._blur(g, final[r])
-            y = torch.empty((len(views), nu) + tuple(g.shape[1:]))
+                g = self._blur(g, final[r], c=final_c[r])
+            y = self._buffer("planes", (len(views), nu) + tuple(g.shape[1:]))
             y[:, nu - 1] = g
             for k in range(nu - 1, 0, -1):
                 for r in reversed(range(1, steps.shape[1])):
-                    g = self._blur(g, steps[k, r])
-                g = self._blur(g, steps[k, 0], out=y[:, k - 1])
+                    g = self._blur(g, steps[k, r], c=steps_c[k, r])
+                g = self._blur(g, steps[k, 0], out=y[:, k - 1], c=steps_c[k, 0])
             attenuation = self._attenuation_of(views)
             if attenuation is not None:
                 y.mul_(attenuation)
