@@ -98,3 +98,21 @@ def test_fast_osem_equals_the_reference_osem() -> None:
     got = osem(counts, fast, 2, 4, background)
     expected = osem(counts, reference, 2, 4, background)
     assert float((got - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
+
+
+def test_window_components_by_chunks_of_views_equal_all_views_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The acquisition projects a few views at a time; every window's primary and scatter are
+    those of all views at once (the scatter slabs are the whole orbit's)."""
+    import spectac.acquisition.acquire as acquire_module
+
+    activity, mu = _phantom(np.random.default_rng(6))
+    protocol = Protocol(n_views=16, matrix=N, pixel_mm=SPACING)
+    projector = SpectProjector((N, N, NZ), SPACING, protocol, mu_map=mu)
+    monkeypatch.setattr(acquire_module, "VIEW_CHUNK", 5)  # 5, 5, 5 and 1 views
+    chunked = acquire_module.window_components(activity, projector, protocol)
+    monkeypatch.setattr(acquire_module, "VIEW_CHUNK", 16)
+    whole = acquire_module.window_components(activity, projector, protocol)
+    assert set(chunked) == set(whole) and len(whole) == len(protocol.windows) > 1
+    for name in whole:
+        for got, expected in zip(chunked[name], whole[name]):
+            _close(got, expected)

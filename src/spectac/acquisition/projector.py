@@ -277,6 +277,11 @@ class SpectProjector:
         r[:, :-1].addcmul_(q[:, 1:], w)
         return r
 
+    @property
+    def has_attenuation(self) -> bool:
+        """Whether the system matrix models attenuation (a mu-map was given)."""
+        return self._attenuation is not None
+
     # -- projection -----------------------------------------------------------------------
     def _views(self, views: torch.Tensor | np.ndarray | None) -> torch.Tensor:
         if views is None:
