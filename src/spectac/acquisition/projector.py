@@ -230,9 +230,15 @@ class SpectProjector:
         return transmission(mu_rot, self.spacing_mm / 10.0, dim=1)
 
     def _attenuation_of(self, views: torch.Tensor) -> torch.Tensor | None:
-        """The views' (a, U, V, Z) attenuation factors (cached per set of views), None without a mu-map."""
+        """The views' (a, U, V, Z) attenuation factors, None without a mu-map: a view of the stored
+        factors when the views are evenly spaced (OSEM's interleaved subsets, a run of views), else a
+        copy cached per set of views. Read only."""
         if self._attenuation is None:
             return None
+        steps = torch.diff(views)
+        if len(views) == 1 or (bool((steps == steps[0]).all()) and int(steps[0]) > 0):
+            start, step = int(views[0]), int(steps[0]) if len(views) > 1 else 1
+            return self._attenuation[start:start + step * (len(views) - 1) + 1:step]
         entry = self._views_cache(views)
         if "attenuation" not in entry:
             entry["attenuation"] = self._attenuation[views].contiguous()
@@ -317,7 +323,7 @@ class SpectProjector:
         views = self._views(views)
         y = self._rotate_fast(x, views).permute(0, 3, 1, 2)
         attenuation = self._attenuation_of(views)
-        return y, None if attenuation is None else attenuation.permute(0, 3, 1, 2)
+        return y, None if attenuation is None else attenuation.permute(0, 3, 1, 2).clone()
 
     @torch.no_grad()
     def project_rotated(self, y: torch.Tensor, views: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
