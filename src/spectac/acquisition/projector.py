@@ -5,7 +5,9 @@ PyTomography's ``SPECTSystemMatrix`` with ``SPECTAttenuationTransform`` and ``SP
 (tests compare the two), but evaluated for all views at once:
 
 - Rot: bilinear resampling of the object onto a grid (u, v, z) per view, u along the direction
-  toward the camera, v along the detector row, z axial (one ``grid_sample`` call for all views);
+  toward the camera, v along the detector row, z axial: the weights of ``grid_sample``
+  (``align_corners=True``, zero padding) as one sparse (views*U*V, X*Y) matrix per set of views,
+  built once and applied to the object's (X*Y, Z) columns, so every axial slice shares it;
 - Att: the probability that a photon emitted in a voxel reaches the camera,
   exp(-(sum of mu beyond the voxel + half its own mu) * du), precomputed once per mu-map
   (:func:`spectac.acquisition.attenuation.transmission`, the same path integral as Chang's
@@ -13,16 +15,22 @@ PyTomography's ``SPECTSystemMatrix`` with ``SPECTAttenuationTransform`` and ``SP
 - PSF: a Gaussian whose variance grows with distance from the collimator, applied by incremental
   blurring (Wallis and Miller): planes are summed from the farthest to the nearest, and between
   two planes the running sum is blurred by the variance increment, so every plane ends with the
-  blur of its own distance. The increments are exact-variance 3-tap kernels.
+  blur of its own distance. The increments are exact-variance 3-tap kernels, applied along both
+  detector axes with in-place shifted multiply-adds.
 
 The 1/A factor makes an object in *counts* (what each voxel would contribute to the whole
 acquisition without attenuation) project to the expected counts per projection bin: sum(H x) is the
 expected total count of the study.
 
-``backward`` is the exact adjoint (transpose) of ``forward``: the adjoint of bilinear resampling
-(grid_sample's input gradient), the same attenuation factors, and the blur steps in reverse order
+``backward`` is the exact adjoint (transpose) of ``forward``: the transposed sparse matrix, the
+same attenuation factors, and the blur steps in reverse order
 (the 3-tap kernels are symmetric). Activity outside the cylinder inscribed in the transaxial grid
 is outside the camera's view and contributes nothing.
+
+Internally the rotated object is laid out (views, U, V, Z), so each plane is a contiguous (V, Z)
+projection. The sparse matrices, blur weights and sensitivities are cached per set of views (OSEM's
+subsets recur every iteration). The grid_sample version this replaced is kept in the tests as the
+reference it must equal to float32 rounding.
 """
 
 from __future__ import annotations
