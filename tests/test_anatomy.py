@@ -93,3 +93,19 @@ def test_body_never_cut_by_the_field() -> None:
 def test_body_wider_than_the_field_is_refused() -> None:
     with pytest.raises(SpectacError, match="does not fit"):
         draw_patient(np.random.default_rng(0), "T", 0.0, field_mm=220.0)
+
+
+@pytest.mark.parametrize("index", [0, 3])
+def test_heart_on_its_block_equals_the_heart_on_the_whole_grid(monkeypatch: pytest.MonkeyPatch, index: int) -> None:
+    """build_heart evaluates only the block around the heart; on the whole grid it gives the same
+    activity, myocardium and truth (nothing of the heart lies outside the block)."""
+    import spectac.phantom.heart as heart
+
+    params = draw_patient(np.random.default_rng(index), f"T{index}", defect_probability=1.0)
+    fast = build_phantom(params, "stress", (32, 32, 32), 13.6)
+    monkeypatch.setattr(heart, "_heart_block", lambda p, *args: (slice(None),) * 3)
+    whole = build_phantom(params, "stress", (32, 32, 32), 13.6)
+    assert fast.myocardium.any()
+    for a, b in ((fast.activity, whole.activity), (fast.mu_map, whole.mu_map), (fast.myocardium, whole.myocardium)):
+        np.testing.assert_array_equal(a, b)
+    assert fast.lv == whole.lv

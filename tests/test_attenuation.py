@@ -49,7 +49,7 @@ def test_projector_and_chang_match_the_analytic_cylinder() -> None:
 
     protocol = Protocol(n_views=8, arc_deg=360.0, start_deg=0.0)
     projector = SpectProjector((N, N, NZ), SPACING, protocol, mu_map=mu, psf=False)
-    att = projector._attenuation.numpy()  # (A, Z, U, V), U toward the camera
+    att = projector.rotated(torch.zeros((N, N, NZ)))[1].numpy()  # (A, Z, U, V), U toward the camera
     u, v = np.meshgrid(c, c, indexing="ij")
     for a, phi in enumerate(protocol.azimuths_rad()):
         # in the view's frame the point is u * (cos, sin) + v * (-sin, cos)

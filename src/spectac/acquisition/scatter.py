@@ -85,12 +85,20 @@ def gaussian_blur_fft(planes: torch.Tensor, sigma_mm: np.ndarray, spacing_mm: tu
     return torch.fft.irfft2(summed, s=(2 * nz, 2 * nv))[:, :nz, :nv]
 
 
+def slab_centres_mm(projector: SpectProjector, views: torch.Tensor | None = None) -> np.ndarray:
+    """The depths (mm) of the :data:`N_SLABS` slab centres: evenly from 0 to the deepest plane of
+    the views (default all)."""
+    views = torch.arange(projector.n_views) if views is None else torch.as_tensor(views, dtype=torch.long)
+    return np.linspace(0.0, max(float(_depths_mm(projector, views).max()), projector.spacing_mm), N_SLABS)
+
+
 @torch.no_grad()
 def scatter_projections(
     source: torch.Tensor,
     projector: SpectProjector,
     window: EnergyWindow,
     views: torch.Tensor | None = None,
+    centres_mm: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Expected scatter counts (a, V, Z) in ``window`` of an object already in the views' frames.
 
@@ -99,10 +107,13 @@ def scatter_projections(
             the window's b, (a, Z, U, V).
         projector: the acquisition's projector (orbit radii, clearance, collimator, 1/A scale).
         window: the window's scatter parameters.
+        centres_mm: the slab centres (:func:`slab_centres_mm`), default those of ``views``; a
+            study projected a few views at a time passes those of all its views, so every chunk
+            uses the same slabs.
     """
     views = torch.arange(projector.n_views) if views is None else torch.as_tensor(views, dtype=torch.long)
     depths = _depths_mm(projector, views)
-    centres = np.linspace(0.0, max(float(depths.max()), projector.spacing_mm), N_SLABS)
+    centres = slab_centres_mm(projector, views) if centres_mm is None else np.asarray(centres_mm, dtype=np.float64)
     weights = _slab_weights(depths, centres)  # (a, U, K)
     slabs = torch.einsum("azuv,auk->kazv", source, weights)
     collimator_mm = projector.protocol.collimator.fwhm_mm(centres + projector.protocol.clearance_mm)

@@ -20,10 +20,17 @@ def build_heart(
 ) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
     """LV myocardium (with defects), blood pools and RV in patient coordinates ``p``; returns the
     myocardium mask, the truth (in the study's LPS frame: patient coordinates + ``shift``), the
-    heart activity and the heart region."""
+    heart activity and the heart region.
+
+    Evaluated on the smallest block of ``p`` holding the heart's bounding spheres
+    (:func:`_heart_block`; everything outside is zero), not on the whole fine grid.
+    """
     uptake = params.uptake[state]
     axis, anterior, septal = lv_frame(long_axis(params.lv_azimuth_deg, params.lv_elevation_deg))
     base = np.asarray(params.lv_base_mm, dtype=np.float32)
+    full_shape = p.shape[:3]
+    block = _heart_block(p, base.astype(np.float64), axis, septal, params.lv_length_mm, params.lv_radius_mm)
+    p = p[block]
     rel = p - base
     l = rel @ axis.astype(np.float32)  # 0 at the base plane, grows toward the apex
     ra = rel @ anterior.astype(np.float32)
@@ -127,7 +134,35 @@ def build_heart(
             t: float(max(segment_defect[str(s)] for s in segs)) for t, segs in TERRITORY_SEGMENTS.items()
         },
     }
-    return myocardium.astype(np.float32), lv, heart_act, region
+    return _embed(myocardium.astype(np.float32), full_shape, block), lv, _embed(heart_act, full_shape, block), \
+        _embed(region, full_shape, block)
+
+
+def _heart_block(p: np.ndarray, base: np.ndarray, axis: np.ndarray, septal: np.ndarray, length: float,
+                 radius: float) -> tuple[slice, slice, slice]:
+    """Index block of the (X, Y, Z, 3) points ``p`` that holds every point of the heart: the
+    spheres around the LV (0 <= l <= length, rho <= radius), the atria (-45 < l < 0,
+    rho < 1.1 radius) and the RV ellipsoid, with a 2 mm margin (empty block when none is inside)."""
+    spheres = (
+        (base + axis * (length / 2), np.hypot(length / 2, radius)),
+        (base - axis * 22.5, np.hypot(22.5, 1.1 * radius)),
+        (base + axis * (0.35 * length) + septal * (radius * 0.95), np.hypot(0.55 * length, 1.05 * radius)),
+    )
+    lo = np.min([c - r for c, r in spheres], axis=0) - 2.0
+    hi = np.max([c + r for c, r in spheres], axis=0) + 2.0
+    inside = np.all((p >= lo.astype(np.float32)) & (p <= hi.astype(np.float32)), axis=-1)
+    block = []
+    for dim in range(3):
+        hit = np.flatnonzero(inside.any(axis=tuple(d for d in range(3) if d != dim)))
+        block.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0))
+    return tuple(block)
+
+
+def _embed(values: np.ndarray, shape: tuple[int, ...], block: tuple[slice, slice, slice]) -> np.ndarray:
+    """``values`` of the block placed in a zero (False) array of the whole grid."""
+    full = np.zeros(shape, dtype=values.dtype)
+    full[block] = values
+    return full
 
 
 def _taper(distance: np.ndarray, width: float) -> np.ndarray:
