@@ -1,0 +1,109 @@
+"""The workers of ``spectac serve``: ``workers`` separate processes that take steps from the queue.
+
+Each worker is a process of its own (``multiprocessing``, spawn: a fresh interpreter, so no lock or
+thread of the receiving process is copied into it), which loads the network once and then loops:
+claim the first step waiting (:meth:`spectac.io.node_store.NodeStore.claim_next`: every
+correction before any report, each oldest first), run it, take it out of the queue, and look again.
+The claim is a lock the kernel holds for the worker, so no step is run by two workers, and a
+worker that dies frees its step for the next start (the job files say where it stopped).
+
+Processes rather than threads in one process: the C-STORE receiver keeps its interpreter to itself
+while studies are corrected, the report's figures (matplotlib's pyplot, not thread-safe) can be
+drawn by two workers at once, and the quantification's Python-heavy parts run on both cores. Each
+worker's PyTorch uses its share of the cores (:func:`threads_per_worker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from spectac.io.node_store import REPORT, REPORTING, NodeStore
+from spectac.node.config import ServeConfig
+from spectac.node.worker import AttachmentHook, Worker
+
+#: Seconds between two looks at an empty queue.
+POLL = 0.2
+
+
+def threads_per_worker(workers: int) -> int:
+    """PyTorch threads of each worker: the cores this process may use shared among the workers
+    (at least 1), and no more than ``OMP_NUM_THREADS`` when that is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // max(1, workers))
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
+
+
+def work(store: NodeStore, worker: Worker, stopping: Callable[[], bool], log: Callable[[str], None]) -> None:
+    """Run steps from the queue until ``stopping()``; a step being run is finished first."""
+    while not stopping():
+        claim = store.claim_next()
+        if claim is None:
+            time.sleep(POLL)
+            continue
+        try:
+            job = worker.run_step(claim.job_id, claim.step)
+            if job.get("status") == REPORTING:
+                store.mark(claim.job_id, REPORT)  # before the correction leaves the queue: never lost
+            claim.finish()
+        except Exception as exc:  # noqa: BLE001 - one broken job must not stop the worker
+            log(f"job {claim.job_id}: {claim.step} crashed ({exc!r}); left for the next start")
+            claim.release()
+
+
+def _stderr(prefix: str) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        print(f"{prefix}{message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def worker_main(config: ServeConfig, index: int, stop: Any, attachments: AttachmentHook | None) -> None:
+    """One worker process: ignores SIGINT and SIGTERM (the node tells it to stop through ``stop``,
+    once its step is done) and stops too when the node's process is gone (killed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(threads_per_worker(config.workers))
+    log = _stderr(f"worker {index}: ")
+    store = NodeStore(config.work)
+    worker = Worker(config, store, attachments, log)
+    worker.prepared()
+    parent = multiprocessing.parent_process()
+    work(store, worker, lambda: stop.is_set() or (parent is not None and not parent.is_alive()), log)
+
+
+class WorkerPool:
+    """``config.workers`` worker processes: :meth:`start` returns at once, :meth:`stop` waits for
+    each to finish its step."""
+
+    def __init__(self, config: ServeConfig, attachments: AttachmentHook | None = None) -> None:
+        self.config = config
+        self.attachments = attachments
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = self._context.Event()
+        self.processes: list[Any] = []
+
+    def start(self) -> None:
+        for index in range(self.config.workers):
+            process = self._context.Process(target=worker_main, name=f"spectac-worker-{index}", daemon=True,
+                                            args=(self.config, index, self._stop, self.attachments))
+            process.start()
+            self.processes.append(process)
+
+    def alive(self) -> int:
+        return sum(process.is_alive() for process in self.processes)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for process in self.processes:
+            process.join()
