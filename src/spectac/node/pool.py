@@ -30,6 +30,9 @@ from spectac.node.worker import AttachmentHook, Worker
 
 #: Seconds between two looks at an empty queue.
 POLL = 0.2
+#: A worker that died is started again, but not sooner than this after its last start (no
+#: busy loop of a worker that cannot start).
+REVIVE_AFTER = 10.0
 
 
 def threads_per_worker(workers: int) -> int:
@@ -92,13 +95,27 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         self._stop = self._context.Event()
         self.processes: list[Any] = []
+        self._started: dict[int, float] = {}  # worker index -> when its process was started
+
+    def _process(self, index: int) -> Any:
+        process = self._context.Process(target=worker_main, name=f"spectac-worker-{index}", daemon=True,
+                                        args=(self.config, index, self._stop, self.attachments))
+        process.start()
+        self._started[index] = time.monotonic()
+        return process
 
     def start(self) -> None:
-        for index in range(self.config.workers):
-            process = self._context.Process(target=worker_main, name=f"spectac-worker-{index}", daemon=True,
-                                            args=(self.config, index, self._stop, self.attachments))
-            process.start()
-            self.processes.append(process)
+        self.processes = [self._process(index) for index in range(self.config.workers)]
+
+    def revive(self, log: Callable[[str], None]) -> None:
+        """Start a worker again in place of one that died (killed, out of memory): its step, left
+        claimed by no one, is taken up again from where its job file says it stopped."""
+        if self._stop.is_set():
+            return
+        for index, process in enumerate(self.processes):
+            if not process.is_alive() and time.monotonic() - self._started.get(index, 0.0) >= REVIVE_AFTER:
+                log(f"worker {index} exited (code {process.exitcode}); starting it again")
+                self.processes[index] = self._process(index)
 
     def alive(self) -> int:
         return sum(process.is_alive() for process in self.processes)

@@ -103,6 +103,7 @@ class Server:
     def _collect(self) -> None:
         while not self._stop.wait(0.2):
             self.collect_once()
+            self.pool.revive(self.log)
 
     def collect_once(self) -> list[str]:
         """Turn every series quiet for ``complete_after`` seconds into a queued job; their ids."""

@@ -29,6 +29,7 @@ result to its input and model.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -189,7 +190,7 @@ class Worker:
         job = self.store.read_job(job_id)
         if job.get("status") not in (QUEUED, RUNNING):
             return job
-        job.update(status=RUNNING, started=job.get("started") or now())
+        job.update(status=RUNNING, started=job.get("started") or now(), worker=os.getpid())
         self.store.write_job(job)
         folder = self.store.job_folder(job_id)
         source, output = folder / "input", folder / "output"
@@ -234,6 +235,7 @@ class Worker:
         job = self.store.read_job(job_id)
         if job.get("status") != REPORTING:
             return job
+        job["report_worker"] = os.getpid()
         folder = self.store.job_folder(job_id)
         source, output = folder / "input", folder / "output"
         try:
