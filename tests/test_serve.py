@@ -632,3 +632,44 @@ def test_one_worker_sends_every_waiting_correction_before_any_report(tmp_path):
     assert [(e["step"], e["job"]) for e in store.audit()] == [
         ("correction", ids[0]), ("correction", ids[1]), ("report", ids[0]), ("report", ids[1])]
     assert all(e["result"] == "done" for e in store.audit()) and store.waiting() == []
+
+
+@needs_orthanc
+def test_a_node_stopped_after_the_ac_series_went_out_only_makes_and_sends_the_report(orthanc, tmp_path):
+    """Resuming a job whose AC series was sent (``reporting``): the next start makes and sends the
+    report, and neither corrects again nor sends the AC series again; a job whose report was made
+    but not sent gets that same report (the same UIDs) sent."""
+    from spectac.node.worker import Worker
+
+    pacs, _ = orthanc
+    store, ids = queue_jobs(tmp_path, 2, heart=True)
+    config = serve_config(tmp_path / "work", free_port(), pacs, method="chang")
+    worker = Worker(config, store)
+    before = {job_id: worker.correct(job_id) for job_id in ids}  # the AC series sent; then the node "dies"
+    assert [job["status"] for job in before.values()] == ["reporting", "reporting"]
+
+    def stopped_while_sending(job: dict[str, Any], files: list[Path], key: str) -> list[str]:
+        raise SystemExit("killed")
+
+    worker._send = stopped_while_sending  # the second job's report made, the node killed before sending it
+    with pytest.raises(SystemExit):
+        worker.report(ids[1])
+    made = store.read_job(ids[1])
+    assert made["status"] == "reporting" and made["report"] and not made.get("report_destinations")
+    second = Server(config)
+    second.start()
+    try:
+        jobs = wait_for("the reports", lambda: [store.read_job(i) for i in ids]
+                        if all(store.read_job(i)["status"] == "done" for i in ids) else None)
+    finally:
+        second.stop()
+    assert jobs[1]["report"] == made["report"] and jobs[1]["sr"] == made["sr"]  # not made again
+    for job in jobs:
+        old = before[job["id"]]
+        assert (job["corrected"], job["output_series_uid"], job["destinations"]) == (
+            old["corrected"], old["output_series_uid"], old["destinations"])  # not corrected or sent again
+        study = job["study_uid"]
+        assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted(
+            [job["output_series_uid"], job["report"]["series_uid"], job["sr"]["series_uid"]])
+        assert [(e["step"], e["result"]) for e in store.audit() if e["job"] == job["id"]] == [
+            ("correction", "done"), ("report", "done")]
