@@ -338,7 +338,7 @@ def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(
     folder that is a file, a config that is a folder or not UTF-8) is found before the work folder
     is made: one line, exit 2, nothing left behind."""
     work = tmp_path / "work"
-    base = f'ae_title = "SPECTAC"\nwork = "{work}"\n'
+    base = f'ae_title = "SPECTAC"\nwork = "{work}"\nworkers = 1\n'
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
@@ -357,7 +357,7 @@ def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(
             lines = result.output.strip().splitlines()
             assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], (expected, result.output)
             assert "cannot write" not in lines[0] and not work.exists(), expected
-    config.write_text(f'ae_title = "SPECTAC"\nwork = "{config}"\nport = 11112\nmethod = "chang"\n')
+    config.write_text(f'ae_title = "SPECTAC"\nwork = "{config}"\nport = 11112\nmethod = "chang"\nworkers = 1\n')
     result = CliRunner().invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2 and "Not a directory" in result.output and config.is_file(), result.output
     result = CliRunner().invoke(app, ["serve", "--config", str(tmp_path)])

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,11 @@ DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 #: The steps of a job, in the order a worker takes them: every waiting correction before any report.
 CORRECT, REPORT = "correct", "report"
 STEPS = (CORRECT, REPORT)
+
+
+def now() -> str:
+    """The time now, ISO 8601 in UTC (what the job files and the audit log record)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def safe_name(uid: str) -> str:
@@ -205,6 +211,8 @@ class NodeStore:
         """(job id, step) of every step in the queue, claimed or not: every correction before any
         report, each oldest first (job ids start with their creation time)."""
         found = []
+        if not self.queue.is_dir():  # a node still starting (workers are started before the folder is made)
+            return []
         for path in self.queue.iterdir():
             job_id, _, step = path.name.rpartition(".")
             if step in STEPS and job_id:

@@ -18,15 +18,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spectac.io.node_store import REPORT, REPORTING, NodeStore
+from spectac.errors import SpectacError
+from spectac.io.node_store import REPORT, REPORTING, NodeStore, now
 from spectac.node.config import ServeConfig
-from spectac.node.worker import AttachmentHook, Worker
+
+if TYPE_CHECKING:  # the worker's module (PyTorch, the correction) is imported by the workers only
+    from spectac.node.worker import AttachmentHook, Worker
 
 #: Seconds between two looks at an empty queue.
 POLL = 0.2
@@ -63,26 +67,44 @@ def work(store: NodeStore, worker: Worker, stopping: Callable[[], bool], log: Ca
 
 def _stderr(prefix: str) -> Callable[[str], None]:
     def log(message: str) -> None:
-        print(f"{prefix}{message}", file=sys.stderr, flush=True)
+        print(f"{now()} {prefix}{message}", file=sys.stderr, flush=True)
 
     return log
 
 
-def worker_main(config: ServeConfig, index: int, stop: Any, attachments: AttachmentHook | None) -> None:
-    """One worker process: ignores SIGINT and SIGTERM (the node tells it to stop through ``stop``,
-    once its step is done) and stops too when the node's process is gone (killed)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    import torch
+def worker_main(config: ServeConfig, index: int, stop: Any, ready: Any, attachments: AttachmentHook | None) -> None:
+    """One worker process: loads the method, says on ``ready`` that it did (None) or why it could
+    not (one line), then runs steps. It stops once its step is done when the node says so
+    (``stop``), on SIGINT or SIGTERM (a Ctrl-C or a ``kill`` of the process group must not cut a
+    step short), and when the node's process is gone (killed)."""
+    asked: list[int] = []  # SIGINT or SIGTERM received: stop after the step being run
 
-    torch.set_num_threads(threads_per_worker(config.workers))
+    def stop_after_step(number: int, frame: Any) -> None:
+        asked.append(number)
+
+    signal.signal(signal.SIGINT, stop_after_step)  # Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGTERM, stop_after_step)
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     log = _stderr(f"worker {index}: ")
     store = NodeStore(config.work)
-    worker = Worker(config, store, attachments, log)
-    worker.prepared()
+    try:
+        import torch
+
+        from spectac.node.worker import Worker
+
+        torch.set_num_threads(threads_per_worker(config.workers))
+        worker = Worker(config, store, attachments, log)
+        worker.prepared()
+    except SpectacError as exc:
+        ready.put((index, str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - said to the node, which stops with it
+        ready.put((index, f"worker {index} could not load {config.method}: {exc!r}"))
+        return
+    ready.put((index, None))
+    log(f"ready ({config.method} loaded, {torch.get_num_threads()} PyTorch thread(s))")
     parent = multiprocessing.parent_process()
-    work(store, worker, lambda: stop.is_set() or (parent is not None and not parent.is_alive()), log)
+    work(store, worker, lambda: bool(asked) or stop.is_set() or (parent is not None and not parent.is_alive()), log)
 
 
 class WorkerPool:
@@ -94,18 +116,50 @@ class WorkerPool:
         self.attachments = attachments
         self._context = multiprocessing.get_context("spawn")
         self._stop = self._context.Event()
+        self._ready = self._context.Queue()
         self.processes: list[Any] = []
         self._started: dict[int, float] = {}  # worker index -> when its process was started
 
     def _process(self, index: int) -> Any:
         process = self._context.Process(target=worker_main, name=f"spectac-worker-{index}", daemon=True,
-                                        args=(self.config, index, self._stop, self.attachments))
+                                        args=(self.config, index, self._stop, self._ready, self.attachments))
         process.start()
         self._started[index] = time.monotonic()
         return process
 
     def start(self) -> None:
         self.processes = [self._process(index) for index in range(self.config.workers)]
+
+    def wait_ready(self) -> None:
+        """Wait until every worker has loaded the method (what a node checks before it listens).
+
+        Raises:
+            SpectacError: a worker that could not load it (its one line: an unknown method,
+                weights that do not load), or that died while starting; the workers are then ended.
+        """
+        waiting = set(range(len(self.processes)))
+        while waiting:
+            try:
+                index, error = self._ready.get(timeout=POLL)
+            except queue.Empty:
+                dead = [i for i in waiting if not self.processes[i].is_alive()]
+                if dead:
+                    self.terminate()
+                    raise SpectacError(f"serve: worker {dead[0]} exited while starting "
+                                       f"(code {self.processes[dead[0]].exitcode})") from None
+                continue
+            if error is not None:
+                self.terminate()
+                raise SpectacError(error)
+            waiting.discard(index)
+
+    def terminate(self) -> None:
+        """End the workers at once (a node that fails to start; a step cut short is resumed by the
+        next start, as after any kill)."""
+        self._stop.set()
+        for process in self.processes:
+            process.kill()
+            process.join()
 
     def revive(self, log: Callable[[str], None]) -> None:
         """Start a worker again in place of one that died (killed, out of memory): its step, left

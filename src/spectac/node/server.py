@@ -25,16 +25,18 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from spectac.errors import SpectacError
-from spectac.io.node_store import CORRECT, QUEUED, NodeStore, safe_name
+from spectac.io.node_store import CORRECT, QUEUED, NodeStore, now, safe_name
 from spectac.node.config import ServeConfig
 from spectac.node.pool import WorkerPool
-from spectac.node.worker import AttachmentHook, Worker, now
+
+if TYPE_CHECKING:
+    from spectac.node.worker import AttachmentHook
 
 #: C-STORE status: stored, and "out of resources" for an instance that could not be written.
 SUCCESS, CANNOT_STORE = 0x0000, 0xA700
@@ -48,7 +50,6 @@ class Server:
         self.config = config
         self.log = log
         self.store = NodeStore(config.work)
-        self.worker = Worker(config, self.store, attachments, log)  # checks the model at start
         self.pool = WorkerPool(config, attachments)
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}  # series folder -> monotonic time of its newest instance
@@ -143,20 +144,34 @@ class Server:
     # ---- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the model (unless the worker is paused: a bad model fails here), resume unfinished
-        jobs, pick up series left in incoming/, and listen.
+        """Start the workers, which load the model (unless paused: a bad model fails here), resume
+        unfinished jobs, pick up series left in incoming/, and listen.
 
         What can fail is checked before the work folder is made (the model, the TLS files, the
-        port), so a node that does not start leaves nothing behind.
+        port), so a node that does not start leaves nothing behind. The workers load the model
+        while this process checks the rest (this process never loads PyTorch: it starts in a
+        second, and receives undisturbed).
 
         Raises:
             SpectacError: a method or weights that do not load, TLS files that do not, a port that
                 cannot be listened on, a work folder that cannot be made.
         """
         if not self.config.worker_paused:
-            self.worker.prepared()
-        ssl_context = self._ssl_context()
+            self.pool.start()
+        try:
+            self._start(self._ssl_context())
+        except BaseException:
+            self.pool.terminate()  # killed: a step one of them took is resumed by the next start
+            raise
+        self._threads = [threading.Thread(target=self._collect, name="spectac-collect", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        self.log(f"{self.config.ae_title} listening on {self.config.bind}:{self.config.port}, work folder {self.config.work}")
+
+    def _start(self, ssl_context: ssl.SSLContext | None) -> None:
         _check_can_listen(self.config.bind, self.config.port)
+        if not self.config.worker_paused:
+            self.pool.wait_ready()
         self.store.create()
         for job_id in self.store.orphan_inputs():  # taken from incoming/ just before a stop
             self._write_new_job(job_id, job_id.partition("-")[2])
@@ -177,12 +192,6 @@ class Server:
                                            evt_handlers=[(evt.EVT_C_STORE, self._on_store)], ssl_context=ssl_context)
         except OSError as exc:  # taken since the check
             raise SpectacError(_listen_error(self.config.bind, self.config.port, exc)) from None
-        self._threads = [threading.Thread(target=self._collect, name="spectac-collect", daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        if not self.config.worker_paused:
-            self.resume_worker()
-        self.log(f"{self.config.ae_title} listening on {self.config.bind}:{self.config.port}, work folder {self.config.work}")
 
     def stop(self) -> None:
         """Stop listening and let each worker finish its current step; queued steps stay queued."""

@@ -32,7 +32,6 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,7 @@ from spectac.io.node_store import (
     RUNNING,
     SKIPPED,
     NodeStore,
+    now,
     read_datasets,
 )
 from spectac.io.paths import sha256_file
@@ -72,11 +72,6 @@ from spectac.volume import SpectacError
 #: ``report`` is on); gets the job and the output folder, returns the extra DICOM files. None: only
 #: the corrected series (and its report) is sent.
 AttachmentHook = Callable[[dict[str, Any], Path], list[Path]]
-
-
-def now() -> str:
-    """The time now, ISO 8601 in UTC (what the job files and the audit log record)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def spectac_version() -> str:
