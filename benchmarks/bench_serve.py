@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--complete-after", type=float, default=2.0)
     parser.add_argument("--no-kill", action="store_true", help="skip the kill and restart half-way")
     parser.add_argument("--no-report", action="store_true", help="serve with report = false (the AC series only)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder, the logs and Orthanc's files "
+                        "(printed) instead of removing them")
     parser.add_argument("--workers", type=int, help="the node's workers setting (default: its own default)")
     parser.add_argument("--data", type=Path, help="send the NC images of this simulated dataset's test split "
                         "(64^3 studies with an LV) instead of small blobs")
@@ -215,7 +217,10 @@ def main() -> None:
         node.wait(30)
         pacs.terminate()
         pacs.wait(30)
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
