@@ -22,8 +22,8 @@ from spectac.volume import SpectacError
 STATE_CHOICES = ("auto", "stress", "rest")
 #: Back-off before each retry of a failed send, in seconds (3 tries in all).
 DEFAULT_RETRY_DELAYS = (2.0, 4.0)
-#: Worker processes: on 2 cores, two workers with one PyTorch thread each corrected 8 studies in
-#: 24 s where one worker with two threads took 37 s (docs/serve.md, "Correcting").
+#: Worker processes: on 2 cores, two workers with one PyTorch thread each correct a queue much
+#: faster than one worker with two threads (benchmarks/bench_serve_workers.py; docs/serve.md).
 DEFAULT_WORKERS = 2
 
 
