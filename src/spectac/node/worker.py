@@ -96,14 +96,11 @@ class Worker:
         self._weights_hash: str | None = None
         self._normals: NormalDatabase | None = None
 
-    def reporter(self, state: str | None, source: str) -> StudyReporter | None:
-        """A job's study report builder (the normal limits loaded once per process) for its stress
-        state (None: unknown, stress assumed) and where that came from; None when reports are off."""
-        if not self.config.report:
-            return None
+    def normals(self) -> NormalDatabase:
+        """The shipped normal limits, loaded once per process."""
         if self._normals is None:
             self._normals = NormalDatabase.load()
-        return StudyReporter(state=state, normals=self._normals, state_source=source)
+        return self._normals
 
     def state_of(self, header: Any) -> tuple[str | None, str]:
         """(stress state, where it came from) of a series: the configuration's, or with "auto" the
@@ -230,6 +227,8 @@ class Worker:
         job = self.store.read_job(job_id)
         if job.get("status") != REPORTING:
             return job
+        if not self.config.report:  # turned off in the configuration since the AC series went out
+            return self._finish_report(job, DONE, "report = false in the serve configuration: no report")
         job["report_worker"] = os.getpid()
         folder = self.store.job_folder(job_id)
         source, output = folder / "input", folder / "output"
@@ -241,8 +240,8 @@ class Worker:
                 corrected, _ = read_dicom_volume(output)
                 facts = report_facts(source, self.config.method, self.prepared()[2], job.get("ood_flags", []),
                                      None, context)
-                reporter = self.reporter(job.get("state"), job.get("state_source") or "")
-                assert reporter is not None  # the job is reporting: reports are on
+                reporter = StudyReporter(state=job.get("state"), normals=self.normals(),
+                                         state_source=job.get("state_source") or "")
                 pdf = reporter.pdf(nc, corrected, {**facts, "uncertainty": job.get("uncertainty")})
                 self.store.write_report_pdf(job_id, pdf)
                 report_folder = self.store.report_folder(job_id)
