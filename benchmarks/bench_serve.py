@@ -8,10 +8,11 @@ burst the node is killed (SIGKILL: no clean shutdown) and started again on the s
 every study must still come back corrected, once.
 
 The latency includes the quiet period after which a series counts as complete (``--complete-after``,
-printed), the correction (one model load per node process: the first study after each start pays
-it) and the C-STORE to Orthanc.
+printed), the correction (one model load per worker process: the first studies after each start
+pay it) and the C-STORE to Orthanc. The report (PDF and scores SR) follows each AC series as a later
+step; its latency (last C-STORE to the report sent, from the audit log) is printed too.
 
-    python benchmarks/bench_serve.py --studies 20 [--data DATASET] [--no-report]
+    python benchmarks/bench_serve.py --studies 20 [--data DATASET] [--no-report] [--workers N]
 
 With ``--data`` the burst is the NC images of a simulated dataset's test split (64^3, with an LV, so
 each study's report and scores SR are made as for a patient); without it, small blobs (no LV).
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,9 @@ def main() -> None:
     parser.add_argument("--complete-after", type=float, default=2.0)
     parser.add_argument("--no-kill", action="store_true", help="skip the kill and restart half-way")
     parser.add_argument("--no-report", action="store_true", help="serve with report = false (the AC series only)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder, the logs and Orthanc's files "
+                        "(printed) instead of removing them")
+    parser.add_argument("--workers", type=int, help="the node's workers setting (default: its own default)")
     parser.add_argument("--data", type=Path, help="send the NC images of this simulated dataset's test split "
                         "(64^3 studies with an LV) instead of small blobs")
     args = parser.parse_args()
@@ -131,6 +135,7 @@ def main() -> None:
     (root / "serve.toml").write_text(
         f'ae_title = "SPECTAC"\nport = {node_port}\nwork = "work"\ncomplete_after = {args.complete_after}\n'
         f'report = {"false" if args.no_report else "true"}\n'
+        + (f"workers = {args.workers}\n" if args.workers else "") +
         f'[[destinations]]\nae_title = "ORTHANC"\nhost = "127.0.0.1"\nport = {dicom_port}\n')
     pacs = subprocess.Popen([orthanc, str(root / "orthanc.json")], stdout=subprocess.DEVNULL,
                             stderr=(root / "orthanc.log").open("w"))
@@ -140,6 +145,7 @@ def main() -> None:
         data = Dataset.open(args.data) if args.data else None
         studies = [nc_study(root, k, data) for k in range(args.studies)]
         sent: dict[str, float] = {}
+        sent_wall: dict[str, datetime] = {}
         for k, (study, ds) in enumerate(studies):
             if k == args.studies // 2 and not args.no_kill:
                 os.killpg(node.pid, signal.SIGKILL)  # mid-burst, whatever the node is doing
@@ -147,6 +153,7 @@ def main() -> None:
                 node = start_node(root / "serve.toml", root / "serve.log")
                 print(f"killed and restarted the node after {k} studies", flush=True)
             sent[study] = send(ds, node_port)
+            sent_wall[study] = datetime.now(UTC)
         back: dict[str, float] = {}
 
         def all_back():
@@ -164,7 +171,7 @@ def main() -> None:
             jobs = [json.loads(p.read_text()) for p in sorted((root / "work" / "jobs").glob("*.json"))]
             return jobs if all(j["status"] in ("done", "failed", "skipped") for j in jobs) else None
 
-        jobs = wait(jobs_finished, 30, "the jobs to be marked finished")
+        jobs = wait(jobs_finished, 60 + 10 * args.studies, "the jobs to be finished (their reports sent)")
         series = http(http_port, "/series")  # after the jobs: a report follows its AC series by a moment
         statuses = {j["status"] for j in jobs}
         audit = [json.loads(line) for line in (root / "work" / "audit.jsonl").read_text().splitlines()]
@@ -172,16 +179,23 @@ def main() -> None:
         def seconds(entry, a, b):
             return (datetime.fromisoformat(entry[b]) - datetime.fromisoformat(entry[a])).total_seconds()
 
-        correcting = [seconds(e, "received", "corrected") for e in audit if e["result"] == "done"]
-        sending = [seconds(e, "corrected", "sent") for e in audit if e["result"] == "done"]
+        corrections = [e for e in audit if e["result"] == "done" and e.get("step", "correction") == "correction"]
+        correcting = [seconds(e, "received", "corrected") for e in corrections]
+        sending = [seconds(e, "corrected", "sent") for e in corrections]
+        reports = {e["study_uid"]: e for e in audit if e.get("step") == "report" and e["result"] == "done"}
+        reporting = sorted((datetime.fromisoformat(reports[s]["sent"]) - sent_wall[s]).total_seconds()
+                           for s in sent if s in reports and reports[s].get("sent"))
         working = [seconds(j, "started", "corrected") for j in jobs if j["status"] == "done"]
         span = max(back.values()) - min(sent.values())
-        print(f"studies {args.studies}, complete_after {args.complete_after} s, "
+        print(f"studies {args.studies}, complete_after {args.complete_after} s, workers {args.workers or 'default'}, "
               f"kill+restart {'no' if args.no_kill else 'yes'}")
         print(f"latency last C-STORE -> AC in Orthanc: median {statistics.median(latencies):.2f} s, "
               f"max {max(latencies):.2f} s, min {min(latencies):.2f} s")
         print(f"from the audit log: last instance received -> corrected median {statistics.median(correcting):.2f} s "
               f"(queueing and model loads included), corrected -> sent median {statistics.median(sending):.2f} s")
+        if reporting:
+            print(f"latency last C-STORE -> report sent (audit log): median {statistics.median(reporting):.2f} s, "
+                  f"max {max(reporting):.2f} s ({len(reporting)} reports)")
         print(f"correction alone (job started -> corrected) median {statistics.median(working):.2f} s; "
               f"throughput {60 * len(back) / span:.1f} studies/min (first C-STORE to last AC in Orthanc {span:.1f} s)")
         modalities = sorted(http(http_port, f"/series/{s}")["MainDicomTags"].get("Modality", "?") for s in series)
@@ -203,7 +217,10 @@ def main() -> None:
         node.wait(30)
         pacs.terminate()
         pacs.wait(30)
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

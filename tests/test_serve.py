@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,13 @@ from typer.testing import CliRunner
 from spectac.cli import app
 from spectac.correction.files import correct_path
 from spectac.errors import SpectacError
-from spectac.io.dicom import new_context, scores_of_dataset, write_dicom_series
+from spectac.io.dicom import new_context, read_dicom_volume, scores_of_dataset, write_dicom_series
 from spectac.io.node_store import NodeStore
 from spectac.node.config import Destination, config_from_dict
 from spectac.node.scu import send_series
 from spectac.node.server import Server, quiet_pynetdicom
+from spectac.quant.normals import NormalDatabase
+from spectac.quant.study import quantify
 from spectac.volume import Volume
 
 ORTHANC = shutil.which("Orthanc")
@@ -135,7 +137,7 @@ def serve_config(work: Path, port: int, pacs: Orthanc, **extra: Any):
     return config_from_dict({
         "ae_title": "SPECTAC", "port": port, "work": str(work), "allowed_calling": ["TESTSCU", "ORTHANC"],
         "destinations": [{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": pacs.dicom_port}],
-        "complete_after": 1.0, "retry_delays": [0.5, 1.0], **extra})
+        "complete_after": 1.0, "retry_delays": [0.5, 1.0], "workers": 1, **extra})
 
 
 def heart_volume(seed: int) -> Volume:
@@ -205,7 +207,8 @@ def test_an_nc_series_comes_back_to_the_pacs_corrected_with_an_audit_line(node, 
                                                               if s.get("SeriesInstanceUID") == job["output_series_uid"]])
     assert corrected[0]["SeriesDescription"].startswith("spectac AC")
     assert all(s["SeriesInstanceUID"] != series_uid for s in pacs.series_of(study))  # the NC series is not echoed
-    (entry,) = [e for e in server.store.audit() if e["job"] == job["id"]]
+    entry, reported = [e for e in server.store.audit() if e["job"] == job["id"]]
+    assert (entry["step"], reported["step"], entry["report_follows"]) == ("correction", "report", True)
     weights = Path(job["model"]["weights"])
     assert entry["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert (entry["study_uid"], entry["series_uid"], entry["result"]) == (study, series_uid, "done")
@@ -222,21 +225,18 @@ def test_an_nc_series_comes_back_to_the_pacs_corrected_with_an_audit_line(node, 
     assert report.SeriesInstanceUID not in (series_uid, job["output_series_uid"])
     pdf = bytes(report.EncapsulatedDocument)[: int(report.EncapsulatedDocumentLength)]
     assert pdf.startswith(b"%PDF")
-    assert entry["report"] == job["report"]
-    assert (entry["report"]["sop_instance_uid"], entry["report"]["series_uid"]) == (report.SOPInstanceUID,
-                                                                                    report.SeriesInstanceUID)
-    assert entry["report"]["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert reported["report"] == job["report"] and reported["result"] == "done"
+    assert (reported["report"]["sop_instance_uid"], reported["report"]["series_uid"]) == (report.SOPInstanceUID,
+                                                                                          report.SeriesInstanceUID)
+    assert reported["report"]["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert entry["sent"] <= reported["reported"] <= reported["sent"]  # the AC series went out first
     # and its scores as a Comprehensive SR in the same study, with the TPD the report shows
     (sr,) = wait_for("the scores SR in Orthanc", lambda: pacs.instances_of(study, "SR"))
     assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33" and sr.StudyInstanceUID == study
     assert sr.SeriesInstanceUID not in (series_uid, job["output_series_uid"], report.SeriesInstanceUID)
-    assert entry["sr"] == job["sr"] == {"series_uid": sr.SeriesInstanceUID, "sop_instance_uid": sr.SOPInstanceUID}
+    assert reported["sr"] == job["sr"] == {"series_uid": sr.SeriesInstanceUID, "sop_instance_uid": sr.SOPInstanceUID}
     scores = scores_of_dataset(sr)
-    html = (server.store.job_folder(job["id"]) / "output.report.html").read_text()
-    for label in ("nc", "ac"):
-        tpd = scores["images"][label.upper()]["tpd"]
-        assert tpd is not None and report_cell(html, f"tpd-{label}") == f"{tpd:.1f}", label
-        assert report_cell(html, f"sss-{label}") == str(scores["images"][label.upper()]["summed_score"])
+    assert_scores_are_the_images(scores, server.store, job, "stress")
     assert scores["state"] == entry["state"] == "stress" and "SeriesDescription 'STRESS IRNC'" in entry["state_source"]
 
 
@@ -338,7 +338,7 @@ def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(
     folder that is a file, a config that is a folder or not UTF-8) is found before the work folder
     is made: one line, exit 2, nothing left behind."""
     work = tmp_path / "work"
-    base = f'ae_title = "SPECTAC"\nwork = "{work}"\n'
+    base = f'ae_title = "SPECTAC"\nwork = "{work}"\nworkers = 1\n'
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
@@ -357,7 +357,7 @@ def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(
             lines = result.output.strip().splitlines()
             assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], (expected, result.output)
             assert "cannot write" not in lines[0] and not work.exists(), expected
-    config.write_text(f'ae_title = "SPECTAC"\nwork = "{config}"\nport = 11112\nmethod = "chang"\n')
+    config.write_text(f'ae_title = "SPECTAC"\nwork = "{config}"\nport = 11112\nmethod = "chang"\nworkers = 1\n')
     result = CliRunner().invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2 and "Not a directory" in result.output and config.is_file(), result.output
     result = CliRunner().invoke(app, ["serve", "--config", str(tmp_path)])
@@ -433,11 +433,17 @@ def test_a_stop_between_taking_a_series_and_writing_its_job_loses_nothing(tmp_pa
     assert list(store.incoming.iterdir()) == []
 
 
-def report_cell(html: str, cell: str) -> str:
-    """The text of a score cell of the report's HTML page (``tpd-ac``, ``sss-nc`` ...)."""
-    match = re.search(f'id="{cell}">([^<]*)<', html)
-    assert match, cell
-    return match.group(1)
+def assert_scores_are_the_images(scores: dict[str, Any], store: NodeStore, job: dict[str, Any], state: str) -> None:
+    """The report's scores (of its SR) are those of the quantification API run here on the job's
+    input (NC, nc limits) and its AC series as sent (ac limits), for a female patient."""
+    normals = NormalDatabase.load()
+    folder = store.job_folder(job["id"])
+    for label, family, series in (("NC", "nc", "input"), ("AC", "ac", "output")):
+        image = scores["images"][label]
+        assert image["tpd"] is not None and not image["missing"], image  # the heart's LV is found
+        assert image["limits"].startswith(f"{family}/F/{state}")
+        quant = quantify(read_dicom_volume(folder / series)[0], normals.limits(family, "F", state))
+        assert (image["tpd"], image["summed_score"]) == (float(quant.scores.tpd), int(quant.scores.summed_score))
 
 
 def run_one_job(tmp_path, files, settings: dict):
@@ -471,15 +477,17 @@ def test_a_job_writes_the_report_as_an_encapsulated_pdf_and_a_scores_sr_of_the_s
     store, job = run_one_job(tmp_path, files, {"method": "chang", "report": report})
     job_id = job["id"]
     assert job["status"] == "done", job
-    (entry,) = store.audit()
+    entry, *reported = store.audit()
+    assert entry["step"] == "correction" and entry["report_follows"] == report
+    assert [e["step"] for e in reported] == (["report"] if report else [])
     assert entry["state"] == job["state"] == (state or "stress")
     assert entry["state_source"] == job["state_source"]
     assert ("stress assumed" in job["state_source"]) == (state is None)
     assert (f"SeriesDescription {description!r}" in job["state_source"]) == (state is not None)
     if not report:
-        assert store.report_files(job_id) == [] and "report" not in job and entry["report"] is None
-        assert "sr" not in job and entry["sr"] is None
+        assert store.report_files(job_id) == [] and "report" not in job and "sr" not in job
         return
+    (entry,) = reported
     dicom, sr = store.report_files(job_id)
     pdf, header = read_encapsulated_pdf(dicom)
     assert pdf == (store.job_folder(job_id) / "output.report.pdf").read_bytes() and pdf.startswith(b"%PDF")
@@ -492,17 +500,11 @@ def test_a_job_writes_the_report_as_an_encapsulated_pdf_and_a_scores_sr_of_the_s
     assert sr_header.SeriesInstanceUID not in (header.SeriesInstanceUID, ds.SeriesInstanceUID)
     assert entry["sr"] == job["sr"] == {"series_uid": sr_header.SeriesInstanceUID,
                                         "sop_instance_uid": sr_header.SOPInstanceUID}
-    # the SR holds what the report's page shows, and the state the report names
-    html = (store.job_folder(job_id) / "output.report.html").read_text()
-    assert escape(f"state {scores['state']} ({job['state_source']})") in html and scores["state"] == job["state"]
-    name = scores["summed_score_name"]
-    assert name == ("SRS" if state == "rest" else "SSS")
-    for label in ("NC", "AC"):
-        image = scores["images"][label]
-        assert image["tpd"] is not None and not image["missing"], image  # the heart's LV is found
-        assert report_cell(html, f"tpd-{label.lower()}") == f"{image['tpd']:.1f}"
-        assert report_cell(html, f"{name.lower()}-{label.lower()}") == str(image["summed_score"])
-        assert image["limits"].startswith(f"{label.lower()}/F/")
+    # the SR holds the scores of the input and of the AC series as sent, and the state the job names
+    assert (scores["state"], scores["state_source"]) == (job["state"], job["state_source"])
+    assert scores["summed_score_name"] == ("SRS" if state == "rest" else "SSS")
+    assert_scores_are_the_images(scores, store, job, state or "stress")
+    assert not (store.job_folder(job_id) / "output.report.html").exists()  # serve draws only the PDF page
     assert scores["weights_sha256"] == (job["model"]["weights_sha256"] or "")
     assert scores["not_for_diagnostic_use"] == "Not for diagnostic use"
 
@@ -514,8 +516,160 @@ def test_a_network_job_records_its_disagreement_with_the_partner_in_the_audit_lo
     _, files = nc_series(tmp_path, 10)
     store, job = run_one_job(tmp_path, files, {"method": "unet-gan3d-chang", "report": False})
     assert job["status"] == "done", job
-    (entry,) = store.audit()
+    (entry,) = store.audit()  # no report: the correction's line only
     spread = entry["uncertainty"]
     assert spread == job["uncertainty"] and spread["partner"] == "unet-gan3d" and spread["disagreement"] > 0
     flagged = spread["disagreement"] > spread["threshold"]
     assert (spread["flag"] in entry["ood_flags"]) if flagged else spread["flag"] is None
+
+
+def queue_jobs(tmp_path, count: int, heart: bool = False) -> tuple[NodeStore, list[str]]:
+    """``count`` small NC series stored and queued as jobs (their correction in the queue) in a
+    fresh work folder, as the collector does; (store, job ids oldest first)."""
+    store = NodeStore(tmp_path / "work")
+    store.create()
+    ids = []
+    for n in range(count):
+        _, files = nc_series(tmp_path, 20 + n, heart=heart)
+        ds = pydicom.dcmread(files[0])
+        for f in files:
+            store.store_instance(str(ds.SeriesInstanceUID), str(pydicom.dcmread(f).SOPInstanceUID), f.read_bytes())
+        job_id = f"2026010{n}T000000000000-{ds.SeriesInstanceUID}"
+        store.take_series(str(ds.SeriesInstanceUID), job_id)
+        store.write_job({"id": job_id, "status": "queued", "series_uid": str(ds.SeriesInstanceUID),
+                         "instances": len(files)})
+        store.mark(job_id, "correct")
+        ids.append(job_id)
+    return store, ids
+
+
+def test_a_step_is_claimed_by_one_worker_only_and_freed_when_its_holder_dies(tmp_path):
+    """The queue's claims: corrections are offered before reports, a claimed step is not given to
+    a second claimant (threads racing over many steps each get disjoint ones), a finished step
+    leaves the queue, and a step held by a process that is killed is free again."""
+    store = NodeStore(tmp_path / "work")
+    store.create()
+    store.mark("b", "correct")
+    store.mark("a", "report")
+    store.mark("c", "correct")
+    assert store.waiting() == [("b", "correct"), ("c", "correct"), ("a", "report")]
+    first = store.claim_next()
+    assert (first.job_id, first.step) == ("b", "correct")
+    second = store.claim_next()
+    assert store.claim("b", "correct") is None and second.job_id == "c"
+    second.release()
+    first.finish()
+    assert store.claim("b", "correct") is None and ("b", "correct") not in store.waiting()
+    # a holder that dies (SIGKILL) frees its step
+    marker = store.queue / "a.report"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(marker)!r}, os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert store.claim("a", "report") is None
+    holder.kill()
+    holder.wait()
+    claim = store.claim("a", "report")
+    assert claim is not None
+    claim.release()  # released, not finished: still in the queue
+    assert ("a", "report") in store.waiting()
+    # many steps, two threads claiming and finishing as fast as they can: each step once
+    for n in range(200):
+        store.mark(f"job{n:03d}", "correct")
+    taken: dict[str, list[str]] = {"x": [], "y": []}
+
+    def drain(name: str) -> None:
+        while (claim := store.claim_next()) is not None:
+            if claim.step == "correct":
+                taken[name].append(claim.job_id)
+                claim.finish()
+            else:
+                claim.release()
+                if all(step != "correct" for _, step in store.waiting()):
+                    return
+
+    threads = [threading.Thread(target=drain, args=(name,)) for name in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not set(taken["x"]) & set(taken["y"])
+    assert sorted(taken["x"] + taken["y"]) == sorted({f"job{n:03d}" for n in range(200)} | {"c"})
+
+
+def test_two_worker_processes_run_every_job_once(tmp_path):
+    """Two worker processes (spawned, as the node starts them) on a queue of jobs: every job is
+    corrected once (one correction audit line each), none twice, and the processes stop when
+    told."""
+    from spectac.node.pool import WorkerPool
+
+    store, ids = queue_jobs(tmp_path, 6)
+    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
+                               "method": "chang", "report": False, "workers": 2})
+    pool = WorkerPool(config)
+    pool.start()
+    try:
+        wait_for("every job", lambda: all(j["status"] == "done" for j in store.all_jobs()))
+    finally:
+        pool.stop()
+    assert pool.alive() == 0
+    lines = store.audit()
+    assert sorted(e["job"] for e in lines) == sorted(ids) and {e["step"] for e in lines} == {"correction"}
+    assert store.waiting() == []
+
+
+def test_one_worker_sends_every_waiting_correction_before_any_report(tmp_path):
+    """With jobs waiting, the AC series of all of them go out before the first report is made:
+    the audit log has every correction line before the report lines, and a report's step reads
+    the AC series the correction wrote."""
+    from spectac.node.pool import work
+    from spectac.node.worker import Worker
+
+    store, ids = queue_jobs(tmp_path, 2, heart=True)
+    config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),
+                               "method": "chang"})
+    work(store, Worker(config, store), lambda: all(j["status"] == "done" for j in store.all_jobs()), print)
+    assert [(e["step"], e["job"]) for e in store.audit()] == [
+        ("correction", ids[0]), ("correction", ids[1]), ("report", ids[0]), ("report", ids[1])]
+    assert all(e["result"] == "done" for e in store.audit()) and store.waiting() == []
+
+
+@needs_orthanc
+def test_a_node_stopped_after_the_ac_series_went_out_only_makes_and_sends_the_report(orthanc, tmp_path):
+    """Resuming a job whose AC series was sent (``reporting``): the next start makes and sends the
+    report, and neither corrects again nor sends the AC series again; a job whose report was made
+    but not sent gets that same report (the same UIDs) sent."""
+    from spectac.node.worker import Worker
+
+    pacs, _ = orthanc
+    store, ids = queue_jobs(tmp_path, 2, heart=True)
+    config = serve_config(tmp_path / "work", free_port(), pacs, method="chang")
+    worker = Worker(config, store)
+    before = {job_id: worker.correct(job_id) for job_id in ids}  # the AC series sent; then the node "dies"
+    assert [job["status"] for job in before.values()] == ["reporting", "reporting"]
+
+    def stopped_while_sending(job: dict[str, Any], files: list[Path], key: str) -> list[str]:
+        raise SystemExit("killed")
+
+    worker._send = stopped_while_sending  # the second job's report made, the node killed before sending it
+    with pytest.raises(SystemExit):
+        worker.report(ids[1])
+    made = store.read_job(ids[1])
+    assert made["status"] == "reporting" and made["report"] and not made.get("report_destinations")
+    second = Server(config)
+    second.start()
+    try:
+        jobs = wait_for("the reports", lambda: [store.read_job(i) for i in ids]
+                        if all(store.read_job(i)["status"] == "done" for i in ids) else None)
+    finally:
+        second.stop()
+    assert jobs[1]["report"] == made["report"] and jobs[1]["sr"] == made["sr"]  # not made again
+    for job in jobs:
+        old = before[job["id"]]
+        assert (job["corrected"], job["output_series_uid"], job["destinations"]) == (
+            old["corrected"], old["output_series_uid"], old["destinations"])  # not corrected or sent again
+        study = job["study_uid"]
+        assert sorted(s["SeriesInstanceUID"] for s in pacs.series_of(study)) == sorted(
+            [job["output_series_uid"], job["report"]["series_uid"], job["sr"]["series_uid"]])
+        assert [(e["step"], e["result"]) for e in store.audit() if e["job"] == job["id"]] == [
+            ("correction", "done"), ("report", "done")]

@@ -19,9 +19,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 def serve(
     config: Path = typer.Option(..., "--config", "-c", help="The node's TOML configuration (docs/serve.md has an example)."),
 ) -> None:
-    """Run a DICOM node: receive NC series (C-STORE), correct each complete series with the default network, send the AC series to the configured destinations.
+    """Run a DICOM node: receive NC series (C-STORE), correct each complete series with the default network, send the AC series to the configured destinations, then the study report.
 
-    Jobs survive a restart (unfinished ones are resumed); every finished job adds a line to audit.jsonl in the work folder. Stop with Ctrl-C or SIGTERM (the job being corrected is finished first).
+    Jobs survive a restart (unfinished ones are resumed); every finished step of a job (correction, report) adds a line to audit.jsonl in the work folder. Stop with Ctrl-C or SIGTERM (each worker finishes the step it is running first).
     """
     from spectac.node.config import load_config
     from spectac.node.server import Server, quiet_pynetdicom

@@ -303,8 +303,9 @@ class StudyReporter:
         self.normals = normals or NormalDatabase.load()
         self.report: StudyReport | None = None
 
-    def __call__(self, nc: Volume, corrected: Volume, facts: dict[str, Any]) -> tuple[str, bytes]:
-        from spectac.evaluation.study_report_figures import images_figure, page_figure, slice_rows
+    def build(self, nc: Volume, corrected: Volume, facts: dict[str, Any]) -> StudyReport:
+        """Quantify both images and gather what the pages show (kept as :attr:`report`)."""
+        from spectac.evaluation.study_report_figures import slice_rows
 
         state, source = self.state, self.state_source
         if state is None and source is None and facts.get("series_state"):  # a DICOM input's own words
@@ -313,14 +314,33 @@ class StudyReporter:
         report = build_study_report(nc, corrected, facts, self.sex, state, self.normals, source)
         report = dataclasses.replace(report, slices=slice_rows(report))
         self.report = report
-        name = summed_score_name(report.state)
-        html = report_html(report, figure_bytes(images_figure(report, name), "png", dpi=110))
-        rows = score_rows(report)
-        table = [["image", "TPD (%)", name, "normal limits (family/sex/state, n)"]]
-        table += [[r["image"], r["tpd"], r["summed"], r["limits"]] for r in rows]
-        lines = [limits_line(report)]
-        lines += [f"{r['image']}: scores missing, {r['note']}" for r in rows if r["note"]]
-        lines += flag_lines(report) + report.notes + [""]
-        lines += [f"{label}: {value}" for label, value in model_lines(report)]
-        page = page_figure(report, name, (REPORT_TITLE, patient_line(report)), table, lines, NOT_FOR_DIAGNOSTIC_USE)
-        return html, figure_bytes(page, "pdf")
+        return report
+
+    def __call__(self, nc: Volume, corrected: Volume, facts: dict[str, Any]) -> tuple[str, bytes]:
+        from spectac.evaluation.study_report_figures import images_figure
+
+        report = self.build(nc, corrected, facts)
+        html = report_html(report, figure_bytes(images_figure(report, summed_score_name(report.state)), "png", dpi=110))
+        return html, report_pdf(report)
+
+    def pdf(self, nc: Volume, corrected: Volume, facts: dict[str, Any]) -> bytes:
+        """The PDF page alone (``spectac serve`` sends only the PDF: the HTML page, a figure of its
+        own, is not drawn)."""
+        return report_pdf(self.build(nc, corrected, facts))
+
+
+def report_pdf(report: StudyReport) -> bytes:
+    """The report as a one-page PDF (A4 landscape): the page figure with the scores table and the
+    flags, notes and model lines under it."""
+    from spectac.evaluation.study_report_figures import page_figure
+
+    name = summed_score_name(report.state)
+    rows = score_rows(report)
+    table = [["image", "TPD (%)", name, "normal limits (family/sex/state, n)"]]
+    table += [[r["image"], r["tpd"], r["summed"], r["limits"]] for r in rows]
+    lines = [limits_line(report)]
+    lines += [f"{r['image']}: scores missing, {r['note']}" for r in rows if r["note"]]
+    lines += flag_lines(report) + report.notes + [""]
+    lines += [f"{label}: {value}" for label, value in model_lines(report)]
+    page = page_figure(report, name, (REPORT_TITLE, patient_line(report)), table, lines, NOT_FOR_DIAGNOSTIC_USE)
+    return figure_bytes(page, "pdf")

@@ -6,24 +6,35 @@ The work folder holds::
     jobs/<job id>.json                                  one job per completed series (the queue)
     jobs/<job id>/input/                                the series' instances, moved out of incoming/
     jobs/<job id>/output/                               the corrected series, as sent
-    jobs/<job id>/output.report.html, output.report.pdf the study report (``spectac correct --report``)
+    jobs/<job id>/output.report.pdf                     the study report's PDF page
     jobs/<job id>/report/DOC000001.dcm                  the report as an Encapsulated PDF, as sent
     jobs/<job id>/report/SR000001.dcm                   the report's scores as a Comprehensive SR, as sent
-    audit.jsonl                                         one JSON line per finished job
+    queue/<job id>.correct, queue/<job id>.report       a step waiting or running (empty files; the claims)
+    audit.jsonl                                         one JSON line per finished step of a job
 
 Every file appears whole or not at all (:mod:`spectac.io.atomic`): an instance or a job file is
 written beside its name and renamed, so a server killed at any moment leaves either the old state or
 the new one, and a restart resumes from the files alone (:func:`unfinished_jobs`). The audit log
 is appended one line per write (opened for append, flushed and synced), so a line is never split.
+
+The job files are the truth; ``queue/`` is an index of the steps to run, so that workers find them
+without reading every job file, and the place they claim them. A worker claims a step by taking
+an exclusive ``flock`` on its marker file (:meth:`NodeStore.claim`): the kernel gives it to one
+open file only, in one process or across several, and releases it when the holder exits, however
+it exits, so a killed worker's step is free again for the next start. A finished step's marker is
+removed by its holder, under the lock. On start the index is rebuilt from the job files
+(:meth:`NodeStore.rebuild_queue`), which mends a node killed between a job file and its marker.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +48,18 @@ from spectac.volume import SpectacError
 #: A UID as a file name: digits and dots only (anything else a peer sends is replaced).
 _UNSAFE = re.compile(r"[^0-9A-Za-z.\-]")
 #: Job states; the first two are unfinished and resumed on start.
-QUEUED, RUNNING, DONE, FAILED, SKIPPED = "queued", "running", "done", "failed", "skipped"
+#: Job states. queued, running and reporting are unfinished and resumed on start: reporting is a job
+#: whose AC series went out and whose report is still to be made and sent.
+QUEUED, RUNNING, REPORTING = "queued", "running", "reporting"
+DONE, FAILED, SKIPPED = "done", "failed", "skipped"
+#: The steps of a job, in the order a worker takes them: every waiting correction before any report.
+CORRECT, REPORT = "correct", "report"
+STEPS = (CORRECT, REPORT)
+
+
+def now() -> str:
+    """The time now, ISO 8601 in UTC (what the job files and the audit log record)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def safe_name(uid: str) -> str:
@@ -76,6 +98,7 @@ class NodeStore:
         self.root = Path(root)
         self.incoming = self.root / "incoming"
         self.jobs = self.root / "jobs"
+        self.queue = self.root / "queue"
         self.audit_path = self.root / "audit.jsonl"
 
     def create(self) -> None:
@@ -86,7 +109,7 @@ class NodeStore:
                 permission).
         """
         ensure_writable_parent(self.root, folder=True)
-        for folder in (self.incoming, self.jobs):
+        for folder in (self.incoming, self.jobs, self.queue):
             folder.mkdir(parents=True, exist_ok=True)
 
     # ---- received instances ----------------------------------------------------------------
@@ -134,7 +157,7 @@ class NodeStore:
 
     def unfinished_jobs(self) -> list[dict[str, Any]]:
         """Jobs queued or interrupted while running, oldest first: what a restart resumes."""
-        return [job for job in self.all_jobs() if job.get("status") in (QUEUED, RUNNING)]
+        return [job for job in self.all_jobs() if job.get("status") in (QUEUED, RUNNING, REPORTING)]
 
     def orphan_inputs(self) -> list[str]:
         """Job folders with an input but no job file: a series taken from incoming/ by a node
@@ -148,8 +171,18 @@ class NodeStore:
         folder = self.job_folder(job_id)
         shutil.rmtree(folder / "output", ignore_errors=True)
         shutil.rmtree(folder / "report", ignore_errors=True)
+        self.discard_report(job_id)
+
+    def discard_report(self, job_id: str) -> None:
+        """Remove a job's report written by a run that stopped before recording it (it is redone)."""
+        folder = self.job_folder(job_id)
+        shutil.rmtree(folder / "report", ignore_errors=True)
         for name in ("output.report.html", "output.report.pdf"):
             (folder / name).unlink(missing_ok=True)
+
+    def write_report_pdf(self, job_id: str, pdf: bytes) -> Path:
+        """Keep the report's PDF page in the job folder (what the Encapsulated PDF holds)."""
+        return write_bytes_atomic(self.job_folder(job_id) / "output.report.pdf", pdf, suffix=".pdf")
 
     def report_folder(self, job_id: str) -> Path:
         """Where a job's report goes as DICOM (an Encapsulated PDF and a scores SR instance)."""
@@ -164,6 +197,65 @@ class NodeStore:
         """The corrected series' files of a job, in name order."""
         folder = self.job_folder(job_id) / "output"
         return sorted(p for p in folder.rglob("*.dcm") if p.is_file()) if folder.is_dir() else []
+
+    # ---- the steps to run and their claims ---------------------------------------------------
+
+    def _marker(self, job_id: str, step: str) -> Path:
+        return self.queue / f"{safe_name(job_id)}.{step}"
+
+    def mark(self, job_id: str, step: str) -> None:
+        """Put a job's step in the queue (an empty marker file; nothing if it is there)."""
+        os.close(os.open(self._marker(job_id, step), os.O_WRONLY | os.O_CREAT, 0o644))
+
+    def waiting(self) -> list[tuple[str, str]]:
+        """(job id, step) of every step in the queue, claimed or not: every correction before any
+        report, each oldest first (job ids start with their creation time)."""
+        found = []
+        if not self.queue.is_dir():  # a node still starting (workers are started before the folder is made)
+            return []
+        for path in self.queue.iterdir():
+            job_id, _, step = path.name.rpartition(".")
+            if step in STEPS and job_id:
+                found.append((STEPS.index(step), job_id, step))
+        return [(job_id, step) for _, job_id, step in sorted(found)]
+
+    def claim(self, job_id: str, step: str) -> StepClaim | None:
+        """Claim a step for this caller: an exclusive lock on its marker, or None when another
+        worker holds it or it is finished (its marker gone, or replaced since it was opened)."""
+        path = self._marker(job_id, step)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino  # not removed by the holder we waited for
+        except (BlockingIOError, FileNotFoundError):
+            current = False
+        if not current:
+            os.close(fd)
+            return None
+        return StepClaim(job_id, step, path, fd)
+
+    def claim_next(self) -> StepClaim | None:
+        """The first step of :meth:`waiting` that no other worker holds, claimed; None: none."""
+        for job_id, step in self.waiting():
+            claim = self.claim(job_id, step)
+            if claim is not None:
+                return claim
+        return None
+
+    def rebuild_queue(self) -> None:
+        """Make queue/ what the job files say (on start, before any worker runs): a correct marker
+        for each queued or running job, a report marker for each reporting one, no other."""
+        wanted = {(job["id"], CORRECT if job["status"] in (QUEUED, RUNNING) else REPORT)
+                  for job in self.unfinished_jobs()}
+        for path in self.queue.iterdir():
+            job_id, _, step = path.name.rpartition(".")
+            if (job_id, step) not in wanted:
+                path.unlink(missing_ok=True)
+        for job_id, step in wanted:
+            self.mark(job_id, step)
 
     # ---- the audit log -------------------------------------------------------------------------
 
@@ -180,6 +272,25 @@ class NodeStore:
         if not self.audit_path.exists():
             return []
         return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+
+
+class StepClaim:
+    """A claimed step (:meth:`NodeStore.claim`): :meth:`finish` takes it out of the queue,
+    :meth:`release` leaves it there (for the next start); either frees the lock."""
+
+    def __init__(self, job_id: str, step: str, path: Path, fd: int) -> None:
+        self.job_id, self.step, self.path, self._fd = job_id, step, path, fd
+
+    def finish(self) -> None:
+        """The step is over (done, failed or not needed): remove its marker, then unlock."""
+        if self._fd >= 0:
+            self.path.unlink(missing_ok=True)
+            self.release()
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def read_datasets(paths: list[Path]) -> list[Dataset]:

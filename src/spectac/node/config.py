@@ -2,8 +2,8 @@
 
 Only what a node needs: who it is (AE title, bind address, port), whom it accepts (calling AE
 titles), where results go (destinations), where it keeps its files (the work folder), when a series
-counts as complete (seconds without a new instance), how to correct (method, weights), how to
-retry a send, and the report (on or off; the stress state of its normal limits). Every value is
+counts as complete (seconds without a new instance), how to correct (method, weights, how many
+worker processes), how to retry a send, and the report (on or off; the stress state of its normal limits). Every value is
 checked here, so a bad file fails at start in one line.
 """
 
@@ -22,6 +22,9 @@ from spectac.volume import SpectacError
 STATE_CHOICES = ("auto", "stress", "rest")
 #: Back-off before each retry of a failed send, in seconds (3 tries in all).
 DEFAULT_RETRY_DELAYS = (2.0, 4.0)
+#: Worker processes: on 2 cores, two workers with one PyTorch thread each correct a queue much
+#: faster than one worker with two threads (benchmarks/bench_serve_workers.py; docs/serve.md).
+DEFAULT_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class ServeConfig:
     device: str = "cpu"  # where the network runs: a --device value (spectac.devices)
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     worker_paused: bool = False
+    workers: int = DEFAULT_WORKERS  # worker processes (each loads the network once)
     tls: TlsConfig = field(default_factory=TlsConfig)
     report: bool = True  # send a study report (Encapsulated PDF and scores SR) with each corrected series
     state: str = "auto"  # the stress state of the report's normal limits: auto (from the series), stress, rest
@@ -91,7 +95,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         SpectacError: a missing or invalid value, or an unknown key (a typo must not be ignored).
     """
     known = {"ae_title", "port", "bind", "work", "allowed_calling", "destinations", "complete_after",
-             "method", "weights", "device", "retry_delays", "worker_paused", "tls", "report", "state"}
+             "method", "weights", "device", "retry_delays", "worker_paused", "workers", "tls", "report", "state"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SpectacError(f"serve config: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -111,6 +115,9 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
     delays = raw.get("retry_delays", list(DEFAULT_RETRY_DELAYS))
     if not isinstance(delays, list) or not all(isinstance(d, int | float) and d >= 0 for d in delays):
         raise SpectacError(f"serve config: retry_delays is a list of seconds >= 0, not {delays!r}")
+    workers = raw.get("workers", DEFAULT_WORKERS)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise SpectacError(f"serve config: workers is a whole number 1-64, not {workers!r}")
     tls_raw = raw.get("tls", {})
     if not isinstance(tls_raw, dict) or set(tls_raw) - {"cert", "key", "ca"}:
         raise SpectacError("serve config: [tls] takes cert, key and ca (paths)")
@@ -136,6 +143,7 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path(".")) -> ServeConfig
         device=check_device_name(raw.get("device", "cpu")),
         retry_delays=tuple(float(d) for d in delays),
         worker_paused=bool(raw.get("worker_paused", False)),
+        workers=workers,
         tls=tls,
         report=report,
         state=state,

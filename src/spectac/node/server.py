@@ -1,37 +1,42 @@
 """``spectac serve``: a DICOM node that corrects the NC series sent to it and sends the result on.
 
-Three threads share one work folder (:class:`spectac.io.node_store.NodeStore`):
+Two threads of the node's process and its worker processes share one work folder
+(:class:`spectac.io.node_store.NodeStore`):
 
 - the C-STORE SCP (pynetdicom's association server) writes each received instance, atomically,
   into ``incoming/<series>/`` and notes the time;
 - the collector turns a series into a job once no instance of it arrived for
   ``complete_after`` seconds (DICOM has no "end of series" message; a quiet period is what
-  routers such as Orthanc's ``StableAge`` and mercure use too), moving its folder into the job;
-- the worker runs the jobs in order (:class:`spectac.node.worker.Worker`).
+  routers such as Orthanc's ``StableAge`` and mercure use too), moving its folder into the job
+  and putting its correction in the queue;
+- ``workers`` processes (:mod:`spectac.node.pool`) run the steps (:class:`spectac.node.worker.Worker`):
+  every waiting correction (which sends the AC series) before any report.
 
-The queue is the job files themselves, so on start the unfinished jobs are resumed, and series left
-in ``incoming/`` by a stopped server become jobs after a fresh quiet period.
+The job files are the truth, so on start the unfinished jobs are resumed, and series left in
+``incoming/`` by a stopped server become jobs after a fresh quiet period.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from spectac.errors import SpectacError
-from spectac.io.node_store import QUEUED, NodeStore, safe_name
+from spectac.io.node_store import CORRECT, QUEUED, NodeStore, now, safe_name
 from spectac.node.config import ServeConfig
-from spectac.node.worker import AttachmentHook, Worker, now
+from spectac.node.pool import WorkerPool
+
+if TYPE_CHECKING:
+    from spectac.node.worker import AttachmentHook
 
 #: C-STORE status: stored, and "out of resources" for an instance that could not be written.
 SUCCESS, CANNOT_STORE = 0x0000, 0xA700
@@ -45,14 +50,12 @@ class Server:
         self.config = config
         self.log = log
         self.store = NodeStore(config.work)
-        self.worker = Worker(config, self.store, attachments, log)
+        self.pool = WorkerPool(config, attachments)
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}  # series folder -> monotonic time of its newest instance
         self._first: dict[str, str] = {}  # series folder -> wall time of its first instance
         self._last_wall: dict[str, str] = {}  # series folder -> wall time of its newest instance
-        self._queue: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
-        self._resume = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: Any = None
 
@@ -101,6 +104,7 @@ class Server:
     def _collect(self) -> None:
         while not self._stop.wait(0.2):
             self.collect_once()
+            self.pool.revive(self.log)
 
     def collect_once(self) -> list[str]:
         """Turn every series quiet for ``complete_after`` seconds into a queued job; their ids."""
@@ -112,8 +116,6 @@ class Server:
                 del self._last[series]
                 self._first.pop(series, None)
                 self._last_wall.pop(series, None)
-        for job_id in made:
-            self._queue.put(job_id)
         return made
 
     def _make_job(self, series: str) -> str:
@@ -128,51 +130,54 @@ class Server:
                "received_first": self._first.get(series), "received_last": self._last_wall.get(series) or now(),
                "queued": now()}
         self.store.write_job(job)
+        self.store.mark(job_id, CORRECT)
         self.log(f"job {job_id}: queued ({len(files)} instances)")
         return job_id
 
-    # ---- the worker ----------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            if not self._resume.wait(0.2):
-                continue
-            try:
-                job_id = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            try:
-                self.worker.run(job_id)
-            except Exception as exc:  # noqa: BLE001 - one broken job must not stop the node
-                self.log(f"job {job_id}: crashed ({exc!r}); left for the next start")
+    # ---- the workers ---------------------------------------------------------------------------
 
     def resume_worker(self) -> None:
-        """Start running jobs (a server configured with ``worker_paused`` only queues them)."""
-        self._resume.set()
+        """Start the worker processes (a server configured with ``worker_paused`` only queues jobs)."""
+        if not self.pool.processes:
+            self.pool.start()
 
     # ---- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the model (unless the worker is paused: a bad model fails here), resume unfinished
-        jobs, pick up series left in incoming/, and listen.
+        """Start the workers, which load the model (unless paused: a bad model fails here), resume
+        unfinished jobs, pick up series left in incoming/, and listen.
 
         What can fail is checked before the work folder is made (the model, the TLS files, the
-        port), so a node that does not start leaves nothing behind.
+        port), so a node that does not start leaves nothing behind. The workers load the model
+        while this process checks the rest (this process never loads PyTorch: it starts in a
+        second, and receives undisturbed).
 
         Raises:
             SpectacError: a method or weights that do not load, TLS files that do not, a port that
                 cannot be listened on, a work folder that cannot be made.
         """
         if not self.config.worker_paused:
-            self.worker.prepared()
-        ssl_context = self._ssl_context()
+            self.pool.start()
+        try:
+            self._start(self._ssl_context())
+        except BaseException:
+            self.pool.terminate()  # killed: a step one of them took is resumed by the next start
+            raise
+        self._threads = [threading.Thread(target=self._collect, name="spectac-collect", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        self.log(f"{self.config.ae_title} listening on {self.config.bind}:{self.config.port}, work folder {self.config.work}")
+
+    def _start(self, ssl_context: ssl.SSLContext | None) -> None:
         _check_can_listen(self.config.bind, self.config.port)
+        if not self.config.worker_paused:
+            self.pool.wait_ready()
         self.store.create()
         for job_id in self.store.orphan_inputs():  # taken from incoming/ just before a stop
             self._write_new_job(job_id, job_id.partition("-")[2])
         for job in self.store.unfinished_jobs():
-            self._queue.put(job["id"])
             self.log(f"job {job['id']}: resumed ({job['status']})")
+        self.store.rebuild_queue()
         with self._lock:
             for series, mtime in self.store.incoming_series().items():
                 self._last[series] = time.monotonic()  # a fresh quiet period: the peer may still be sending
@@ -187,21 +192,15 @@ class Server:
                                            evt_handlers=[(evt.EVT_C_STORE, self._on_store)], ssl_context=ssl_context)
         except OSError as exc:  # taken since the check
             raise SpectacError(_listen_error(self.config.bind, self.config.port, exc)) from None
-        self._threads = [threading.Thread(target=self._collect, name="spectac-collect", daemon=True),
-                         threading.Thread(target=self._work, name="spectac-work", daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        if not self.config.worker_paused:
-            self.resume_worker()
-        self.log(f"{self.config.ae_title} listening on {self.config.bind}:{self.config.port}, work folder {self.config.work}")
 
     def stop(self) -> None:
-        """Stop listening and let the worker finish its current job; queued jobs stay queued."""
+        """Stop listening and let each worker finish its current step; queued steps stay queued."""
         self._stop.set()
         if self._server is not None:
             self._server.shutdown()
         for thread in self._threads:
             thread.join()
+        self.pool.stop()
 
     def serve_forever(self) -> None:
         """Start and run until interrupted (Ctrl-C, SIGTERM turned into KeyboardInterrupt)."""
