@@ -312,11 +312,18 @@ def cache_scatter_image(out: Path, case_id: str) -> None:
     """Add the study's scatter-window image (scatter.nii.gz, the second input of the shipped mu
     model) once the study and the manifest are written: made from the written study exactly as
     training would make it when missing (:func:`spectac.reconstruction.scatter_image.study_scatter_image`),
-    so a new cohort needs no backfill. A protocol without a window below the photopeak has none."""
+    so a new cohort needs no backfill. A protocol without a window below the photopeak has none.
+    One torch thread, as the studies' own OSEM: the same bytes whatever ``--workers``."""
     dataset = Dataset.open(out)
     acquisition = study_acquisition(dataset, case_id)
-    if scatter_window(acquisition, acquisition.window_index()) is not None:
+    if scatter_window(acquisition, acquisition.window_index()) is None:
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
         study_scatter_image(dataset, case_id)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def window_projections(windows: dict[str, np.ndarray], protocol: Protocol) -> tuple[dict, dict]:
