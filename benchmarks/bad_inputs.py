@@ -91,14 +91,16 @@ def _blob(seed: int, n: int = N) -> np.ndarray:
 
 
 def _dataset(root: Path) -> Path:
-    """Four patients (train, train, val, test), rest and stress, NC/AC/mu."""
+    """Four patients (train, train, val, test), rest and stress, NC/AC/mu and the scatter-window
+    image the mu model takes (a study's own: there are no projections to make it from)."""
     cases = []
     for p, split in enumerate(("train", "train", "val", "test")):
         for state in ("rest", "stress"):
             case_id = f"P{p}_{state}"
             ac = Volume.centred(_blob(2 * p + (state == "stress")), SPACING)
             mu = ac.with_array(np.where(ac.array > 1, 0.153, 0.0).astype(np.float32))
-            write_study(root, case_id, {"nc": ac.with_array(ac.array / 3), "ac": ac, "mu": mu})
+            write_study(root, case_id, {"nc": ac.with_array(ac.array / 3), "ac": ac, "mu": mu,
+                                        "scatter": ac.with_array(ac.array / 10)})
             cases.append(Case(case_id, f"P{p}", state, "F" if p % 2 else "M", bmi=25.0, defect_type="none",
                               defect_severity=0.0, split=split))
     write_manifest(root, {"source": "bad-input benchmark", "protocol": {"n_views": 60, "arc_deg": 180.0}}, cases)
@@ -649,6 +651,7 @@ def _newer_commands(tmp: Path, data: Path, nc_file: Path, a_file: Path, add: Cal
              writes=(o("i13.nii.gz"), o("i13-mu.txt")))
     indirect("--mu-out an existing file", tomo, o("i14.nii.gz"), *w, "--mu-out", str(proj / "mu-copy.nii.gz"))
     indirect("-o the projections themselves", tomo, tomo, *w, writes=())
+    indirect("no window below the photopeak (the mu model takes the scatter image)", one_window, o("i20.nii.gz"), *w)
     indirect("-o an existing NIfTI", tomo, image, *w, writes=())
     add("correct", "--route sideways", ["--route", "sideways", str(tomo), "-o", str(o("i15.nii.gz"))],
         o("i15.nii.gz"))

@@ -75,7 +75,7 @@ def main() -> None:
         maps = {"true mu-map": mu, "shifted 13.6 mm": np.roll(mu, 2, axis=0),
                 "uniform water body": np.where(mu > 0, np.float32(0.153), np.float32(0))}
         for i, (name, guess) in enumerate(maps.items()):
-            indirect.predict_mu = lambda nc, _model, guess=guess: nc.with_array(guess)
+            indirect.predict_mu = lambda nc, _model, *_, guess=guess: nc.with_array(guess)
             start = time.perf_counter()
             summary = indirect.correct_projections(path, root / f"out{i}.nii.gz", model)
             print(f"{name}: index D/E {summary['qc'].index:.4g}, {summary['kind_text']}, "

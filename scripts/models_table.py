@@ -32,6 +32,8 @@ def _row(spec: ModelSpec) -> str:
     if spec.spatial_dims == 2:
         network += ", on every axial slice"
     inputs = "NC + log Chang factor" if config.get("prior") == "chang" else "NC"
+    if config.get("scatter_input"):
+        inputs += " + scatter-window image"
     loss = f"GAN + {config['lambda_l1']:g} x L1, {spec.spatial_dims}D patch discriminator" if spec.adversarial else "L1"
     options = "; ".join(f"{k} {_value(v)}" for k, v in spec.backbone_options(config).items())
     predicts = "mu-map (1/cm)" if spec.target == "mu" else "AC image"

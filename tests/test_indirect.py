@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from spectac.acquisition.acquire import acquire_windows
@@ -21,8 +22,14 @@ from spectac.correction.methods import METHODS
 from spectac.errors import SpectacError
 from spectac.io.dataset import Case, Dataset, write_manifest, write_study
 from spectac.io.nifti import read_nifti, write_nifti
-from spectac.io.projections import EnergyWindow, acquisition_from_projections, write_projections_dicom
+from spectac.io.projections import (
+    EnergyWindow,
+    acquisition_from_projections,
+    read_projections,
+    write_projections_dicom,
+)
 from spectac.nn.registry import REGISTRY, resolve_config
+from spectac.reconstruction.scatter_image import scatter_image
 from spectac.training.data import Augmentation, Draw, augment, load_pair, shift_zero_fill
 from spectac.volume import Volume
 
@@ -52,7 +59,10 @@ def _mu_dataset(root: Path, n: int = 16) -> Path:
         nc = ac * np.exp(-2.0 * np.clip(1 - np.sqrt((xx / a) ** 2 + (yy / b) ** 2), 0, 1))
         grid = Volume.centred(nc.astype(np.float32), SPACING)
         case_id = f"p{i:02d}_rest"
-        write_study(root, case_id, {"nc": grid, "ac": grid.with_array(ac), "mu": grid.with_array(mu)})
+        # an imported study's own scatter-window image (no projections.npz to make one from)
+        scatter = grid.with_array(ndimage.gaussian_filter(30.0 * body, 1.5).astype(np.float32))
+        write_study(root, case_id, {"nc": grid, "ac": grid.with_array(ac), "mu": grid.with_array(mu),
+                                    "scatter": scatter})
         cases.append(Case(case_id, f"p{i:02d}", "rest", "F", split="train" if i < 3 else "val"))
     write_manifest(root, {"source": "test"}, cases)
     return root
@@ -69,17 +79,28 @@ def mu_model(tmp_path_factory) -> Path:
     return out
 
 
-def test_train_target_mu_writes_a_model_that_says_so(mu_model: Path) -> None:
+def test_train_target_mu_writes_a_model_that_says_so(mu_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = json.loads((mu_model / "config.json").read_text())
     assert config["model"] == "unet3d-mu" and config["target"] == "mu"
     model = deep.load_model(mu_model)
     assert model.target == "mu" and model.config == config
     assert "mu-map in 1/cm" in (mu_model / "MODEL_CARD.md").read_text()
-    # the prediction is a mu-map: 1/cm, >= 0, on the NC grid, whatever the NC count level
-    nc = Dataset.open(mu_model.parent / "data").load("p00_rest", "nc")
-    mu = deep.predict_mu(nc, model)
+    # it takes NC and the scatter-window image, and says so
+    assert config["network"]["scatter_input"] is True and config["inputs"]["channels"] == ["nc", "scatter"]
+    assert config["inputs"]["scatter_image"]["osem"]["iterations"] == 2
+    # the prediction is a mu-map: 1/cm, >= 0, on the NC grid, whatever the count level
+    dataset = Dataset.open(mu_model.parent / "data")
+    nc, scatter = dataset.load("p00_rest", "nc"), dataset.load("p00_rest", "scatter")
+    mu = indirect.predict_mu(nc, model, scatter)
     assert mu.same_grid(nc) and mu.array.min() >= 0
-    np.testing.assert_allclose(deep.predict_mu(nc.with_array(10 * nc.array), model).array, mu.array, atol=1e-5)
+    np.testing.assert_allclose(indirect.predict_mu(nc.with_array(10 * nc.array), model,
+                                                   scatter.with_array(10 * scatter.array)).array, mu.array, atol=1e-5)
+    # the network input is the training pair's, channel for channel
+    seen = []
+    monkeypatch.setattr(indirect, "predict_normalised", lambda generator, x, *_: seen.append(x) or x[0])
+    indirect.predict_mu(nc, model, scatter)
+    np.testing.assert_allclose(seen[0], load_pair(dataset, "p00_rest", 99.9, target="mu", scatter=True).inputs(),
+                               rtol=1e-6)
     # a mu model is no correction method; an AC model is
     assert "unet3d-mu" not in METHODS and "unet3d" in METHODS
     assert REGISTRY["unet3d-mu"].target == "mu" and REGISTRY["unet3d"].target == "ac"
@@ -93,7 +114,7 @@ def test_l1_steps_bring_the_predicted_mu_map_closer(mu_model: Path) -> None:
     from spectac.training.steps import SupervisedStep, mean_l1
 
     torch.manual_seed(0)
-    pairs = load_pairs(Dataset.open(mu_model.parent / "data"), "train", 99.9, target="mu")
+    pairs = load_pairs(Dataset.open(mu_model.parent / "data"), "train", 99.9, target="mu", scatter=True)
     generator = build_generator(resolve_config("unet3d-mu", {"channels": [4, 8]}))
     step = SupervisedStep(generator, torch.optim.Adam(generator.parameters(), lr=3e-3))
     before = mean_l1(generator, batches(pairs, 3))
@@ -189,8 +210,8 @@ def test_indirect_with_the_true_mu_is_reconstruct_with_the_true_mu(projections, 
     path, mu_path, mu = projections
     seen = []
 
-    def true_mu(nc: Volume, model: deep.DeepModel) -> Volume:
-        seen.append((nc.array.copy(), model.target))
+    def true_mu(nc: Volume, model: deep.DeepModel, scatter: Volume | None = None) -> Volume:
+        seen.append((nc.array.copy(), model.target, scatter))
         return nc.with_array(mu)
 
     monkeypatch.setattr(indirect, "predict_mu", true_mu)
@@ -206,6 +227,11 @@ def test_indirect_with_the_true_mu_is_reconstruct_with_the_true_mu(projections, 
     assert _run("reconstruct", path, "-o", nc, *OSEM).exit_code == 0
     np.testing.assert_array_equal(seen[0][0], read_nifti(nc).array)
     assert seen[0][1] == "mu"
+    # and the scatter-window image of the recipe training used: OSEM of the DEW window
+    acquisition = read_projections(path)
+    expected_scatter = scatter_image(acquisition, acquisition.window_index())
+    assert expected_scatter.role == "dew_lower"
+    np.testing.assert_array_equal(seen[0][2].array, expected_scatter.volume.array)
     # the printed index is spectac qc's of the unfiltered image and the predicted mu-map
     unfiltered = tmp_path / "unfiltered.nii.gz"
     assert _run("reconstruct", path, "-o", unfiltered, "--mu", mu_out, "--cutoff", 0, *OSEM).exit_code == 0
@@ -219,7 +245,7 @@ def test_indirect_nm_dicom_output(projections, mu_model: Path, tmp_path: Path, m
     import pydicom
 
     path, _, mu = projections
-    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model: nc.with_array(mu))
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model, *_: nc.with_array(mu))
     out = tmp_path / "ac.dcm"
     result = _run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, *OSEM)
     assert result.exit_code == 0, (result.output, result.exception)
@@ -274,7 +300,7 @@ def test_the_qc_verdict_is_in_every_output(projections, mu_model: Path, tmp_path
     from nibabel import load as nib_load
 
     path, mu_path, mu = projections
-    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model: nc.with_array(mu))
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model, *_: nc.with_array(mu))
     plain = tmp_path / "plain.nii.gz"
     result = _run("correct", "--route", "indirect", path, "-o", plain, "--weights", mu_model, *OSEM)
     assert result.exit_code == 0, (result.output, result.exception)
@@ -354,7 +380,7 @@ def test_bad_inputs_are_refused_and_nothing_is_written(projections, mu_model: Pa
 
 def test_a_mu_map_beyond_any_tissue_is_refused(projections, mu_model: Path, tmp_path: Path, monkeypatch) -> None:
     path, _, _ = projections
-    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model: nc.with_array(np.full(nc.shape, 3.0, np.float32)))
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model, *_: nc.with_array(np.full(nc.shape, 3.0, np.float32)))
     out, mu_out = tmp_path / "out.nii.gz", tmp_path / "mu.nii.gz"
     line = _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model, "--mu-out", mu_out,
                          *OSEM), out, mu_out)
@@ -382,7 +408,7 @@ def test_the_indirect_route_writes_the_study_report(projections, mu_model: Path,
     path, _, mu = projections
     seen: dict[str, np.ndarray] = {}
 
-    def true_mu(nc: Volume, model: deep.DeepModel) -> Volume:
+    def true_mu(nc: Volume, model: deep.DeepModel, *_: object) -> Volume:
         seen["mu model"] = nc.array.copy()
         return nc.with_array(mu)
 
@@ -421,3 +447,63 @@ def test_the_indirect_route_writes_the_study_report(projections, mu_model: Path,
     # --sex and --state belong to the report, on this route too
     assert "--report" in _refused(_run("correct", "--route", "indirect", path, "-o", out, "--weights", mu_model,
                                        "--state", "rest"), out)
+
+
+def test_augmentation_treats_the_scatter_image_as_nc(mu_model: Path) -> None:
+    """The scatter-window image (channel 1) is an image of the same acquisition: the shift, the
+    truncation window (found on NC), the count factor and the smoothing act on it as on NC; its
+    noise is its own, and NC's draws are those of the same pair without it."""
+    dataset = Dataset.open(mu_model.parent / "data")
+    pair = load_pair(dataset, "p00_rest", 99.9, target="mu", scatter=True)
+    alone = load_pair(dataset, "p00_rest", 99.9, target="mu")
+    assert pair.inputs().shape == (2, *pair.nc.shape) and pair.images == 2 and alone.images == 1
+    np.testing.assert_array_equal(pair.inputs()[0], alone.inputs()[0])
+    quiet = Augmentation(noise=0.0)
+    shift = (2, -1, 1)
+    (x, _), (nc_only, _) = (augment(p, quiet, Draw(shift=shift, counts=0.5)) for p in (pair, alone))
+    np.testing.assert_allclose(x[1], 0.5 * shift_zero_fill(pair.scatter, shift), rtol=1e-6)
+    np.testing.assert_array_equal(x[0], nc_only[0])
+    cut, _ = augment(pair, quiet, Draw(cuts=(0.3, 0.0)))
+    outside = cut[0].max(axis=(1, 2)) == 0  # the columns the window zeroes in NC ...
+    assert outside.any() and (cut[1][outside] == 0).all() and (cut[1][~outside] == pair.scatter[~outside]).all()
+    smooth, _ = augment(pair, quiet, Draw(sigma=0.8))
+    np.testing.assert_allclose(smooth[1], ndimage.gaussian_filter(pair.scatter, 0.8, mode="constant"), rtol=1e-5)
+    noisy, _ = augment(pair, Augmentation(), Draw(counts=0.5, noise_seed=3))
+    noisy_alone, _ = augment(alone, Augmentation(), Draw(counts=0.5, noise_seed=3))
+    np.testing.assert_array_equal(noisy[0], noisy_alone[0])
+    assert not np.allclose(noisy[1], 0.5 * pair.scatter)
+
+
+def _photopeak_only(projections_path: Path, folder: Path) -> Path:
+    """The fixture's acquisition with its photopeak window alone, as NM TOMO DICOM."""
+    from dataclasses import replace
+
+    acquisition = read_projections(projections_path)
+    w = acquisition.window_index()
+    single = replace(acquisition, counts=acquisition.counts[w : w + 1], windows=[acquisition.windows[w]])
+    return write_projections_dicom(single, folder / "photopeak.dcm")
+
+
+def test_without_a_scatter_window_the_route_refuses_or_takes_an_nc_only_model(projections, mu_model: Path,
+                                                                                tmp_path: Path, monkeypatch) -> None:
+    """No window below the photopeak: the shipped kind of mu model (NC + scatter image) refuses
+    with one line before any OSEM and writes nothing; an NC-only mu model (scatter_input false)
+    corrects the same file."""
+    from spectac.training.options import TrainOptions
+    from spectac.training.train import train_model
+
+    path, _, _ = projections
+    single = _photopeak_only(path, tmp_path)
+    out = tmp_path / "out.nii.gz"
+    with monkeypatch.context() as patched:
+        patched.setattr(indirect, "reconstruct_window", lambda *a, **k: pytest.fail("OSEM ran"))
+        line = _refused(_run("correct", "--route", "indirect", single, "-o", out, "--weights", mu_model), out)
+    assert "no energy window below the photopeak" in line and "--route direct" in line
+    nc_only = tmp_path / "nc-only"
+    train_model(mu_model.parent / "data", nc_only, "unet3d-mu", TrainOptions(epochs=1),
+                {"channels": [4, 8], "scatter_input": False})
+    config = json.loads((nc_only / "config.json").read_text())
+    assert config["inputs"]["channels"] == ["nc"] and "scatter_image" not in config["inputs"]
+    result = _run("correct", "--route", "indirect", single, "-o", out, "--weights", nc_only, *OSEM)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert read_nifti(out).shape == (N, N, N)

@@ -113,6 +113,59 @@ def test_correct_acquisition_with_the_true_mu_is_ct_ac_with_the_true_mu(dataset:
     assert result.qc.index == qc.index and result.ac.kind == "AC+TEW"
 
 
+
+def test_the_scatter_image_is_one_recipe_for_training_and_the_route(dataset: Dataset, monkeypatch) -> None:
+    """Training's scatter-window image (written by the simulator, else made by load_pair and
+    cached as scatter.nii.gz) and the one the indirect route gives a scatter-input mu model are the
+    same function of the same acquisition: equal arrays. The cache is read back, and a cache of
+    another recipe is remade."""
+    from pathlib import Path
+
+    from spectac.correction import indirect
+    from spectac.correction.deep import DeepModel
+    from spectac.io.nifti import write_nifti
+    from spectac.reconstruction import scatter_image as recipe
+
+    case_id = "P000_rest"
+    acquisition = study_acquisition(dataset, case_id)
+    expected = recipe.scatter_image(acquisition, acquisition.window_index())
+    assert expected.role == "dew_lower" and expected.volume.same_grid(dataset.load(case_id, "nc"))
+    # the simulator wrote it; training remakes it when it is missing
+    np.testing.assert_array_equal(dataset.load(case_id, "scatter").array, expected.volume.array)
+    dataset.path(case_id, "scatter").unlink()
+    pair = load_pair(dataset, case_id, 99.9, target="mu", scatter=True)
+    assert dataset.description(case_id, "scatter") == recipe.DESCRIPTION
+    cached = dataset.load(case_id, "scatter").array
+    np.testing.assert_array_equal(cached, expected.volume.array)
+    np.testing.assert_allclose(pair.scatter * float(np.percentile(cached, 99.9)), cached, rtol=1e-5, atol=1e-6)
+    with monkeypatch.context() as patched:  # read back, not remade
+        patched.setattr(recipe, "scatter_image", lambda *a, **k: pytest.fail("remade"))
+        np.testing.assert_array_equal(recipe.study_scatter_image(dataset, case_id).array, cached)
+    write_nifti(expected.volume.with_array(np.zeros_like(cached)), dataset.path(case_id, "scatter"), descrip="old")
+    np.testing.assert_array_equal(recipe.study_scatter_image(dataset, case_id).array, cached)
+    # the route: what a scatter-input mu model is given
+    seen = []
+    model = DeepModel("unet3d-mu", None, {"network": {"scatter_input": True}}, Path("best.pt"))  # type: ignore[arg-type]
+    mu = true_mu(dataset, case_id)
+    monkeypatch.setattr(indirect, "predict_mu", lambda nc, model, scatter: seen.append(scatter) or nc.with_array(mu.array))
+    monkeypatch.setattr(indirect, "training_reference", lambda model: None)
+    result = correct_acquisition(acquisition, acquisition.window_index(), model, study_recon_config(dataset))
+    np.testing.assert_array_equal(seen[0].array, cached)
+    assert result.scatter is not None and result.scatter.role == "dew_lower"
+
+
+def test_a_study_without_projections_or_scatter_image_is_refused(tmp_path) -> None:
+    from spectac.io.dataset import Case, write_manifest, write_study
+    from spectac.reconstruction.scatter_image import study_scatter_image
+    from spectac.volume import Volume
+
+    grid = Volume.centred(np.ones((8, 8, 8), np.float32), 6.8)
+    write_study(tmp_path, "p00_rest", {"nc": grid, "ac": grid, "mu": grid})
+    write_manifest(tmp_path, {"source": "test"}, [Case("p00_rest", "p00", "rest", "F", split="train")])
+    with pytest.raises(SpectacError, match=r"no scatter\.nii\.gz and no projections\.npz"):
+        study_scatter_image(Dataset.open(tmp_path), "p00_rest")
+
+
 def _acquisition(views: int = 8, n: int = 12, seed: int = 0):
     protocol = Protocol(n_views=views, matrix=n, pixel_mm=13.6)
     counts = np.random.default_rng(seed).poisson(50.0, (4, views, n, n)).astype(np.float32)

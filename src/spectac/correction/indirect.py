@@ -5,7 +5,10 @@
 1. OSEM of the photopeak without attenuation (NC, no scatter correction: the image the networks
    are trained on, as ``spectac reconstruct`` makes it);
 2. a mu model (target "mu", :mod:`spectac.nn.registry`) predicts the mu-map in 1/cm from that
-   NC image alone;
+   NC image and, for a model that takes it (the shipped one does), the scatter-window image: a
+   quick OSEM of the window below the photopeak
+   (:func:`spectac.reconstruction.scatter_image.scatter_image`, the same function that made the
+   training studies' images);
 3. OSEM with that mu-map in the system matrix and the window-based scatter estimate (TEW, else
    DEW, when the file has the windows), exactly as ``spectac reconstruct --mu`` does with a CT's;
 4. the consistency index (:mod:`spectac.reconstruction.consistency`, as ``spectac qc`` computes
@@ -18,8 +21,14 @@ The direct route (a network maps NC to the AC image) never sees the projections;
 only supplies the attenuation map and the physics makes the image, so the counts stay those the
 camera measured and the consistency index checks the predicted mu-map against them. Deep-learning
 mu-maps from emission data: e.g. Shi et al., Eur J Nucl Med Mol Imaging 2020 (from the photopeak
-and scatter windows); Hwang et al., J Nucl Med 2018 (PET). This implementation gives the network
-the NC reconstruction only (no scatter-window reconstruction as a second channel).
+and scatter windows, as here); Hwang et al., J Nucl Med 2018 (PET).
+
+An acquisition with no window below the photopeak has no scatter-window image: a mu model that
+takes one refuses it with one line before the NC reconstruction (use the direct route, a CT
+mu-map, or an NC-only mu model with ``--weights``; no NC-only model is shipped, so that a study is
+never silently corrected by a weaker network than the one its report names). A scatter image from
+another kind of window than the training data's (a narrow TEW window where the model learnt from
+a broad DEW window) is used, and the difference is among the study's out-of-distribution flags.
 
 Everything the user can get wrong is refused before the first OSEM: the outputs (existing, the
 report files included, or an NM DICOM output the projections cannot carry), the mu model (none
@@ -34,7 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spectac.correction.deep import DeepModel, predict_mu, resolve_mu_model
+import numpy as np
+
+from spectac.correction import deep
+from spectac.correction.deep import DeepModel, predict_normalised, resolve_mu_model
 from spectac.correction.files import ReportBuilder, report_facts
 from spectac.correction.ood import ood_comments, ood_flags, training_reference
 from spectac.errors import SpectacError
@@ -42,6 +54,8 @@ from spectac.io.nifti import write_nifti, write_sidecar_record
 from spectac.io.paths import check_output_outside, ensure_writable_parent
 from spectac.io.projections import Acquisition
 from spectac.io.report_files import check_report_paths, write_report_files
+from spectac.nn.normalisation import normalise
+from spectac.nn.registry import takes_scatter
 from spectac.reconstruction.consistency import Consistency, QcThreshold, QcVerdict
 from spectac.reconstruction.files import (
     WindowRecon,
@@ -55,7 +69,19 @@ from spectac.reconstruction.files import (
 )
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.projections import MAX_MU_PER_CM
+from spectac.reconstruction.scatter_image import (
+    WINDOW_ROLES,
+    ScatterImage,
+    no_scatter_window_message,
+    scatter_image,
+    scatter_window,
+)
+from spectac.resample import zoom_to_shape
 from spectac.volume import Volume
+
+#: How the flags name the scatter-image windows.
+ROLE_TEXT = {"dew_lower": "the broad window below the photopeak (DEW's)",
+             "tew_lower": "the narrow window just below the photopeak (TEW's)"}
 
 
 def check_projections_input(path: Path) -> None:
@@ -78,6 +104,7 @@ class IndirectResult:
         ac: the AC reconstruction with that mu-map and the scatter estimate, post-filtered.
         qc: the consistency index of the unfiltered AC image and the mu-map with the photopeak.
         ood_flags: why the NC image is unlike the mu model's training data.
+        scatter: the scatter-window image the mu model saw, or None (an NC-only model).
     """
 
     nc: WindowRecon
@@ -85,6 +112,39 @@ class IndirectResult:
     ac: WindowRecon
     qc: Consistency
     ood_flags: list[str]
+    scatter: ScatterImage | None = None
+
+
+def model_takes_scatter(model: DeepModel | None) -> bool:
+    """Whether a mu model's input has the scatter-window image (config.json network
+    ``scatter_input``; models saved before it take NC alone)."""
+    return model is not None and takes_scatter(model.config.get("network", {}))
+
+
+def trained_scatter_role(model: DeepModel) -> str | None:
+    """The window role (:data:`~spectac.reconstruction.scatter_image.WINDOW_ROLES`) of the training
+    data's scatter images: the first of the training protocol's windows by name, or None."""
+    names = {w.name for w in model.protocol.windows}
+    return next((role for role in WINDOW_ROLES if role in names), None)
+
+
+def predict_mu(nc: Volume, model: DeepModel, scatter: Volume | None = None) -> Volume:
+    """The mu-map (1/cm, >= 0) a mu model predicts, on the NC grid: from NC alone
+    (:func:`spectac.correction.deep.predict_mu`), or with ``scatter`` (on the NC grid) as channel 1,
+    normalised by its own percentile and resampled with NC to the training voxel size, as
+    :func:`spectac.training.data.load_pair` prepares it."""
+    if scatter is None:
+        return deep.predict_mu(nc, model)
+    if not model_takes_scatter(model):
+        raise SpectacError(f"the mu model {model.name} takes NC alone, not the scatter-window image")
+    inputs, _, resampled = deep.network_input(nc, model)
+    image = zoom_to_shape(scatter.array, inputs.shape[-3:]) if resampled else scatter.array
+    stacked = np.stack([inputs, normalise(image, model.percentile)[0]]) if inputs.ndim == 3 else \
+        np.concatenate([inputs[:1], normalise(image, model.percentile)[0][None], inputs[1:]])
+    prediction = predict_normalised(model.generator, stacked, model.device, model.amp)
+    if resampled:
+        prediction = zoom_to_shape(prediction, nc.shape)
+    return nc.with_array(np.clip(prediction, 0, None).astype(np.float32))
 
 
 def correct_acquisition(acquisition: Acquisition, w: int, model: DeepModel, config: ReconConfig | None = None,
@@ -94,23 +154,36 @@ def correct_acquisition(acquisition: Acquisition, w: int, model: DeepModel, conf
     :func:`spectac.reconstruction.study.study_acquisition`): window ``w`` (0-based), a loaded mu
     model (:func:`spectac.correction.deep.resolve_mu_model`). ``where`` names the input in errors.
 
+    A mu model that takes the scatter-window image gets it from
+    :func:`spectac.reconstruction.scatter_image.scatter_image` (window ``w`` is the photopeak).
+
     Raises:
-        SpectacError: the predicted mu-map holds values beyond any tissue, or a window the scatter
-            method needs is missing.
+        SpectacError: the predicted mu-map holds values beyond any tissue, a window the scatter
+            method needs is missing, or the mu model takes the scatter-window image and the
+            acquisition has no window below the photopeak (before any OSEM).
     """
     config = config or ReconConfig()
     scatter = scatter_choice(scatter)
     where = where or acquisition.source or "the acquisition"
+    wants_scatter = model_takes_scatter(model)
+    if wants_scatter and scatter_window(acquisition, w) is None:
+        raise SpectacError(no_scatter_window_message(where, model.name, acquisition))
     nc = reconstruct_window(acquisition, w, config, collimator, None, "none")
     flags = ood_flags(nc.result.volume, None, training_reference(model))
-    mu = predict_mu(nc.result.volume, model)
+    image = scatter_image(acquisition, w, collimator) if wants_scatter else None
+    if image is not None:
+        trained = trained_scatter_role(model)
+        if trained is not None and image.role != trained:
+            flags.append(f"the scatter-window image is from {ROLE_TEXT[image.role]}; the mu model learnt from "
+                         f"{ROLE_TEXT[trained]}")
+    mu = predict_mu(nc.result.volume, model) if image is None else predict_mu(nc.result.volume, model, image.volume)
     highest = float(mu.array.max())
     if highest > MAX_MU_PER_CM:
         raise SpectacError(f"{where}: the mu model {model.name} predicts mu up to {highest:.3g} 1/cm, beyond "
                            f"any tissue (at most {MAX_MU_PER_CM:g}): this study is unlike its training data, or the "
                            "model is not trained enough; use the direct route or a CT mu-map (spectac reconstruct --mu)")
     ac, qc = reconstruct_consistent(acquisition, w, config, collimator, mu, scatter)
-    return IndirectResult(nc, mu, ac, qc, flags)
+    return IndirectResult(nc, mu, ac, qc, flags, image)
 
 
 def correct_projections(

@@ -5,7 +5,9 @@ DATASET/
   dataset.json        format version, how it was made
   cases.csv           a row per study (see CASE_COLUMNS)
   studies/<case_id>/  nc.nii.gz, ac.nii.gz, and when known mu.nii.gz, truth.nii.gz, lv.json,
-                      projections.npz (the counts of every energy window of a simulated study)
+                      projections.npz (the counts of every energy window of a simulated study),
+                      scatter.nii.gz (the scatter-window image, derived from projections.npz: the
+                      simulator writes it, training adds it when missing)
 ```
 Simulated and imported data meet here: everything downstream reads studies through
 :class:`Dataset` and never knows where a study came from.
@@ -22,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from spectac.io.atomic import atomic_dir, write_text_atomic
-from spectac.io.nifti import STUDY_DESCRIPTIONS, read_nifti, write_nifti
+from spectac.io.nifti import STUDY_DESCRIPTIONS, read_nifti, read_nifti_header, write_nifti
 from spectac.io.window_projections import FILE_NAME as PROJECTIONS_FILE
 from spectac.io.window_projections import read_window_projections, window_projections_bytes
 from spectac.volume import SpectacError, Volume
 
 FORMAT_VERSION = 1
-VOLUME_NAMES = ("nc", "ac", "mu", "truth")
+VOLUME_NAMES = ("nc", "ac", "mu", "truth", "scatter")
+#: Study volumes derived from the others, which may be added to an existing study folder (a cache).
+DERIVED_NAMES = ("scatter",)
 SPLITS = ("train", "val", "test")
 
 
@@ -199,6 +203,19 @@ class Dataset:
         if not path.is_file():
             raise SpectacError(f"{path}: missing study volume")
         return read_nifti(path)
+
+    def description(self, case_id: str, name: str) -> str:
+        """The NIfTI description of one study volume (without reading its voxels)."""
+        return read_nifti_header(self.path(case_id, name)).descrip
+
+    def write_derived(self, case_id: str, name: str, volume: Volume) -> Path:
+        """Add (or replace, atomically) a volume derived from the study's own files, e.g. the
+        scatter-window image (:data:`DERIVED_NAMES`); the study's original files are never touched."""
+        if name not in DERIVED_NAMES:
+            raise ValueError(f"{name!r} is no derived study volume ({', '.join(DERIVED_NAMES)})")
+        if not self.study_dir(case_id).is_dir():
+            raise SpectacError(f"{self.study_dir(case_id)}: no such study folder")
+        return write_nifti(volume, self.path(case_id, name), descrip=STUDY_DESCRIPTIONS[name])
 
     def projections(self, case_id: str) -> tuple[dict[str, Any], dict[str, tuple[float, float]]]:
         """The energy-window projections of a study (counts per window, keV bounds per window);

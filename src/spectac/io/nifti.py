@@ -20,7 +20,10 @@ from spectac.io.atomic import atomic_path, write_text_atomic
 from spectac.volume import LPS_TO_RAS, SpectacError, Volume, check_finite
 
 #: ``descrip`` of the volumes of a dataset study, by name.
-STUDY_DESCRIPTIONS = {"nc": "spectac NC", "ac": "spectac CT-AC reference", "mu": "spectac mu-map 1/cm"}
+#: The scatter-window image's names its recipe (spectac.reconstruction.scatter_image): a cached one
+#: of another recipe is remade.
+STUDY_DESCRIPTIONS = {"nc": "spectac NC", "ac": "spectac CT-AC reference", "mu": "spectac mu-map 1/cm",
+                      "scatter": "spectac scatter-window image OSEM 2x6 noPSF BW0.4/10"}
 
 
 def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> Volume:

@@ -16,7 +16,10 @@ target "mu" the mu-map in 1/cm (the "indirect" route: ``spectac correct --route 
 reconstructs the raw projections with the predicted mu-map; e.g. Shi et al., "Deep learning-based
 attenuation map generation for myocardial perfusion SPECT", Eur J Nucl Med Mol Imaging, 2020). With the network option
 ``prior="chang"`` the input has a second channel, the log first-order Chang factor made from the
-NC volume (:mod:`spectac.correction.prior`), and the network corrects on top of it.
+NC volume (:mod:`spectac.correction.prior`), and the network corrects on top of it. A mu model
+with the network option ``scatter_input`` true (unet3d-mu's default) takes the scatter-window image
+(:mod:`spectac.reconstruction.scatter_image`) as its second channel, as Shi et al. do; configs saved
+without the option take NC alone.
 
 Default sizes are chosen for a 2-core CPU (benchmarks/bench_inference.py): U-Net channels
 (8, 16, 32, 64) run a 64^3 study in about 0.25 s and a training step in about 0.9 s; the
@@ -46,7 +49,10 @@ PRIOR_CHANNELS = {"none": 1, "chang": 2}
 HEAD_OPTIONS = {"output": "log-ratio", "prior": "none"}
 #: Options of the adversarial models: the patch discriminator and the weight of L1 in the loss.
 GAN_OPTIONS = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
-NOT_BACKBONE = {"model", *HEAD_OPTIONS, *GAN_OPTIONS}
+#: The option of a mu model whose input has the scatter-window image as channel 1 (after NC, before
+#: any prior's channels); absent (configs saved before it): NC alone.
+SCATTER_INPUT = "scatter_input"
+NOT_BACKBONE = {"model", *HEAD_OPTIONS, *GAN_OPTIONS, SCATTER_INPUT}
 #: What a model predicts: "ac", the attenuation-corrected image (counts, on the NC scale; a
 #: correction method), or "mu", the mu-map in 1/cm at 140 keV (for ``correct --route indirect``).
 TARGETS = ("ac", "mu")
@@ -100,8 +106,9 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("unet-gan3d-chang", "unet-gan3d on NC and the log first-order Chang factor, correcting on top of "
                   "Chang (spectac's own model)", 3, "spectac.nn.unet:UNet", True,
                   {**_UNET, **GAN_OPTIONS, "prior": "chang"}),
-        ModelSpec("unet3d-mu", "3D U-Net predicting the mu-map (1/cm) from NC, L1; for correct --route indirect", 3,
-                  "spectac.nn.unet:UNet", False, {**_UNET, "output": "direct"}, target="mu"),
+        ModelSpec("unet3d-mu", "3D U-Net predicting the mu-map (1/cm) from NC and the scatter-window image, L1; for "
+                  "correct --route indirect", 3, "spectac.nn.unet:UNet", False,
+                  {**_UNET, "output": "direct", SCATTER_INPUT: True}, target="mu"),
     )
 }
 
@@ -125,8 +132,14 @@ def get_spec(name: str) -> ModelSpec:
         raise SpectacError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}") from None
 
 
+def takes_scatter(config: Config) -> bool:
+    """Whether a resolved network config's input has the scatter-window image (channel 1)."""
+    return bool(config.get(SCATTER_INPUT, False))
+
+
 def input_channels(config: Config) -> int:
-    """Input channels of a resolved config's generator (configs saved before priors have none).
+    """Input channels of a resolved config's generator: NC, the scatter-window image when it takes
+    one (:func:`takes_scatter`), then the prior's channels (configs saved before priors have none).
 
     Raises:
         SpectacError: an unknown prior, or a prior without the log-ratio output it builds on.
@@ -137,7 +150,7 @@ def input_channels(config: Config) -> int:
     if prior != "none" and config.get("output", "log-ratio") != "log-ratio":
         raise SpectacError(f"the {prior} prior is a log correction factor: it needs output log-ratio, "
                            f"not {config.get('output')!r}")
-    return PRIOR_CHANNELS[prior]
+    return PRIOR_CHANNELS[prior] + int(takes_scatter(config))
 
 
 def _is_number(value: Any) -> bool:
@@ -187,6 +200,8 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     if unknown:
         raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
     config.update({k: _checked_option(name, k, v, config[k]) for k, v in overrides.items()})
+    if takes_scatter(config) and spec.target != "mu":
+        raise SpectacError(f"model {name}: only a mu model takes the scatter-window image")
     if spec.target == "mu" and config["output"] != "direct":
         raise SpectacError(f"model {name} predicts a mu-map, not a factor on NC: its output must be direct, "
                            f"not {config['output']!r}")
@@ -213,7 +228,7 @@ def build_generator(config: Config) -> nn.Module:
         backbone = _backbone_class(spec)(spec.spatial_dims, input_channels(config), 1, **options)
     except ValueError as exc:
         raise SpectacError(f"model {spec.name}: {exc} (options {options})") from None
-    predictor = ACPredictor(backbone, config["output"], log_prior=input_channels(config) > 1)
+    predictor = ACPredictor(backbone, config["output"], log_prior=config.get("prior", "none") != "none")
     return SliceWise(predictor) if spec.spatial_dims == 2 else predictor
 
 

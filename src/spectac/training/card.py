@@ -37,9 +37,10 @@ ORIGIN = {
     "resnet": "a dilated residual network at full resolution after Mostafapour et al. (2021), L1",
     "unet-gan3d-chang": "spectac's own, not in the paper: unet-gan3d given the log first-order Chang "
                         "factor as a second input channel",
-    "unet3d-mu": "spectac's own, not in the paper: the unet3d network trained to predict the mu-map (the "
-                 "indirect route: deep-learning mu-maps from emission data as in Shi et al., Eur J Nucl Med "
-                 "Mol Imaging 2020), used by `spectac correct --route indirect`",
+    "unet3d-mu": "spectac's own, not in the paper: the unet3d network trained to predict the mu-map from NC "
+                 "and, when its config says so, the scatter-window image (the indirect route: deep-learning "
+                 "mu-maps from the photopeak and scatter windows as in Shi et al., Eur J Nucl Med Mol Imaging "
+                 "2020), used by `spectac correct --route indirect`",
 }
 
 
@@ -91,9 +92,11 @@ def augmentation_args(training: dict[str, Any]) -> list[str]:
                                    for a in ("--aug", f"{key}={json.dumps(value)}")]]
 
 
-def augmentation_text(training: dict[str, Any], target: str = "ac") -> str:
-    """One line saying what a stage's augmentation did (to a mu-map target: the shifts only)."""
+def augmentation_text(training: dict[str, Any], target: str = "ac", scatter: bool = False) -> str:
+    """One line saying what a stage's augmentation did (to a mu-map target: the shifts only; to a
+    scatter-window image input: what it did to NC)."""
     a = recorded_augmentation(training)
+    nc = "NC and the scatter image" if scatter else "NC"
     if target == "mu":
         a = {**a, "smooth_target": False}
     parts = []
@@ -106,10 +109,12 @@ def augmentation_text(training: dict[str, Any], target: str = "ac") -> str:
     if a["intensity"] > 0:
         parts.append(f"intensity +-{a['intensity']:.0%}")
     if a["smooth_sigma"] > 0:
-        parts.append(f"smoothing sigma 0-{a['smooth_sigma']:g} voxel of NC" + (" and AC" if a["smooth_target"] else ""))
+        parts.append(f"smoothing sigma 0-{a['smooth_sigma']:g} voxel of {nc}" + (" and AC" if a["smooth_target"] else ""))
     if a["shift_voxels"] > 0:
-        parts.append(f"shifts up to {a['shift_voxels']} voxels" + (" (of NC and the mu-map together)"
+        parts.append(f"shifts up to {a['shift_voxels']} voxels" + (f" (of {nc} and the mu-map together)"
                                                                    if target == "mu" else ""))
+    if scatter and (a["counts"] > 1 or a["truncation"] > 0):
+        parts.append("counts and truncation alter the scatter image as NC (its own noise)")
     return ", ".join(parts) if parts else "none"
 
 
@@ -191,6 +196,15 @@ def model_card(model_dir: str | Path) -> str:
     prior = (" and the log first-order Chang factor made from the NC image (docs/models.md)"
              if network.get("prior", "none") == "chang" else "")
     mu = config.get("target", "ac") == "mu"
+    scatter = bool(network.get("scatter_input", False))
+    if scatter:
+        recipe = (config.get("inputs") or {}).get("scatter_image") or {}
+        osem = recipe.get("osem") or {}
+        prior += (" and the scatter-window image / its own percentile: OSEM of the broad window below the photopeak "
+                  "(DEW's), else the narrow one (TEW's), without attenuation, "
+                  f"{osem.get('iterations', '?')} iterations x {osem.get('subsets', '?')} subsets, "
+                  f"{'PSF' if osem.get('psf') else 'no PSF'}, Butterworth {osem.get('butterworth_cutoff_per_cm', '?')} "
+                  "cycles/cm (spectac.reconstruction.scatter_image; an acquisition without such a window is refused)")
     predicts = ("predictions: the mu-map in 1/cm at 140 keV (target mu)" if mu else "predictions in counts")
     out += ["## Model", "",
             f"- Follows {ORIGIN.get(model, 'spectac.nn.registry')}.",
@@ -228,7 +242,7 @@ def model_card(model_dir: str | Path) -> str:
                        f"| {_hardware(stage.get('hardware'))} |")
         target = config.get("target", "ac")
         out += ["", "Augmentation: " + "; ".join(f"stage {s.get('stage')}: "
-                                                 f"{augmentation_text(s['config']['training'], target)}"
+                                                 f"{augmentation_text(s['config']['training'], target, scatter)}"
                                                  for s in stages) + "."]
         out += ["", "Commands, in order:", ""]
         out += [f"{s.get('stage')}. `{_command(s)}`" + (f" (in `{s['folder']}`)" if s.get("folder") and not s.get("argv")
@@ -281,7 +295,8 @@ def model_card(model_dir: str | Path) -> str:
         out.append("The target is each study's stored mu-map moved back by the CT-to-SPECT misregistration the "
                    "simulator recorded (lv.json `phantom.mu_shift_mm`): the body that attenuated the projections. "
                    "Imported clinical pairs have no such record, and their CT's own misregistration is learnt on "
-                   "average. The NC image alone carries little about lungs and bone; check a study's consistency "
+                   "average. " + ("The NC and scatter-window images" if scatter else "The NC image alone")
+                   + " carry little about lungs and bone; check a study's consistency "
                    "index (printed by `correct --route indirect`).")
     out += ["", "## Reference", "", f"{PAPER}.", ""]
     return "\n".join(out)

@@ -22,6 +22,15 @@ A mu-map model (target "mu", :data:`spectac.nn.registry.TARGETS`) learns the stu
 of the body, not of the camera or the reconstruction: it is not scaled with the counts, not
 smoothed and not truncated (a CT sees the body the camera's field cuts; the network has to infer
 the cut part, as inference asks it to).
+
+A mu model that takes the scatter-window image (:func:`spectac.nn.registry.takes_scatter`; Shi et
+al., Eur J Nucl Med Mol Imaging 2020) gets it as input channel 1, normalised by its own percentile
+like NC (:mod:`spectac.reconstruction.scatter_image`: the study's cached ``scatter.nii.gz``, made
+from its projections.npz when missing). It is an image of the same acquisition, so augmentation
+treats it as NC: the same shift and truncation window (the camera's field cuts every energy
+window alike), the same count factor (a lower dose lowers every window's counts) with its own
+independent noise, and the same smoothing (the camera's resolution and the patient's motion blur
+every window).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from spectac.correction.prior import prior_channels
 from spectac.io.dataset import Dataset
 from spectac.nn.normalisation import normalise
 from spectac.progress import track
+from spectac.reconstruction.scatter_image import study_scatter_image
 from spectac.reconstruction.study import true_mu
 from spectac.volume import SpectacError, Volume
 
@@ -50,7 +60,10 @@ class Pair:
     normalised NC) and the protocol let augmentation remake the prior from an altered NC.
 
     ``ac`` holds the target: the AC volume on the NC scale (``target`` "ac"), or the mu-map in 1/cm
-    (``target`` "mu")."""
+    (``target`` "mu"). ``scatter``: the normalised scatter-window image (X, Y, Z) of a model that
+    takes it, else None; ``scatter_noise``: the noise range of :class:`Augmentation` relative to
+    NC's for that channel (NC's scale over the scatter image's: at the same counts per voxel, the
+    image with the smaller scale has the larger relative noise)."""
 
     case_id: str
     nc: np.ndarray
@@ -61,25 +74,35 @@ class Pair:
     grid: Volume | None = None
     protocol: Protocol | None = None
     target: str = "ac"
+    scatter: np.ndarray | None = None
+    scatter_noise: float = 1.0
+
+    @property
+    def images(self) -> int:
+        """How many input channels are images of the acquisition (NC, and the scatter image): the
+        prior's channels follow them."""
+        return 1 if self.scatter is None else 2
 
     def inputs(self) -> np.ndarray:
-        """(C, X, Y, Z) the network input: NC, then the prior channels."""
-        if self.prior is None or len(self.prior) == 0:
-            return self.nc[None]
-        return np.concatenate([self.nc[None], self.prior])
+        """(C, X, Y, Z) the network input: NC, the scatter image when there is one, then the prior
+        channels."""
+        channels = [self.nc[None]] + ([self.scatter[None]] if self.scatter is not None else [])
+        if self.prior is not None and len(self.prior):
+            channels.append(self.prior)
+        return channels[0] if len(channels) == 1 else np.concatenate(channels)
 
 
 def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "none",
-               protocol: Protocol | None = None, target: str = "ac") -> list[Pair]:
+               protocol: Protocol | None = None, target: str = "ac", scatter: bool = False) -> list[Pair]:
     """Load and normalise the NC/AC (or NC/mu, ``target`` "mu") pairs of one split (empty list if
     the split is empty), with the channels of ``prior`` made from each NC volume under the
-    dataset's ``protocol``.
+    dataset's ``protocol``, and with ``scatter`` the scatter-window image.
 
     Raises:
         SpectacError: a study's NC and AC are not on one grid, or volumes differ in shape.
     """
     cases = dataset.split(split)
-    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol, target)
+    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol, target, scatter)
              for case in track(cases, f"load {split}", total=len(cases))]
     shapes = {p.nc.shape for p in pairs}
     if len(shapes) > 1:
@@ -88,14 +111,17 @@ def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "no
 
 
 def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "none",
-              protocol: Protocol | None = None, target: str = "ac") -> Pair:
+              protocol: Protocol | None = None, target: str = "ac", scatter: bool = False) -> Pair:
     """Load and normalise one study's NC/AC pair, with its prior channels (see :func:`load_pairs`);
     with ``target`` "mu" the target is the study's mu-map in 1/cm (mu.nii.gz) moved back by the
     CT-SPECT misregistration the simulator recorded (lv.json ``phantom.mu_shift_mm``; none for
-    imported pairs), so the network learns the attenuating body of the emission data.
+    imported pairs), so the network learns the attenuating body of the emission data. With
+    ``scatter``, the study's scatter-window image
+    (:func:`spectac.reconstruction.scatter_image.study_scatter_image`, cached in its folder).
 
     Raises:
-        SpectacError: the study has no mu-map (target "mu"), or its NC and target are not on one grid.
+        SpectacError: the study has no mu-map (target "mu"), or its NC and target are not on one
+            grid, or (``scatter``) no scatter-window image can be had.
     """
     nc = dataset.load(case_id, "nc")
     if target == "mu" and not dataset.has(case_id, "mu"):
@@ -106,8 +132,15 @@ def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "n
         raise SpectacError(f"{dataset.study_dir(case_id)}: nc and {target} are not on the same grid")
     nc_n, scale = normalise(nc.array, percentile)
     wanted = np.clip(goal.array, 0, None) / (scale if target == "ac" else 1.0)
+    scatter_n, noise = None, 1.0
+    if scatter:
+        image = study_scatter_image(dataset, case_id)
+        if not nc.same_grid(image):
+            raise SpectacError(f"{dataset.study_dir(case_id)}: nc and scatter are not on the same grid")
+        scatter_n, scatter_scale = normalise(image.array, percentile)
+        noise = scale / scatter_scale
     return Pair(case_id, nc_n, wanted.astype(np.float32), scale, prior_channels(nc, prior, protocol), prior,
-                nc.with_array(nc_n), protocol, target)
+                nc.with_array(nc_n), protocol, target, scatter_n, noise)
 
 
 @dataclass(frozen=True)
@@ -227,12 +260,12 @@ def shift_zero_fill(volume: np.ndarray, shift: Sequence[int]) -> np.ndarray:
 
 
 def augment_pair(inputs: np.ndarray, ac: np.ndarray, factor: float, shift: Sequence[int],
-                 scale_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                 scale_target: bool = True, images: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Apply one shift to the network input (C, X, Y, Z) and the target (X, Y, Z), and one
-    intensity factor to the NC channel (0) and, with ``scale_target`` (an AC target, not a
-    mu-map), the target."""
+    intensity factor to the first ``images`` channels (NC, and the scatter image) and, with
+    ``scale_target`` (an AC target, not a mu-map), the target."""
     shifted = np.stack([shift_zero_fill(channel, shift) for channel in inputs])
-    shifted[0] *= factor
+    shifted[:images] *= factor
     return shifted, shift_zero_fill(ac, shift) * (factor if scale_target else np.float32(1))
 
 
@@ -268,30 +301,38 @@ def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndar
     smoothed image relative to the body level, which mild noise and smoothing hardly move, and
     remaking it (0.4 s at 64^3) for every pair would cost about as much as a network step.
 
-    A mu-map target (``pair.target`` "mu") takes the shift only (see the module docstring).
+    A mu-map target (``pair.target`` "mu") takes the shift only (see the module docstring). A
+    scatter-window image (channel 1, ``pair.images`` 2) is treated as NC: the same shift, window,
+    count factor and smoothing, and its own noise (drawn after NC's from the same seed, so NC's
+    draws are those of a pair without it) with the range scaled by ``pair.scatter_noise``.
     """
     counts_target = pair.target == "ac"
-    inputs, ac = augment_pair(pair.inputs(), pair.ac, draw.factor, draw.shift, counts_target)
+    images = pair.images
+    inputs, ac = augment_pair(pair.inputs(), pair.ac, draw.factor, draw.shift, counts_target, images)
     if draw.cuts != (0.0, 0.0):
         window = truncation_window(inputs[0], draw.cuts, augmentation.body_fraction)
         inputs = truncate(inputs, window)
         ac = truncate(ac, window) if counts_target else ac
-        if len(inputs) > 1 and pair.grid is not None:
-            inputs[1:] = prior_channels(pair.grid.with_array(inputs[0]), pair.prior_name, pair.protocol)
-    nc = inputs[0]
+        if len(inputs) > images and pair.grid is not None:
+            inputs[images:] = prior_channels(pair.grid.with_array(inputs[0]), pair.prior_name, pair.protocol)
     if draw.counts != 1.0:
-        if augmentation.noise > 0 and draw.counts < 1:
-            variance = augmentation.noise * draw.counts * (1 - draw.counts) * np.clip(nc, 0, None)
-            noise = np.random.default_rng(draw.noise_seed).standard_normal(nc.shape) * np.sqrt(variance)
-            nc = np.clip(draw.counts * nc + noise.astype(np.float32), 0, None)  # an OSEM image is never negative
-        else:
-            nc = draw.counts * nc
+        noisy = augmentation.noise > 0 and draw.counts < 1
+        rng = np.random.default_rng(draw.noise_seed) if noisy else None
+        for c in range(images):
+            image = inputs[c]
+            if rng is not None:
+                level = augmentation.noise * (pair.scatter_noise if c == 1 else 1.0)
+                variance = level * draw.counts * (1 - draw.counts) * np.clip(image, 0, None)
+                noise = rng.standard_normal(image.shape) * np.sqrt(variance)
+                inputs[c] = np.clip(draw.counts * image + noise.astype(np.float32), 0, None)  # OSEM is never negative
+            else:
+                inputs[c] = draw.counts * image
         ac = ac * np.float32(draw.counts) if counts_target else ac
     if draw.sigma > 0:
-        nc = ndimage.gaussian_filter(nc, draw.sigma, mode="constant")
+        for c in range(images):
+            inputs[c] = ndimage.gaussian_filter(inputs[c], draw.sigma, mode="constant")
         if augmentation.smooth_target and counts_target:
             ac = ndimage.gaussian_filter(ac, draw.sigma, mode="constant")
-    inputs[0] = nc
     return inputs.astype(np.float32, copy=False), ac.astype(np.float32, copy=False)
 
 

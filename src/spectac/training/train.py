@@ -40,8 +40,9 @@ from spectac.correction.chang import protocol_of
 from spectac.devices import autocast, check_amp, resolve_device
 from spectac.io.checkpoint import load_checkpoint, save_checkpoint
 from spectac.io.dataset import Dataset
-from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config
+from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config, takes_scatter
 from spectac.progress import track
+from spectac.reconstruction.scatter_image import DESCRIPTION, RECIPE, WINDOW_ROLES
 from spectac.training.card import write_model_card
 from spectac.training.data import PRESETS, batches, load_pairs
 from spectac.training.options import RESUMABLE_CHANGES, TrainOptions, check_network
@@ -59,10 +60,12 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
     training["init"] = rec.init_identity(options.init, model)  # name + sha256, not a path
     first = dataset.load(train[0], "nc")
     identity = rec.dataset_identity(dataset.root, dataset.meta, dataset.cases)
+    resolved = resolve_config(model, network)
     return _as_saved({
         "model": model,
         "target": spec.target,  # what the network predicts: the AC image, or the mu-map in 1/cm
-        "network": resolve_config(model, network),
+        "network": resolved,
+        "inputs": model_inputs(resolved),
         "training": training,
         "normalisation": {"method": "nc-percentile", "percentile": options.percentile},
         "selection": "val-l1" if n_val else "train-l1",
@@ -77,6 +80,19 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
         },
         "spectac_version": __version__,
     })
+
+
+def model_inputs(network: dict[str, Any]) -> dict[str, Any]:
+    """What the network's input channels are, for config.json: NC, the scatter-window image and
+    the recipe it is made with (:mod:`spectac.reconstruction.scatter_image`), the prior."""
+    channels = ["nc"] + (["scatter"] if takes_scatter(network) else [])
+    if network.get("prior", "none") != "none":
+        channels.append(f"prior:{network['prior']}")
+    record: dict[str, Any] = {"channels": channels}
+    if takes_scatter(network):
+        record["scatter_image"] = {"windows": list(WINDOW_ROLES), "osem": RECIPE.to_dict(),
+                                   "normalisation": "own percentile", "description": DESCRIPTION}
+    return record
 
 
 def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +200,8 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
            argv: list[str] | None, ctx: ddp.Context, runtime: ddp.Runtime) -> dict[str, Any]:
     spec = get_spec(model)
     dataset = Dataset.open(data)
-    prior = resolve_config(model, network).get("prior", "none")
+    resolved = resolve_config(model, network)
+    prior, scatter = resolved.get("prior", "none"), takes_scatter(resolved)
     protocol = protocol_of(dataset.meta)
     train_ids = [c.case_id for c in dataset.split("train")]
     val_ids = [c.case_id for c in dataset.split("val")]
@@ -194,11 +211,11 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     planned = streaming or ctx.distributed  # the single-process in-memory run keeps its own loop
     if streaming:
         train: Any = StudyStream(dataset.root, train_ids, options.percentile, prior, protocol, options.augmentation,
-                                 spec.target)
-        val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None, spec.target)
+                                 spec.target, scatter)
+        val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None, spec.target, scatter)
     else:
-        train = load_pairs(dataset, "train", options.percentile, prior, protocol, spec.target)
-        val = load_pairs(dataset, "val", options.percentile, prior, protocol, spec.target)
+        train = load_pairs(dataset, "train", options.percentile, prior, protocol, spec.target, scatter)
+        val = load_pairs(dataset, "val", options.percentile, prior, protocol, spec.target, scatter)
     config = _build_config(model, network, options, dataset, train_ids, len(val_ids))
     if ctx.distributed:
         config["training"]["world_size"] = ctx.world_size  # the global batch is batch_size x this
