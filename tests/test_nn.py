@@ -10,7 +10,7 @@ from torch import nn
 
 from spectac.nn import ACPredictor, DilatedResNet, PatchDiscriminator, SliceWise, UNet
 from spectac.nn.normalisation import denormalise, nc_scale, normalise
-from spectac.nn.registry import REGISTRY, build_discriminator, build_generator, model_names, resolve_config
+from spectac.nn.registry import REGISTRY, build_discriminator, build_generator, input_channels, model_names, resolve_config
 from spectac.volume import SpectacError
 
 torch.set_num_threads(1)
@@ -35,7 +35,8 @@ def test_resnet_keeps_shape(spatial_dims: int) -> None:
 def test_registered_generators_map_volume_to_same_shape(name: str) -> None:
     config = resolve_config(name)  # the defaults: small enough for a 16 x 16 x 12 volume
     generator = build_generator(config)
-    channels = 2 if config.get("prior") == "chang" else 1  # NC (and the log Chang factor)
+    channels = input_channels(config)  # NC (and the log Chang factor, or the scatter-window image)
+    assert channels == (2 if config.get("prior") == "chang" or config.get("scatter_input") else 1)
     x = torch.rand(2, channels, 16, 16, 12)
     y = generator(x)
     assert y.shape == (2, 1, 16, 16, 12)
