@@ -317,32 +317,3 @@ def test_simulate_and_import_refuse_a_nan_split(tmp_path, command):
     line = _one_error_line(runner.invoke(app, [*args, "--split", "nan/1/1"]))
     assert "--split" in line and "nan/1/1" in line
     assert not out.exists()
-
-
-_WAIT_POLICY_PROBE = """
-import os, sys
-import spectac.cli
-loaded_early = "torch" in sys.modules
-sys.argv = ["spectac", "--help"]
-try:
-    spectac.cli.main()
-except SystemExit:
-    pass
-print("POLICY", os.environ.get("OMP_WAIT_POLICY"), "TORCH_EARLY", loaded_early)
-"""
-
-
-@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_the_command_sets_the_openmp_wait_policy_before_torch_loads(given, expected):
-    """The policy only takes effect if it is in the environment before the OpenMP runtime loads
-    (with torch): importing the CLI must not import torch, and a user's own setting is kept."""
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if given is not None:
-        env["OMP_WAIT_POLICY"] = given
-    out = subprocess.run([sys.executable, "-c", _WAIT_POLICY_PROBE], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    line = next(row for row in out.splitlines() if row.startswith("POLICY"))
-    assert line == f"POLICY {expected} TORCH_EARLY False"

@@ -7,7 +7,6 @@ printed as one line and exit with code 2 (:mod:`spectac.cli.common`). The comman
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -49,19 +48,7 @@ for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
 
 
-#: OpenMP's wait policy for the spectac command, unless the environment sets one. The projector
-#: issues thousands of small parallel operations per reconstruction; with the default policy a
-#: thread that reaches a barrier spins, and on a machine whose other cores are busy (a PACS
-#: workstation, serve's second worker) its partner is descheduled while it spins: `correct --route
-#: indirect` took 85-173 s instead of 7.5 s with one other process running. Sleeping threads cost
-#: nothing measurable on an idle machine (BENCHMARKS.md, "OpenMP wait policy").
-OMP_WAIT_POLICY = "PASSIVE"
-
-
 def main() -> None:
-    # Read by the OpenMP runtime when it is loaded, so it must be set before torch is imported:
-    # the commands import torch lazily, inside their functions.
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     app()
 
 
