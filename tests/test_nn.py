@@ -10,7 +10,14 @@ from torch import nn
 
 from spectac.nn import ACPredictor, DilatedResNet, PatchDiscriminator, SliceWise, UNet
 from spectac.nn.normalisation import denormalise, nc_scale, normalise
-from spectac.nn.registry import REGISTRY, build_discriminator, build_generator, input_channels, model_names, resolve_config
+from spectac.nn.registry import (
+    REGISTRY,
+    build_discriminator,
+    build_generator,
+    input_channels,
+    model_names,
+    resolve_config,
+)
 from spectac.volume import SpectacError
 
 torch.set_num_threads(1)

@@ -206,6 +206,21 @@ def test_expected_deviance_is_the_poisson_mean() -> None:
     assert expected_deviance(np.array([0.0]))[0] == 0.0
 
 
+def test_expected_deviance_table_against_scipy_poisson() -> None:
+    """The table's own Poisson probabilities (a running log-factorial) against scipy.stats'."""
+    from scipy import stats
+
+    from spectac.reconstruction.consistency import _ASYMPTOTIC_MEAN, _expected_table
+
+    means, values = _expected_table()
+    for i in range(0, len(means), 37):
+        m = means[i]
+        y = np.arange(0, int(m + 12 * np.sqrt(m) + 30))
+        reference = float(np.sum(stats.poisson.pmf(y, m) * poisson_deviance(y, np.full(y.shape, m))))
+        assert values[i] == pytest.approx(reference, rel=1e-9, abs=1e-12)
+    assert means[-1] == pytest.approx(_ASYMPTOTIC_MEAN)
+
+
 @pytest.fixture(scope="module")
 def noisy() -> dict:
     """Noisy projections of a 24^3 phantom (32 views) and the CT-AC OSEM (4 x 4, unfiltered)."""

@@ -8,6 +8,8 @@ software does).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,6 +44,26 @@ def subset_views(n_views: int, n_subsets: int) -> list[torch.Tensor]:
     return [torch.arange(s, n_views, n_subsets) for s in range(n_subsets)]
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch at one intra-op thread inside the block, the caller's count restored after.
+
+    OSEM with the fast projector is thousands of small operations (about 9,000 per
+    reconstruction at 64^3), too small to gain from a second thread but each paying OpenMP's
+    hand-over: in a whole `spectac correct --route indirect` process on an idle 2-core machine the
+    reconstructions at two threads made it 11.6-15 s against 7.2-7.8 s at one, and with one other
+    busy process 85-173 s against 7.5 s (BENCHMARKS.md, "The indirect route's speed and OpenMP").
+    """
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, subsets: int,
          background: torch.Tensor | None = None) -> torch.Tensor:
@@ -64,6 +86,12 @@ def osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, 
         if background.shape != projections.shape:
             raise ValueError(f"background {tuple(background.shape)} is not shaped like the projections "
                              f"{tuple(projections.shape)}")
+    with one_thread():
+        return _osem(projections, projector, iterations, subsets, background)
+
+
+def _osem(projections: torch.Tensor, projector: SpectProjector, iterations: int, subsets: int,
+          background: torch.Tensor | None) -> torch.Tensor:
     groups = subset_views(projector.n_views, subsets)
     sensitivities = [projector.sensitivity(views) for views in groups]
     x = torch.ones(projector.shape)
