@@ -36,6 +36,7 @@ from spectac.errors import SpectacError
 from spectac.io.dicom import new_context, read_dicom_volume, scores_of_dataset, write_dicom_series
 from spectac.io.node_store import NodeStore
 from spectac.node.config import Destination, config_from_dict
+from spectac.node.pool import WorkerPool
 from spectac.node.scu import send_series
 from spectac.node.server import Server, quiet_pynetdicom
 from spectac.quant.normals import NormalDatabase
@@ -333,7 +334,7 @@ def test_a_bad_configuration_fails_at_start_in_one_line(tmp_path):
         config_from_dict({"ae_title": "A", "port": 104, "work": "w", "report": "yes"})
 
 
-def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(tmp_path):
+def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(tmp_path, monkeypatch):
     """Whatever stops the start (the method, the weights, the TLS files, a taken port, a work
     folder that is a file, a config that is a folder or not UTF-8) is found before the work folder
     is made: one line, exit 2, nothing left behind."""
@@ -358,8 +359,12 @@ def test_a_node_that_cannot_start_says_why_in_one_line_and_makes_no_work_folder(
             assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], (expected, result.output)
             assert "cannot write" not in lines[0] and not work.exists(), expected
     config.write_text(f'ae_title = "SPECTAC"\nwork = "{config}"\nport = 11112\nmethod = "chang"\nworkers = 1\n')
-    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+    started: list[bool] = []
+    with monkeypatch.context() as patch:  # a work folder that cannot be made is refused before any worker starts
+        patch.setattr(WorkerPool, "start", lambda self: started.append(True))
+        result = CliRunner().invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2 and "Not a directory" in result.output and config.is_file(), result.output
+    assert not started
     result = CliRunner().invoke(app, ["serve", "--config", str(tmp_path)])
     assert result.exit_code == 2 and "a folder, not a TOML file" in result.output, result.output
     config.write_bytes(base.encode() + b"port = 11112\n# \xff\n")
@@ -601,7 +606,6 @@ def test_two_worker_processes_run_every_job_once(tmp_path):
     """Two worker processes (spawned, as the node starts them) on a queue of jobs: every job is
     corrected once (one correction audit line each), none twice, and the processes stop when
     told."""
-    from spectac.node.pool import WorkerPool
 
     store, ids = queue_jobs(tmp_path, 6)
     config = config_from_dict({"ae_title": "SPECTAC", "port": free_port(), "work": str(tmp_path / "work"),

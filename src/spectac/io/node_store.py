@@ -101,6 +101,15 @@ class NodeStore:
         self.queue = self.root / "queue"
         self.audit_path = self.root / "audit.jsonl"
 
+    def check_can_create(self) -> None:
+        """Refuse, before anything starts, a work folder that cannot be made or written (a file in
+        its place, no permission); nothing is made.
+
+        Raises:
+            SpectacError: as :meth:`create` would.
+        """
+        ensure_writable_parent(self.root, folder=True)
+
     def create(self) -> None:
         """Make the work folder and its incoming/ and jobs/ (an existing one is kept as it is).
 

@@ -88,11 +88,15 @@ def worker_main(config: ServeConfig, index: int, stop: Any, ready: Any, attachme
     log = _stderr(f"worker {index}: ")
     store = NodeStore(config.work)
     try:
+        # The worker's share of the cores for every runtime it may use: torch reads it when it is
+        # imported, onnxruntime when the session opens (spectac.io.onnx_model.onnx_threads).
+        threads = threads_per_worker(config.workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
         import torch
 
         from spectac.node.worker import Worker
 
-        torch.set_num_threads(threads_per_worker(config.workers))
+        torch.set_num_threads(threads)
         worker = Worker(config, store, attachments, log)
         worker.prepared()
     except SpectacError as exc:

@@ -156,6 +156,7 @@ class Server:
             SpectacError: a method or weights that do not load, TLS files that do not, a port that
                 cannot be listened on, a work folder that cannot be made.
         """
+        self.store.check_can_create()  # before the workers start: a bad work folder is one line
         if not self.config.worker_paused:
             self.pool.start()
         try:
