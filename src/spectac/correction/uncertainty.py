@@ -5,8 +5,8 @@ apart where they do not; the spread of an ensemble is the classical uncertainty 
 networks (Lakshminarayanan, Pritzel and Blundell, "Simple and scalable predictive uncertainty
 estimation using deep ensembles", NeurIPS 2017). spectac ships two GANs trained on the same
 cohort, ``unet-gan3d-chang`` (with the Chang prior) and ``unet-gan3d`` (without): their
-disagreement is an ensemble of two at the cost of one more forward pass (BENCHMARKS.md: a whole
-``spectac correct`` of a 64^3 study, 5.0-6.3 s with it against 4.3-4.8 s without).
+disagreement is an ensemble of two at the cost of one more forward pass (BENCHMARKS.md, round 4: a
+whole ``spectac correct`` of a 64^3 study with onnxruntime, 2.01 s with it against 1.81 s without).
 
 The measure (:func:`disagreement`) is the relative mean absolute difference inside the body:
 
