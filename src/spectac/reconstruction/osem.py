@@ -48,11 +48,11 @@ def subset_views(n_views: int, n_subsets: int) -> list[torch.Tensor]:
 def one_thread() -> Iterator[None]:
     """Torch at one intra-op thread inside the block, the caller's count restored after.
 
-    OSEM with the fast projector is thousands of small operations (about 9,000 per
-    reconstruction at 64^3), too small to gain from a second thread but each paying OpenMP's
-    hand-over: in a whole `spectac correct --route indirect` process on an idle 2-core machine the
-    reconstructions at two threads made it 11.6-15 s against 7.2-7.8 s at one, and with one other
-    busy process 85-173 s against 7.5 s (BENCHMARKS.md, "The indirect route's speed and OpenMP").
+    OSEM with the fast projector is thousands of small operations at 64^3, too small to gain from
+    a second thread but each paying OpenMP's hand-over: in a whole `spectac correct --route
+    indirect` process on an idle 2-core machine the reconstructions at two threads made it
+    11.6-15 s against 7.2-7.8 s at one, and with one other busy process 85-173 s against 7.5 s
+    (BENCHMARKS.md, "The indirect route's speed and OpenMP").
     """
     threads = torch.get_num_threads()
     if threads != 1:
