@@ -171,7 +171,7 @@ def test_registered_methods_and_evaluators_are_used(dataset: Path, tmp_path: Pat
         assert context.state == "loaded" and context.options == {"factor": 0.5}
         return nc.with_array(nc.array * context.options["factor"])
 
-    monkeypatch.setitem(METHODS, "halve-test", Method("halve-test", halve, lambda options: "loaded", {"factor": 1.0}))
+    monkeypatch.setitem(METHODS, "halve-test", Method("halve-test", halve, lambda options, threads: "loaded", {"factor": 1.0}))
     run = tmp_path / "run"
     predict_dataset(dataset, run, "halve-test", "test", factor=0.5)
     assert sorted(seen) == ["P0_rest", "P0_stress", "P1_rest", "P1_stress"]

@@ -27,7 +27,7 @@ from spectac.io.paths import sha256_file
 from spectac.nn.registry import REGISTRY
 from spectac.quant.lv import _shell_kernel, fftconvolve_same
 from spectac.quant.simplex import nelder_mead
-from spectac.volume import Volume
+from spectac.volume import SpectacError, Volume
 
 pytest.importorskip("onnxruntime")
 
@@ -193,3 +193,70 @@ def test_correct_runs_without_torch_and_as_the_torch_path(tmp_path):
     assert "torch imported" in done.stdout
     other = read_nifti(torch_output).array
     assert close(got, other)
+
+
+def _recorder(calls: list[str], fail: bool = False):
+    import threading
+
+    def work() -> None:
+        calls.append(threading.current_thread().name)
+        if fail:
+            raise SpectacError("the work beside failed")
+    return work
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_work_beside_the_network_runs_once_in_the_callers_thread_and_changes_nothing(runtime):
+    import threading
+
+    model = resolve_model("unet-gan3d") if runtime == "onnx" else load_model(shipped_model_dir("unet-gan3d"))
+    nc, calls = torso(), []
+    alone = correct_nc(nc, model).array
+    beside = correct_nc(nc, model, beside=_recorder(calls)).array
+    assert calls == [threading.current_thread().name]
+    np.testing.assert_array_equal(beside, alone)
+    with pytest.raises(SpectacError, match="beside failed"):
+        correct_nc(nc, model, beside=_recorder(calls, fail=True))
+
+
+@pytest.mark.parametrize("method", ["chang", "unet-gan3d"])
+def test_correct_volume_does_the_work_beside_exactly_once(method):
+    from spectac.correction.files import correct_volume
+
+    nc, calls = torso(), []
+    out = correct_volume(nc, method, beside=_recorder(calls))
+    assert len(calls) == 1
+    np.testing.assert_array_equal(out.array, correct_volume(nc, method).array)
+
+
+def test_the_partner_beside_the_check_gets_the_threads_asked_for():
+    from spectac.correction.uncertainty import partner_model
+
+    like = resolve_model("unet-gan3d-chang")
+    one = partner_model("unet-gan3d", like, threads=1)
+    assert one.runtime == "onnx"
+    assert one.generator.session.get_session_options().intra_op_num_threads == 1
+    two = partner_model("unet-gan3d", like, threads=2)
+    assert two.generator.session.get_session_options().intra_op_num_threads == 2
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_correct_leaves_one_core_to_the_check_beside_the_network(tmp_path, monkeypatch, strict):
+    from spectac.correction import files
+
+    seen = []
+    real = files.prepare_method
+
+    def spy(method, **kwargs):
+        seen.append(kwargs.get("threads"))
+        return real(method, **kwargs)
+
+    monkeypatch.setattr(files, "prepare_method", spy)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    nc = tmp_path / "nc.nii.gz"
+    write_nifti(torso(), nc)
+    try:
+        files.correct_path(nc, tmp_path / "ac.nii.gz", "unet-gan3d", strict=strict, uncertainty=False)
+    except SpectacError as exc:  # --strict may refuse the synthetic torso; the network was prepared
+        assert strict and "refused" in str(exc)
+    assert seen == [None if strict else 2]

@@ -85,9 +85,12 @@ class Volume:
     def same_grid(self, other: Volume, atol_mm: float = 1e-3) -> bool:
         return self.shape == other.shape and bool(np.allclose(self.affine_lps, other.affine_lps, atol=atol_mm))
 
-    def world_coordinates(self) -> np.ndarray:
-        """(X, Y, Z, 3) LPS mm coordinates of every voxel centre."""
-        idx = np.stack(np.meshgrid(*[np.arange(n) for n in self.shape], indexing="ij"), axis=-1)
+    def world_coordinates(self, box: tuple[slice, ...] | None = None) -> np.ndarray:
+        """(X, Y, Z, 3) LPS mm coordinates of every voxel centre, or of those in ``box`` (one
+        slice per axis, steps of 1): ``world_coordinates()[box]``, without the whole grid."""
+        ranges = [np.arange(n) for n in self.shape] if box is None else \
+            [np.arange(n)[s] for n, s in zip(self.shape, box)]
+        idx = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1)
         return idx @ self.affine_lps[:3, :3].T + self.affine_lps[:3, 3]
 
     def index_of(self, point_lps: np.ndarray) -> np.ndarray:

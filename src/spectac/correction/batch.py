@@ -32,6 +32,7 @@ from spectac.correction import DEFAULT_METHOD
 from spectac.correction.files import _weights_option, correct_path, prepare_method
 from spectac.errors import SpectacError
 from spectac.io.batch import SUMMARY_NAME, BatchListing, list_batch, write_batch_summary
+from spectac.io.onnx_model import onnx_threads
 from spectac.io.paths import check_output_outside
 from spectac.progress import track
 
@@ -85,7 +86,10 @@ def correct_batch(
         raise SpectacError(f"{folder}: no DICOM series or NIfTI file found; nothing to correct")
     per_series = {key: options.pop(key) for key in PER_SERIES if key in options}
     options = {**options, **_weights_option(method, weights)}
-    prepared = prepare_method(method, **options)  # once for all series; bad options fail here
+    # once for all series; bad options fail here. As in correct_path, a network on onnxruntime
+    # leaves one core to the out-of-distribution check that runs beside it
+    threads = None if per_series.get("strict") else max(1, onnx_threads() - 1)
+    prepared = prepare_method(method, threads=threads, **options)
 
     rows: list[dict[str, str]] = []
     taken: dict[str, str] = {}

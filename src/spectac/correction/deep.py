@@ -19,6 +19,8 @@ for both; the two agree to float rounding (tests/test_onnx.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -152,24 +154,26 @@ def load_model(model_dir_or_weights: str | Path) -> DeepModel:
     return DeepModel(config["model"], generator, config, weights)
 
 
-def load_onnx_model(folder: str | Path) -> DeepModel | None:
+def load_onnx_model(folder: str | Path, threads: int | None = None) -> DeepModel | None:
     """The network of a model folder on the ONNX runtime, when that may be used
     (:func:`spectac.io.onnx_model.onnx_runtime_wanted`) and the folder holds an ONNX export of
     its ``best.pt`` (:func:`spectac.io.onnx_model.matching_onnx`); else None. The configuration is
-    the folder's config.json, which the export checked against the checkpoint's."""
+    the folder's config.json, which the export checked against the checkpoint's. ``threads``:
+    onnxruntime's intra-op threads (None: :func:`spectac.io.onnx_model.onnx_threads`)."""
     if not onnx_runtime_wanted():
         return None
     found = matching_onnx(folder)
     if found is None:
         return None
     onnx, config = found
-    generator = OnnxGenerator(open_onnx_session(onnx), config[ONNX_KEY]["pad_multiple"])
+    generator = OnnxGenerator(open_onnx_session(onnx, threads), config[ONNX_KEY]["pad_multiple"])
     return DeepModel(config["model"], generator, config, Path(folder) / WEIGHTS_NAME)
 
 
-def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
+def resolve_model(name: str, weights: str | Path | None = None, threads: int | None = None) -> DeepModel:
     """The model to run for method ``name``: ``weights`` if given (a model folder, a .pt file, or
-    the name of a model installed by ``spectac import-model``), else the shipped weights.
+    the name of a model installed by ``spectac import-model``), else the shipped weights
+    (on onnxruntime with ``threads`` intra-op threads when it has a matching ONNX export).
 
     Raises:
         SpectacError: no weights given and none shipped, or weights of another model.
@@ -182,7 +186,7 @@ def resolve_model(name: str, weights: str | Path | None = None) -> DeepModel:
         if not (folder / WEIGHTS_NAME).is_file():
             raise SpectacError(f"no shipped weights for {name}; train with spectac train or pass --weights")
         weights = folder
-        model = load_onnx_model(folder)
+        model = load_onnx_model(folder, threads)
     model = model or load_model(weights)
     if model.target == "mu":
         raise SpectacError(f"{model.path}: weights of {model.name}, a mu-map model; use it with "
@@ -269,7 +273,8 @@ def _torch_forward(generator: nn.Module, x: np.ndarray, device: Any, amp: bool) 
     return y[:, 0].float().cpu().numpy() if on_device else y[:, 0].numpy()
 
 
-def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> Volume:
+def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None,
+               beside: Callable[[], None] | None = None) -> Volume:
     """Predict the AC volume of one study from its NC volume alone.
 
     Args:
@@ -277,12 +282,22 @@ def correct_nc(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -
         model: a loaded model (:func:`load_model`).
         protocol: the acquisition orbit, for a model with the Chang prior; None: the orbit of the
             model's training data (the standard 180-degree cardiac arc for older models).
+        beside: work to do in this thread while the forward pass runs in a second one (``spectac
+            correct``'s out-of-distribution check); its exceptions propagate once the pass is done.
 
     Returns:
         The AC prediction in counts (>= 0) on the NC grid.
     """
     inputs, scale, resampled = network_input(nc, model, protocol)
-    prediction = predict_normalised(model.generator, inputs, model.device, model.amp)
+    if beside is None:
+        prediction = predict_normalised(model.generator, inputs, model.device, model.amp)
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectac-network") as pool:
+            running = pool.submit(predict_normalised, model.generator, inputs, model.device, model.amp)
+            try:
+                beside()
+            finally:
+                prediction = running.result()
     return finish_prediction(nc, prediction, scale, resampled)
 
 

@@ -51,6 +51,7 @@ from spectac.io.nifti import (
     read_nifti_header,
     write_nifti,
 )
+from spectac.io.onnx_model import onnx_threads
 from spectac.io.paths import check_output_outside, sha256_file
 from spectac.io.report_files import check_report_paths, write_report_files
 from spectac.volume import SpectacError, Volume
@@ -78,15 +79,16 @@ def check_writable_source(header: Any, name: str) -> None:
                            "give a NIfTI output (-o NAME.nii.gz) instead")
 
 
-def prepare_method(method: str, device: str | None = None, amp: bool = False,
+def prepare_method(method: str, device: str | None = None, amp: bool = False, threads: int | None = None,
                    **options: Any) -> tuple[Method, dict[str, Any], Any]:
     """A method, its resolved options and its prepared state (a loaded network, checked Chang
     options), ready for :func:`correct_volume`; bad options, unreadable weights and a device this
     machine lacks fail here. ``device`` and ``amp`` (:mod:`spectac.devices`) place a network; the
-    other methods run on the CPU whatever they say."""
+    other methods run on the CPU whatever they say. ``threads``: onnxruntime's intra-op threads
+    for a network on it (None: all it may use)."""
     spec = get_method(method)
     resolved = resolve_options(spec, options)
-    state = spec.prepare(resolved) if spec.prepare is not None else None
+    state = spec.prepare(resolved, threads) if spec.prepare is not None else None
     if device in (None, "cpu") and not amp:
         return spec, resolved, state
     from spectac.correction.deep import place
@@ -95,7 +97,8 @@ def prepare_method(method: str, device: str | None = None, amp: bool = False,
 
 
 def correct_volume(nc: Volume, method: str, name: str = "input", protocol: Protocol | None = None,
-                   prepared: tuple[Method, dict[str, Any], Any] | None = None, **options: Any) -> Volume:
+                   prepared: tuple[Method, dict[str, Any], Any] | None = None,
+                   beside: Callable[[], None] | None = None, **options: Any) -> Volume:
     """Apply a registered correction method to one NC volume; the result is on the NC grid.
 
     Args:
@@ -106,10 +109,11 @@ def correct_volume(nc: Volume, method: str, name: str = "input", protocol: Proto
             cardiac arc; a network: the orbit of its training data).
         prepared: :func:`prepare_method`'s result when the caller has it (then ``options`` are
             not used); None: prepared here.
+        beside: work to overlap with the method (:attr:`MethodContext.beside`), done once.
         **options: method options (None means the method's default).
     """
     spec, resolved, state = prepared if prepared is not None else prepare_method(method, **options)
-    return apply_method(spec, nc, MethodContext(name, protocol, dict(resolved), state))
+    return apply_method(spec, nc, MethodContext(name, protocol, dict(resolved), state, beside))
 
 
 def _is_nifti(path: Path) -> bool:
@@ -206,7 +210,9 @@ def correct_path(
         raise SpectacError(f"{output}: a NIfTI input gives a NIfTI output; name it .nii or .nii.gz")
     if prepared is None:
         options = {**options, **_weights_option(method, weights)}
-        prepared = prepare_method(method, **options)  # bad options or weights fail before the input is read
+        # bad options or weights fail before the input is read; a network on onnxruntime leaves
+        # one core to the out-of-distribution check that runs beside it (below)
+        prepared = prepare_method(method, threads=None if strict else max(1, onnx_threads() - 1), **options)
     protocol = None if arc is None else Protocol.for_arc(arc)
 
     # What the file says, and its grid, from the header alone.
@@ -236,16 +242,31 @@ def correct_path(
         flags = ood_flags(nc, header_info, training_reference(prepared[2]))
         if flags:
             raise SpectacError(f"{input}: refused (--strict), unlike the training data: {'; '.join(flags)}")
-    corrected = correct_volume(nc, method, str(input), protocol, prepared)
-    # The partner network runs in a second thread (onnxruntime and torch release the GIL) while the
-    # out-of-distribution check (mostly Python: the LV fit) runs here: on two cores about half a
-    # second less per study. Not beside the correction itself: the Chang prior's many small numpy
-    # steps and the LV fit's Python then wait for each other's GIL and both slow down severalfold.
+    # Three pieces of work overlap, on two cores about 0.3 s less per study than one after another
+    # (BENCHMARKS.md): the partner network runs in a second thread from the start (onnxruntime and
+    # torch release the GIL); the out-of-distribution check (mostly Python: the LV fit) runs here
+    # while the network's forward pass runs (``beside``), not while the Chang prior is made: that
+    # prior's many small numpy steps and the LV fit's Python would wait for each other's GIL. The
+    # check holds one core, so both networks' onnxruntime get the others (at least one; the
+    # network's own threads were set when it was prepared, above).
+    found_flags: list[list[str]] = []
+
+    def check() -> None:
+        found_flags.append(ood_flags(nc, header_info, training_reference(prepared[2])))
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectac-partner") as pool:
-        partner = pool.submit(partner_correction, nc, prepared[2], protocol, str(input)) if uncertainty else None
-        if not strict:
-            flags = ood_flags(nc, header_info, training_reference(prepared[2]))
+        partner = (pool.submit(partner_correction, nc, prepared[2], protocol, str(input),
+                               max(1, onnx_threads() - 1)) if uncertainty else None)
+        try:
+            corrected = correct_volume(nc, method, str(input), protocol, prepared,
+                                       beside=None if strict else check)
+        except BaseException:
+            if partner is not None:
+                partner.cancel()
+            raise
         found = partner.result() if partner is not None else None
+    if not strict:
+        flags = found_flags[0]
     spread = compare_with_partner(nc, corrected, prepared[2], found) if found is not None else None
     if spread is not None and spread["flag"]:
         flags = [*flags, spread["flag"]]

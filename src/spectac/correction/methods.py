@@ -41,10 +41,16 @@ class MethodContext:
     protocol: Protocol | None  # None: the method's default acquisition
     options: dict[str, Any]
     state: Any = None  # what the method's ``prepare`` returned (a loaded network, ...)
+    # work of the caller's to overlap with the method: a network calls it while its forward pass
+    # runs in a second thread (onnxruntime and torch release the GIL); apply_method calls it after
+    # any other method. Called exactly once, in the caller's thread.
+    beside: Callable[[], None] | None = None
 
 
 PredictFn = Callable[["Volume", MethodContext], "Volume"]
-PrepareFn = Callable[[dict[str, Any]], Any]
+#: (resolved options, threads) -> the method's state; ``threads``: onnxruntime's intra-op threads
+#: for a network (None: all it may use); the classical methods ignore it.
+PrepareFn = Callable[[dict[str, Any], "int | None"], Any]
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def _predict_nc(nc: Volume, context: MethodContext) -> Volume:
     return nc
 
 
-def _chang_options(options: dict[str, Any]) -> dict[str, Any]:
+def _chang_options(options: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
     """Validated Chang options: mu a finite number in [0, 1] 1/cm, iterations a whole number >= 0."""
     try:
         mu = float(options["mu"])
@@ -97,10 +103,10 @@ def _predict_chang_iterative(nc: Volume, context: MethodContext) -> Volume:
 
 
 def _network_preparer(name: str) -> PrepareFn:
-    def prepare(options: dict[str, Any]) -> Any:
+    def prepare(options: dict[str, Any], threads: int | None = None) -> Any:
         from spectac.correction.deep import resolve_model
 
-        return resolve_model(name, options.get("weights"))
+        return resolve_model(name, options.get("weights"), threads)
 
     return prepare
 
@@ -108,7 +114,7 @@ def _network_preparer(name: str) -> PrepareFn:
 def _predict_network(nc: Volume, context: MethodContext) -> Volume:
     from spectac.correction.deep import correct_nc
 
-    return correct_nc(nc, context.state, context.protocol)
+    return correct_nc(nc, context.state, context.protocol, beside=context.beside)
 
 
 # ---- the table ---------------------------------------------------------------------------------

@@ -151,13 +151,17 @@ def lv_contrast(volume: Volume, body: np.ndarray) -> float:
     geom = detect_lv(volume)
     array = np.clip(np.asarray(volume.array, np.float64), 0, None)
     smooth = ndimage.gaussian_filter(array, [6.0 / s for s in volume.spacing])
-    index = np.indices(array.shape).reshape(3, -1)
-    points = (volume.affine_lps[:3, :3] @ index + volume.affine_lps[:3, 3:4]).T
-    near = np.linalg.norm(points - geom.center_mm, axis=1) <= geom.radius_mm + geom.wall_mm
+    # the ball lies within reach / spacing voxels of its centre along each array axis (the
+    # direction cosines are orthonormal): only that box of the grid is measured
+    reach = geom.radius_mm + geom.wall_mm
+    centre = np.rint(volume.index_of(geom.center_mm)).astype(int)
+    steps = np.ceil(reach / np.asarray(volume.spacing)).astype(int) + 1
+    box = tuple(slice(max(c - r, 0), max(c + r + 1, 0)) for c, r in zip(centre, steps))
+    near = np.linalg.norm(volume.world_coordinates(box) - geom.center_mm, axis=-1) <= reach
     background = float(np.median(array[body])) if body.any() else 0.0
     if not near.any() or background <= 0:
         return float("nan")
-    return float(np.percentile(smooth.reshape(-1)[near], 95)) / background
+    return float(np.percentile(smooth[box][near], 95)) / background
 
 
 def image_flags(volume: Volume) -> list[str]:

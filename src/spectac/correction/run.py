@@ -10,7 +10,9 @@ The methods themselves are the table of :mod:`spectac.correction.methods`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,18 @@ def check_nc(nc: Volume, name: str) -> None:
         raise SpectacError(f"{name}: the NC volume holds no counts (all zero or negative)")
 
 
+class _Once:
+    """A :attr:`MethodContext.beside` callable that runs at most once, however often called."""
+
+    def __init__(self, work: Callable[[], None] | None) -> None:
+        self.work = work
+
+    def __call__(self) -> None:
+        work, self.work = self.work, None
+        if work is not None:
+            work()
+
+
 def apply_method(method: Method, nc: Volume, context: MethodContext) -> Volume:
     """Apply a method to one NC volume in any axis-aligned orientation; the result is on its grid.
 
@@ -61,11 +75,13 @@ def apply_method(method: Method, nc: Volume, context: MethodContext) -> Volume:
     name = context.case_id
     check_nc(nc, name)
     ordered, order = to_lps_axes(nc)
+    beside = _Once(context.beside)
     try:
-        result = method.predict(ordered, context)
+        result = method.predict(ordered, context if context.beside is None else dataclasses.replace(context, beside=beside))
     except SpectacError as exc:
         message = str(exc)
         raise SpectacError(message if name in message else f"{name}: {message}") from None
+    beside()  # a method that does not overlap it: after the method
     if not isinstance(result, Volume) or not result.same_grid(ordered):
         raise SpectacError(f"method {method.name!r} returned a volume off the NC grid for {name}")
     check_finite(result.array, f"the {method.name} correction of {name}")
@@ -138,7 +154,7 @@ def predict_dataset(
         header = read_nifti_header(dataset.path(case.case_id, "nc"))
         check_plausible_geometry(header.shape, header.spacing, header.direction, f"study {case.case_id}")
     # options are checked (weights loaded, values validated) before anything is written
-    state = spec.prepare(resolved) if spec.prepare is not None else None
+    state = spec.prepare(resolved, None) if spec.prepare is not None else None
     if device not in (None, "cpu") or amp:
         from spectac.correction.deep import place
 

@@ -101,33 +101,35 @@ def uncertainty_settings(model: Any) -> dict[str, Any] | None:
 
 
 @lru_cache(maxsize=4)
-def _shipped(name: str) -> Any:
+def _shipped(name: str, threads: int | None) -> Any:
     from spectac.correction.deep import resolve_model
 
-    return resolve_model(name)
+    return resolve_model(name, threads=threads)
 
 
-def partner_model(name: str, like: Any) -> Any:
-    """The shipped network ``name``, loaded once per process, on the device of ``like``."""
-    partner = _shipped(name)
+def partner_model(name: str, like: Any, threads: int | None = None) -> Any:
+    """The shipped network ``name``, loaded once per process (per ``threads``: onnxruntime's
+    intra-op threads, None: all it may use), on the device of ``like``."""
+    partner = _shipped(name, threads)
     device = getattr(like, "device", None)
     if device is not None and getattr(device, "type", "cpu") != "cpu":
         partner = partner.placed(str(device), bool(getattr(like, "amp", False)))
     return partner
 
 
-def partner_correction(nc: Volume, model: Any, protocol: Any = None,
-                       name: str = "input") -> tuple[dict[str, Any], Volume] | None:
+def partner_correction(nc: Volume, model: Any, protocol: Any = None, name: str = "input",
+                       threads: int | None = None) -> tuple[dict[str, Any], Volume] | None:
     """The partner's settings (:func:`uncertainty_settings`) and its correction of ``nc``, or None
     when ``model`` has no partner. It needs nothing of ``model``'s own correction, so ``spectac
-    correct`` runs it beside that one."""
+    correct`` runs it beside the out-of-distribution check, leaving that one core (``threads``:
+    onnxruntime's intra-op threads for the partner; None: all it may use)."""
     settings = uncertainty_settings(model)
     if settings is None:
         return None
     from spectac.correction.methods import MethodContext, get_method
     from spectac.correction.run import apply_method
 
-    partner = partner_model(settings["partner"], model)
+    partner = partner_model(settings["partner"], model, threads)
     other = apply_method(get_method(partner.name), nc, MethodContext(name, protocol, {"weights": None}, partner))
     return settings, other
 

@@ -309,13 +309,16 @@ def _shell_filter_candidates(volume: Volume, smooth: np.ndarray, n: int = 6) -> 
     peaks = np.argwhere((response == ndimage.maximum_filter(response, size=size)) & (response > 0))
     peaks = sorted(peaks.tolist(), key=lambda i: -response[tuple(i)])[:n]
     found = []
-    grid = None
+    # the 40 mm ball lies within 40 / spacing voxels of its centre along each array axis (the
+    # direction cosines are orthonormal), so only that box is searched: the same points, in order
+    reach = np.ceil(40.0 / np.asarray(volume.spacing)).astype(int)
     for peak in peaks:
         centre = volume.point_of(np.asarray(peak, float))
-        if grid is None:
-            grid = volume.world_coordinates()
+        box = tuple(slice(max(i - r, 0), i + r + 1) for i, r in zip(peak, reach))
+        grid = volume.world_coordinates(box)
         near = np.linalg.norm(grid - centre, axis=-1) < 40.0
-        hot = near & (smooth > 0.5 * smooth[near].max())
+        local = smooth[box]
+        hot = near & (local > 0.5 * local[near].max())
         pts = grid[hot]
         axes = np.linalg.eigh(np.cov((pts - pts.mean(axis=0)).T))[1][:, ::-1] if len(pts) > 4 else np.eye(3)
         found.append({"centre": centre, "axes": axes, "ml": float("nan")})
