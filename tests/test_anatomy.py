@@ -109,3 +109,18 @@ def test_heart_on_its_block_equals_the_heart_on_the_whole_grid(monkeypatch: pyte
     for a, b in ((fast.activity, whole.activity), (fast.mu_map, whole.mu_map), (fast.myocardium, whole.myocardium)):
         np.testing.assert_array_equal(a, b)
     assert fast.lv == whole.lv
+
+
+@pytest.mark.parametrize("centre, semi", [
+    ((10.0, -20.0, 5.0), (40.0, 25.0, 60.0)),  # inside the grid
+    ((100.0, 0.0, -90.0), (50.0, 30.0, 40.0)),  # cut by two faces
+    ((500.0, 0.0, 0.0), (20.0, 20.0, 20.0)),  # wholly outside
+])
+def test_ellipsoid_on_its_bounding_box_is_the_formula_on_the_whole_grid(centre, semi):
+    from spectac.phantom.anatomy import _ellipsoid
+
+    axes = [(np.arange(n) - (n - 1) / 2) * 3.4 for n in (40, 36, 50)]
+    p = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).astype(np.float32) - np.float32(1.7)
+    whole = sum(((p[..., i] - centre[i]) / semi[i]) ** 2 for i in range(3)) <= 1.0
+    np.testing.assert_array_equal(_ellipsoid(p, centre, semi), whole)
+    assert whole.any() == (centre[0] < 200)

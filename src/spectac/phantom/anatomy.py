@@ -47,7 +47,19 @@ class Phantom:
 
 
 def _ellipsoid(p: np.ndarray, centre: tuple[float, ...], semi: tuple[float, ...]) -> np.ndarray:
-    return sum(((p[..., i] - centre[i]) / semi[i]) ** 2 for i in range(3)) <= 1.0
+    """Points of the axis-aligned grid ``p`` (X, Y, Z, 3) inside an ellipsoid. Only its bounding
+    box (plus a voxel) is evaluated: beyond it one term of the sum alone exceeds 1."""
+    box = []
+    for i in range(3):
+        line = p[tuple(slice(None) if j == i else 0 for j in range(3))][..., i]
+        inside = np.flatnonzero(np.abs(line - centre[i]) <= abs(semi[i]))
+        if inside.size == 0:
+            return np.zeros(p.shape[:-1], dtype=bool)
+        box.append(slice(max(int(inside[0]) - 1, 0), int(inside[-1]) + 2))
+    sub = p[tuple(box)]
+    out = np.zeros(p.shape[:-1], dtype=bool)
+    out[tuple(box)] = sum(((sub[..., i] - centre[i]) / semi[i]) ** 2 for i in range(3)) <= 1.0
+    return out
 
 
 def build_phantom(
@@ -71,7 +83,11 @@ def build_phantom(
     fine_shape = tuple(n * supersample for n in shape)
     fine_spacing = spacing_mm / supersample
     axes = [(np.arange(n) - (n - 1) / 2) * fine_spacing for n in fine_shape]
-    p = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).astype(np.float32)
+    # the (X, Y, Z, 3) float32 coordinates written axis by axis: the values of stacking a float64
+    # meshgrid and casting it, without the three float64 copies (at 128^3, 2x supersampled, 1.2 GB)
+    p = np.empty((*fine_shape, 3), dtype=np.float32)
+    for i, ax in enumerate(axes):
+        p[..., i] = ax.reshape([-1 if j == i else 1 for j in range(3)])
     p -= np.asarray(shift_mm, dtype=np.float32)
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
     uptake = params.uptake[state]
