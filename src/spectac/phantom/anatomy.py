@@ -89,7 +89,11 @@ def build_phantom(
     for i, ax in enumerate(axes):
         p[..., i] = ax.reshape([-1 if j == i else 1 for j in range(3)])
     p -= np.asarray(shift_mm, dtype=np.float32)
-    x, y, z = p[..., 0], p[..., 1], p[..., 2]
+    # x varies along the first axis only, y the second, z the third: each is kept as a broadcastable
+    # line, so whatever depends on x and y alone (the body outline, its layers, the diaphragm's
+    # height) is computed on one plane rather than the whole fine grid, with the same values
+    x, y, z = p[:, :1, :1, 0], p[:1, :, :1, 1], p[:1, :1, :, 2]
+    full = p.shape[:3]
     uptake = params.uptake[state]
 
     cx, cy = params.body_center_mm
@@ -119,9 +123,9 @@ def build_phantom(
     body = layers["depth"] >= 0.0
     cavity = layers["depth"] >= layers["fat"] + layers["muscle"]  # inside the rib cage / abdominal wall
     subcutaneous = body & (layers["depth"] < layers["fat"])
-    mu = np.where(body, MU_SOFT_TISSUE, 0.0).astype(np.float32)
+    mu = np.where(np.broadcast_to(body, full), MU_SOFT_TISSUE, 0.0).astype(np.float32)
     mu[subcutaneous] = MU_FAT
-    act = np.where(body, uptake["tissue"], 0.0).astype(np.float32)
+    act = np.where(np.broadcast_to(body, full), uptake["tissue"], 0.0).astype(np.float32)
     act[subcutaneous] = 0.4 * uptake["tissue"]
 
     # Breasts (women): supine glandular and fatty tissue spread over the anterolateral chest wall
@@ -139,7 +143,7 @@ def build_phantom(
     # wall (pericardium and fat, no lung), the lung covering only its left, lateral part; above
     # it the anterior mediastinum (fat, thymus remnant) behind the sternum.
     notch = (x > cx - 24.0) & (x < lv_centre[0] + 0.25 * params.lv_radius_mm) & (y < lv_centre[1])
-    notch &= (z > lv_centre[2] - params.lv_radius_mm - 10.0) & (z < lv_centre[2] + params.lv_radius_mm + 40.0)
+    notch = notch & (z > lv_centre[2] - params.lv_radius_mm - 10.0) & (z < lv_centre[2] + params.lv_radius_mm + 40.0)
     mediastinum |= notch & cavity & (z > dome)
     lung = cavity & (z > dome) & ~mediastinum
     mu[lung] = params.lung_mu
@@ -175,7 +179,7 @@ def build_phantom(
     sternum = (np.abs(rel_x) < 16.0) & anterior_wall & (z > z_right - 60.0)
     mu[sternum] = MU_BONE * 0.8
     spine = (rel_x**2 + (rel_y - 0.52 * b) ** 2) < 19.0**2
-    mu[spine] = MU_SPINE
+    mu[np.broadcast_to(spine, full)] = MU_SPINE
 
     # Heart: LV myocardium, cavity, RV, surrounded by soft tissue (mediastinum)
     myo_fraction, lv_truth, heart_act, heart_region = build_heart(p, params, state, np.asarray(shift_mm, np.float64))
