@@ -114,11 +114,14 @@ def butterworth_filter(volume: np.ndarray, spacing_mm: float, cutoff_per_cm: flo
     """3D Butterworth low-pass filter in the frequency domain (cutoff in cycles/cm)."""
     if cutoff_per_cm <= 0:
         return volume
-    freqs = [np.fft.fftfreq(n, d=spacing_mm / 10.0) for n in volume.shape]
+    # the real-input transform: the same filter as the complex fftn/ifftn pair (the response is
+    # even in every frequency), on half the spectrum
+    freqs = [np.fft.fftfreq(n, d=spacing_mm / 10.0) for n in volume.shape[:-1]]
+    freqs.append(np.fft.rfftfreq(volume.shape[-1], d=spacing_mm / 10.0))
     fx, fy, fz = np.meshgrid(*freqs, indexing="ij", sparse=True)
     f = np.sqrt(fx**2 + fy**2 + fz**2)
     response = 1.0 / np.sqrt(1.0 + (f / cutoff_per_cm) ** (2 * order))
-    filtered = np.fft.ifftn(np.fft.fftn(volume) * response).real
+    filtered = np.fft.irfftn(np.fft.rfftn(volume) * response, s=volume.shape)
     return np.maximum(filtered, 0.0).astype(np.float32)
 
 
