@@ -142,12 +142,13 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
     assert record and record["model"] == model
     # round 1 (scripts/train_shipped.sh, reconstructed from the project history), then for the two
     # GANs round 2 (scripts/train_round2.sh, recorded as it ran) from the round-1 weights, and for
-    # unet-gan3d-chang round 3 (scripts/train_round3.sh) from the round-2 weights
+    # unet-gan3d-chang round 3 (scripts/train_round3.sh) from the round-2 weights and round 5
+    # (scripts/train_round5.sh) from the round-3 weights
     round1 = [s for s in record["stages"] if s.get("reconstructed")]
     later = record["stages"][len(round1):]
     assert round1 and all(not s.get("reconstructed") for s in later)
-    assert len(later) == {"unet-gan3d-chang": 2, "unet-gan3d": 1}.get(model, 0)
-    round2, round3 = later[:1], later[1:]
+    assert len(later) == {"unet-gan3d-chang": 3, "unet-gan3d": 1}.get(model, 0)
+    round2, round3, round5 = later[:1], later[1:2], later[2:]
     last = record["stages"][-1]
     assert last["config"]["training"]["epochs"] == config["training"]["epochs"]
     assert last["config"]["training"]["lr"] == config["training"]["lr"]
@@ -176,6 +177,12 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
         assert f"--epochs {stage['epochs']['end']} --lr 2e-4 --seed 3" in recipe
         assert stage["seed"] == 3 and stage["config"]["training"]["lr"] == 2e-4 and "--init" in stage["argv"]
         assert stage["init"]["name"] == model and len(stage["init"]["sha256"]) == 64  # the round-2 weights
+        assert stage["hardware"]["threads"] == 1 and "THREADS:-1" in recipe
+    for stage, before in zip(round5, round3):  # the recipe of scripts/train_round5.sh, as it ran
+        recipe = (scripts / "train_round5.sh").read_text()
+        assert f"EPOCHS:-{stage['epochs']['end']}" in recipe and "--lr 2e-4" in recipe and "--seed 5" in recipe
+        assert stage["seed"] == 5 and stage["config"]["training"]["lr"] == 2e-4 and "--init" in stage["argv"]
+        assert stage["init"]["name"] == model and stage["init"]["sha256"] != before["init"]["sha256"]
         assert stage["hardware"]["threads"] == 1 and "THREADS:-1" in recipe
 
 
