@@ -97,7 +97,7 @@ def test_train_target_mu_writes_a_model_that_says_so(mu_model: Path, monkeypatch
                                                    scatter.with_array(10 * scatter.array)).array, mu.array, atol=1e-5)
     # the network input is the training pair's, channel for channel
     seen = []
-    monkeypatch.setattr(indirect, "predict_normalised", lambda generator, x, *_: seen.append(x) or x[0])
+    monkeypatch.setattr(deep, "predict_normalised", lambda generator, x, *_: seen.append(x) or x[0])
     indirect.predict_mu(nc, model, scatter)
     np.testing.assert_allclose(seen[0], load_pair(dataset, "p00_rest", 99.9, target="mu", scatter=True).inputs(),
                                rtol=1e-6)

@@ -32,7 +32,7 @@ from spectac.correction import DEFAULT_METHOD
 from spectac.correction.files import _weights_option, correct_path, prepare_method
 from spectac.errors import SpectacError
 from spectac.io.batch import SUMMARY_NAME, BatchListing, list_batch, write_batch_summary
-from spectac.io.onnx_model import onnx_threads
+from spectac.io.onnx_model import threads_beside_check
 from spectac.io.paths import check_output_outside
 from spectac.progress import track
 
@@ -88,7 +88,7 @@ def correct_batch(
     options = {**options, **_weights_option(method, weights)}
     # once for all series; bad options fail here. As in correct_path, a network on onnxruntime
     # leaves one core to the out-of-distribution check that runs beside it
-    threads = None if per_series.get("strict") else max(1, onnx_threads() - 1)
+    threads = None if per_series.get("strict") else threads_beside_check()
     prepared = prepare_method(method, threads=threads, **options)
 
     rows: list[dict[str, str]] = []

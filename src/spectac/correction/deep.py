@@ -231,14 +231,22 @@ def mu_model_qc_threshold(weights: str | Path | None = None) -> QcThreshold | No
     return resolve_mu_model(weights).qc_threshold
 
 
-def predict_mu(nc: Volume, model: DeepModel, protocol: Protocol | None = None) -> Volume:
+def predict_mu(nc: Volume, model: DeepModel, protocol: Protocol | None = None,
+               scatter: Volume | None = None) -> Volume:
     """The mu-map (1/cm, >= 0) a mu model predicts from one NC volume, on the NC grid.
 
     The input is prepared as for an AC model (:func:`network_input`: the NC normalised by its own
-    percentile, resampled to the training voxel size); the output is mu itself, so there is no
-    count scale to undo.
+    percentile, resampled to the training voxel size); with ``scatter`` (the scatter-window image
+    on the NC grid) that image is channel 1, normalised by its own percentile and resampled with
+    NC, as :func:`spectac.training.data.load_pair` prepares it. The output is mu itself, so there
+    is no count scale to undo.
     """
     inputs, _, resampled = network_input(nc, model, protocol)
+    if scatter is not None:
+        image = zoom_to_shape(scatter.array, inputs.shape[-3:]) if resampled else scatter.array
+        channel = normalise(image, model.percentile)[0]
+        inputs = np.stack([inputs, channel]) if inputs.ndim == 3 else \
+            np.concatenate([inputs[:1], channel[None], inputs[1:]])
     prediction = predict_normalised(model.generator, inputs, model.device, model.amp)
     if resampled:
         prediction = zoom_to_shape(prediction, nc.shape)

@@ -51,7 +51,7 @@ from spectac.io.nifti import (
     read_nifti_header,
     write_nifti,
 )
-from spectac.io.onnx_model import onnx_threads
+from spectac.io.onnx_model import threads_beside_check
 from spectac.io.paths import check_output_outside, sha256_file
 from spectac.io.report_files import check_report_paths, write_report_files
 from spectac.volume import SpectacError, Volume
@@ -212,7 +212,7 @@ def correct_path(
         options = {**options, **_weights_option(method, weights)}
         # bad options or weights fail before the input is read; a network on onnxruntime leaves
         # one core to the out-of-distribution check that runs beside it (below)
-        prepared = prepare_method(method, threads=None if strict else max(1, onnx_threads() - 1), **options)
+        prepared = prepare_method(method, threads=None if strict else threads_beside_check(), **options)
     protocol = None if arc is None else Protocol.for_arc(arc)
 
     # What the file says, and its grid, from the header alone.
@@ -256,14 +256,8 @@ def correct_path(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectac-partner") as pool:
         partner = (pool.submit(partner_correction, nc, prepared[2], protocol, str(input),
-                               max(1, onnx_threads() - 1)) if uncertainty else None)
-        try:
-            corrected = correct_volume(nc, method, str(input), protocol, prepared,
-                                       beside=None if strict else check)
-        except BaseException:
-            if partner is not None:
-                partner.cancel()
-            raise
+                               threads_beside_check()) if uncertainty else None)
+        corrected = correct_volume(nc, method, str(input), protocol, prepared, beside=None if strict else check)
         found = partner.result() if partner is not None else None
     if not strict:
         flags = found_flags[0]

@@ -43,10 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from spectac.correction import deep
-from spectac.correction.deep import DeepModel, predict_normalised, resolve_mu_model
+from spectac.correction.deep import DeepModel, resolve_mu_model
 from spectac.correction.files import ReportBuilder, report_facts
 from spectac.correction.ood import ood_comments, ood_flags, training_reference
 from spectac.errors import SpectacError
@@ -54,7 +52,6 @@ from spectac.io.nifti import write_nifti, write_sidecar_record
 from spectac.io.paths import check_output_outside, ensure_writable_parent
 from spectac.io.projections import Acquisition
 from spectac.io.report_files import check_report_paths, write_report_files
-from spectac.nn.normalisation import normalise
 from spectac.nn.registry import takes_scatter
 from spectac.reconstruction.consistency import Consistency, QcThreshold, QcVerdict
 from spectac.reconstruction.files import (
@@ -76,7 +73,6 @@ from spectac.reconstruction.scatter_image import (
     scatter_image,
     scatter_window,
 )
-from spectac.resample import zoom_to_shape
 from spectac.volume import Volume
 
 #: How the flags name the scatter-image windows.
@@ -129,22 +125,15 @@ def trained_scatter_role(model: DeepModel) -> str | None:
 
 
 def predict_mu(nc: Volume, model: DeepModel, scatter: Volume | None = None) -> Volume:
-    """The mu-map (1/cm, >= 0) a mu model predicts, on the NC grid: from NC alone
-    (:func:`spectac.correction.deep.predict_mu`), or with ``scatter`` (on the NC grid) as channel 1,
-    normalised by its own percentile and resampled with NC to the training voxel size, as
-    :func:`spectac.training.data.load_pair` prepares it."""
-    if scatter is None:
-        return deep.predict_mu(nc, model)
-    if not model_takes_scatter(model):
+    """The mu-map (1/cm, >= 0) a mu model predicts, on the NC grid, from NC alone or with the
+    scatter-window image ``scatter`` (on the NC grid; :func:`spectac.correction.deep.predict_mu`).
+
+    Raises:
+        SpectacError: ``scatter`` given to a model that takes NC alone.
+    """
+    if scatter is not None and not model_takes_scatter(model):
         raise SpectacError(f"the mu model {model.name} takes NC alone, not the scatter-window image")
-    inputs, _, resampled = deep.network_input(nc, model)
-    image = zoom_to_shape(scatter.array, inputs.shape[-3:]) if resampled else scatter.array
-    stacked = np.stack([inputs, normalise(image, model.percentile)[0]]) if inputs.ndim == 3 else \
-        np.concatenate([inputs[:1], normalise(image, model.percentile)[0][None], inputs[1:]])
-    prediction = predict_normalised(model.generator, stacked, model.device, model.amp)
-    if resampled:
-        prediction = zoom_to_shape(prediction, nc.shape)
-    return nc.with_array(np.clip(prediction, 0, None).astype(np.float32))
+    return deep.predict_mu(nc, model, scatter=scatter)
 
 
 def correct_acquisition(acquisition: Acquisition, w: int, model: DeepModel, config: ReconConfig | None = None,

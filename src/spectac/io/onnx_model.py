@@ -61,6 +61,12 @@ def onnx_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def threads_beside_check() -> int:
+    """onnxruntime's intra-op threads for a network that runs while ``spectac correct``'s
+    out-of-distribution check holds one core: the others, at least one."""
+    return max(1, onnx_threads() - 1)
+
+
 def open_onnx_session(path: str | Path, threads: int | None = None) -> Any:
     """An onnxruntime CPU inference session on an ONNX file, ``threads`` intra-op threads (None:
     :func:`onnx_threads`), run sequentially, without busy-waiting threads (the machine is shared)."""
