@@ -22,7 +22,7 @@ from spectac.io.nifti import read_nifti, write_nifti
 from spectac.nn.registry import build_discriminator, build_generator, resolve_config
 from spectac.training.data import Augmentation, augment_pair, shift_zero_fill
 from spectac.training.record import sha256_file
-from spectac.training.steps import AdversarialStep, set_requires_grad
+from spectac.training.steps import AdversarialStep, l1_loss, set_requires_grad
 from spectac.volume import SpectacError, Volume
 
 torch.set_num_threads(1)
@@ -250,6 +250,36 @@ def test_fine_tuning_starts_from_the_given_weights_and_cosine_lowers_the_rate(
     bad = runner.invoke(app, [*base, "--out", str(tmp_path / "d"), "--lr-schedule", "linear"])
     assert bad.exit_code == 2 and "schedule" in bad.output
     assert not (tmp_path / "d").exists()
+    # a loss weight is not part of the network: weights trained without it start a run with it,
+    # whereas other channels are another network
+    weighted = runner.invoke(app, [*base, "--out", str(tmp_path / "e"), "--epochs", "1", "--init", str(tmp_path / "a"),
+                                   "--net", "uptake_weight=3"])
+    assert weighted.exit_code == 0, weighted.output
+    assert json.loads((tmp_path / "e" / "config.json").read_text())["network"]["uptake_weight"] == 3
+    wider = runner.invoke(app, [*base[:-4], "--channels", "4,16", "--patience", "0", "--out", str(tmp_path / "f"),
+                                "--init", str(tmp_path / "a")])
+    assert wider.exit_code == 2 and "--init weights have network" in wider.output
+
+
+def test_the_uptake_weighted_l1_is_a_weighted_mean_of_absolute_errors() -> None:
+    rng = np.random.default_rng(3)
+    target = rng.uniform(0, 2, size=(2, 1, 5, 6, 7)).astype(np.float32)
+    prediction = target + rng.normal(0, 0.3, size=target.shape).astype(np.float32)
+    p, t = torch.from_numpy(prediction), torch.from_numpy(target)
+    # weight 0 is the mean absolute error (torch's L1Loss)
+    assert float(l1_loss(p, t)) == pytest.approx(float(torch.nn.L1Loss()(p, t)), rel=1e-6)
+    # weight w: 1 + w x target / its volume's maximum, a weighted mean (numpy, volume by volume)
+    peak = target.reshape(2, -1).max(axis=1).reshape(2, 1, 1, 1, 1)
+    weight = 1 + 3.0 * target / peak
+    expected = (weight * np.abs(prediction - target)).sum() / weight.sum()
+    assert float(l1_loss(p, t, 3.0)) == pytest.approx(float(expected), rel=1e-5)
+    # the same error costs more at the hottest voxel than at the coldest
+    hot = np.unravel_index(np.argmax(target[0]), target[0].shape)
+    cold = np.unravel_index(np.argmin(target[0]), target[0].shape)
+    at_hot, at_cold = t.clone(), t.clone()
+    at_hot[(0, *hot)] += 1
+    at_cold[(0, *cold)] += 1
+    assert float(l1_loss(at_hot, t, 3.0)) > 3 * float(l1_loss(at_cold, t, 3.0))
 
 
 def test_an_untrained_chang_prior_model_is_first_order_chang(tmp_path: Path) -> None:

@@ -49,15 +49,20 @@ PRIOR_CHANNELS = {"none": 1, "chang": 2}
 HEAD_OPTIONS = {"output": "log-ratio", "prior": "none"}
 #: Options of the adversarial models: the patch discriminator and the weight of L1 in the loss.
 GAN_OPTIONS = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
+#: Options of the training loss of an AC model, not of its network: ``uptake_weight`` w weights
+#: each voxel's L1 by 1 + w x (target / the target's maximum), normalised to a mean weight of 1, so
+#: that the myocardium counts more than the background it is a small part of; 0 is plain L1.
+LOSS_OPTIONS = {"uptake_weight": 0.0}
 #: The option of a mu model whose input has the scatter-window image as channel 1 (after NC, before
 #: any prior's channels); absent (configs saved before it): NC alone.
 SCATTER_INPUT = "scatter_input"
-NOT_BACKBONE = {"model", *HEAD_OPTIONS, *GAN_OPTIONS, SCATTER_INPUT}
+NOT_BACKBONE = {"model", *HEAD_OPTIONS, *GAN_OPTIONS, *LOSS_OPTIONS, SCATTER_INPUT}
 #: What a model predicts: "ac", the attenuation-corrected image (counts, on the NC scale; a
 #: correction method), or "mu", the mu-map in 1/cm at 140 keV (for ``correct --route indirect``).
 TARGETS = ("ac", "mu")
 
 _UNET = {"channels": [8, 16, 32, 64], "norm": "instance", **HEAD_OPTIONS}
+_UNET_AC = {**_UNET, **LOSS_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -94,18 +99,18 @@ REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("unet-gan3d", "3D U-Net generator + 3D patch discriminator (the 3DUnet-GAN of Chu Minh Duc et al. 2023)", 3,
-                  "spectac.nn.unet:UNet", True, {**_UNET, **GAN_OPTIONS}),
-        ModelSpec("unet3d", "3D U-Net trained with L1 only", 3, "spectac.nn.unet:UNet", False, dict(_UNET)),
+                  "spectac.nn.unet:UNet", True, {**_UNET_AC, **GAN_OPTIONS}),
+        ModelSpec("unet3d", "3D U-Net trained with L1 only", 3, "spectac.nn.unet:UNet", False, dict(_UNET_AC)),
         ModelSpec("unet2d", "2D U-Net applied slice by slice (axial), L1 only", 2, "spectac.nn.unet:UNet", False,
-                  dict(_UNET)),
+                  dict(_UNET_AC)),
         ModelSpec("pix2pix2d", "2D U-Net + 2D patch discriminator, slice by slice (pix2pix)", 2,
-                  "spectac.nn.unet:UNet", True, {**_UNET, **GAN_OPTIONS}),
+                  "spectac.nn.unet:UNet", True, {**_UNET_AC, **GAN_OPTIONS}),
         ModelSpec("resnet", "3D dilated residual network at full resolution (after Mostafapour et al.)", 3,
                   "spectac.nn.resnet:DilatedResNet", False,
-                  {"features": 12, "dilations": [1, 2, 4, 8], "norm": "instance", **HEAD_OPTIONS}),
+                  {"features": 12, "dilations": [1, 2, 4, 8], "norm": "instance", **HEAD_OPTIONS, **LOSS_OPTIONS}),
         ModelSpec("unet-gan3d-chang", "unet-gan3d on NC and the log first-order Chang factor, correcting on top of "
                   "Chang (spectac's own model)", 3, "spectac.nn.unet:UNet", True,
-                  {**_UNET, **GAN_OPTIONS, "prior": "chang"}),
+                  {**_UNET_AC, **GAN_OPTIONS, "prior": "chang"}),
         ModelSpec("unet3d-mu", "3D U-Net predicting the mu-map (1/cm) from NC and the scatter-window image, L1; for "
                   "correct --route indirect", 3, "spectac.nn.unet:UNet", False,
                   {**_UNET, "output": "direct", SCATTER_INPUT: True}, target="mu"),
@@ -151,6 +156,12 @@ def input_channels(config: Config) -> int:
         raise SpectacError(f"the {prior} prior is a log correction factor: it needs output log-ratio, "
                            f"not {config.get('output')!r}")
     return PRIOR_CHANNELS[prior] + int(takes_scatter(config))
+
+
+def generator_config(config: Config) -> Config:
+    """What of a resolved config shapes the generator's weights: all but the discriminator's and
+    the loss's options (two runs that differ only there can start from each other's weights)."""
+    return {k: v for k, v in config.items() if k not in GAN_OPTIONS and k not in LOSS_OPTIONS}
 
 
 def _is_number(value: Any) -> bool:

@@ -40,7 +40,14 @@ from spectac.correction.chang import protocol_of
 from spectac.devices import autocast, check_amp, resolve_device
 from spectac.io.checkpoint import load_checkpoint, save_checkpoint
 from spectac.io.dataset import Dataset
-from spectac.nn.registry import build_discriminator, build_generator, get_spec, resolve_config, takes_scatter
+from spectac.nn.registry import (
+    build_discriminator,
+    build_generator,
+    generator_config,
+    get_spec,
+    resolve_config,
+    takes_scatter,
+)
 from spectac.progress import track
 from spectac.reconstruction.scatter_image import DESCRIPTION, RECIPE, WINDOW_ROLES
 from spectac.training.card import write_model_card
@@ -245,10 +252,12 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if discriminator else None
     model_g = generator  # what the steps call: DDP-wrapped below in a distributed run
+    uptake_weight = float(config["network"].get("uptake_weight", 0.0))  # configs saved before it: plain L1
     if spec.adversarial:
-        step: Any = AdversarialStep(model_g, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"])
+        step: Any = AdversarialStep(model_g, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"],
+                                    uptake_weight)
     else:
-        step = SupervisedStep(model_g, optimizer_g)
+        step = SupervisedStep(model_g, optimizer_g, uptake_weight)
 
     state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
     if resuming:
@@ -428,6 +437,6 @@ def _init_generator(generator: torch.nn.Module, init: str | Path, model: str, ne
     saved = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
     if saved.get("model") != model or "generator" not in state:
         raise SpectacError(f"{weights}: --init needs weights of {model}, these are of {saved.get('model', 'unknown')}")
-    if resolve_config(model, saved.get("network")) != network:
+    if generator_config(resolve_config(model, saved.get("network"))) != generator_config(network):
         raise SpectacError(f"{weights}: --init weights have network {saved.get('network')}, this run {network}")
     generator.load_state_dict(state["generator"])
