@@ -118,9 +118,25 @@ def test_heart_on_its_block_equals_the_heart_on_the_whole_grid(monkeypatch: pyte
 ])
 def test_ellipsoid_on_its_bounding_box_is_the_formula_on_the_whole_grid(centre, semi):
     from spectac.phantom.anatomy import _ellipsoid
+    from spectac.phantom.grid import PointGrid
 
     axes = [(np.arange(n) - (n - 1) / 2) * 3.4 for n in (40, 36, 50)]
     p = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).astype(np.float32) - np.float32(1.7)
     whole = sum(((p[..., i] - centre[i]) / semi[i]) ** 2 for i in range(3)) <= 1.0
-    np.testing.assert_array_equal(_ellipsoid(p, centre, semi), whole)
+    np.testing.assert_array_equal(_ellipsoid(PointGrid(axes, (1.7, 1.7, 1.7)), centre, semi), whole)
     assert whole.any() == (centre[0] < 200)
+
+
+def test_a_point_grid_block_holds_the_points_of_the_whole_meshgrid():
+    from spectac.phantom.grid import PointGrid
+
+    axes = [(np.arange(n) - (n - 1) / 2) * 3.4 for n in (12, 10, 14)]
+    shift = (1.3, -2.9, 0.7)
+    whole = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).astype(np.float32) - np.float32(shift)
+    grid = PointGrid(axes, shift)
+    assert grid.shape == whole.shape
+    box = (slice(2, 9), slice(0, 10), slice(5, 6))
+    np.testing.assert_array_equal(grid[box], whole[box])
+    np.testing.assert_array_equal(grid[(slice(None),) * 3], whole)
+    for i in range(3):
+        np.testing.assert_array_equal(np.broadcast_to(grid.broadcast(i), whole.shape[:3]), whole[..., i])

@@ -70,6 +70,43 @@ def body_radii_mm(mask: np.ndarray, spacing_mm: float, azimuths_rad: np.ndarray,
     return extent + spacing_mm / 2 + clearance_mm
 
 
+def bilinear_entries(n: int, azimuths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear interpolation of every view's rotated (U, V) grid from an (n, n) (X, Y) plane.
+
+    Args:
+        azimuths: (A,) the views' angles in radians (float64).
+
+    Returns:
+        columns: (A, U*V, 4) int64 index into the flattened (X, Y) plane of each corner;
+        weights: (A, U*V, 4) float32 weight of each corner, 0 for corners outside the grid
+        (zero padding, as ``grid_sample`` with ``align_corners=True`` and ``padding_mode="zeros"``).
+        Both are read-only (projectors of the same geometry share them).
+    """
+    centred = np.arange(n) - (n - 1) / 2
+    u, v = np.meshgrid(centred, centred, indexing="ij")
+    cos, sin = np.cos(azimuths)[:, None, None], np.sin(azimuths)[:, None, None]
+    # point = u * (cos, sin) + v * (-sin, cos) in pixels; u toward the camera, v along the detector row
+    px = (u * cos - v * sin + (n - 1) / 2).reshape(len(azimuths), -1)
+    py = (u * sin + v * cos + (n - 1) / 2).reshape(len(azimuths), -1)
+    x0, y0 = np.floor(px), np.floor(py)
+    fx, fy = px - x0, py - y0
+    columns, weights = [], []
+    # corners in increasing column order x * n + y
+    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 0, fx * (1 - fy)), (1, 1, fx * fy)):
+        xi, yi = x0 + dx, y0 + dy
+        inside = (xi >= 0) & (xi < n) & (yi >= 0) & (yi < n)
+        columns.append(np.where(inside, xi * n + yi, 0).astype(np.int64))
+        weights.append(np.where(inside, w, 0.0).astype(np.float32))
+    entries = np.stack(columns, axis=-1), np.stack(weights, axis=-1)
+    for array in entries:
+        array.flags.writeable = False
+    return entries
+
+
+#: The last geometry's :func:`bilinear_entries`, by (grid size, azimuths).
+_ENTRIES: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _csr(crow: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
     """A float32 sparse CSR tensor (torch flags the layout as beta; only its product with a dense
     matrix is used here, which is stable)."""
@@ -133,31 +170,16 @@ class SpectProjector:
 
     # -- geometry -------------------------------------------------------------------------
     def _bilinear_entries(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bilinear interpolation of every view's rotated (U, V) grid from the (X, Y) plane.
-
-        Returns:
-            columns: (A, U*V, 4) int64 index into the flattened (X, Y) plane of each corner;
-            weights: (A, U*V, 4) float32 weight of each corner, 0 for corners outside the grid
-            (zero padding, as ``grid_sample`` with ``align_corners=True`` and ``padding_mode="zeros"``).
-        """
-        n = self.shape[0]
-        centred = np.arange(n) - (n - 1) / 2
-        u, v = np.meshgrid(centred, centred, indexing="ij")
+        """:func:`bilinear_entries` of this grid and these views, kept for the next projector of the
+        same geometry (a simulated study builds three: the acquisition's and one per reconstruction)."""
         azimuths = self.azimuths.double().numpy()
-        cos, sin = np.cos(azimuths)[:, None, None], np.sin(azimuths)[:, None, None]
-        # point = u * (cos, sin) + v * (-sin, cos) in pixels; u toward the camera, v along the detector row
-        px = (u * cos - v * sin + (n - 1) / 2).reshape(len(azimuths), -1)
-        py = (u * sin + v * cos + (n - 1) / 2).reshape(len(azimuths), -1)
-        x0, y0 = np.floor(px), np.floor(py)
-        fx, fy = px - x0, py - y0
-        columns, weights = [], []
-        # corners in increasing column order x * n + y
-        for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 0, fx * (1 - fy)), (1, 1, fx * fy)):
-            xi, yi = x0 + dx, y0 + dy
-            inside = (xi >= 0) & (xi < n) & (yi >= 0) & (yi < n)
-            columns.append(np.where(inside, xi * n + yi, 0).astype(np.int64))
-            weights.append(np.where(inside, w, 0.0).astype(np.float32))
-        return np.stack(columns, axis=-1), np.stack(weights, axis=-1)
+        key = (self.shape[0], azimuths.tobytes())
+        entries = _ENTRIES.get(key)
+        if entries is None:
+            entries = bilinear_entries(self.shape[0], azimuths)
+            _ENTRIES.clear()  # one geometry at a time: at 128^3 and 60 views they take 47 MB
+            _ENTRIES[key] = entries
+        return entries
 
     def _views_cache(self, views: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per set of views (OSEM's subsets recur every iteration): the rotation as a sparse CSR

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spectac.phantom.grid import PointGrid
 from spectac.phantom.heart import build_heart
 from spectac.phantom.lv import long_axis
 from spectac.phantom.population import PatientParams
@@ -46,12 +47,12 @@ class Phantom:
     lv: dict
 
 
-def _ellipsoid(p: np.ndarray, centre: tuple[float, ...], semi: tuple[float, ...]) -> np.ndarray:
+def _ellipsoid(p: PointGrid, centre: tuple[float, ...], semi: tuple[float, ...]) -> np.ndarray:
     """Points of the axis-aligned grid ``p`` (X, Y, Z, 3) inside an ellipsoid. Only its bounding
     box (plus a voxel) is evaluated: beyond it one term of the sum alone exceeds 1."""
     box = []
     for i in range(3):
-        line = p[tuple(slice(None) if j == i else 0 for j in range(3))][..., i]
+        line = p.line(i)
         inside = np.flatnonzero(np.abs(line - centre[i]) <= abs(semi[i]))
         if inside.size == 0:
             return np.zeros(p.shape[:-1], dtype=bool)
@@ -83,16 +84,13 @@ def build_phantom(
     fine_shape = tuple(n * supersample for n in shape)
     fine_spacing = spacing_mm / supersample
     axes = [(np.arange(n) - (n - 1) / 2) * fine_spacing for n in fine_shape]
-    # the (X, Y, Z, 3) float32 coordinates written axis by axis: the values of stacking a float64
-    # meshgrid and casting it, without the three float64 copies (at 128^3, 2x supersampled, 1.2 GB)
-    p = np.empty((*fine_shape, 3), dtype=np.float32)
-    for i, ax in enumerate(axes):
-        p[..., i] = ax.reshape([-1 if j == i else 1 for j in range(3)])
-    p -= np.asarray(shift_mm, dtype=np.float32)
+    # the float32 points, made only for the blocks that organs need (the whole array would be
+    # 200 MB at 128^3, 2x supersampled)
+    p = PointGrid(axes, shift_mm)
     # x varies along the first axis only, y the second, z the third: each is kept as a broadcastable
     # line, so whatever depends on x and y alone (the body outline, its layers, the diaphragm's
     # height) is computed on one plane rather than the whole fine grid, with the same values
-    x, y, z = p[:, :1, :1, 0], p[:1, :, :1, 1], p[:1, :1, :, 2]
+    x, y, z = p.broadcast(0), p.broadcast(1), p.broadcast(2)
     full = p.shape[:3]
     uptake = params.uptake[state]
 
@@ -123,17 +121,21 @@ def build_phantom(
     body = layers["depth"] >= 0.0
     cavity = layers["depth"] >= layers["fat"] + layers["muscle"]  # inside the rib cage / abdominal wall
     subcutaneous = body & (layers["depth"] < layers["fat"])
-    mu = np.where(np.broadcast_to(body, full), MU_SOFT_TISSUE, 0.0).astype(np.float32)
-    mu[subcutaneous] = MU_FAT
-    act = np.where(np.broadcast_to(body, full), uptake["tissue"], 0.0).astype(np.float32)
-    act[subcutaneous] = 0.4 * uptake["tissue"]
+    # every full-grid array is filled in place (np.copyto): on a 2x supersampled 128^3 grid each
+    # fresh float64 temporary costs more than the work done in it
+    mu = np.zeros(full, dtype=np.float32)
+    np.copyto(mu, np.float32(MU_SOFT_TISSUE), where=body)
+    np.copyto(mu, np.float32(MU_FAT), where=subcutaneous)
+    act = np.zeros(full, dtype=np.float32)
+    np.copyto(act, np.float32(uptake["tissue"]), where=body)
+    np.copyto(act, np.float32(0.4 * uptake["tissue"]), where=subcutaneous)
 
     # Breasts (women): supine glandular and fatty tissue spread over the anterolateral chest wall
     dz = z - (params.lv_base_mm[2] - params.breast_drop_mm)
     top = breast_height_mm(breast_volume_ml(params), layers["phi"], layers["edge"], dz)
     breast = (top > 0) & (-layers["depth"] <= top) & (layers["depth"] < layers["fat"])
-    mu[breast] = MU_BREAST
-    act[breast] = 0.5 * uptake["tissue"]
+    np.copyto(mu, np.float32(MU_BREAST), where=breast)
+    np.copyto(act, np.float32(0.5 * uptake["tissue"]), where=breast)
 
     # Mediastinum (great vessels, oesophagus, pericardial fat) from the sternum to the spine; the
     # lungs fill the rest of the thoracic cavity above the diaphragm, wrapping the heart laterally
@@ -146,45 +148,47 @@ def build_phantom(
     notch = notch & (z > lv_centre[2] - params.lv_radius_mm - 10.0) & (z < lv_centre[2] + params.lv_radius_mm + 40.0)
     mediastinum |= notch & cavity & (z > dome)
     lung = cavity & (z > dome) & ~mediastinum
-    mu[lung] = params.lung_mu
-    act[lung] = uptake["lung"]
+    np.copyto(mu, np.float32(params.lung_mu), where=lung)
+    np.copyto(act, np.float32(uptake["lung"]), where=lung)
 
     # Liver under the right hemidiaphragm, its left lobe reaching under the heart
     liver = _ellipsoid(p, (cx - 0.28 * a, cy + 0.05 * b, z_right - 75.0), (0.62 * a, 0.78 * b, 88.0))
     liver &= (z <= dome) & cavity
-    mu[liver] = MU_SOFT_TISSUE
-    act[liver] = uptake["liver"]
+    np.copyto(mu, np.float32(MU_SOFT_TISSUE), where=liver)
+    np.copyto(act, np.float32(uptake["liver"]), where=liver)
     # Gallbladder in its fossa under the right lobe (bile: sestamibi is excreted through the liver)
     gallbladder = _ellipsoid(p, (cx - 0.3 * a, cy - 0.3 * b, z_right - 118.0), (17.0, 17.0, 38.0)) & cavity
-    mu[gallbladder] = MU_SOFT_TISSUE
-    act[gallbladder] = params.gallbladder_uptake.get(state, 0.0)
+    np.copyto(mu, np.float32(MU_SOFT_TISSUE), where=gallbladder)
+    np.copyto(act, np.float32(params.gallbladder_uptake.get(state, 0.0)), where=gallbladder)
     # Stomach (wall uptake) under the left hemidiaphragm, and bowel loops lower down
     stomach = _ellipsoid(p, (cx + 0.42 * a, cy - 0.15 * b, z_left - 55.0), (0.22 * a, 0.35 * b, 48.0))
     stomach &= (z <= dome) & cavity & ~liver
-    act[stomach] = uptake["gut"]
-    mu[stomach] = MU_SOFT_TISSUE
+    np.copyto(act, np.float32(uptake["gut"]), where=stomach)
+    np.copyto(mu, np.float32(MU_SOFT_TISSUE), where=stomach)
     loops = params.bowel_loops_mm or [(cx + 0.1 * a, cy - 0.2 * b, z_right - 175.0, 0.35 * a, 0.4 * b, 40.0)]
     for bx, by, bz, *semi in loops:
         bowel = _ellipsoid(p, (bx, by, bz), tuple(semi)) & cavity & (z <= dome) & ~liver & ~gallbladder
-        act[bowel] = np.maximum(act[bowel], uptake["bowel"])
+        np.maximum(act, np.float32(uptake["bowel"]), out=act, where=bowel)
 
     # Rib cage: bands in the inner chest wall sloping down toward the front, above the costal margin
-    rib_depth = layers["fat"] + layers["muscle"] - 7.0
+    rib_depth = layers["fat"] + layers["muscle"]
+    rib_depth -= 7.0
     rib_z = z + 0.35 * (rel_y + b)  # ribs descend anteriorly
     in_band = np.mod(rib_z - params.rib_phase_mm, params.rib_pitch_mm) < 11.0
-    ribs = (np.abs(layers["depth"] - rib_depth) < 5.0) & in_band & (z > z_right - 90.0)
-    mu[ribs] = MU_BONE
+    off_rib = np.abs(np.subtract(layers["depth"], rib_depth, out=rib_depth), out=rib_depth)  # |depth - rib depth|
+    ribs = (off_rib < 5.0) & in_band & (z > z_right - 90.0)
+    np.copyto(mu, np.float32(MU_BONE), where=ribs)
     # Sternum and spine
     anterior_wall = (rel_y < 0) & (layers["depth"] > layers["fat"]) & (layers["depth"] < layers["fat"] + 18.0)
     sternum = (np.abs(rel_x) < 16.0) & anterior_wall & (z > z_right - 60.0)
-    mu[sternum] = MU_BONE * 0.8
+    np.copyto(mu, np.float32(MU_BONE * 0.8), where=sternum)
     spine = (rel_x**2 + (rel_y - 0.52 * b) ** 2) < 19.0**2
-    mu[np.broadcast_to(spine, full)] = MU_SPINE
+    np.copyto(mu, np.float32(MU_SPINE), where=spine)
 
     # Heart: LV myocardium, cavity, RV, surrounded by soft tissue (mediastinum)
     myo_fraction, lv_truth, heart_act, heart_region = build_heart(p, params, state, np.asarray(shift_mm, np.float64))
-    mu[heart_region] = MU_SOFT_TISSUE
-    act[heart_region] = heart_act[heart_region]
+    np.copyto(mu, np.float32(MU_SOFT_TISSUE), where=heart_region)
+    np.copyto(act, heart_act, where=heart_region)
 
     return Phantom(
         activity=_downsample(act, supersample),

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from spectac.phantom.grid import PointGrid
 from spectac.phantom.lv import long_axis, lv_frame
 from spectac.phantom.population import PatientParams
 from spectac.segments import TERRITORY_SEGMENTS, Level, segment_of
 
 
 def build_heart(
-    p: np.ndarray, params: PatientParams, state: str, shift: np.ndarray
+    p: PointGrid, params: PatientParams, state: str, shift: np.ndarray
 ) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
     """LV myocardium (with defects), blood pools and RV in patient coordinates ``p``; returns the
     myocardium mask, the truth (in the study's LPS frame: patient coordinates + ``shift``), the
@@ -138,7 +139,7 @@ def build_heart(
         _embed(region, full_shape, block)
 
 
-def _heart_block(p: np.ndarray, base: np.ndarray, axis: np.ndarray, septal: np.ndarray, length: float,
+def _heart_block(p: PointGrid, base: np.ndarray, axis: np.ndarray, septal: np.ndarray, length: float,
                  radius: float) -> tuple[slice, slice, slice]:
     """Index block of the (X, Y, Z, 3) points ``p`` that holds every point of the heart: the
     spheres around the LV (0 <= l <= length, rho <= radius), the atria (-45 < l < 0,
@@ -150,12 +151,13 @@ def _heart_block(p: np.ndarray, base: np.ndarray, axis: np.ndarray, septal: np.n
     )
     lo = np.min([c - r for c, r in spheres], axis=0) - 2.0
     hi = np.max([c + r for c, r in spheres], axis=0) + 2.0
-    inside = np.all((p >= lo.astype(np.float32)) & (p <= hi.astype(np.float32)), axis=-1)
-    block = []
-    for dim in range(3):
-        hit = np.flatnonzero(inside.any(axis=tuple(d for d in range(3) if d != dim)))
-        block.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0))
-    return tuple(block)
+    # the grid is axis-aligned: a point is inside when each of its coordinates is, so the block
+    # is the run of each axis inside, or empty on every axis when one axis has none
+    lo, hi = lo.astype(np.float32), hi.astype(np.float32)
+    hits = [np.flatnonzero((p.line(dim) >= lo[dim]) & (p.line(dim) <= hi[dim])) for dim in range(3)]
+    if any(hit.size == 0 for hit in hits):
+        return (slice(0, 0),) * 3
+    return tuple(slice(int(hit[0]), int(hit[-1]) + 1) for hit in hits)
 
 
 def _embed(values: np.ndarray, shape: tuple[int, ...], block: tuple[slice, slice, slice]) -> np.ndarray:
