@@ -44,6 +44,7 @@ from spectac import __version__
 from spectac.acquisition.protocol import Protocol
 from spectac.errors import SpectacError
 from spectac.io.ct import CtSeries, read_ct_series
+from spectac.phantom.grid import PointGrid
 from spectac.phantom.heart import build_heart
 from spectac.phantom.lv import long_axis, lv_frame
 from spectac.phantom.population import PatientParams, draw_patient
@@ -358,9 +359,9 @@ def build_ct_phantom(
     sub = [(np.arange(lo[i], hi[i]) - (n - 1) / 2)[:, None] * fine_spacing
            + ((np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5)[None, :] * fine_spacing for i in range(3)]
     sub = [s.ravel() for s in sub]
-    p = np.stack(np.meshgrid(*sub, indexing="ij"), axis=-1).astype(np.float32) + grid_centre.astype(np.float32)
-    myo, lv, heart_act, region = build_heart(p, params, state, np.zeros(3))
-    hu_f, lab_f = sample(p)
+    grid = PointGrid(sub, tuple(-grid_centre))  # points + the grid centre
+    myo, lv, heart_act, region = build_heart(grid, params, state, np.zeros(3))
+    hu_f, lab_f = sample(grid[(slice(None),) * 3])
     act_f = table[lab_f]
     act_f[region] = heart_act[region]
     mu_f = np.where(lab_f > 0, hu_to_mu(hu_f, ct.kvp), 0.0).astype(np.float32)
@@ -375,7 +376,7 @@ def build_ct_phantom(
     act[box] = down(act_f)
     mu[box] = down(mu_f)
     myo_fraction_ml = float(myo.sum()) * (fine_spacing / SUPERSAMPLE) ** 3 / 1000.0
-    del p, hu_f, lab_f, act_f, mu_f, heart_act
+    del grid, hu_f, lab_f, act_f, mu_f, heart_act
 
     # lv.json in the output frame (the grid centre is the origin)
     for key in ("center_mm", "base_mm", "apex_mm"):
