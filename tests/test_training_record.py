@@ -142,13 +142,14 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
     assert record and record["model"] == model
     # round 1 (scripts/train_shipped.sh, reconstructed from the project history), then for the two
     # GANs round 2 (scripts/train_round2.sh, recorded as it ran) from the round-1 weights, and for
-    # unet-gan3d-chang round 3 (scripts/train_round3.sh) from the round-2 weights and round 5
-    # (scripts/train_round5.sh) from the round-3 weights
+    # unet-gan3d-chang round 3 (scripts/train_round3.sh) from the round-2 weights, round 5
+    # (scripts/train_round5.sh) from the round-3 weights and round 6 (scripts/train_round6.sh, the
+    # uptake-weighted L1) from the round-5 weights
     round1 = [s for s in record["stages"] if s.get("reconstructed")]
     later = record["stages"][len(round1):]
     assert round1 and all(not s.get("reconstructed") for s in later)
-    assert len(later) == {"unet-gan3d-chang": 3, "unet-gan3d": 1}.get(model, 0)
-    round2, round3, round5 = later[:1], later[1:2], later[2:]
+    assert len(later) == {"unet-gan3d-chang": 4, "unet-gan3d": 1}.get(model, 0)
+    round2, round3, round5, round6 = later[:1], later[1:2], later[2:3], later[3:]
     last = record["stages"][-1]
     assert last["config"]["training"]["epochs"] == config["training"]["epochs"]
     assert last["config"]["training"]["lr"] == config["training"]["lr"]
@@ -184,6 +185,15 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
         assert stage["seed"] == 5 and stage["config"]["training"]["lr"] == 2e-4 and "--init" in stage["argv"]
         assert stage["init"]["name"] == model and stage["init"]["sha256"] != before["init"]["sha256"]
         assert stage["hardware"]["threads"] == 1 and "THREADS:-1" in recipe
+    for stage, before in zip(round6, round5):  # the recipe of scripts/train_round6.sh, as it ran
+        recipe = (scripts / "train_round6.sh").read_text()
+        assert f"EPOCHS:-{stage['epochs']['end']}" in recipe and "--lr 1e-4" in recipe and "--seed 6" in recipe
+        assert stage["seed"] == 6 and stage["config"]["training"]["lr"] == 1e-4 and "--init" in stage["argv"]
+        assert stage["config"]["network"]["uptake_weight"] == 4 and "uptake_weight=4" in recipe
+        assert stage["init"]["name"] == model and stage["init"]["sha256"] != before["init"]["sha256"]
+        assert stage["hardware"]["threads"] == 1 and "THREADS:-1" in recipe
+    if round6:  # the shipped network is the last stage's: its loss option is in config.json
+        assert config["network"]["uptake_weight"] == 4
 
 
 def test_a_run_started_from_a_reconstructed_record_keeps_its_note(tmp_path: Path) -> None:
