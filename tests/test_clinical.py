@@ -279,6 +279,8 @@ def test_evaluate_writes_clinical_tables(run: Path) -> None:
     clinical = pd.read_csv(run / "clinical.csv")
     assert sorted(set(clinical["method"])) == ["ac", "copy", "nc", "smooth"]
     assert len(clinical) == 6 * 4 and clinical["lv_found"].all()
+    # every fit says how far to trust it (the synthetic hearts stand alone: confident)
+    assert set(clinical["lv_confidence"]) == {"high"}
     assert (run / "normals.npz").is_file()  # built from the 6 normal training patients
     agreement = pd.read_csv(run / "clinical_agreement.csv").set_index("method")
     # a method that returns CT-AC itself agrees perfectly with CT-AC

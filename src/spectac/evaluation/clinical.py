@@ -168,6 +168,8 @@ def quantify_run(
                     "sss": q.scores.summed_score,
                     "count_deficit": q.scores.count_deficit,
                     "norm_factor": q.scores.factor,
+                    # "high", or "low: why": a low-confidence fit may score another structure
+                    "lv_confidence": q.geometry.confidence,
                     **{f"tpd_{t}": q.scores.territory_tpd(t) for t in TERRITORIES},
                     **{c: int(v) for c, v in zip(SEGMENT_COLUMNS, q.scores.segment_scores)},
                 }
@@ -177,6 +179,7 @@ def quantify_run(
         "case_id", "patient_id", "state", "sex", "method", "family", "lv_found", "tpd", "sss",
         *TERRITORY_COLUMNS, *SEGMENT_COLUMNS, "has_defect", "defect_territories", "truth_abnormal",
         "truth_territories", "truth_segments", "truth_max_loss", "truth_source", "count_deficit", "norm_factor",
+        "lv_confidence",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns), quants
 
