@@ -489,3 +489,19 @@ def test_summary_names_a_correction_and_puts_nc_last_even_when_its_tpd_agrees_be
     assert table.set_index("method").loc["dl", "tpd_mean"] == pytest.approx(1.5)  # |6-5|, |7-5| alternating
     body = summary_section(table, paired_wilcoxon(metrics, columns=("mae",)), "test").body_html
     assert "Closest to CT-AC: dl" in body and "only 4 patients" in body and not re.search(r"\bnan\b", body)
+
+
+def test_the_report_names_reference_fits_of_low_confidence() -> None:
+    from spectac.evaluation.clinical_report import reference_fit_note
+
+    clinical = pd.DataFrame({
+        "case_id": ["A", "A", "B", "B"],
+        "method": ["ac", "nc", "ac", "nc"],
+        "lv_confidence": ["low: hot activity against 60% of the wall (check the axes)", "high", "high",
+                          "low: only 50% of the wall at >= 60% of its maximum (check the axes)"],
+    })
+    note = reference_fit_note(clinical)
+    # the reference's doubtful fit is named with its reason; another method's is not the reference's
+    assert "A (hot activity against 60% of the wall" in note and "B (" not in note
+    assert reference_fit_note(clinical.assign(lv_confidence="high")) == ""
+    assert reference_fit_note(clinical.drop(columns="lv_confidence")) == ""  # runs before the column

@@ -116,6 +116,23 @@ def truth_note(clinical: pd.DataFrame) -> str:
     return text
 
 
+def reference_fit_note(clinical: pd.DataFrame) -> str:
+    """A paragraph naming the studies whose CT-AC (the reference) LV fit has low confidence
+    (clinical.csv ``lv_confidence``), or "" when there are none: their TPD may not be a reference."""
+    confidence = clinical.get("lv_confidence", pd.Series(index=clinical.index, dtype=str)).astype(str)
+    doubtful = clinical[(clinical["method"] == "ac") & confidence.str.startswith("low")]
+    if not len(doubtful):
+        return ""
+    return paragraph(
+        f"The LV fit of CT-AC, the reference, has low confidence in {len(doubtful)} stud(ies): "
+        + "; ".join(f"{c} ({str(why).removeprefix('low: ')})" for c, why in zip(doubtful["case_id"],
+                                                                               doubtful["lv_confidence"]))
+        + ". A large defect leaves little of the wall bright; hot activity against the wall may mean the fit "
+        "scored a neighbour. Check those studies' axes before reading their differences (clinical.csv, "
+        "column lv_confidence)."
+    )
+
+
 def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection: pd.DataFrame,
                       differences: pd.DataFrame, thresholds: pd.DataFrame, concordance: pd.DataFrame,
                       quants: dict[tuple[str, str], StudyQuantification], methods: list[str],
@@ -131,6 +148,7 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
         if len(missing)
         else ""
     )
+    doubtful_note = reference_fit_note(clinical)
     sections = [
         ReportSection(
             "Clinical quantification against CT-AC (SSS and TPD)",
@@ -142,6 +160,7 @@ def clinical_sections(clinical: pd.DataFrame, agreement: pd.DataFrame, detection
                 "quadratic-weighted kappa of the 17 segment scores. Definitions: docs/quantification.md."
             )
             + missing_note
+            + doubtful_note
             + table_html(agreement_display(agreement)),
             order=200,
         ),
