@@ -117,6 +117,8 @@ def test_every_registry_row_is_complete(name: str) -> None:
         ("resnet", {"features": 4.5}, "features must be a whole number"),
         ("unet-gan3d", {"lambda_l1": "ten"}, "lambda_l1 must be a number"),
         ("unet3d", {"norm": 3}, "norm must be a string"),
+        ("unet-gan3d-chang", {"uptake_weight": -1}, "uptake_weight must be >= 0"),
+        ("unet3d-mu", {"uptake_weight": 2}, "has no option uptake_weight"),
     ],
 )
 def test_network_options_of_another_kind_than_the_default_are_refused(name, overrides, match) -> None:

@@ -211,6 +211,8 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     if unknown:
         raise SpectacError(f"model {name} has no option {', '.join(sorted(unknown))}; it has {', '.join(config)}")
     config.update({k: _checked_option(name, k, v, config[k]) for k, v in overrides.items()})
+    if config.get("uptake_weight", 0.0) < 0:  # 1 + w x (target / max) must stay a positive weight
+        raise SpectacError(f"model {name}: option uptake_weight must be >= 0, got {config['uptake_weight']!r}")
     if takes_scatter(config) and spec.target != "mu":
         raise SpectacError(f"model {name}: only a mu model takes the scatter-window image")
     if spec.target == "mu" and config["output"] != "direct":
