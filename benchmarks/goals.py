@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from spectac.evaluation.clinical_report import doubtful_references
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -32,10 +34,7 @@ def main() -> None:
     truth = None
     if args.truth is not None:
         truth = pd.read_csv(args.truth).set_index("method")["error_mean"]
-    doubtful: list[str] = []
-    if "lv_confidence" in clinical:  # runs evaluated before the column have no such list
-        confidence = clinical[clinical["method"] == "ac"].set_index("case_id")["lv_confidence"]
-        doubtful = sorted(confidence[confidence.astype(str).str.startswith("low")].index)
+    doubtful = sorted(doubtful_references(clinical)["case_id"])
 
     def share(rows: pd.Series, cases: pd.Index) -> str:
         within = (rows[cases] - ref[cases]).abs() <= 2.0

@@ -116,11 +116,17 @@ def truth_note(clinical: pd.DataFrame) -> str:
     return text
 
 
-def reference_fit_note(clinical: pd.DataFrame) -> str:
-    """A paragraph naming the studies whose CT-AC (the reference) LV fit has low confidence
-    (clinical.csv ``lv_confidence``), or "" when there are none: their TPD may not be a reference."""
+def doubtful_references(clinical: pd.DataFrame) -> pd.DataFrame:
+    """The CT-AC (reference) rows of clinical.csv whose LV fit has low confidence (``lv_confidence``
+    "low: why"; none for runs evaluated before the column): their TPD may not be a reference."""
     confidence = clinical.get("lv_confidence", pd.Series(index=clinical.index, dtype=str)).astype(str)
-    doubtful = clinical[(clinical["method"] == "ac") & confidence.str.startswith("low")]
+    return clinical[(clinical["method"] == "ac") & confidence.str.startswith("low")]
+
+
+def reference_fit_note(clinical: pd.DataFrame) -> str:
+    """A paragraph naming the studies of :func:`doubtful_references` with the reason, or "" when
+    there are none."""
+    doubtful = doubtful_references(clinical)
     if not len(doubtful):
         return ""
     return paragraph(

@@ -31,12 +31,17 @@ class PointGrid:
 
     def broadcast(self, i: int) -> np.ndarray:
         """Component ``i`` as a broadcastable (X, 1, 1), (1, Y, 1) or (1, 1, Z) array."""
-        return self.axes[i].reshape([-1 if j == i else 1 for j in range(3)])
+        return _along(self.axes[i], i)
 
     def __getitem__(self, box: tuple[slice, slice, slice]) -> np.ndarray:
         """The (x, y, z) points of a block: a new float32 (bx, by, bz, 3) array."""
         lines = [ax[s] for ax, s in zip(self.axes, box, strict=True)]
         points = np.empty((*(len(line) for line in lines), 3), dtype=np.float32)
         for i, line in enumerate(lines):
-            points[..., i] = line.reshape([-1 if j == i else 1 for j in range(3)])
+            points[..., i] = _along(line, i)
         return points
+
+
+def _along(line: np.ndarray, axis: int) -> np.ndarray:
+    """A 1-D array shaped to broadcast along ``axis`` of a 3-D grid."""
+    return line.reshape([-1 if j == axis else 1 for j in range(3)])
