@@ -263,6 +263,23 @@ def test_index_ignores_the_image_unit_and_reports_the_scale(noisy: dict) -> None
     assert len(a.rows()) == noisy["protocol"].n_views + 1 and a.flagged(0.5) and not a.flagged(10.0)
 
 
+def test_index_projected_by_osem_subsets_is_the_index_of_all_views(noisy: dict) -> None:
+    """The route projects the image subset by subset with OSEM's own projector (its rotations and
+    attenuation factors cached per subset): the same per-view deviances as all views at once; a
+    grouping that misses a view is refused."""
+    from spectac.reconstruction.osem import subset_views
+
+    n = noisy["n"]
+    projector = SpectProjector((n, n, n), SPACING, noisy["protocol"], mu_map=noisy["mu"],
+                               radii_mm=noisy["model"].radii_mm)
+    whole = consistency(noisy["y"], noisy["ac"], projector)
+    grouped = consistency(noisy["y"], noisy["ac"], projector, groups=subset_views(projector.n_views, 4))
+    np.testing.assert_allclose(grouped.per_view_deviance, whole.per_view_deviance, rtol=1e-5)
+    assert grouped.index == pytest.approx(whole.index, rel=1e-6)
+    with pytest.raises(ValueError, match="miss views"):
+        consistency(noisy["y"], noisy["ac"], projector, groups=subset_views(projector.n_views, 4)[:3])
+
+
 # ---- spectac qc -------------------------------------------------------------------------------
 
 def test_qc_command_prints_and_writes_the_index(study, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ Definitions (all bins of the window; views in acquisition order):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,6 +43,7 @@ import torch
 
 from spectac.acquisition.projector import SpectProjector
 from spectac.errors import SpectacError
+from spectac.reconstruction.osem import one_thread
 
 #: Smallest model expectation (counts per bin) used in the deviance.
 FLOOR = 1e-3
@@ -122,7 +124,7 @@ def expected_deviance(mean: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def consistency(measured: np.ndarray, image: np.ndarray, projector: SpectProjector,
-                background: np.ndarray | None = None) -> Consistency:
+                background: np.ndarray | None = None, groups: Sequence[torch.Tensor] | None = None) -> Consistency:
     """The index of an activity image against measured projections (see the module docstring).
 
     Args:
@@ -130,10 +132,22 @@ def consistency(measured: np.ndarray, image: np.ndarray, projector: SpectProject
         image: (X, Y, Z) activity on the projector's grid (any unit; scaled to the counts).
         projector: the system model, with the mu-map for an AC image (``SpectProjector(mu_map=...)``).
         background: (views, V, Z) additive expected counts (a scatter estimate), or None.
+        groups: project the views in these groups (each view once), e.g. the OSEM subsets that
+            made the image, whose rotations the projector has cached; None: all views at once.
+            The projection of a view does not depend on the others projected with it.
     """
     y = np.asarray(measured, dtype=np.float64)
-    forward = projector.forward(torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32),
-                                torch.arange(projector.n_views)).numpy().astype(np.float64)
+    x = torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32)
+    groups = [torch.arange(projector.n_views)] if groups is None else list(groups)
+    forward = np.zeros((projector.n_views,) + tuple(y.shape[1:]), dtype=np.float64)
+    seen = np.zeros(projector.n_views, dtype=bool)
+    with one_thread():  # thousands of small operations: see spectac.reconstruction.osem.one_thread
+        for views in groups:
+            index = views.numpy()
+            forward[index] = projector.forward(x, views).numpy()
+            seen[index] = True
+    if not seen.all():
+        raise ValueError(f"the view groups miss views {np.flatnonzero(~seen).tolist()}")
     if forward.shape != y.shape:
         raise ValueError(f"projections {y.shape} and the model's {forward.shape} differ")
     b = np.zeros_like(y) if background is None else np.asarray(background, dtype=np.float64)

@@ -20,7 +20,7 @@ from spectac.io.paths import ensure_writable_parent
 from spectac.io.projections import Acquisition, read_projections
 from spectac.io.projections.output import projection_context, write_reconstruction_dicom
 from spectac.reconstruction.consistency import Consistency, consistency
-from spectac.reconstruction.osem import ReconConfig, butterworth_filter
+from spectac.reconstruction.osem import ReconConfig, butterworth_filter, subset_views
 from spectac.reconstruction.projections import (
     ProjectionRecon,
     acquisition_projector,
@@ -142,6 +142,9 @@ def reconstruct_consistent(acquisition: Acquisition, w: int, config: ReconConfig
     Returns (the post-filtered reconstruction, as :func:`reconstruct_window` makes it; the index)."""
     unfiltered = reconstruct_window(acquisition, w, replace(config, butterworth_cutoff_per_cm=0.0), collimator, mu,
                                     scatter)
-    qc, _, _ = acquisition_consistency(acquisition, w, unfiltered.result.volume.array, mu.array, collimator,
-                                       config.psf, unfiltered.scatter)
+    # OSEM's own system model and scatter estimate: the projector's rotations and attenuation factors
+    # are cached per OSEM subset, so the index projects subset by subset
+    projector = unfiltered.result.projector
+    qc = consistency(acquisition.counts[w], unfiltered.result.volume.array, projector, unfiltered.estimate,
+                     subset_views(projector.n_views, config.subsets))
     return post_filtered(unfiltered, config.butterworth_cutoff_per_cm, config.butterworth_order), qc

@@ -8,7 +8,7 @@ patient frame is read from the file (see :func:`spectac.io.projections._grid_ori
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,13 +24,18 @@ from spectac.volume import Volume, to_lps_axes
 
 @dataclass(frozen=True)
 class ProjectionRecon:
-    """A reconstruction of an acquisition and what it was made with."""
+    """A reconstruction of an acquisition and what it was made with.
+
+    ``projector`` is the system model OSEM used (with its cached rotations and attenuation
+    factors), for a caller that projects the image again with the same model (the consistency
+    index); it is not part of the result's identity."""
 
     volume: Volume
     protocol: Protocol
     window: int
     collimator: str
     corrected: bool
+    projector: SpectProjector | None = field(default=None, repr=False, compare=False)
 
 
 def acquisition_grid(acquisition: Acquisition) -> Volume:
@@ -131,7 +136,7 @@ def reconstruct_acquisition(
                                f"{tuple(projections.shape)}")
         background = torch.from_numpy(np.ascontiguousarray(scatter, dtype=np.float32))
     array = reconstruct(projections, projector, config, background)
-    return ProjectionRecon(grid.with_array(array), protocol, w, key, mu is not None)
+    return ProjectionRecon(grid.with_array(array), protocol, w, key, mu is not None, projector)
 
 
 #: Window roles found around a photopeak: keV a neighbour may lie from the photopeak's edge, and
