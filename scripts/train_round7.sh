@@ -12,8 +12,10 @@
 # them, ROUND6_COMMIT, so this script reproduces round 7 from the repository alone. One stage:
 #   unet-gan3d-chang  20 epochs at 1e-4 (seed 7), cosine schedule, patience 0, THREADS torch threads
 #   (default 2), checkpoint chosen on the validation split's (plain) L1, the clinic augmentation.
-# Resumes after an interruption. INSTALL=1 installs the chosen weights (default 0: round 7 is
+# Resumes after an interruption. INSTALL=1 installs the chosen weights (default 0: a candidate is
 # installed only if it beats round 6 on the validation split's goals, benchmarks/goals.py).
+# Candidate A is the defaults; candidate B is LAMBDA_L1=100 UPTAKE_WEIGHT=10 SEED=8. Neither beat
+# round 6 on both goals' measures (BENCHMARKS.md, round 7), so neither is installed.
 set -euo pipefail
 
 DATA=${1:?usage: scripts/train_round7.sh DATASET [RUNS_DIR]}
