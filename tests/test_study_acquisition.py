@@ -18,7 +18,7 @@ from spectac.io.dataset import Dataset
 from spectac.io.projections import acquisition_from_projections
 from spectac.reconstruction.consistency import calibrated_threshold, consistency, flag_rate
 from spectac.reconstruction.faults import moved, sub_arc, truncated
-from spectac.reconstruction.files import reconstruct_consistent, reconstruct_window
+from spectac.reconstruction.files import acquisition_consistency, reconstruct_consistent, reconstruct_window
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.projections import acquisition_projector
 from spectac.reconstruction.study import study_acquisition, study_recon_config, true_mu
@@ -111,6 +111,14 @@ def test_correct_acquisition_with_the_true_mu_is_ct_ac_with_the_true_mu(dataset:
     ac, qc = reconstruct_consistent(acquisition, acquisition.window_index(), config, None, mu)
     np.testing.assert_array_equal(result.ac.result.volume.array, ac.result.volume.array)
     assert result.qc.index == qc.index and result.ac.kind == "AC+TEW"
+    # the index projected with OSEM's own projector is spectac qc's, which builds a new one
+    qc_alone, _, _ = acquisition_consistency(acquisition, acquisition.window_index(),
+                                             reconstruct_window(acquisition, acquisition.window_index(),
+                                                                replace(config, butterworth_cutoff_per_cm=0.0),
+                                                                None, mu).result.volume.array, mu.array)
+    assert qc.index == pytest.approx(qc_alone.index, rel=1e-6)
+    # and no result keeps OSEM's projector (its attenuation factors are 0.5 GB at 128^3)
+    assert result.ac.result.projector is None and result.nc.result.projector is None
 
 
 

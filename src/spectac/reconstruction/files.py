@@ -87,16 +87,17 @@ class WindowRecon:
 
 
 def reconstruct_window(acquisition: Acquisition, w: int, config: ReconConfig, collimator: str | None = None,
-                       mu: Volume | None = None, scatter: str = "auto") -> WindowRecon:
+                       mu: Volume | None = None, scatter: str = "auto", keep_projector: bool = False) -> WindowRecon:
     """OSEM of window ``w`` (0-based), NC or AC with ``mu``, with the ``scatter`` correction
     ("auto": none for NC, and for AC TEW, else DEW, when the file has the windows); missing
-    windows are refused before OSEM runs."""
+    windows are refused before OSEM runs. ``keep_projector``: as
+    :func:`~spectac.reconstruction.projections.reconstruct_acquisition`'s."""
     if scatter == "auto":
         scatter = default_scatter_method(acquisition, w, mu is not None)
     estimate = acquisition_scatter(acquisition, w, scatter)
     config = replace(config, scatter_correction=scatter)
     result = reconstruct_acquisition(acquisition, config, window=w + 1, collimator=collimator, mu=mu,
-                                     scatter=estimate)
+                                     scatter=estimate, keep_projector=keep_projector)
     return WindowRecon(result, config, scatter, estimate)
 
 
@@ -141,10 +142,11 @@ def reconstruct_consistent(acquisition: Acquisition, w: int, config: ReconConfig
     signal that is in the data and raises the index) with the same mu-map and scatter estimate.
     Returns (the post-filtered reconstruction, as :func:`reconstruct_window` makes it; the index)."""
     unfiltered = reconstruct_window(acquisition, w, replace(config, butterworth_cutoff_per_cm=0.0), collimator, mu,
-                                    scatter)
+                                    scatter, keep_projector=True)
     # OSEM's own system model and scatter estimate: the projector's rotations and attenuation factors
     # are cached per OSEM subset, so the index projects subset by subset
     projector = unfiltered.result.projector
     qc = consistency(acquisition.counts[w], unfiltered.result.volume.array, projector, unfiltered.estimate,
                      subset_views(projector.n_views, config.subsets))
+    unfiltered = replace(unfiltered, result=replace(unfiltered.result, projector=None))  # its caches go with it
     return post_filtered(unfiltered, config.butterworth_cutoff_per_cm, config.butterworth_order), qc
