@@ -278,6 +278,8 @@ def test_index_projected_by_osem_subsets_is_the_index_of_all_views(noisy: dict) 
     assert grouped.index == pytest.approx(whole.index, rel=1e-6)
     with pytest.raises(ValueError, match="miss views"):
         consistency(noisy["y"], noisy["ac"], projector, groups=subset_views(projector.n_views, 4)[:3])
+    with pytest.raises(ValueError, match=r"the model's .* differ"):  # projections of another detector
+        consistency(noisy["y"][:, :-2], noisy["ac"], projector, groups=subset_views(projector.n_views, 4))
 
 
 # ---- spectac qc -------------------------------------------------------------------------------

@@ -139,14 +139,16 @@ def consistency(measured: np.ndarray, image: np.ndarray, projector: SpectProject
     y = np.asarray(measured, dtype=np.float64)
     x = torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32)
     groups = [torch.arange(projector.n_views)] if groups is None else list(groups)
-    forward = np.zeros((projector.n_views,) + tuple(y.shape[1:]), dtype=np.float64)
+    forward = None
     seen = np.zeros(projector.n_views, dtype=bool)
     with one_thread():  # thousands of small operations: see spectac.reconstruction.osem.one_thread
         for views in groups:
-            index = views.numpy()
-            forward[index] = projector.forward(x, views).numpy()
-            seen[index] = True
-    if not seen.all():
+            part = projector.forward(x, views).numpy()
+            if forward is None:
+                forward = np.zeros((projector.n_views,) + part.shape[1:], dtype=np.float64)
+            forward[views.numpy()] = part
+            seen[views.numpy()] = True
+    if forward is None or not seen.all():
         raise ValueError(f"the view groups miss views {np.flatnonzero(~seen).tolist()}")
     if forward.shape != y.shape:
         raise ValueError(f"projections {y.shape} and the model's {forward.shape} differ")
