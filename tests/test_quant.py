@@ -3,6 +3,8 @@ normal limits, TPD and segment scores."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from quant_shapes import draw_shell, shell_geometry
@@ -60,6 +62,9 @@ def test_detect_lv_fits_a_dilated_ventricle_and_says_how_confident_it_is() -> No
     assert axis_error_deg(found, truth) < 8.0 and abs(found.radius_mm - 37.0) < 4.0
     assert found.confidence == "high" and found.wall_coverage > 0.75 and found.hot_surroundings < 0.15
     assert found.to_dict()["confidence"] == "high"
+    # the same fit turned so that its apex points to the patient's right is no fit to trust
+    turned = dataclasses.replace(found, long_axis=found.long_axis * np.array([-1.0, 1.0, 1.0]))
+    assert turned.confidence.startswith("low: the apex points to the patient's right")
 
 
 def test_detect_lv_refuses_an_image_without_a_heart() -> None:
