@@ -63,7 +63,7 @@ class LVGeometry:
         if self.wall_coverage < MIN_WALL_COVERAGE:
             why.append(f"only {100 * self.wall_coverage:.0f}% of the wall at >= {COVERAGE_LEVEL:.0%} of its maximum")
         if self.long_axis[0] <= 0:  # LPS x: toward the patient's left
-            why.append("the apex points to the patient's right (dextrocardia, or the fit turned the axis)")
+            why.append("the apex points to the patient's right: dextrocardia, or the fit turned the axis")
         return "high" if not why else "low: " + "; ".join(why) + " (check the axes)"
 
     @property
