@@ -377,23 +377,39 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
     # LVs score 0.34-0.65 (lower with large defects or a hot RV and liver around them); solid blobs
     # such as a liver lobe 0.2-0.32, but those are not hollow: their "cavity" is as hot as the wall.
     # So the best fit among the hollow ones wins, and a hotter solid organ cannot veto the LV.
+    # A fit may turn its axis until the apex points to the patient's right (a noisy wall lets the
+    # shell roll): such a fit wins only when no start gives a plausible one (LVGeometry.confidence
+    # then calls it low), since a real apex points right only in dextrocardia.
     best: tuple[float, np.ndarray] | None = None
+    best_turned: tuple[float, np.ndarray] | None = None
     for start in chosen:
         p, _ = _fit_shell(sample, start, wall_mm, scale)
         mid, cavity = _shell_means(sample, p, wall_mm)[:2]
         if not cavity < MAX_CAVITY_RATIO * mid:
             continue
         score = merit(p)
-        if best is None or score > best[0]:
+        if not _apex_left(p):
+            if best_turned is None or score > best_turned[0]:
+                best_turned = (score, p)
+        elif best is None or score > best[0]:
             best = (score, p)
+    if best is None or best[0] <= MIN_RELATIVE_CONTRAST:
+        best = best_turned
     if best is None or best[0] <= MIN_RELATIVE_CONTRAST:
         raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
     score, p = best
-    p = _refit_capped(volume, smooth, p, wall_mm, scale)
+    refit = _refit_capped(volume, smooth, p, wall_mm, scale)
+    p = refit if _apex_left(refit) or not _apex_left(p) else p
     base, axis, radius, length = _frame_from_params(p)
     geom = LVGeometry.from_axes(base, axis, radius, length, wall_mm, score=score)
     coverage, hot = fit_confidence(sample, geom)
     return dataclasses.replace(geom, wall_coverage=coverage, hot_surroundings=hot)
+
+
+def _apex_left(p: np.ndarray) -> bool:
+    """Whether a fit's apex points to the patient's left (LPS x > 0), as every LV's but a
+    dextrocardia's does (:attr:`spectac.quant.geometry.LVGeometry.confidence`)."""
+    return bool(_frame_from_params(p)[1][0] > 0)
 
 
 def fit_confidence(sample: _Sampler, geom: LVGeometry) -> tuple[float, float]:
