@@ -223,3 +223,13 @@ def test_the_shipped_mu_model_is_what_train_mu_sh_makes() -> None:
     assert "LR=${LR:-1e-3}" in script and stage["config"]["training"]["lr"] == 1e-3
     assert f"SEED=${{SEED:-{stage['seed']}}}" in script and stage["hardware"]["threads"] == 1
     assert (folder / "MODEL_CARD.md").read_text() == model_card(folder)
+
+
+def test_the_shipped_normal_limits_keep_no_machine_path() -> None:
+    """The shipped normal database's meta names the cohort it was built from, not a folder of the
+    machine that built it."""
+    from spectac.quant.normals import NormalDatabase
+
+    meta = NormalDatabase.load(None).meta
+    assert meta["dataset"].startswith("normals70")
+    assert not [s for s in _strings(meta) if is_absolute_path(s) or MACHINE_PATH.search(s)]
