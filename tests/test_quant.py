@@ -67,6 +67,15 @@ def test_detect_lv_fits_a_dilated_ventricle_and_says_how_confident_it_is() -> No
     assert turned.confidence.startswith("low: the apex points to the patient's right")
 
 
+def test_detect_lv_finds_a_dextrocardia_and_says_to_check_it() -> None:
+    """An apex pointing to the patient's right (dextrocardia) is found, not forced to the left by the
+    preference for left-pointing fits, and its confidence says why to check the axes."""
+    truth = shell_geometry((-1, -1, -1), (-10, -10, 0), radius=28.0, length=75.0)
+    found = detect_lv(draw_shell(truth, shape=(56, 56, 56), torso=True, seed=3))
+    assert axis_error_deg(found, truth) < 8.0
+    assert found.confidence.startswith("low: the apex points to the patient's right")
+
+
 def test_detect_lv_refuses_an_image_without_a_heart() -> None:
     with pytest.raises(SpectacError):
         detect_lv(Volume.centred(np.zeros((24, 24, 24), np.float32), 6.8))
