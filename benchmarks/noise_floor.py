@@ -18,7 +18,10 @@ MAE / sqrt(2); with ``--run RUN`` (an evaluated run holding Chang's predictions 
 also given as a multiple of Chang's MAE, the form of the shipped model's goal. With
 ``--predictions RUN/predictions/ac-repeat`` the re-simulated CT-AC images are written as a method's
 predictions: `spectac evaluate` then scores CT-AC against itself under another noise draw, e.g.
-how often its TPD lies within 2 points of the dataset's CT-AC's (`benchmarks/goals.py RUN`). The dataset must be
+how often its TPD lies within 2 points of the dataset's CT-AC's (`benchmarks/goals.py RUN`). With
+``--expected`` the projections are their expected counts instead of a draw: the CT-AC a correction
+that knew the patient exactly would give (its MAE against the dataset's CT-AC is the floor, not
+divided by sqrt(2)); write it to ``RUN/predictions/ac-expected``. The dataset must be
 the default cohort of this version made with ``--seed`` (the script checks the first study's
 re-simulation with the original draw against the dataset, bit for bit).
 """
@@ -87,16 +90,13 @@ def _resimulated_ac(seed: int, index: int, state: str, noise: np.random.Generato
     the Poisson draws of its projections come from it instead of the study's own (every other draw
     is the study's: :func:`spectac.simulate.simulate_study` draws them before the counts); with
     ``"expected"``, the projections are their expected counts (no draw)."""
-    if noise is None:
-        volumes, _, _ = _study_task(seed, index, state, SimulationConfig())
-        return volumes["ac"]
     draw = acquisition.poisson_counts
-    if noise == "expected":
-        def replacement(expected, _rng):
-            return expected.float().clone()
-    else:
-        def replacement(expected, _rng):
-            return draw(expected, noise)
+
+    def replacement(expected, rng):
+        if noise is None:
+            return draw(expected, rng)
+        return expected.float().clone() if isinstance(noise, str) else draw(expected, noise)
+
     with mock.patch.object(acquisition, "poisson_counts", replacement):
         volumes, _, _ = _study_task(seed, index, state, SimulationConfig())
     return volumes["ac"]

@@ -134,7 +134,7 @@ def reference_fit_note(clinical: pd.DataFrame) -> str:
         + "; ".join(f"{c} ({str(why).removeprefix('low: ')})" for c, why in zip(doubtful["case_id"],
                                                                                doubtful["lv_confidence"]))
         + ". A large defect leaves little of the wall bright; hot activity against the wall may mean the fit "
-        "scored a neighbour. Check those studies' axes before reading their differences (clinical.csv, "
+        "scored a neighbour; an apex to the patient's right means a dextrocardia or a turned axis. Check those studies' axes before reading their differences (clinical.csv, "
         "column lv_confidence)."
     )
 

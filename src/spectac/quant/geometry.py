@@ -62,7 +62,7 @@ class LVGeometry:
             why.append(f"hot activity against {100 * self.hot_surroundings:.0f}% of the wall")
         if self.wall_coverage < MIN_WALL_COVERAGE:
             why.append(f"only {100 * self.wall_coverage:.0f}% of the wall at >= {COVERAGE_LEVEL:.0%} of its maximum")
-        if self.long_axis[0] <= 0:  # LPS x: toward the patient's left
+        if not apex_points_left(self.long_axis):
             why.append("the apex points to the patient's right: dextrocardia, or the fit turned the axis")
         return "high" if not why else "low: " + "; ".join(why) + " (check the axes)"
 
@@ -136,6 +136,12 @@ class LVGeometry:
             "hot_surroundings": self.hot_surroundings,
             "confidence": self.confidence,
         }
+
+
+def apex_points_left(long_axis: np.ndarray) -> bool:
+    """Whether a base-to-apex axis (LPS) points to the patient's left (x > 0), as every LV's but a
+    dextrocardia's does; the fit prefers such axes and the confidence calls others low."""
+    return bool(long_axis[0] > 0)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

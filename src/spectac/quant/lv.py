@@ -32,6 +32,7 @@ from spectac.quant.geometry import (
     WALL_MM,
     LVGeometry,
     _unit,
+    apex_points_left,
 )
 from spectac.quant.simplex import nelder_mead
 from spectac.volume import SpectacError, Volume
@@ -411,9 +412,8 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
 
 
 def _apex_left(p: np.ndarray) -> bool:
-    """Whether a fit's apex points to the patient's left (LPS x > 0), as every LV's but a
-    dextrocardia's does (:attr:`spectac.quant.geometry.LVGeometry.confidence`)."""
-    return bool(_frame_from_params(p)[1][0] > 0)
+    """:func:`~spectac.quant.geometry.apex_points_left` of a fit's parameters."""
+    return apex_points_left(_frame_from_params(p)[1])
 
 
 def fit_confidence(sample: _Sampler, geom: LVGeometry) -> tuple[float, float]:

@@ -143,11 +143,11 @@ def consistency(measured: np.ndarray, image: np.ndarray, projector: SpectProject
     seen = np.zeros(projector.n_views, dtype=bool)
     with one_thread():  # thousands of small operations: see spectac.reconstruction.osem.one_thread
         for views in groups:
-            part = projector.forward(x, views).numpy()
+            part, index = projector.forward(x, views).numpy(), views.numpy()
             if forward is None:
                 forward = np.zeros((projector.n_views,) + part.shape[1:], dtype=np.float64)
-            forward[views.numpy()] = part
-            seen[views.numpy()] = True
+            forward[index] = part
+            seen[index] = True
     if forward is None or not seen.all():
         raise ValueError(f"the view groups miss views {np.flatnonzero(~seen).tolist()}")
     if forward.shape != y.shape:
