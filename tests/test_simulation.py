@@ -276,3 +276,37 @@ def test_an_obese_population_changes_the_anatomy_and_nothing_else() -> None:
     assert [p.sex for p in a] == [p.sex for p in b] and [p.defects for p in a] == [p.defects for p in b]
     with pytest.raises(SpectacError, match="--bmi"):
         SimulationConfig.build(bmi=(60.0, 3.0))
+
+
+def test_expected_ac_adds_the_noise_free_ct_ac_and_changes_nothing_else(tmp_path: Path) -> None:
+    plain, clean = tmp_path / "plain", tmp_path / "clean"
+    simulate_cohort(plain, patients=1, seed=5, config=SMALL, workers=1)
+    simulate_cohort(clean, patients=1, seed=5, config=dataclasses.replace(SMALL, extra={"expected_ac": True}),
+                    workers=1)
+    a, b = digest(plain), digest(clean)
+    # the same draws: every file is the same bytes, but for the manifest (which records the option)
+    assert {k for k in b if k not in a} == {f"studies/P000_{s}/ac_expected.nii.gz" for s in ("stress", "rest")}
+    assert {k for k in a if a[k] != b[k]} == {"dataset.json"}
+    assert Dataset.open(clean).meta["config"]["extra"] == {"expected_ac": True}
+    assert "expected_ac" not in Dataset.open(plain).meta["config"]["extra"]
+    assert runner.invoke(app, ["simulate", "--out", str(tmp_path / "x"), "--patients", "1", "--expected-ac",
+                               "--views", "0"]).exit_code == 2  # the flag is known; the bad value is refused
+
+
+@pytest.mark.parametrize("state", ["stress"])
+def test_the_expected_ct_ac_is_what_noisy_ct_ac_converges_to(state: str) -> None:
+    """Poisson noise falls as 1/sqrt(counts): the noisy CT-AC's mean distance from the
+    expected-count CT-AC must shrink about tenfold from 1e5 to 1e7 counts (relative to the image),
+    which it can only do if the expected image is the noisy one's limit (same scale, same scatter
+    estimate, same misregistered mu-map)."""
+    torch.set_num_threads(2)
+    params = patient_params(0, 1)
+    distance = {}
+    for counts in (1e5, 1e7):
+        config = dataclasses.replace(SMALL, counts=counts, extra={"expected_ac": True})
+        volumes, _ = simulate_study(params, state, config, np.random.default_rng(3))
+        body = volumes["ac_expected"] > 0.05 * volumes["ac_expected"].max()
+        distance[counts] = float(np.abs(volumes["ac"] - volumes["ac_expected"])[body].mean()
+                                 / volumes["ac_expected"][body].mean())
+    assert 6.0 < distance[1e5] / distance[1e7] < 14.0, distance
+    assert distance[1e7] < 0.05, distance  # (0.03 on this coarse grid)

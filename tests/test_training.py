@@ -426,3 +426,43 @@ def test_two_identical_trainings_write_byte_identical_checkpoints(tmp_path: Path
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2"] and rows[0]["seconds"] == row["seconds"]
     assert float(rows[1]["seconds"]) > 0
+
+
+def test_clean_target_trains_against_the_expected_ct_ac_and_is_refused_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spectac.io.dataset import Dataset
+    from spectac.training.card import rebuilt_command
+    from spectac.training.data import check_clean_target, load_pair
+
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "data")
+    runner = CliRunner()
+    args = ["train", "--model", "unet-gan3d", "--data", str(data), "--channels", TINY, "--epochs", "1",
+            "--seed", "1", "--clean-target"]
+    refused = runner.invoke(app, args + ["--out", str(tmp_path / "m0")])
+    assert refused.exit_code == 2 and "--expected-ac" in refused.output and len(refused.output.splitlines()) == 1
+    assert not (tmp_path / "m0").exists()
+    dataset = Dataset.open(data)
+    for case in dataset.cases:  # a stand-in expected image that differs from the stored AC
+        ac = dataset.load(case.case_id, "ac")
+        write_nifti(ac.with_array(ac.array * np.float32(0.5)), dataset.path(case.case_id, "ac_expected"))
+    clean, noisy = (load_pair(dataset, "p00_rest", 99.9, clean=c) for c in (True, False))
+    np.testing.assert_array_equal(clean.nc, noisy.nc)
+    np.testing.assert_allclose(clean.ac, 0.5 * noisy.ac, rtol=1e-6)
+    with pytest.raises(SpectacError, match="not the mu map"):
+        check_clean_target(dataset, "p00_rest", "mu", True)
+    trained = runner.invoke(app, args + ["--out", str(tmp_path / "m1")])
+    assert trained.exit_code == 0, trained.output
+    config = json.loads((tmp_path / "m1" / "config.json").read_text())
+    assert config["training"]["clean_target"] is True
+    assert "--clean-target" in rebuilt_command(config, "m1")
+    # validation is scored against the clean target too: the logged val L1 is that of the halved AC
+    plain = runner.invoke(app, args[:-1] + ["--out", str(tmp_path / "m2")])
+    assert plain.exit_code == 0, plain.output
+    val = [_val_l1(tmp_path / m) for m in ("m1", "m2")]
+    assert val[0] != val[1]
+
+
+def _val_l1(model_dir: Path) -> float:
+    with open(model_dir / "log.csv") as f:
+        return float(list(csv.DictReader(f))[-1]["val_l1"])

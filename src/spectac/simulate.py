@@ -50,7 +50,7 @@ from spectac.phantom.population import (
 )
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig
-from spectac.reconstruction.pair import reconstruct_nc_ac
+from spectac.reconstruction.pair import reconstruct_ac, reconstruct_nc_ac
 from spectac.reconstruction.scatter_image import scatter_window, study_scatter_image
 from spectac.reconstruction.study import study_acquisition
 from spectac.resample import shift_mu
@@ -130,13 +130,15 @@ class SimulationConfig:
         matrix: int = 64,
         protocol_mix: bool = False,
         defect_probability: float | None = None,
+        expected_ac: bool = False,
     ) -> SimulationConfig:
         """Validated configuration from command-line values (SpectacError on bad values).
 
         ``scatter``: "tew" or "dew" (simulate scatter in every energy window; CT-AC corrects it
         with that estimate) or "none" (no scatter, no correction); True/False mean "tew"/"none".
         ``bmi`` (mean, SD) changes the population's body-mass index; it is kept in ``extra`` so
-        that a default configuration saves exactly as before.
+        that a default configuration saves exactly as before; so is ``expected_ac`` (every study
+        also holds the CT-AC of its expected counts, see :func:`simulate_study`).
         """
         if bmi is not None and not (BMI_RANGE[0] <= bmi[0] <= BMI_RANGE[1] and 0 <= bmi[1] <= 15):
             raise SpectacError(f"--bmi mean must lie in {BMI_RANGE[0]:g}-{BMI_RANGE[1]:g} and SD in 0-15, got {bmi}")
@@ -168,7 +170,8 @@ class SimulationConfig:
             counts=counts,
             split=parse_split(split),
             shape=(matrix, matrix, matrix),
-            extra={} if bmi is None else {"bmi": [float(bmi[0]), float(bmi[1])]},
+            extra={**({} if bmi is None else {"bmi": [float(bmi[0]), float(bmi[1])]}),
+                   **({"expected_ac": True} if expected_ac else {})},
             population=population,
             misregistration_mm=float(misregistration_mm),
             protocol_mix=protocol_mix,
@@ -184,6 +187,12 @@ class SimulationConfig:
     @property
     def spacing_mm(self) -> float:
         return self.protocol.pixel_mm
+
+    @property
+    def expected_ac(self) -> bool:
+        """Whether every study also holds ac_expected, the CT-AC of its expected counts
+        (``--expected-ac``; kept in ``extra`` so that a default configuration saves as before)."""
+        return bool(self.extra.get("expected_ac", False))
 
     @property
     def bmi_mean_sd(self) -> tuple[float, float] | None:
@@ -242,8 +251,13 @@ def simulate_study(
     (``config.misregistration_mm``; drawn from a child of ``rng``'s seed, so the truth, the
     projections and NC do not depend on it) and ``mu`` is that displaced map, what the clinic has.
 
+    With ``config.expected_ac`` the CT-AC of the expected counts (no Poisson draw) is made as well:
+    the image CT-AC scatters around, a noise-free training target (``spectac train
+    --clean-target``).
+
     Returns:
-        volumes: nc, ac, mu, truth (X, Y, Z) float32 arrays (counts; mu in 1/cm);
+        volumes: nc, ac, mu, truth and, with ``config.expected_ac``, ac_expected (X, Y, Z)
+            float32 arrays (counts; mu in 1/cm);
         info: the LV truth (lv.json), the study's drawn acquisition values, the myocardium
             fraction map (not written to disk) and ``windows``, the counts of every energy window
             (projections.npz).
@@ -257,8 +271,9 @@ def simulate_study(
     else:
         mean, sd = DOSE_COUNTS.get(params.dose_protocol, DEFAULT_COUNTS)[state]
         counts = float(max(rng.normal(mean, sd), 0.3 * mean))
+    expected: dict[str, torch.Tensor] | None = {} if config.expected_ac else None
     truth, mu_map, windows, ac_model, scatter_fraction = acquire_counts(
-        phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm, rng)
+        phantom.activity, phantom.mu_map, counts, config.protocol, config.spacing_mm, rng, expected)
     mu_shift = misregistration_shift(np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]),
                                      config.misregistration_mm)
     mu_clinic = shift_mu(mu_map, mu_shift, config.spacing_mm)
@@ -267,6 +282,9 @@ def simulate_study(
                                   psf=config.recon.psf, radii_mm=ac_model.radii_mm)
     volumes = reconstruct_pair(windows, ac_model, mu_clinic, config)
     volumes.update(mu=mu_clinic, truth=truth)
+    if expected is not None:
+        volumes["ac_expected"] = reconstruct_ac(expected, ac_model, mu_clinic, config.protocol, config.spacing_mm,
+                                                config.recon)
     info = {
         "lv": phantom.lv,
         "counts": counts,
@@ -455,9 +473,14 @@ def simulate_user_phantom(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 424242]))
     counts = config.counts or DEFAULT_COUNTS["stress"][0]
     torch.set_num_threads(1)
-    truth, mu_map, windows, ac_model, _ = acquire_counts(act, mu_map, counts, config.protocol, config.spacing_mm, rng)
+    expected: dict[str, torch.Tensor] | None = {} if config.expected_ac else None
+    truth, mu_map, windows, ac_model, _ = acquire_counts(act, mu_map, counts, config.protocol, config.spacing_mm, rng,
+                                                         expected)
     volumes = reconstruct_pair(windows, ac_model, mu_map, config)
     volumes.update(mu=mu_map, truth=truth)
+    if expected is not None:
+        volumes["ac_expected"] = reconstruct_ac(expected, ac_model, mu_map, config.protocol, config.spacing_mm,
+                                                config.recon)
     window_counts = {name: p.numpy() for name, p in windows.items()}
     write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()},
                 projections=window_projections(window_counts, config.protocol))

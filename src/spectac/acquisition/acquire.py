@@ -89,14 +89,13 @@ def acquire_windows(
     return {name: poisson_counts(p + s, rng) for name, (p, s) in components.items()}, projector
 
 
-def acquire_counts(
+def expected_counts(
     activity: np.ndarray, mu_map: np.ndarray, counts: float, protocol: Protocol, spacing_mm: float,
-    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor], SpectProjector, float]:
-    """:func:`scale_to_counts` and :func:`acquire_windows` in one projection (the acquisition is
-    linear in the activity): the activity scaled so the noiseless photopeak (primary and scatter)
-    holds ``counts``. Returns (activity in counts, mu-map, noisy windows, projector, the noiseless
-    photopeak's scatter fraction: scatter / all counts)."""
+    """The expected (noise-free) counts of every energy window, with the activity scaled so the
+    noiseless photopeak (primary and scatter) holds ``counts``: one projection (the acquisition
+    is linear in the activity). Returns (activity in counts, mu-map, expected windows in the order
+    of ``protocol.windows``, projector, the photopeak's scatter fraction: scatter / all counts)."""
     mu_map = mu_map.astype(np.float32)
     projector = SpectProjector(activity.shape, spacing_mm, protocol, mu_map=mu_map, psf=True)
     components = window_components(activity, projector, protocol)
@@ -104,9 +103,25 @@ def acquire_counts(
     if total <= 0:
         raise SpectacError("the phantom has no activity inside the field of view")
     scale = counts / total
-    windows = {name: poisson_counts((p + s) * scale, rng) for name, (p, s) in components.items()}
+    expected = {name: (p + s) * scale for name, (p, s) in components.items()}
     scatter_fraction = float(components["photopeak"][1].sum()) / total
-    return (activity * scale).astype(np.float32), mu_map, windows, projector, scatter_fraction
+    return (activity * scale).astype(np.float32), mu_map, expected, projector, scatter_fraction
+
+
+def acquire_counts(
+    activity: np.ndarray, mu_map: np.ndarray, counts: float, protocol: Protocol, spacing_mm: float,
+    rng: np.random.Generator, expected_out: dict[str, torch.Tensor] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor], SpectProjector, float]:
+    """:func:`expected_counts` and a Poisson draw of every window (in the order of
+    ``protocol.windows``). Returns (activity in counts, mu-map, noisy windows, projector, the
+    noiseless photopeak's scatter fraction); ``expected_out``, when given, receives the expected
+    windows."""
+    truth, mu_map, expected, projector, scatter_fraction = expected_counts(activity, mu_map, counts, protocol,
+                                                                          spacing_mm)
+    if expected_out is not None:
+        expected_out.update(expected)
+    windows = {name: poisson_counts(e, rng) for name, e in expected.items()}
+    return truth, mu_map, windows, projector, scatter_fraction
 
 
 def acquire(

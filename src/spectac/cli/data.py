@@ -45,6 +45,7 @@ def simulate(
     protocol_mix: bool = typer.Option(False, help="Draw each patient's orbit (180/360) and collimator (GE/Siemens LEHR, LEUHR) instead of using --arc and --collimator."),
     activity: Path | None = typer.Option(None, help="A user's activity phantom (NIfTI, RAS affine), e.g. from XCAT."),
     mu: Path | None = typer.Option(None, help="The matching mu-map in 1/cm at 140 keV (NIfTI)."),
+    expected_ac: bool = typer.Option(False, "--expected-ac", help="Also reconstruct each study's CT-AC from its expected counts (no Poisson noise): ac_expected.nii.gz, a noise-free target for spectac train --clean-target. The other files are the same bytes as without it."),
 ) -> None:
     """Simulate a cohort of rest/stress MPI studies (NC and CT-AC OSEM, with truth) as a dataset."""
     from spectac.simulate import SimulationConfig, simulate_cohort, simulate_user_phantom
@@ -60,7 +61,7 @@ def simulate(
         counts=counts, views=views, arc=arc, iterations=iterations, subsets=subsets,
         scatter="none" if no_scatter else scatter.lower(), split=split,
         bmi=bmi_mean_sd, population=population, misregistration_mm=misregistration_mm, collimator=collimator,
-        matrix=matrix, protocol_mix=protocol_mix, defect_probability=defect_probability,
+        matrix=matrix, protocol_mix=protocol_mix, defect_probability=defect_probability, expected_ac=expected_ac,
     )
     if (activity is None) != (mu is None):
         raise SpectacError("--activity and --mu go together")

@@ -216,6 +216,7 @@ def train(
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
     augment: str = typer.Option("clinic", help="Augmentation: clinic (lateral truncation p=0.3 cutting up to 20% of the body width a side, counts x0.5-2 with matching noise, smoothing sigma up to 1 voxel, shifts up to 4 voxels), basic (earlier versions': intensity +-10%, shifts up to 3 voxels) or none."),
     aug: list[str] | None = typer.Option(None, "--aug", help="Change one augmentation range key=value (repeatable; 0 disables): intensity, shift_voxels, counts, noise, smooth_sigma, smooth_target, truncation, truncation_max, body_fraction."),
+    clean_target: bool = typer.Option(False, "--clean-target", help="Train and select against each study's CT-AC of the expected counts (noise-free; a dataset simulated with --expected-ac) instead of its noisy CT-AC."),
     device: str = typer.Option("cpu", help=DEVICE_HELP + " Default cpu."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 autocast) on CUDA; refused elsewhere."),
     distributed: bool | None = typer.Option(None, "--distributed/--no-distributed", help="Data-parallel over torchrun's processes (default: when launched by torchrun; docs/scaling.md). --batch-size is per process."),
@@ -244,7 +245,7 @@ def train(
 
         init = shipped_model_dir(model)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
-                           lr_schedule=lr_schedule, init=None if init is None else str(init),
+                           lr_schedule=lr_schedule, init=None if init is None else str(init), clean_target=clean_target,
                            augmentation=augmentation_from(augment, _parse_settings(aug or [], "--aug")))
     options.check()
     ensure_writable_parent(out, folder=True)

@@ -7,7 +7,8 @@ DATASET/
   studies/<case_id>/  nc.nii.gz, ac.nii.gz, and when known mu.nii.gz, truth.nii.gz, lv.json,
                       projections.npz (the counts of every energy window of a simulated study),
                       scatter.nii.gz (the scatter-window image, derived from projections.npz: the
-                      simulator writes it, training adds it when missing)
+                      simulator writes it, training adds it when missing), ac_expected.nii.gz
+                      (``spectac simulate --expected-ac``: CT-AC of the expected counts)
 ```
 Simulated and imported data meet here: everything downstream reads studies through
 :class:`Dataset` and never knows where a study came from.
@@ -30,7 +31,7 @@ from spectac.io.window_projections import read_window_projections, window_projec
 from spectac.volume import SpectacError, Volume
 
 FORMAT_VERSION = 1
-VOLUME_NAMES = ("nc", "ac", "mu", "truth", "scatter")
+VOLUME_NAMES = ("nc", "ac", "mu", "truth", "scatter", "ac_expected")
 #: Study volumes derived from the others, which may be added to an existing study folder (a cache).
 DERIVED_NAMES = ("scatter",)
 SPLITS = ("train", "val", "test")
@@ -198,7 +199,7 @@ class Dataset:
         return self.path(case_id, name).is_file()
 
     def load(self, case_id: str, name: str) -> Volume:
-        """Load one volume ('nc', 'ac', 'mu' or 'truth') of a study."""
+        """Load one volume ('nc', 'ac', 'mu', 'truth', 'scatter' or 'ac_expected') of a study."""
         path = self.path(case_id, name)
         if not path.is_file():
             raise SpectacError(f"{path}: missing study volume")

@@ -41,13 +41,23 @@ def reconstruct_nc_ac(
         projections: the photopeak's counts (A, V, Z), or the counts of every window by name.
     """
     windows = projections if isinstance(projections, dict) else {"photopeak": projections}
-    shape, radii = ac_model.shape, ac_model.radii_mm
-    ac_projector = ac_model
-    if not recon.psf:
-        ac_projector = SpectProjector(shape, spacing_mm, protocol, mu_map=mu_map, psf=False, radii_mm=radii)
-    nc_projector = SpectProjector(shape, spacing_mm, protocol, mu_map=None, psf=recon.psf, radii_mm=radii)
-    scatter = photopeak_scatter(windows, protocol, spacing_mm, recon.scatter_correction, ac_model.spacing_z_mm)
+    nc_projector = SpectProjector(ac_model.shape, spacing_mm, protocol, mu_map=None, psf=recon.psf,
+                                  radii_mm=ac_model.radii_mm)
     return {
         "nc": reconstruct(windows["photopeak"], nc_projector, recon),
-        "ac": reconstruct(windows["photopeak"], ac_projector, recon, background=scatter),
+        "ac": reconstruct_ac(windows, ac_model, mu_map, protocol, spacing_mm, recon),
     }
+
+
+def reconstruct_ac(
+    windows: dict[str, torch.Tensor], ac_model: SpectProjector, mu_map: np.ndarray, protocol: Protocol,
+    spacing_mm: float, recon: ReconConfig,
+) -> np.ndarray:
+    """The CT-AC half of :func:`reconstruct_nc_ac`: OSEM of the photopeak with the mu-map and the
+    windows' scatter estimate."""
+    ac_projector = ac_model
+    if not recon.psf:
+        ac_projector = SpectProjector(ac_model.shape, spacing_mm, protocol, mu_map=mu_map, psf=False,
+                                      radii_mm=ac_model.radii_mm)
+    scatter = photopeak_scatter(windows, protocol, spacing_mm, recon.scatter_correction, ac_model.spacing_z_mm)
+    return reconstruct(windows["photopeak"], ac_projector, recon, background=scatter)

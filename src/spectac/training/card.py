@@ -62,6 +62,8 @@ def rebuilt_command(config: dict[str, Any], folder: str) -> str:
     init = training.get("init")
     if init:
         args += ["--init", init["name"] if isinstance(init, dict) else str(init)]
+    if training.get("clean_target"):
+        args.append("--clean-target")
     if "channels" in network:
         args += ["--channels", ",".join(str(c) for c in network["channels"])]
     return shlex.join(args + augmentation_args(training))

@@ -93,16 +93,18 @@ class Pair:
 
 
 def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "none",
-               protocol: Protocol | None = None, target: str = "ac", scatter: bool = False) -> list[Pair]:
+               protocol: Protocol | None = None, target: str = "ac", scatter: bool = False,
+               clean: bool = False) -> list[Pair]:
     """Load and normalise the NC/AC (or NC/mu, ``target`` "mu") pairs of one split (empty list if
     the split is empty), with the channels of ``prior`` made from each NC volume under the
-    dataset's ``protocol``, and with ``scatter`` the scatter-window image.
+    dataset's ``protocol``, with ``scatter`` the scatter-window image, and with ``clean`` the CT-AC
+    of the expected counts as the AC target (:func:`load_pair`).
 
     Raises:
         SpectacError: a study's NC and AC are not on one grid, or volumes differ in shape.
     """
     cases = dataset.split(split)
-    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol, target, scatter)
+    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol, target, scatter, clean)
              for case in track(cases, f"load {split}", total=len(cases))]
     shapes = {p.nc.shape for p in pairs}
     if len(shapes) > 1:
@@ -111,23 +113,29 @@ def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "no
 
 
 def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "none",
-              protocol: Protocol | None = None, target: str = "ac", scatter: bool = False) -> Pair:
+              protocol: Protocol | None = None, target: str = "ac", scatter: bool = False,
+              clean: bool = False) -> Pair:
     """Load and normalise one study's NC/AC pair, with its prior channels (see :func:`load_pairs`);
     with ``target`` "mu" the target is the study's mu-map in 1/cm (mu.nii.gz) moved back by the
     CT-SPECT misregistration the simulator recorded (lv.json ``phantom.mu_shift_mm``; none for
     imported pairs), so the network learns the attenuating body of the emission data. With
     ``scatter``, the study's scatter-window image
     (:func:`spectac.reconstruction.scatter_image.study_scatter_image`, cached in its folder).
+    With ``clean`` (an AC target) the target is the CT-AC of the study's expected counts
+    (:data:`CLEAN_TARGET`, written by ``spectac simulate --expected-ac``).
 
     Raises:
-        SpectacError: the study has no mu-map (target "mu"), or its NC and target are not on one
-            grid, or (``scatter``) no scatter-window image can be had.
+        SpectacError: the study has no mu-map (target "mu") or no expected-count CT-AC
+            (``clean``), or its NC and target are not on one grid, or (``scatter``) no
+            scatter-window image can be had.
     """
     nc = dataset.load(case_id, "nc")
     if target == "mu" and not dataset.has(case_id, "mu"):
         raise SpectacError(f"{dataset.study_dir(case_id)}: no mu.nii.gz; a mu model needs every study's mu-map")
+    check_clean_target(dataset, case_id, target, clean)
     # a mu target is the body that attenuated the projections, not the misregistered CT's map
-    goal = true_mu(dataset, case_id) if target == "mu" else dataset.load(case_id, target)
+    goal = (true_mu(dataset, case_id) if target == "mu"
+            else dataset.load(case_id, CLEAN_TARGET if clean else target))
     if not nc.same_grid(goal):
         raise SpectacError(f"{dataset.study_dir(case_id)}: nc and {target} are not on the same grid")
     nc_n, scale = normalise(nc.array, percentile)
@@ -141,6 +149,25 @@ def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "n
         noise = scale / scatter_scale
     return Pair(case_id, nc_n, wanted.astype(np.float32), scale, prior_channels(nc, prior, protocol), prior,
                 nc.with_array(nc_n), protocol, target, scatter_n, noise)
+
+
+#: The study volume of a clean AC target: the CT-AC of the expected counts.
+CLEAN_TARGET = "ac_expected"
+
+
+def check_clean_target(dataset: Dataset, case_id: str, target: str, clean: bool) -> None:
+    """Refuse ``clean`` for a mu-map target or a study without :data:`CLEAN_TARGET` (one line).
+
+    Raises:
+        SpectacError: as above.
+    """
+    if not clean:
+        return
+    if target != "ac":
+        raise SpectacError(f"--clean-target is for a model that predicts the AC image, not the {target} map")
+    if not dataset.has(case_id, CLEAN_TARGET):
+        raise SpectacError(f"{dataset.study_dir(case_id)}: no {CLEAN_TARGET}.nii.gz; --clean-target needs a "
+                           "dataset simulated with `spectac simulate --expected-ac`")
 
 
 @dataclass(frozen=True)

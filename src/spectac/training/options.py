@@ -44,6 +44,13 @@ class TrainOptions:
         init: a model folder or .pt of the same model and network whose generator weights
             start the run (fine-tuning, e.g. the shipped model on a clinic's own pairs); None:
             random initialisation from ``seed``.
+        clean_target: train and select against each study's CT-AC of the expected counts
+            (ac_expected.nii.gz of a dataset simulated with ``--expected-ac``) instead of its
+            noisy CT-AC. The noisy target's L1 minimiser is the same image in expectation (for
+            noise symmetric about it), but each study's target noise is a gradient the network
+            cannot follow; with a few dozen training studies it stays in the weights (the network
+            learns a part of CT-AC's noise texture). Simulation has the expected image; a clinic's
+            pairs do not (an imported dataset has no ac_expected).
     """
 
     epochs: int = 60
@@ -56,6 +63,7 @@ class TrainOptions:
     percentile: float = DEFAULT_PERCENTILE
     lr_schedule: str = "constant"
     init: str | None = None
+    clean_target: bool = False
 
     def check(self) -> None:
         """Refuse options no run can use, before anything is written (one line each).
@@ -91,6 +99,8 @@ class TrainOptions:
         if not isinstance(self.augmentation, Augmentation):
             raise SpectacError(f"augmentation must be an Augmentation, got {type(self.augmentation).__name__}")
         self.augmentation.check()
+        if not isinstance(self.clean_target, bool):
+            raise SpectacError(f"clean_target must be true or false, got {self.clean_target!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SpectacError(
                 f"unknown learning-rate schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"

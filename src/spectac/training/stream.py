@@ -43,17 +43,17 @@ class StudyStream(torch.utils.data.Dataset):
     Args:
         root: the dataset folder.
         case_ids: the split's studies; an item's index is a position in this list.
-        percentile, prior, protocol, target, scatter: as :func:`spectac.training.data.load_pairs`.
+        percentile, prior, protocol, target, scatter, clean: as :func:`spectac.training.data.load_pairs`.
         augmentation: the ranges the planned draws are applied with (None: none).
     """
 
     def __init__(self, root: str | Path, case_ids: list[str], percentile: float, prior: str,
                  protocol: Protocol | None, augmentation: Augmentation | None, target: str = "ac",
-                 scatter: bool = False) -> None:
+                 scatter: bool = False, clean: bool = False) -> None:
         self.root = Path(root)
         self.case_ids = list(case_ids)
         self.percentile, self.prior, self.protocol, self.target = percentile, prior, protocol, target
-        self.augmentation, self.scatter = augmentation, scatter
+        self.augmentation, self.scatter, self.clean = augmentation, scatter, clean
         self._dataset: Dataset | None = None  # opened once per worker process
 
     def __len__(self) -> int:
@@ -64,7 +64,7 @@ class StudyStream(torch.utils.data.Dataset):
         if self._dataset is None:
             self._dataset = Dataset.open(self.root)
         pair = load_pair(self._dataset, self.case_ids[index], self.percentile, self.prior, self.protocol,
-                         self.target, self.scatter)
+                         self.target, self.scatter, self.clean)
         x, ac = sample(pair, draw, self.augmentation)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(ac)[None])
 

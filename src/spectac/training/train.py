@@ -51,7 +51,7 @@ from spectac.nn.registry import (
 from spectac.progress import track
 from spectac.reconstruction.scatter_image import DESCRIPTION, RECIPE, WINDOW_ROLES
 from spectac.training.card import write_model_card
-from spectac.training.data import PRESETS, batches, load_pairs
+from spectac.training.data import PRESETS, batches, check_clean_target, load_pairs
 from spectac.training.options import RESUMABLE_CHANGES, TrainOptions, check_network
 from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
 from spectac.training.stream import AUTO_STREAM_STUDIES, StudyStream, stream_batches
@@ -185,6 +185,10 @@ def train_model(
     options = options or TrainOptions()
     options.check()
     check_network(resolve_config(model, network))
+    if options.clean_target:
+        dataset = Dataset.open(data)
+        for case in dataset.split("train") + dataset.split("val"):
+            check_clean_target(dataset, case.case_id, get_spec(model).target, True)
     runtime = runtime or ddp.Runtime()
     runtime.check()
     device = resolve_device(runtime.device)
@@ -218,11 +222,14 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     planned = streaming or ctx.distributed  # the single-process in-memory run keeps its own loop
     if streaming:
         train: Any = StudyStream(dataset.root, train_ids, options.percentile, prior, protocol, options.augmentation,
-                                 spec.target, scatter)
-        val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None, spec.target, scatter)
+                                 spec.target, scatter, options.clean_target)
+        val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None, spec.target, scatter,
+                               options.clean_target)
     else:
-        train = load_pairs(dataset, "train", options.percentile, prior, protocol, spec.target, scatter)
-        val = load_pairs(dataset, "val", options.percentile, prior, protocol, spec.target, scatter)
+        train = load_pairs(dataset, "train", options.percentile, prior, protocol, spec.target, scatter,
+                           options.clean_target)
+        val = load_pairs(dataset, "val", options.percentile, prior, protocol, spec.target, scatter,
+                         options.clean_target)
     config = _build_config(model, network, options, dataset, train_ids, len(val_ids))
     if ctx.distributed:
         config["training"]["world_size"] = ctx.world_size  # the global batch is batch_size x this
