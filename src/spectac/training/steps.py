@@ -22,8 +22,14 @@ def set_requires_grad(nets: nn.Module | Iterable[nn.Module | None], requires_gra
                 param.requires_grad = requires_grad
 
 
-def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float = 0.0) -> torch.Tensor:
-    """Voxel-wise L1, optionally weighted towards high uptake.
+#: The offset of the log-space term of :func:`l1_loss`, on the NC-normalised scale (1 is NC's 99.9th
+#: percentile): about 1% of NC's high uptake, below which differences of counts do not count.
+LOG_EPS = 0.01
+
+
+def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float = 0.0,
+            log_weight: float = 0.0) -> torch.Tensor:
+    """Voxel-wise L1, optionally weighted towards high uptake, plus an optional log-space term.
 
     With ``uptake_weight`` w > 0 each voxel's absolute error is weighted by 1 + w x (target / the
     maximum of its volume's target), clipped to [1, 1 + w], and the sum is divided by the sum of the
@@ -31,16 +37,27 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float
     voxels, then counts up to 1 + w times as much as the background (the network option of the
     same name, :data:`spectac.nn.registry.LOSS_OPTIONS`). w = 0 is the mean absolute error.
 
+    With ``log_weight`` l > 0, l x the mean of |log(prediction + e) - log(target + e)| (e =
+    :data:`LOG_EPS`) is added. A log-ratio network's prediction is NC x exp(r): the L1's gradient
+    on r at a voxel is proportional to the prediction there, so where counts are few (the air
+    around the body, where NC holds the scatter CT-AC removes) the plain L1 hardly moves r; the
+    log term's gradient is not scaled down there.
+
     Args:
         prediction, target: (B, 1, ...) of the same shape.
     """
     error = (prediction - target).abs()
     if uptake_weight == 0:
-        return error.mean()
-    peak = target.flatten(1).amax(dim=1).clamp_min(torch.finfo(target.dtype).tiny)
-    relative = (target / peak.view(-1, *([1] * (target.dim() - 1)))).clamp(0, 1)
-    weight = 1 + uptake_weight * relative
-    return (weight * error).sum() / weight.sum()
+        loss = error.mean()
+    else:
+        peak = target.flatten(1).amax(dim=1).clamp_min(torch.finfo(target.dtype).tiny)
+        relative = (target / peak.view(-1, *([1] * (target.dim() - 1)))).clamp(0, 1)
+        weight = 1 + uptake_weight * relative
+        loss = (weight * error).sum() / weight.sum()
+    if log_weight > 0:
+        log_error = (torch.log(prediction.clamp_min(0) + LOG_EPS) - torch.log(target.clamp_min(0) + LOG_EPS)).abs()
+        loss = loss + log_weight * log_error.mean()
+    return loss
 
 
 class SupervisedStep:
@@ -50,23 +67,26 @@ class SupervisedStep:
         generator: (B, C, ...) network input (normalised NC, and prior channels) -> (B, 1, ...) AC.
         optimizer: optimiser of the generator.
         uptake_weight: the weight of high uptake in the L1 (:func:`l1_loss`; 0: plain L1).
+        log_weight: the weight of the L1's log-space term (:func:`l1_loss`; 0: none).
     """
 
     adversarial = False
     #: The context of the forward passes (mixed precision on CUDA: :func:`spectac.devices.autocast`).
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
 
-    def __init__(self, generator: nn.Module, optimizer: torch.optim.Optimizer, uptake_weight: float = 0.0) -> None:
+    def __init__(self, generator: nn.Module, optimizer: torch.optim.Optimizer, uptake_weight: float = 0.0,
+                 log_weight: float = 0.0) -> None:
         self.generator = generator
         self.optimizer = optimizer
         self.uptake_weight = uptake_weight
+        self.log_weight = log_weight
 
     def __call__(self, nc: torch.Tensor, ac: torch.Tensor) -> dict[str, float]:
         """nc: (B, C, X, Y, Z) network input, ac: (B, 1, X, Y, Z), normalised. Returns the losses."""
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss = l1_loss(self.generator(nc).float(), ac, self.uptake_weight)
+            loss = l1_loss(self.generator(nc).float(), ac, self.uptake_weight, self.log_weight)
         loss.backward()
         self.optimizer.step()
         return {"l1": loss.item()}
@@ -82,6 +102,7 @@ class AdversarialStep:
         optimizer_g, optimizer_d: their optimisers.
         lambda_l1: weight of the L1 term (100 in pix2pix).
         uptake_weight: the weight of high uptake in that L1 (:func:`l1_loss`; 0: plain L1).
+        log_weight: the weight of the log-space term of that L1 (:func:`l1_loss`; 0: none).
     """
 
     adversarial = True
@@ -99,6 +120,7 @@ class AdversarialStep:
         optimizer_d: torch.optim.Optimizer,
         lambda_l1: float = 100.0,
         uptake_weight: float = 0.0,
+        log_weight: float = 0.0,
     ) -> None:
         self.generator = generator
         self.discriminator = discriminator
@@ -106,6 +128,7 @@ class AdversarialStep:
         self.optimizer_d = optimizer_d
         self.lambda_l1 = lambda_l1
         self.uptake_weight = uptake_weight
+        self.log_weight = log_weight
         self.gan = nn.BCEWithLogitsLoss()  # the "vanilla" GAN loss of pix2pix
 
     def _gan_loss(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
@@ -122,7 +145,7 @@ class AdversarialStep:
     def backward_G(self, nc: torch.Tensor, ac: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Generator loss: fool the discriminator, and stay close to CT-AC voxel by voxel."""
         loss_gan = self._gan_loss(self.discriminator(torch.cat([nc, fake], dim=1)), real=True)
-        loss_l1 = l1_loss(fake, ac, self.uptake_weight)
+        loss_l1 = l1_loss(fake, ac, self.uptake_weight, self.log_weight)
         (loss_gan + self.lambda_l1 * loss_l1).backward()
         return loss_gan, loss_l1
 

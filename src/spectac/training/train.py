@@ -259,12 +259,14 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if discriminator else None
     model_g = generator  # what the steps call: DDP-wrapped below in a distributed run
-    uptake_weight = float(config["network"].get("uptake_weight", 0.0))  # a mu model has no such option: plain L1
+    # a mu model has no loss options: plain L1
+    uptake_weight = float(config["network"].get("uptake_weight", 0.0))
+    log_weight = float(config["network"].get("log_weight", 0.0))
     if spec.adversarial:
         step: Any = AdversarialStep(model_g, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"],
-                                    uptake_weight)
+                                    uptake_weight, log_weight)
     else:
-        step = SupervisedStep(model_g, optimizer_g, uptake_weight)
+        step = SupervisedStep(model_g, optimizer_g, uptake_weight, log_weight)
 
     state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
     if resuming:
