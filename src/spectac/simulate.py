@@ -51,8 +51,7 @@ from spectac.phantom.population import (
 from spectac.progress import track
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.pair import reconstruct_ac, reconstruct_nc_ac
-from spectac.reconstruction.scatter_image import scatter_window, study_scatter_image
-from spectac.reconstruction.study import study_acquisition
+from spectac.reconstruction.scatter_image import cache_scatter_image
 from spectac.resample import shift_mu
 from spectac.splitting import parse_split, split_patients
 from spectac.volume import SpectacError, Volume
@@ -324,24 +323,6 @@ def _write_simulated_study(out: Path, case_id: str, volumes: dict, info: dict, p
                      "mu_shift_mm": list(info["mu_shift_mm"]), "scatter_fraction": info["scatter_fraction"]}
     write_study(out, case_id, vols, lv=lv, projections=window_projections(info["windows"], config.protocol))
     cache_scatter_image(out, case_id)
-
-
-def cache_scatter_image(out: Path, case_id: str) -> None:
-    """Add the study's scatter-window image (scatter.nii.gz, the second input of the shipped mu
-    model) once the study and the manifest are written: made from the written study exactly as
-    training would make it when missing (:func:`spectac.reconstruction.scatter_image.study_scatter_image`),
-    so a new cohort needs no backfill. A protocol without a window below the photopeak has none.
-    One torch thread, as the studies' own OSEM: the same bytes whatever ``--workers``."""
-    dataset = Dataset.open(out)
-    acquisition = study_acquisition(dataset, case_id)
-    if scatter_window(acquisition, acquisition.window_index()) is None:
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        study_scatter_image(dataset, case_id)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def window_projections(windows: dict[str, np.ndarray], protocol: Protocol) -> tuple[dict, dict]:

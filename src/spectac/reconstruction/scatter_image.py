@@ -30,6 +30,7 @@ with one line (:func:`spectac.correction.indirect.correct_acquisition`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from spectac.errors import SpectacError
 from spectac.io.dataset import Dataset
@@ -113,3 +114,22 @@ def study_scatter_image(dataset: Dataset, case_id: str) -> Volume:
     dataset.write_derived(case_id, "scatter", image)
     return image
 
+
+def cache_scatter_image(out: str | Path, case_id: str) -> None:
+    """Add the study's scatter-window image (scatter.nii.gz, the second input of the shipped mu
+    model) once the study and the manifest are written: made from the written study exactly as
+    training would make it when missing (:func:`study_scatter_image`),
+    so a new cohort needs no backfill. A protocol without a window below the photopeak has none.
+    One torch thread, as the studies' own OSEM: the same bytes whatever ``--workers``."""
+    import torch
+
+    dataset = Dataset.open(out)
+    acquisition = study_acquisition(dataset, case_id)
+    if scatter_window(acquisition, acquisition.window_index()) is None:
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        study_scatter_image(dataset, case_id)
+    finally:
+        torch.set_num_threads(threads)
