@@ -18,7 +18,9 @@
 #   clean target too), the clinic augmentation, uptake weight 4 and lambda_l1 100 as round 6.
 # Candidate A is the defaults. Candidate B keeps the noisy target and adds the log-space term of the
 # L1 (CLEAN=0 LOG_WEIGHT=0.1 SEED=10; network option log_weight, docs/models.md): A left the
-# network's excess counts in the air around the body where it found them.
+# network's excess counts in the air around the body where it found them. Candidate C is CLEAN=0
+# LOG_WEIGHT=0.3 UPTAKE_WEIGHT=10 SEED=11. None beat round 6 on both goals' measures on the
+# validation split (BENCHMARKS.md, round 8), so none is installed.
 # Resumes after an interruption. INSTALL=1 installs the chosen weights (default 0: a candidate is
 # installed only if it beats round 6 on the validation split's goals, benchmarks/goals.py).
 set -euo pipefail
