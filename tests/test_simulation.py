@@ -293,8 +293,7 @@ def test_expected_ac_adds_the_noise_free_ct_ac_and_changes_nothing_else(tmp_path
                                "--views", "0"]).exit_code == 2  # the flag is known; the bad value is refused
 
 
-@pytest.mark.parametrize("state", ["stress"])
-def test_the_expected_ct_ac_is_what_noisy_ct_ac_converges_to(state: str) -> None:
+def test_the_expected_ct_ac_is_what_noisy_ct_ac_converges_to() -> None:
     """Poisson noise falls as 1/sqrt(counts): the noisy CT-AC's mean distance from the
     expected-count CT-AC must shrink about tenfold from 1e5 to 1e7 counts (relative to the image),
     which it can only do if the expected image is the noisy one's limit (same scale, same scatter
@@ -304,7 +303,7 @@ def test_the_expected_ct_ac_is_what_noisy_ct_ac_converges_to(state: str) -> None
     distance = {}
     for counts in (1e5, 1e7):
         config = dataclasses.replace(SMALL, counts=counts, extra={"expected_ac": True})
-        volumes, _ = simulate_study(params, state, config, np.random.default_rng(3))
+        volumes, _ = simulate_study(params, "stress", config, np.random.default_rng(3))
         body = volumes["ac_expected"] > 0.05 * volumes["ac_expected"].max()
         distance[counts] = float(np.abs(volumes["ac"] - volumes["ac_expected"])[body].mean()
                                  / volumes["ac_expected"][body].mean())

@@ -279,11 +279,8 @@ def simulate_study(
     if mu_clinic is not mu_map:  # the CT-AC projector models the displaced map, on the true orbit
         ac_model = SpectProjector(ac_model.shape, config.spacing_mm, config.protocol, mu_map=mu_clinic,
                                   psf=config.recon.psf, radii_mm=ac_model.radii_mm)
-    volumes = reconstruct_pair(windows, ac_model, mu_clinic, config)
+    volumes = reconstruct_pair(windows, ac_model, mu_clinic, config, expected)
     volumes.update(mu=mu_clinic, truth=truth)
-    if expected is not None:
-        volumes["ac_expected"] = reconstruct_ac(expected, ac_model, mu_clinic, config.protocol, config.spacing_mm,
-                                                config.recon)
     info = {
         "lv": phantom.lv,
         "counts": counts,
@@ -299,11 +296,16 @@ def simulate_study(
 
 def reconstruct_pair(
     projections: torch.Tensor | dict[str, torch.Tensor], ac_model: SpectProjector, mu_map: np.ndarray,
-    config: SimulationConfig,
+    config: SimulationConfig, expected: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, np.ndarray]:
     """NC and CT-AC OSEM of one acquisition (the photopeak, or every window by name) with the run's
-    reconstruction settings."""
-    return reconstruct_nc_ac(projections, ac_model, mu_map, config.protocol, config.spacing_mm, config.recon)
+    reconstruction settings; with the ``expected`` windows (no Poisson draw) also their CT-AC,
+    ``ac_expected``."""
+    volumes = reconstruct_nc_ac(projections, ac_model, mu_map, config.protocol, config.spacing_mm, config.recon)
+    if expected is not None:
+        volumes["ac_expected"] = reconstruct_ac(expected, ac_model, mu_map, config.protocol, config.spacing_mm,
+                                                config.recon)
+    return volumes
 
 
 def _study_task(seed: int, index: int, state: str, config: SimulationConfig) -> tuple[dict, dict, dict]:
@@ -457,11 +459,8 @@ def simulate_user_phantom(
     expected: dict[str, torch.Tensor] | None = {} if config.expected_ac else None
     truth, mu_map, windows, ac_model, _ = acquire_counts(act, mu_map, counts, config.protocol, config.spacing_mm, rng,
                                                          expected)
-    volumes = reconstruct_pair(windows, ac_model, mu_map, config)
+    volumes = reconstruct_pair(windows, ac_model, mu_map, config, expected)
     volumes.update(mu=mu_map, truth=truth)
-    if expected is not None:
-        volumes["ac_expected"] = reconstruct_ac(expected, ac_model, mu_map, config.protocol, config.spacing_mm,
-                                                config.recon)
     window_counts = {name: p.numpy() for name, p in windows.items()}
     write_study(out, case.case_id, {k: Volume.centred(v, config.spacing_mm) for k, v in volumes.items()},
                 projections=window_projections(window_counts, config.protocol))
