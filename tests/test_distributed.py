@@ -103,6 +103,24 @@ def test_streamed_studies_give_the_weights_of_studies_in_memory(tmp_path: Path, 
     assert runs["stream"]["history"][0].keys() == runs["memory"]["history"][0].keys()
 
 
+def test_streamed_extra_datasets_give_the_weights_of_their_studies_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --extra-train chains each dataset's stream (ChainedStream): the plan's study i is the i-th
+    # study of the datasets' train splits one after another, as in memory
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "data", n_train=2)
+    extra = write_synthetic_dataset(tmp_path / "extra", n_train=3, n_val=0, seed=5)
+    runs = {}
+    for name, more in (("memory", []), ("stream", ["--stream", "on"])):
+        args = _train_args(data, tmp_path / name, "--epochs", "1", "--extra-train", str(extra))
+        args[args.index("--augment") + 1] = "clinic"
+        result = CliRunner().invoke(app, args + more)
+        assert result.exit_code == 0, result.output
+        runs[name] = load_checkpoint(tmp_path / name / "last.pt")
+    for key, value in runs["memory"]["generator"].items():
+        torch.testing.assert_close(runs["stream"]["generator"][key], value, rtol=0, atol=0)
+
+
 def test_the_plan_of_one_process_is_the_single_process_epoch() -> None:
     augmentation = PRESETS["clinic"]
     pairs_n = 5

@@ -470,6 +470,58 @@ def test_clean_target_trains_against_the_expected_ct_ac_and_is_refused_without_i
         assert (abs(l1 - _val_l1(tmp_path / "m1")) < 1e-6 * max(l1, 1e-12)) == match, (clean_target, l1)
 
 
+def test_extra_train_datasets_are_trained_on_recorded_and_refused_when_unusable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spectac.training.card import model_card, rebuilt_command
+
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "data", n_train=2)
+    extra = write_synthetic_dataset(tmp_path / "extra", n_train=3, n_val=1, seed=7)
+    runner = CliRunner()
+    base = ["train", "--model", "unet3d", "--data", str(data), "--channels", TINY, "--epochs", "1", "--seed", "1",
+            "--augment", "none"]
+    for name, more in (("alone", []), ("both", ["--extra-train", str(extra)])):
+        result = runner.invoke(app, base + ["--out", str(tmp_path / name)] + more)
+        assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "both" / "config.json").read_text())
+    (recorded,) = config["data"]["extra_train"]
+    assert recorded["dataset"] == "extra" and recorded["train_cases"] == 3
+    assert recorded["fingerprint"]["cases.csv"] == sha256_file(extra / "cases.csv")
+    assert config["data"]["train_cases"] == 2 and config["data"]["val_cases"] == 2  # val stays --data's
+    assert "--extra-train extra" in rebuilt_command(config, "both")
+    assert "3 train studies of dataset `extra`" in model_card(tmp_path / "both")
+    assert "extra_train" not in json.loads((tmp_path / "alone" / "config.json").read_text())["data"]
+    # the extra studies were trained on: five steps instead of two from the same seed
+    weights = [load_checkpoint(tmp_path / n / "last.pt")["generator"] for n in ("alone", "both")]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # a run is resumed only with the same extra datasets
+    result = runner.invoke(app, base + ["--out", str(tmp_path / "both"), "--epochs", "2"])
+    assert result.exit_code == 2 and "another configuration" in result.output
+
+    # unusable extras: one line, exit 2, nothing written
+    small = tmp_path / "small"
+    rng = np.random.default_rng(3)
+    nc, ac = synthetic_pair(rng, n=12)
+    write_study(small, "q00_rest", {"nc": Volume.centred(nc, 6.8), "ac": Volume.centred(ac, 6.8)})
+    write_manifest(small, {"source": "test"}, [Case("q00_rest", "q00", "rest", "F", split="train")])
+    twin = tmp_path / "twin"
+    for folder, seed in ((data, 0), (twin, 0)):  # two cohorts simulated with one seed hold the same patients
+        if folder == twin:
+            write_synthetic_dataset(twin, n_train=2, seed=1)
+        meta = json.loads((folder / "dataset.json").read_text())
+        (folder / "dataset.json").write_text(json.dumps({**meta, "source": "simulation", "seed": seed}))
+    no_train = write_synthetic_dataset(tmp_path / "valonly", n_train=0, n_val=2, seed=2)
+    for given, match in (([extra, extra], "given twice"), ([data], "given twice"), ([no_train], "no study in its train"),
+                         ([small], "one network trains on one grid"), ([twin], "simulated with --data's seed"),
+                         ([tmp_path / "missing"], "missing")):
+        out = tmp_path / f"refused_{match.split()[0]}"
+        args = base + ["--out", str(out)] + [a for x in given for a in ("--extra-train", str(x))]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (match, result.output)
+        assert match in result.output and len(result.output.strip().splitlines()) == 1, result.output
+        assert not out.exists()
+
+
 def _val_l1(model_dir: Path) -> float:
     with open(model_dir / "log.csv") as f:
         return float(list(csv.DictReader(f))[-1]["val_l1"])

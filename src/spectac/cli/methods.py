@@ -216,6 +216,7 @@ def train(
     init: Path | None = typer.Option(None, help="Start from these weights (model folder or .pt of the same model); 'shipped' for spectac's own, to fine-tune them on your pairs."),
     augment: str = typer.Option("clinic", help="Augmentation: clinic (lateral truncation p=0.3 cutting up to 20% of the body width a side, counts x0.5-2 with matching noise, smoothing sigma up to 1 voxel, shifts up to 4 voxels), basic (earlier versions': intensity +-10%, shifts up to 3 voxels) or none."),
     aug: list[str] | None = typer.Option(None, "--aug", help="Change one augmentation range key=value (repeatable; 0 disables): intensity, shift_voxels, counts, noise, smooth_sigma, smooth_target, truncation, truncation_max, body_fraction."),
+    extra_train: list[Path] | None = typer.Option(None, "--extra-train", help="Another dataset whose train split is trained on too (repeatable), on --data's grid: a second simulated cohort (another --seed), or a clinic's imported pairs beside spectac's cohort. Checkpoints are still chosen on --data's val split."),
     clean_target: bool = typer.Option(False, "--clean-target", help="Train and select against each study's CT-AC of the expected counts (noise-free; a dataset simulated with --expected-ac) instead of its noisy CT-AC."),
     device: str = typer.Option("cpu", help=DEVICE_HELP + " Default cpu."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 autocast) on CUDA; refused elsewhere."),
@@ -251,7 +252,8 @@ def train(
     ensure_writable_parent(out, folder=True)
     argv = sys.argv if sys.argv[1:2] == ["train"] else None  # the command line, for training_record.json
     runtime = Runtime(device=device, amp=amp, distributed=distributed, stream=stream, workers=workers)
-    summary = train_model(data, out, model, options, network or None, argv=argv, runtime=runtime)
+    summary = train_model(data, out, model, options, network or None, argv=argv, runtime=runtime,
+                          extra_train=extra_train or ())
     if summary.get("rank", 0) != 0:
         return  # rank 0 reports
     if summary["epochs_run"] == 0:

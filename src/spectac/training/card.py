@@ -64,6 +64,8 @@ def rebuilt_command(config: dict[str, Any], folder: str) -> str:
         args += ["--init", init["name"] if isinstance(init, dict) else str(init)]
     if training.get("clean_target"):
         args.append("--clean-target")
+    for extra in config["data"].get("extra_train", []):
+        args += ["--extra-train", str(extra["dataset"])]
     if "channels" in network:
         args += ["--channels", ",".join(str(c) for c in network["channels"])]
     return shlex.join(args + augmentation_args(training))
@@ -168,6 +170,10 @@ def _dataset_lines(identity: dict[str, Any] | None, data: dict[str, Any]) -> lis
         lines.append(f"- Splits (by patient): {text}. Fitted on train, selected on val{held}.")
     else:
         lines.append(f"- Used: {data.get('train_cases')} train / {data.get('val_cases')} val studies.")
+    for extra in data.get("extra_train", []):
+        lines.append(f"- Also trained on the {extra.get('train_cases')} train studies of dataset `{extra.get('dataset')}` "
+                     f"(`--extra-train`; fingerprint: " + ", ".join(f"{k} `{v}`" for k, v in extra.get("fingerprint", {}).items())
+                     + ").")
     shas = (identity or {}).get("sha256") or data.get("fingerprint")
     if shas:
         lines.append("- Fingerprint (sha256): " + ", ".join(f"{k} `{v}`" for k, v in shas.items()) + ".")

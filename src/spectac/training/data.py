@@ -170,6 +170,42 @@ def check_clean_target(dataset: Dataset, case_id: str, target: str, clean: bool)
                            "dataset simulated with `spectac simulate --expected-ac`")
 
 
+def check_extra_train(dataset: Dataset, extras: Sequence[Dataset], target: str, clean: bool) -> None:
+    """Refuse extra training datasets (``spectac train --extra-train``) no run can use, in one line:
+    one given twice or equal to ``dataset``, one with no train split, one whose volumes are not on
+    ``dataset``'s grid, a simulated cohort of ``dataset``'s seed (the same patients: its train split
+    would hold ``dataset``'s validation and test patients), or (``clean``) a study without the
+    expected-count CT-AC.
+
+    Raises:
+        SpectacError: as above.
+    """
+    train = dataset.split("train")
+    first = dataset.load(train[0].case_id, "nc") if train else None
+    seen = {dataset.root.resolve()}
+    for extra in extras:
+        where = f"--extra-train {extra.root}"
+        if extra.root.resolve() in seen:
+            raise SpectacError(f"{where}: given twice, or the --data dataset itself; give each dataset once")
+        seen.add(extra.root.resolve())
+        cases = extra.split("train")
+        if not cases:
+            raise SpectacError(f"{where}: no study in its train split (only train studies are trained on; "
+                               "simulate it with --split 100/0/0 to train on all of it)")
+        if (extra.meta.get("source") == dataset.meta.get("source") == "simulation"
+                and extra.meta.get("seed") == dataset.meta.get("seed")):
+            raise SpectacError(f"{where}: simulated with --data's seed ({extra.meta.get('seed')}), so it holds "
+                               "the same patients, whose validation and test studies must stay unseen; "
+                               "simulate it with another --seed")
+        nc = extra.load(cases[0].case_id, "nc")
+        if first is not None and (nc.shape != first.shape or not np.allclose(nc.spacing, first.spacing, atol=1e-3)):
+            raise SpectacError(f"{where}: volumes {list(nc.shape)} at {[round(float(x), 2) for x in nc.spacing]} mm, "
+                               f"--data's {list(first.shape)} at {[round(float(x), 2) for x in first.spacing]} mm; "
+                               "one network trains on one grid")
+        for case in cases:
+            check_clean_target(extra, case.case_id, target, clean)
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Ranges of the random augmentation; 0 disables a part.

@@ -69,7 +69,27 @@ class StudyStream(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(ac)[None])
 
 
-def stream_batches(stream: StudyStream, plan: list[list[Item]], workers: int,
+class ChainedStream(torch.utils.data.Dataset):
+    """Several :class:`StudyStream` one after another (``spectac train --extra-train``): item
+    ``(i, draw)`` is the study at position ``i`` of the streams' concatenated studies, so a plan
+    over ``len(self)`` studies samples every dataset's train split as one."""
+
+    def __init__(self, streams: list[StudyStream]) -> None:
+        self.streams = list(streams)
+        self.starts = np.cumsum([0] + [len(s) for s in self.streams])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, item: Item) -> tuple[torch.Tensor, torch.Tensor]:
+        index, draw = item
+        if not 0 <= index < len(self):
+            raise IndexError(f"study {index} of {len(self)}")
+        which = int(np.searchsorted(self.starts, index, side="right")) - 1
+        return self.streams[which][(index - int(self.starts[which]), draw)]
+
+
+def stream_batches(stream: StudyStream | ChainedStream, plan: list[list[Item]], workers: int,
                    device: Any = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(inputs, ac) batches of a plan, read by ``workers`` DataLoader processes (0: in this one)."""
     loader = torch.utils.data.DataLoader(

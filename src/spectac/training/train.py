@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,15 +52,15 @@ from spectac.nn.registry import (
 from spectac.progress import track
 from spectac.reconstruction.scatter_image import DESCRIPTION, RECIPE, WINDOW_ROLES
 from spectac.training.card import write_model_card
-from spectac.training.data import PRESETS, batches, check_clean_target, load_pairs
+from spectac.training.data import PRESETS, batches, check_clean_target, check_extra_train, load_pairs
 from spectac.training.options import RESUMABLE_CHANGES, TrainOptions, check_network
 from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
-from spectac.training.stream import AUTO_STREAM_STUDIES, StudyStream, stream_batches
+from spectac.training.stream import AUTO_STREAM_STUDIES, ChainedStream, StudyStream, stream_batches
 from spectac.volume import SpectacError
 
 
 def _build_config(model: str, network: dict[str, Any] | None, options: TrainOptions, dataset: Dataset,
-                  train: list[str], n_val: int) -> dict[str, Any]:
+                  train: list[str], n_val: int, extras: Sequence[Dataset] = ()) -> dict[str, Any]:
     spec = get_spec(model)
     training = asdict(options)
     training["lr"] = options.resolved_lr(spec.adversarial)
@@ -68,6 +69,19 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
     first = dataset.load(train[0], "nc")
     identity = rec.dataset_identity(dataset.root, dataset.meta, dataset.cases)
     resolved = resolve_config(model, network)
+    data: dict[str, Any] = {
+        "dataset": identity["name"],  # by name and fingerprint: no machine path
+        "fingerprint": identity["sha256"],
+        "train_cases": len(train),
+        "val_cases": n_val,
+        "shape": list(first.shape),
+        "spacing_mm": list(first.spacing),
+        "protocol": protocol_of(dataset.meta).to_dict(),  # the orbit a Chang prior was made for
+    }
+    if extras:  # the train splits of other datasets, trained on beside --data's (recorded only when given)
+        data["extra_train"] = [
+            {"dataset": e["name"], "fingerprint": e["sha256"], "train_cases": len(x.split("train"))}
+            for x, e in ((x, rec.dataset_identity(x.root, x.meta, x.cases)) for x in extras)]
     return _as_saved({
         "model": model,
         "target": spec.target,  # what the network predicts: the AC image, or the mu-map in 1/cm
@@ -76,15 +90,7 @@ def _build_config(model: str, network: dict[str, Any] | None, options: TrainOpti
         "training": training,
         "normalisation": {"method": "nc-percentile", "percentile": options.percentile},
         "selection": "val-l1" if n_val else "train-l1",
-        "data": {
-            "dataset": identity["name"],  # by name and fingerprint: no machine path
-            "fingerprint": identity["sha256"],
-            "train_cases": len(train),
-            "val_cases": n_val,
-            "shape": list(first.shape),
-            "spacing_mm": list(first.spacing),
-            "protocol": protocol_of(dataset.meta).to_dict(),  # the orbit a Chang prior was made for
-        },
+        "data": data,
         "spectac_version": __version__,
     })
 
@@ -156,9 +162,11 @@ def train_model(
     network: dict[str, Any] | None = None,
     argv: list[str] | None = None,
     runtime: ddp.Runtime | None = None,
+    extra_train: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Train ``model`` on the train split of ``data``, selecting by validation L1; resume if
-    ``out`` holds an unfinished run of the same configuration.
+    """Train ``model`` on the train split of ``data`` (and of every ``extra_train`` dataset),
+    selecting by ``data``'s validation L1; resume if ``out`` holds an unfinished run of the same
+    configuration.
 
     Args:
         data: dataset folder (spectac.io.dataset layout) with train (and val) cases.
@@ -170,14 +178,17 @@ def train_model(
             stage it adds to training_record.json; None when not run from the command line.
         runtime: device, mixed precision, torchrun and streaming (:class:`ddp.Runtime`; default:
             one process on the CPU, studies in memory).
+        extra_train: other dataset folders whose train splits are trained on too (e.g. a second
+            simulated cohort, or a clinic's imported pairs beside spectac's cohort), each on
+            ``data``'s grid (:func:`check_extra_train`); recorded by name and fingerprint.
 
     Returns:
         {"model", "out", "start_epoch", "epochs_run", "last_epoch", "best_epoch", "best_val_l1",
          "stopped_early", "seconds_per_epoch"}.
 
     Raises:
-        SpectacError: unknown model, no training cases, ``out`` holding a different run, or a
-            device this machine lacks.
+        SpectacError: unknown model, no training cases, an extra dataset no run can use,
+            ``out`` holding a different run, or a device this machine lacks.
     """
     out = Path(out)
     # Everything the user chose is checked before the model folder is made.
@@ -185,10 +196,12 @@ def train_model(
     options = options or TrainOptions()
     options.check()
     check_network(resolve_config(model, network))
-    if options.clean_target:
+    if options.clean_target or extra_train:
         dataset = Dataset.open(data)
         for case in dataset.split("train") + dataset.split("val"):
-            check_clean_target(dataset, case.case_id, get_spec(model).target, True)
+            check_clean_target(dataset, case.case_id, get_spec(model).target, options.clean_target)
+        check_extra_train(dataset, [Dataset.open(x) for x in extra_train], get_spec(model).target,
+                          options.clean_target)
     runtime = runtime or ddp.Runtime()
     runtime.check()
     device = resolve_device(runtime.device)
@@ -196,10 +209,10 @@ def train_model(
     ctx = ddp.context(device, runtime.distributed)
     try:
         if not ctx.main:  # only rank 0 writes, and holds the folder's lock
-            summary = _train(data, out, model, options, network, argv, ctx, runtime)
+            summary = _train(data, out, model, options, network, argv, ctx, runtime, extra_train)
         else:
             with files.model_folder_lock(out):
-                summary = _train(data, out, model, options, network, argv, ctx, runtime)
+                summary = _train(data, out, model, options, network, argv, ctx, runtime, extra_train)
     except BaseException:
         ddp.finish(ctx, wait=False)  # no barrier: the other ranks may never reach it
         raise
@@ -208,9 +221,11 @@ def train_model(
 
 
 def _train(data: str | Path, out: Path, model: str, options: TrainOptions, network: dict[str, Any] | None,
-           argv: list[str] | None, ctx: ddp.Context, runtime: ddp.Runtime) -> dict[str, Any]:
+           argv: list[str] | None, ctx: ddp.Context, runtime: ddp.Runtime,
+           extra_train: Sequence[str | Path] = ()) -> dict[str, Any]:
     spec = get_spec(model)
     dataset = Dataset.open(data)
+    extras = [Dataset.open(x) for x in extra_train]
     resolved = resolve_config(model, network)
     prior, scatter = resolved.get("prior", "none"), takes_scatter(resolved)
     protocol = protocol_of(dataset.meta)
@@ -218,19 +233,23 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     val_ids = [c.case_id for c in dataset.split("val")]
     if not train_ids:
         raise SpectacError(f"{dataset.root}: no study in the train split")
-    streaming = runtime.stream == "on" or (runtime.stream == "auto" and len(train_ids) > AUTO_STREAM_STUDIES)
+    n_train = len(train_ids) + sum(len(x.split("train")) for x in extras)
+    streaming = runtime.stream == "on" or (runtime.stream == "auto" and n_train > AUTO_STREAM_STUDIES)
     planned = streaming or ctx.distributed  # the single-process in-memory run keeps its own loop
-    if streaming:
-        train: Any = StudyStream(dataset.root, train_ids, options.percentile, prior, protocol, options.augmentation,
-                                 spec.target, scatter, options.clean_target)
+    if streaming:  # each dataset's studies with its own protocol (the orbit its Chang prior is made for)
+        train: Any = ChainedStream([
+            StudyStream(x.root, [c.case_id for c in x.split("train")], options.percentile, prior, protocol_of(x.meta),
+                        options.augmentation, spec.target, scatter, options.clean_target)
+            for x in [dataset, *extras]])
         val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None, spec.target, scatter,
                                options.clean_target)
     else:
-        train = load_pairs(dataset, "train", options.percentile, prior, protocol, spec.target, scatter,
-                           options.clean_target)
+        train = [pair for x in [dataset, *extras]
+                 for pair in load_pairs(x, "train", options.percentile, prior, protocol_of(x.meta), spec.target,
+                                        scatter, options.clean_target)]
         val = load_pairs(dataset, "val", options.percentile, prior, protocol, spec.target, scatter,
                          options.clean_target)
-    config = _build_config(model, network, options, dataset, train_ids, len(val_ids))
+    config = _build_config(model, network, options, dataset, train_ids, len(val_ids), extras)
     if ctx.distributed:
         config["training"]["world_size"] = ctx.world_size  # the global batch is batch_size x this
 
@@ -323,6 +342,7 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
             "resumed": start_epoch > 1,
             "init": config["training"]["init"] if start_epoch == 1 else None,
             "dataset": rec.dataset_identity(dataset.root, dataset.meta, dataset.cases),
+            **({"extra_train": [rec.dataset_identity(x.root, x.meta, x.cases) for x in extras]} if extras else {}),
             "hardware": {**rec.hardware(str(ctx.device)), "processes": ctx.world_size},
             "started_utc": rec.utc_now(),
             "finished_utc": None,
