@@ -41,7 +41,7 @@ from spectac.acquisition.acquire import acquire_windows, scale_to_counts
 from spectac.io.dataset import Dataset
 from spectac.io.nifti import write_nifti
 from spectac.phantom.anatomy import build_phantom
-from spectac.simulate import SimulationConfig, _study_task, patient_params, reconstruct_pair
+from spectac.simulate import SimulationConfig, cohort_study, patient_params, reconstruct_pair
 
 
 def main() -> int:
@@ -98,7 +98,7 @@ def _resimulated_ac(seed: int, index: int, state: str, noise: np.random.Generato
         return expected.float().clone() if isinstance(noise, str) else draw(expected, noise)
 
     with mock.patch.object(acquisition, "poisson_counts", replacement):
-        volumes, _, _ = _study_task(seed, index, state, SimulationConfig())
+        volumes, _, _ = cohort_study(seed, index, state, SimulationConfig())
     return volumes["ac"]
 
 

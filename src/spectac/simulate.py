@@ -308,7 +308,10 @@ def reconstruct_pair(
     return volumes
 
 
-def _study_task(seed: int, index: int, state: str, config: SimulationConfig) -> tuple[dict, dict, dict]:
+def cohort_study(seed: int, index: int, state: str, config: SimulationConfig) -> tuple[dict, dict, dict]:
+    """Study ``state`` of patient ``index`` of the cohort of ``seed``, exactly as ``spectac
+    simulate`` makes it (the same bytes, whatever the cohort's size): (volumes, info, patient
+    parameters)."""
     torch.set_num_threads(1)
     params = config_patient(seed, index, config)
     config = replace(config, protocol=study_protocol(seed, index, config))
@@ -396,11 +399,11 @@ def simulate_cohort(
     skipped = 2 * patients - len(todo)
     if workers == 1 and executor is None:
         for i, state in track(todo, "simulating studies", total=len(todo)):
-            volumes, info, params = _study_task(seed, i, state, config)
+            volumes, info, params = cohort_study(seed, i, state, config)
             _write_simulated_study(out, f"P{i:03d}_{state}", volumes, info, params, config)
     else:
         with (executor or ProcessPoolExecutor)(max_workers=workers) as pool:  # executor: spectac.engine
-            futures = {pool.submit(_study_task, seed, i, state, config): (i, state) for i, state in todo}
+            futures = {pool.submit(cohort_study, seed, i, state, config): (i, state) for i, state in todo}
             for future in track(as_completed(futures), "simulating studies", total=len(todo)):
                 i, state = futures[future]
                 volumes, info, params = future.result()
