@@ -29,7 +29,7 @@ EPOCHS=${EPOCHS:-14}
 export OMP_NUM_THREADS=${THREADS:-2} MKL_NUM_THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 model=unet-gan3d-chang
-CLEAN=0 LOG_WEIGHT=0.3 UPTAKE_WEIGHT=10 SEED=11 INSTALL=0 bash "$ROOT/scripts/train_round8.sh" "$DATA" "$RUNS/round8c"
+CLEAN=0 LOG_WEIGHT=0.3 UPTAKE_WEIGHT=10 SEED=11 EPOCHS=20 LAMBDA_L1=100 INSTALL=0 bash "$ROOT/scripts/train_round8.sh" "$DATA" "$RUNS/round8c"
 echo "== spectac train --model $model (round 9: round 8 C's loss, --extra-train $EXTRA)"
 spectac train --model "$model" --data "$DATA" --extra-train "$EXTRA" --out "$RUNS/round9/$model" \
   --epochs "$EPOCHS" --lr 1e-4 --seed 12 --patience 0 --lr-schedule cosine --init "$RUNS/round8c/$model" \
