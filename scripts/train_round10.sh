@@ -12,7 +12,9 @@
 #      schedule, patience 0, THREADS torch threads (default 2), the train splits of all three
 #      cohorts (480 studies), the clinic augmentation, the loss of rounds 8-9 (log_weight 0.3,
 #      uptake_weight 10, lambda_l1 100).
-# Resumes after an interruption. INSTALL=1 installs the chosen weights (default 0).
+# Neither round 9 nor round 10 beat round 6's TPD agreement on validation (BENCHMARKS.md, round 9),
+# so neither is installed. Resumes after an interruption. INSTALL=1 installs the chosen weights
+# (default 0).
 set -euo pipefail
 
 DATA=${1:?usage: scripts/train_round10.sh DATASET EXTRA1 EXTRA2 [RUNS_DIR]}
