@@ -118,6 +118,8 @@ def test_every_registry_row_is_complete(name: str) -> None:
         ("unet-gan3d", {"lambda_l1": "ten"}, "lambda_l1 must be a number"),
         ("unet3d", {"norm": 3}, "norm must be a string"),
         ("unet-gan3d-chang", {"uptake_weight": -1}, "uptake_weight must be >= 0"),
+        ("unet-gan3d-chang", {"uptake_reach": -2}, "uptake_reach must be >= 0 voxels"),
+        ("unet-gan3d-chang", {"uptake_reach": 1.5}, "uptake_reach must be a whole number"),
         ("unet3d-mu", {"uptake_weight": 2}, "has no option uptake_weight"),
     ],
 )

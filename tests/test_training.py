@@ -282,6 +282,35 @@ def test_the_uptake_weighted_l1_is_a_weighted_mean_of_absolute_errors() -> None:
     assert float(l1_loss(at_hot, t, 3.0)) > 3 * float(l1_loss(at_cold, t, 3.0))
 
 
+def test_the_uptake_weight_with_a_reach_weighs_a_defect_as_the_wall_around_it() -> None:
+    from scipy.ndimage import grey_dilation
+
+    rng = np.random.default_rng(5)
+    target = rng.uniform(0, 2, size=(2, 1, 6, 7, 8)).astype(np.float32)
+    prediction = target + rng.normal(0, 0.3, size=target.shape).astype(np.float32)
+    p, t = torch.from_numpy(prediction), torch.from_numpy(target)
+    # the weight's target is scipy's grey dilation over the (2r + 1) cube (edges: the voxels inside)
+    dilated = np.stack([grey_dilation(v[0], size=(5, 5, 5), mode="constant", cval=-np.inf)[None] for v in target])
+    weight = 1 + 3.0 * dilated / target.reshape(2, -1).max(axis=1).reshape(2, 1, 1, 1, 1)
+    expected = (weight * np.abs(prediction - target)).sum() / weight.sum()
+    assert float(l1_loss(p, t, 3.0, uptake_reach=2)) == pytest.approx(float(expected), rel=1e-5)
+    # a wall (1) with a defect (0.2) in its middle: filling the defect in costs as much as the same
+    # error on the wall with a reach, a fifth of that without
+    wall = torch.zeros(1, 1, 9, 9, 9)
+    wall[0, 0, 1:8, 4, 4] = 1.0
+    wall[0, 0, 4, 4, 4] = 0.2
+    filled, raised = wall.clone(), wall.clone()
+    filled[0, 0, 4, 4, 4] = 0.6
+    raised[0, 0, 2, 4, 4] = 1.4
+    assert float(l1_loss(filled, wall, 10.0, uptake_reach=1)) == pytest.approx(
+        float(l1_loss(raised, wall, 10.0, uptake_reach=1)))
+    assert float(l1_loss(filled, wall, 10.0)) < 0.3 * float(l1_loss(raised, wall, 10.0))
+    # 2D volumes (the slice models) dilate over a square
+    square = torch.zeros(1, 1, 5, 5)
+    square[0, 0, 2, 2] = 1.0
+    assert float(l1_loss(square + 0.5, square, 4.0, uptake_reach=1)) == pytest.approx(0.5)
+
+
 def test_an_untrained_chang_prior_model_is_first_order_chang(tmp_path: Path) -> None:
     from spectac.correction.chang import chang_first_order
 

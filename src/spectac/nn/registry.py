@@ -53,8 +53,10 @@ GAN_OPTIONS = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
 #: each voxel's L1 by 1 + w x (target / the target's maximum), normalised to a mean weight of 1, so
 #: that the myocardium counts more than the background it is a small part of; 0 is plain L1.
 #: ``log_weight`` adds that multiple of an L1 of the logs (:func:`spectac.training.steps.l1_loss`),
-#: whose gradient is not scaled down where counts are few; 0 is none.
-LOSS_OPTIONS = {"uptake_weight": 0.0, "log_weight": 0.0}
+#: whose gradient is not scaled down where counts are few; 0 is none. ``uptake_reach`` r takes the
+#: target of that weight as its maximum over r voxels around (a defect weighs as the wall around it);
+#: 0 is each voxel's own.
+LOSS_OPTIONS = {"uptake_weight": 0.0, "log_weight": 0.0, "uptake_reach": 0}
 #: The option of a mu model whose input has the scatter-window image as channel 1 (after NC, before
 #: any prior's channels); absent (configs saved before it): NC alone.
 SCATTER_INPUT = "scatter_input"
@@ -215,6 +217,8 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
     config.update({k: _checked_option(name, k, v, config[k]) for k, v in overrides.items()})
     if config.get("uptake_weight", 0.0) < 0:  # 1 + w x (target / max) must stay a positive weight
         raise SpectacError(f"model {name}: option uptake_weight must be >= 0, got {config['uptake_weight']!r}")
+    if config.get("uptake_reach", 0) < 0:
+        raise SpectacError(f"model {name}: option uptake_reach must be >= 0 voxels, got {config['uptake_reach']!r}")
     if config.get("log_weight", 0.0) < 0:
         raise SpectacError(f"model {name}: option log_weight must be >= 0, got {config['log_weight']!r}")
     if takes_scatter(config) and spec.target != "mu":

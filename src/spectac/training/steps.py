@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def set_requires_grad(nets: nn.Module | Iterable[nn.Module | None], requires_grad: bool) -> None:
@@ -27,8 +28,14 @@ def set_requires_grad(nets: nn.Module | Iterable[nn.Module | None], requires_gra
 LOG_EPS = 0.01
 
 
+def _dilate(volume: torch.Tensor, reach: int) -> torch.Tensor:
+    """The maximum over the (2 reach + 1)-voxel square or cube around each voxel of (B, 1, ...) 2D or 3D."""
+    pool = F.max_pool3d if volume.dim() == 5 else F.max_pool2d
+    return pool(volume, 2 * reach + 1, stride=1, padding=reach)
+
+
 def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float = 0.0,
-            log_weight: float = 0.0) -> torch.Tensor:
+            log_weight: float = 0.0, uptake_reach: int = 0) -> torch.Tensor:
     """Voxel-wise L1, optionally weighted towards high uptake, plus an optional log-space term.
 
     With ``uptake_weight`` w > 0 each voxel's absolute error is weighted by 1 + w x (target / the
@@ -36,6 +43,11 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float
     weights: a weighted mean, on the scale of plain L1. The myocardium, a few percent of the
     voxels, then counts up to 1 + w times as much as the background (the network option of the
     same name, :data:`spectac.nn.registry.LOSS_OPTIONS`). w = 0 is the mean absolute error.
+
+    With ``uptake_reach`` r > 0 the target in that weight is first replaced by its maximum over the
+    (2r + 1)-voxel cube around each voxel (a grey dilation): a perfusion defect, low in the
+    target, then weighs as much as the wall around it instead of as little as its own counts. With
+    r = 0 an infarct counts like background, and a network that fills it in a little pays little.
 
     With ``log_weight`` l > 0, l x the mean of |log(prediction + e) - log(target + e)| (e =
     :data:`LOG_EPS`) is added. A log-ratio network's prediction is NC x exp(r): the L1's gradient
@@ -51,7 +63,8 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float
         loss = error.mean()
     else:
         peak = target.flatten(1).amax(dim=1).clamp_min(torch.finfo(target.dtype).tiny)
-        relative = (target / peak.view(-1, *([1] * (target.dim() - 1)))).clamp(0, 1)
+        reach = target if uptake_reach <= 0 else _dilate(target, uptake_reach)
+        relative = (reach / peak.view(-1, *([1] * (target.dim() - 1)))).clamp(0, 1)
         weight = 1 + uptake_weight * relative
         loss = (weight * error).sum() / weight.sum()
     if log_weight > 0:
@@ -68,6 +81,7 @@ class SupervisedStep:
         optimizer: optimiser of the generator.
         uptake_weight: the weight of high uptake in the L1 (:func:`l1_loss`; 0: plain L1).
         log_weight: the weight of the L1's log-space term (:func:`l1_loss`; 0: none).
+        uptake_reach: the reach in voxels of that weight (:func:`l1_loss`; 0: each voxel's own).
     """
 
     adversarial = False
@@ -75,18 +89,19 @@ class SupervisedStep:
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     def __init__(self, generator: nn.Module, optimizer: torch.optim.Optimizer, uptake_weight: float = 0.0,
-                 log_weight: float = 0.0) -> None:
+                 log_weight: float = 0.0, uptake_reach: int = 0) -> None:
         self.generator = generator
         self.optimizer = optimizer
         self.uptake_weight = uptake_weight
         self.log_weight = log_weight
+        self.uptake_reach = uptake_reach
 
     def __call__(self, nc: torch.Tensor, ac: torch.Tensor) -> dict[str, float]:
         """nc: (B, C, X, Y, Z) network input, ac: (B, 1, X, Y, Z), normalised. Returns the losses."""
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss = l1_loss(self.generator(nc).float(), ac, self.uptake_weight, self.log_weight)
+            loss = l1_loss(self.generator(nc).float(), ac, self.uptake_weight, self.log_weight, self.uptake_reach)
         loss.backward()
         self.optimizer.step()
         return {"l1": loss.item()}
@@ -103,6 +118,7 @@ class AdversarialStep:
         lambda_l1: weight of the L1 term (100 in pix2pix).
         uptake_weight: the weight of high uptake in that L1 (:func:`l1_loss`; 0: plain L1).
         log_weight: the weight of the log-space term of that L1 (:func:`l1_loss`; 0: none).
+        uptake_reach: the reach in voxels of the uptake weight (:func:`l1_loss`; 0: each voxel's own).
     """
 
     adversarial = True
@@ -121,6 +137,7 @@ class AdversarialStep:
         lambda_l1: float = 100.0,
         uptake_weight: float = 0.0,
         log_weight: float = 0.0,
+        uptake_reach: int = 0,
     ) -> None:
         self.generator = generator
         self.discriminator = discriminator
@@ -129,6 +146,7 @@ class AdversarialStep:
         self.lambda_l1 = lambda_l1
         self.uptake_weight = uptake_weight
         self.log_weight = log_weight
+        self.uptake_reach = uptake_reach
         self.gan = nn.BCEWithLogitsLoss()  # the "vanilla" GAN loss of pix2pix
 
     def _gan_loss(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
@@ -145,7 +163,7 @@ class AdversarialStep:
     def backward_G(self, nc: torch.Tensor, ac: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Generator loss: fool the discriminator, and stay close to CT-AC voxel by voxel."""
         loss_gan = self._gan_loss(self.discriminator(torch.cat([nc, fake], dim=1)), real=True)
-        loss_l1 = l1_loss(fake, ac, self.uptake_weight, self.log_weight)
+        loss_l1 = l1_loss(fake, ac, self.uptake_weight, self.log_weight, self.uptake_reach)
         (loss_gan + self.lambda_l1 * loss_l1).backward()
         return loss_gan, loss_l1
 

@@ -281,11 +281,12 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     # a mu model has no loss options: plain L1
     uptake_weight = float(config["network"].get("uptake_weight", 0.0))
     log_weight = float(config["network"].get("log_weight", 0.0))
+    uptake_reach = int(config["network"].get("uptake_reach", 0))
     if spec.adversarial:
         step: Any = AdversarialStep(model_g, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"],
-                                    uptake_weight, log_weight)
+                                    uptake_weight, log_weight, uptake_reach)
     else:
-        step = SupervisedStep(model_g, optimizer_g, uptake_weight, log_weight)
+        step = SupervisedStep(model_g, optimizer_g, uptake_weight, log_weight, uptake_reach)
 
     state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
     if resuming:
