@@ -1,0 +1,48 @@
+"""benchmarks/tpd_by_misregistration.py: studies counted in the band of their CT-AC mu-map
+displacement, within 2 TPD points or not, over all and over confident CT-AC fits; a study whose
+corrected image has no LV is left out; bad input exits 2."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tpd_by_misregistration.py"
+
+
+def load_script():  # noqa: ANN201 - a module loaded from its path
+    spec = importlib.util.spec_from_file_location("tpd_by_misregistration", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_studies_fall_in_the_band_of_their_displacement() -> None:
+    script = load_script()
+    ids = ["A", "B", "C", "D", "E"]
+    ref_tpd = [5.0, 5.0, 5.0, 5.0, 5.0]
+    net_tpd = [5.5, 8.0, 6.0, 10.0, np.nan]  # within, out (3 points), within, out, no LV
+    confidence = ["high", "high", "low: hot activity", "high", "high"]
+    clinical = pd.DataFrame(
+        [{"case_id": c, "method": "ac", "tpd": t, "lv_confidence": q} for c, t, q in zip(ids, ref_tpd, confidence)]
+        + [{"case_id": c, "method": "net", "tpd": t, "lv_confidence": "high"} for c, t in zip(ids, net_tpd)])
+    shifts = pd.Series({"A": 1.0, "B": 5.9, "C": 6.0, "D": 12.0, "E": 2.0})
+    table = script.agreement_by_band(clinical, shifts, [6.0]).set_index("shift_mm")
+    assert list(table.index) == ["0-6", "6+"] and set(table["method"]) == {"net"}
+    assert table.loc["0-6", ["within", "n", "within_confident", "n_confident"]].tolist() == [1, 2, 1, 2]
+    assert table.loc["6+", ["within", "n", "within_confident", "n_confident"]].tolist() == [1, 2, 0, 1]
+    assert script.share(1, 2) == "50% (1/2)" and script.share(0, 0) == "-"
+
+
+def test_a_run_without_clinical_scores_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), str(tmp_path)], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "no clinical.csv" in result.stderr
+    bad = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), str(tmp_path), "--edges", "-1"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--edges" in bad.stderr
