@@ -62,7 +62,10 @@ heart MAE, mean |dTPD| and the share of studies with |dTPD| <= 2 points, segment
 ratio to CT-AC's, mu MAE, QC index, and the ROC AUC of stress TPD for a visible defect with its
 95% stratified bootstrap CI and the paired difference to CT-AC's (``spectac.evaluation.detection``:
 one stress study per patient; a study whose LV is not found, or which the indirect route refuses,
-counts as an abnormal call).
+counts as an abnormal call); then each other route's share of studies whose TPD is within 2 points
+of the indirect route's. With ``--mu-model oracle`` that route is OSEM with the body's own mu-map:
+the image an exact correction without a CT would make, so CT-AC's share there is how far CT-AC's
+own mu-map displacement moves the TPD (the ceiling of any such correction's agreement with CT-AC).
 
 QC (skipped with ``--no-faults``, which also needs no calibration split: the mode for
 out-of-distribution cohorts such as an obese or a CT-derived one): threshold = the ``--quantile``
@@ -524,6 +527,26 @@ def print_comparison(frame: pd.DataFrame, labels: dict[str, str]) -> None:
           f"(no TPD; an abnormal call in the AUC): {', '.join(f'{k} {v}' for k, v in lost.items())}. "
           "dTPD: TPD - CT-AC's TPD (ac.nii.gz), every study; AUC: stress studies (one per patient), truth = a "
           "segment with >= 10% true count loss, stratified bootstrap (2000, paired between routes).\n")
+    agreement = agreement_with_indirect(routes, labels)
+    if agreement:
+        print(f"TPD within {DTPD_AGREEMENT:g} points of the indirect route's (with --mu-model oracle: OSEM with the "
+              f"body's own mu-map, the image an exact correction without a CT would make): {agreement}.\n")
+
+
+def agreement_with_indirect(routes: pd.DataFrame, labels: dict[str, str]) -> str:
+    """'label k% of n' per route but the indirect one: the share of studies whose TPD is within
+    DTPD_AGREEMENT of the indirect route's (studies with an LV in both); '' without the indirect route."""
+    tpd = routes.pivot_table(index="case_id", columns="condition", values="tpd")
+    if INDIRECT not in tpd:
+        return ""
+    cells = []
+    for condition, label in labels.items():
+        if condition == INDIRECT or condition not in tpd:
+            continue
+        difference = (tpd[condition] - tpd[INDIRECT]).dropna().abs()
+        if len(difference):
+            cells.append(f"{label} {100 * np.mean(difference <= DTPD_AGREEMENT):.0f}% of {len(difference)}")
+    return ", ".join(cells)
 
 
 def auc_cell(detection: pd.DataFrame, method: str) -> str:

@@ -1,6 +1,7 @@
 """benchmarks/tpd_by_misregistration.py: studies counted in the band of their CT-AC mu-map
 displacement, within 2 TPD points or not, over all and over confident CT-AC fits; a study whose
-corrected image has no LV is left out; bad input exits 2."""
+corrected image has no LV is left out; bad input exits 2. benchmarks/indirect_qc.py: each route's
+TPD agreement with the indirect route's (the exact correction with --mu-model oracle)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tpd_by_misregistration.py"
 
@@ -46,3 +48,21 @@ def test_a_run_without_clinical_scores_exits_2(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), str(tmp_path), "--edges", "-1"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--edges" in bad.stderr
+
+
+def test_indirect_qc_counts_agreement_with_the_indirect_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    # benchmarks/indirect_qc.py imports its sibling segment_truth_error.py as a module
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("indirect_qc", SCRIPT.parent / "indirect_qc.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "indirect_qc", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    indirect = module.INDIRECT
+    rows = [("A", "nc", 9.0), ("A", "direct", 5.5), ("A", indirect, 4.0), ("A", "CT-AC", 7.0),
+            ("B", "nc", 3.0), ("B", "direct", 1.0), ("B", indirect, 2.0), ("B", "CT-AC", 2.5),
+            ("C", "nc", 3.0), ("C", "direct", np.nan), ("C", indirect, 2.0), ("C", "CT-AC", 2.0)]
+    routes = pd.DataFrame(rows, columns=["case_id", "condition", "tpd"])
+    labels = {"nc": "NC", "direct": "direct", indirect: "indirect", "CT-AC": "CT-AC"}
+    # NC: 5 and 1 points off (1 of 3 within); direct: 1.5 and 1 (C has no LV: 2 of 2); CT-AC: 3, 0.5, 0
+    assert module.agreement_with_indirect(routes, labels) == "NC 67% of 3, direct 100% of 2, CT-AC 67% of 3"
+    assert module.agreement_with_indirect(routes[routes["condition"] != indirect], labels) == ""
