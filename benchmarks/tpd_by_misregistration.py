@@ -15,6 +15,7 @@ clinical.csv or DATA records no displacement for the split's studies.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ WITHIN = 2.0
 def band_labels(edges: list[float]) -> list[str]:
     """'0-3', '3-6', ..., '9+' for edges [3, 6, 9]."""
     bounds = [0.0, *edges]
-    return [f"{lo:g}-{hi:g}" for lo, hi in zip(bounds[:-1], bounds[1:])] + [f"{bounds[-1]:g}+"]
+    return [f"{lo:g}-{hi:g}" for lo, hi in itertools.pairwise(bounds)] + [f"{bounds[-1]:g}+"]
 
 
 def agreement_by_band(clinical: pd.DataFrame, shift_mm: pd.Series, edges: list[float]) -> pd.DataFrame:
@@ -69,9 +70,9 @@ def main() -> int:
     args = parser.parse_args()
     try:
         edges = sorted(float(e) for e in args.edges.split(","))
-        if not edges or edges[0] <= 0:
-            raise ValueError
     except ValueError:
+        edges = []
+    if not edges or edges[0] <= 0:
         print(f"--edges must be positive numbers in mm, got {args.edges!r}", file=sys.stderr)
         return 2
     if not (args.run / "clinical.csv").is_file():

@@ -4,11 +4,11 @@ depth loss costs more."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import BENCHMARKS, load_benchmark
 from scipy import ndimage
 
 from spectac.io.dataset import Case, write_manifest, write_study
@@ -17,14 +17,11 @@ from spectac.phantom.anatomy import build_phantom
 from spectac.simulate import SimulationConfig, patient_params
 from spectac.volume import Volume
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "segment_truth_error.py"
+SCRIPT = BENCHMARKS / "segment_truth_error.py"
 
 
 def load_script():  # noqa: ANN201 - a module loaded from its path
-    spec = importlib.util.spec_from_file_location("segment_truth_error", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("segment_truth_error")
 
 
 def test_truth_blur_and_depth_loss(tmp_path: Path) -> None:

@@ -5,27 +5,19 @@ TPD agreement with the indirect route's (the exact correction with --mu-model or
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
+from benchmark_scripts import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tpd_by_misregistration.py"
-
-
-def load_script():  # noqa: ANN201 - a module loaded from its path
-    spec = importlib.util.spec_from_file_location("tpd_by_misregistration", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = BENCHMARKS / "tpd_by_misregistration.py"
 
 
 def test_studies_fall_in_the_band_of_their_displacement() -> None:
-    script = load_script()
+    script = load_benchmark("tpd_by_misregistration")
     ids = ["A", "B", "C", "D", "E"]
     ref_tpd = [5.0, 5.0, 5.0, 5.0, 5.0]
     net_tpd = [5.5, 8.0, 6.0, 10.0, np.nan]  # within, out (3 points), within, out, no LV
@@ -50,13 +42,8 @@ def test_a_run_without_clinical_scores_exits_2(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--edges" in bad.stderr
 
 
-def test_indirect_qc_counts_agreement_with_the_indirect_route(monkeypatch: pytest.MonkeyPatch) -> None:
-    # benchmarks/indirect_qc.py imports its sibling segment_truth_error.py as a module
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("indirect_qc", SCRIPT.parent / "indirect_qc.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "indirect_qc", module)  # its dataclasses look their module up
-    spec.loader.exec_module(module)
+def test_indirect_qc_counts_agreement_with_the_indirect_route() -> None:
+    module = load_benchmark("indirect_qc")
     indirect = module.INDIRECT
     rows = [("A", "nc", 9.0), ("A", "direct", 5.5), ("A", indirect, 4.0), ("A", "CT-AC", 7.0),
             ("B", "nc", 3.0), ("B", "direct", 1.0), ("B", indirect, 2.0), ("B", "CT-AC", 2.5),
