@@ -120,6 +120,7 @@ def test_every_registry_row_is_complete(name: str) -> None:
         ("unet-gan3d-chang", {"uptake_weight": -1}, "uptake_weight must be >= 0"),
         ("unet-gan3d-chang", {"uptake_reach": -2}, "uptake_reach must be >= 0 voxels"),
         ("unet-gan3d-chang", {"uptake_reach": 1.5}, "uptake_reach must be a whole number"),
+        ("unet3d", {"uptake_reach": 2}, "set uptake_weight > 0 too"),
         ("unet3d-mu", {"uptake_weight": 2}, "has no option uptake_weight"),
     ],
 )

@@ -219,6 +219,8 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
         raise SpectacError(f"model {name}: option uptake_weight must be >= 0, got {config['uptake_weight']!r}")
     if config.get("uptake_reach", 0) < 0:
         raise SpectacError(f"model {name}: option uptake_reach must be >= 0 voxels, got {config['uptake_reach']!r}")
+    if config.get("uptake_reach", 0) > 0 and config.get("uptake_weight", 0.0) == 0:  # it would change nothing
+        raise SpectacError(f"model {name}: option uptake_reach reaches the uptake weight; set uptake_weight > 0 too")
     if config.get("log_weight", 0.0) < 0:
         raise SpectacError(f"model {name}: option log_weight must be >= 0, got {config['log_weight']!r}")
     if takes_scatter(config) and spec.target != "mu":
