@@ -39,6 +39,19 @@ def registered_ac(dataset: Dataset, case_id: str):  # noqa: ANN201 - a Volume
     return ac.result.volume
 
 
+def checked_input(data: Path, out: Path, splits: str) -> tuple[Dataset, list]:
+    """DATA's dataset and the studies of ``splits``, or a SpectacError naming what is wrong."""
+    dataset = Dataset.open(data)
+    cases = [c for s in splits.split(",") if s for c in dataset.split(s)]
+    if not cases:
+        raise SpectacError(f"{data}: no studies in the splits {splits!r}")
+    if not any(any(recorded_mu_shift(dataset, c.case_id)) for c in cases):
+        raise SpectacError(f"{data}: no CT-SPECT misregistration recorded: ac.nii.gz is registered already")
+    if out.resolve() == data.resolve():
+        raise SpectacError("OUT must be another folder than DATA")
+    return dataset, cases
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
@@ -46,15 +59,7 @@ def main() -> int:
     parser.add_argument("--splits", default="train,val", help="splits to copy (default train,val)")
     args = parser.parse_args()
     try:
-        dataset = Dataset.open(args.data)
-        splits = [s for s in args.splits.split(",") if s]
-        cases = [c for s in splits for c in dataset.split(s)]
-        if not cases:
-            raise SpectacError(f"{args.data}: no studies in the splits {args.splits!r}")
-        if not any(any(recorded_mu_shift(dataset, c.case_id)) for c in cases):
-            raise SpectacError(f"{args.data}: no CT-SPECT misregistration recorded: ac.nii.gz is registered already")
-        if args.out.resolve() == args.data.resolve():
-            raise SpectacError("OUT must be another folder than DATA")
+        dataset, cases = checked_input(args.data, args.out, args.splits)
     except SpectacError as exc:
         print(exc, file=sys.stderr)
         return 2
