@@ -64,7 +64,7 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 2
     (args.out / "studies").mkdir(parents=True, exist_ok=True)
-    meta = {**dataset.meta, "registered_targets_of": str(args.data.resolve())}
+    meta = {**dataset.meta, "registered_targets_of": args.data.resolve().name}
     write_text_atomic(args.out / "dataset.json", json.dumps(meta, indent=1, default=str))
     write_text_atomic(args.out / "cases.csv", cases_to_csv(cases))
     start = time.perf_counter()
