@@ -27,16 +27,15 @@ from spectac.errors import SpectacError
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset, cases_to_csv, recorded_mu_shift
 from spectac.io.nifti import write_nifti
-from spectac.reconstruction.files import reconstruct_consistent
+from spectac.reconstruction.files import reconstruct_window
 from spectac.reconstruction.study import study_acquisition, study_recon_config, true_mu
 
 
 def registered_ac(dataset: Dataset, case_id: str):  # noqa: ANN201 - a Volume
     """OSEM of the study's photopeak with the body's own mu-map and TEW, as the simulator's CT-AC."""
     acquisition = study_acquisition(dataset, case_id)
-    ac, _ = reconstruct_consistent(acquisition, acquisition.window_index(), study_recon_config(dataset), None,
-                                   true_mu(dataset, case_id))
-    return ac.result.volume
+    return reconstruct_window(acquisition, acquisition.window_index(), study_recon_config(dataset), None,
+                              true_mu(dataset, case_id)).result.volume
 
 
 def checked_input(data: Path, out: Path, splits: str) -> tuple[Dataset, list]:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spectac.errors import SpectacError
 from spectac.io.dataset import Dataset, recorded_mu_shift
-from spectac.volume import SpectacError
 
 #: The TPD agreement of the goals (benchmarks/goals.py): within this many points of CT-AC's.
 WITHIN = 2.0
