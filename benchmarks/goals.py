@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS
 from spectac.evaluation.clinical_report import doubtful_references
 
 
@@ -37,7 +38,7 @@ def main() -> None:
     doubtful = sorted(doubtful_references(clinical)["case_id"])
 
     def share(rows: pd.Series, cases: pd.Index) -> str:
-        within = (rows[cases] - ref[cases]).abs() <= 2.0
+        within = (rows[cases] - ref[cases]).abs() <= TPD_AGREEMENT_POINTS
         return f"{within.mean():.0%} ({int(within.sum())}/{len(cases)})" if len(cases) else "n/a: no LV found"
 
     print("| method | MAE / Chang's | TPD within 2 points of CT-AC | the same, CT-AC's LV fit confident "

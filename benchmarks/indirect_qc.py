@@ -114,6 +114,7 @@ from spectac.correction.methods import MethodContext, get_method
 from spectac.correction.run import apply_method, resolve_options
 from spectac.errors import SpectacError
 from spectac.evaluation.against_truth import truth_metrics
+from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS as DTPD_AGREEMENT
 from spectac.evaluation.columns import NC, REFERENCE
 from spectac.evaluation.detection import detection_tables
 from spectac.evaluation.heart import HEART_RADIUS_MM, heart_region_and_lv_max
@@ -140,7 +141,6 @@ from spectac.volume import Volume
 CONDITIONS = ("in distribution", "(a) truncated", "(b) motion", "(c) sub-arc", "(d) wrong anatomy")
 INDIRECT = "in distribution"  # the indirect route's row, as it is (the condition's name in the QC table)
 CHANG = "chang"
-DTPD_AGREEMENT = 2.0  # |TPD - CT-AC's TPD| <= 2 points: the agreement goal of BENCHMARKS.md
 
 
 @dataclass

@@ -23,10 +23,8 @@ import numpy as np
 import pandas as pd
 
 from spectac.errors import SpectacError
+from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS as WITHIN
 from spectac.io.dataset import Dataset, recorded_mu_shift
-
-#: The TPD agreement of the goals (benchmarks/goals.py): within this many points of CT-AC's.
-WITHIN = 2.0
 
 
 def band_labels(edges: list[float]) -> list[str]:

@@ -13,6 +13,9 @@ from spectac.evaluation.columns import REFERENCE, SEGMENT_COLUMNS
 
 SCORE_CATEGORIES = 5  # segment scores 0-4
 
+#: The per-study TPD goal of the benchmarks: a method's TPD within this many points of CT-AC's.
+TPD_AGREEMENT_POINTS = 2.0
+
 
 def bland_altman(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Mean difference (a - b), its SD and the 95% limits of agreement (mean +- 1.96 SD).
