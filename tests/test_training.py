@@ -22,7 +22,7 @@ from spectac.io.nifti import read_nifti, write_nifti
 from spectac.nn.registry import build_discriminator, build_generator, resolve_config
 from spectac.training.data import Augmentation, augment_pair, shift_zero_fill
 from spectac.training.record import sha256_file
-from spectac.training.steps import AdversarialStep, l1_loss, set_requires_grad
+from spectac.training.steps import AdversarialStep, L1Loss, l1_loss, set_requires_grad
 from spectac.volume import SpectacError, Volume
 
 torch.set_num_threads(1)
@@ -309,6 +309,18 @@ def test_the_uptake_weight_with_a_reach_weighs_a_defect_as_the_wall_around_it() 
     square = torch.zeros(1, 1, 5, 5)
     square[0, 0, 2, 2] = 1.0
     assert float(l1_loss(square + 0.5, square, 4.0, uptake_reach=1)) == pytest.approx(0.5)
+
+
+def test_the_steps_loss_is_the_one_the_network_config_names() -> None:
+    rng = np.random.default_rng(6)
+    t = torch.from_numpy(rng.uniform(0, 2, size=(2, 1, 6, 7, 8)).astype(np.float32))
+    p = t + torch.from_numpy(rng.normal(0, 0.3, size=t.shape).astype(np.float32))
+    config = resolve_config("unet-gan3d", {"uptake_weight": 3.0, "log_weight": 0.2, "uptake_reach": 2})
+    loss = L1Loss.from_network(config)
+    assert float(loss(p, t)) == pytest.approx(float(l1_loss(p, t, 3.0, 0.2, 2)), rel=1e-6)
+    assert float(loss(p, t)) != pytest.approx(float(l1_loss(p, t, 3.0, 0.2)), rel=1e-3)  # the reach counts
+    # a config without loss options (a mu model's) is the plain L1
+    assert float(L1Loss.from_network({})(p, t)) == pytest.approx(float((p - t).abs().mean()), rel=1e-6)
 
 
 def test_an_untrained_chang_prior_model_is_first_order_chang(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ The adversarial step reads as pix2pix does: ``backward_D`` on a real and a fake 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -73,35 +74,55 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float
     return loss
 
 
+@dataclass(frozen=True)
+class L1Loss:
+    """The training L1 with its options, as :func:`l1_loss` takes them: what a step calls.
+
+    Attributes:
+        uptake_weight: the weight of high uptake (0: plain L1).
+        log_weight: the weight of the log-space term (0: none).
+        uptake_reach: the reach in voxels of the uptake weight (0: each voxel's own).
+    """
+
+    uptake_weight: float = 0.0
+    log_weight: float = 0.0
+    uptake_reach: int = 0
+
+    @classmethod
+    def from_network(cls, network: Mapping[str, Any]) -> L1Loss:
+        """The loss a model's network config asks for (:data:`spectac.nn.registry.LOSS_OPTIONS`;
+        a config without them, as a mu model's, gives the plain L1)."""
+        return cls(float(network.get("uptake_weight", 0.0)), float(network.get("log_weight", 0.0)),
+                   int(network.get("uptake_reach", 0)))
+
+    def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return l1_loss(prediction, target, self.uptake_weight, self.log_weight, self.uptake_reach)
+
+
 class SupervisedStep:
     """Voxel-wise L1 between the generated and the CT-AC volume (unet3d, unet2d, resnet).
 
     Args:
         generator: (B, C, ...) network input (normalised NC, and prior channels) -> (B, 1, ...) AC.
         optimizer: optimiser of the generator.
-        uptake_weight: the weight of high uptake in the L1 (:func:`l1_loss`; 0: plain L1).
-        log_weight: the weight of the L1's log-space term (:func:`l1_loss`; 0: none).
-        uptake_reach: the reach in voxels of that weight (:func:`l1_loss`; 0: each voxel's own).
+        loss: the L1 and its options (default: plain L1).
     """
 
     adversarial = False
     #: The context of the forward passes (mixed precision on CUDA: :func:`spectac.devices.autocast`).
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
 
-    def __init__(self, generator: nn.Module, optimizer: torch.optim.Optimizer, uptake_weight: float = 0.0,
-                 log_weight: float = 0.0, uptake_reach: int = 0) -> None:
+    def __init__(self, generator: nn.Module, optimizer: torch.optim.Optimizer, loss: L1Loss = L1Loss()) -> None:
         self.generator = generator
         self.optimizer = optimizer
-        self.uptake_weight = uptake_weight
-        self.log_weight = log_weight
-        self.uptake_reach = uptake_reach
+        self.loss = loss
 
     def __call__(self, nc: torch.Tensor, ac: torch.Tensor) -> dict[str, float]:
         """nc: (B, C, X, Y, Z) network input, ac: (B, 1, X, Y, Z), normalised. Returns the losses."""
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss = l1_loss(self.generator(nc).float(), ac, self.uptake_weight, self.log_weight, self.uptake_reach)
+            loss = self.loss(self.generator(nc).float(), ac)
         loss.backward()
         self.optimizer.step()
         return {"l1": loss.item()}
@@ -116,9 +137,7 @@ class AdversarialStep:
         discriminator: (B, C + 1, ...) the input and a real or generated AC -> patch logits.
         optimizer_g, optimizer_d: their optimisers.
         lambda_l1: weight of the L1 term (100 in pix2pix).
-        uptake_weight: the weight of high uptake in that L1 (:func:`l1_loss`; 0: plain L1).
-        log_weight: the weight of the log-space term of that L1 (:func:`l1_loss`; 0: none).
-        uptake_reach: the reach in voxels of the uptake weight (:func:`l1_loss`; 0: each voxel's own).
+        loss: that L1 and its options (default: plain L1, as in pix2pix).
     """
 
     adversarial = True
@@ -135,18 +154,14 @@ class AdversarialStep:
         optimizer_g: torch.optim.Optimizer,
         optimizer_d: torch.optim.Optimizer,
         lambda_l1: float = 100.0,
-        uptake_weight: float = 0.0,
-        log_weight: float = 0.0,
-        uptake_reach: int = 0,
+        loss: L1Loss = L1Loss(),
     ) -> None:
         self.generator = generator
         self.discriminator = discriminator
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
         self.lambda_l1 = lambda_l1
-        self.uptake_weight = uptake_weight
-        self.log_weight = log_weight
-        self.uptake_reach = uptake_reach
+        self.loss = loss
         self.gan = nn.BCEWithLogitsLoss()  # the "vanilla" GAN loss of pix2pix
 
     def _gan_loss(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
@@ -163,7 +178,7 @@ class AdversarialStep:
     def backward_G(self, nc: torch.Tensor, ac: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Generator loss: fool the discriminator, and stay close to CT-AC voxel by voxel."""
         loss_gan = self._gan_loss(self.discriminator(torch.cat([nc, fake], dim=1)), real=True)
-        loss_l1 = l1_loss(fake, ac, self.uptake_weight, self.log_weight, self.uptake_reach)
+        loss_l1 = self.loss(fake, ac)
         (loss_gan + self.lambda_l1 * loss_l1).backward()
         return loss_gan, loss_l1
 

@@ -54,7 +54,7 @@ from spectac.reconstruction.scatter_image import DESCRIPTION, RECIPE, WINDOW_ROL
 from spectac.training.card import write_model_card
 from spectac.training.data import PRESETS, batches, check_clean_target, check_extra_train, load_pairs
 from spectac.training.options import RESUMABLE_CHANGES, TrainOptions, check_network
-from spectac.training.steps import AdversarialStep, SupervisedStep, mean_l1
+from spectac.training.steps import AdversarialStep, L1Loss, SupervisedStep, mean_l1
 from spectac.training.stream import AUTO_STREAM_STUDIES, ChainedStream, StudyStream, stream_batches
 from spectac.volume import SpectacError
 
@@ -278,15 +278,12 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if discriminator else None
     model_g = generator  # what the steps call: DDP-wrapped below in a distributed run
-    # a mu model has no loss options: plain L1
-    uptake_weight = float(config["network"].get("uptake_weight", 0.0))
-    log_weight = float(config["network"].get("log_weight", 0.0))
-    uptake_reach = int(config["network"].get("uptake_reach", 0))
+    loss = L1Loss.from_network(config["network"])
     if spec.adversarial:
         step: Any = AdversarialStep(model_g, discriminator, optimizer_g, optimizer_d, config["network"]["lambda_l1"],
-                                    uptake_weight, log_weight, uptake_reach)
+                                    loss)
     else:
-        step = SupervisedStep(model_g, optimizer_g, uptake_weight, log_weight, uptake_reach)
+        step = SupervisedStep(model_g, optimizer_g, loss)
 
     state: dict[str, Any] = {"epoch": 0, "best_val_l1": float("inf"), "best_epoch": 0, "history": []}
     if resuming:
