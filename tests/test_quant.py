@@ -93,6 +93,37 @@ def test_detect_lv_refuses_an_image_without_a_heart() -> None:
         detect_lv(Volume.centred(ndimage.gaussian_filter(body + ball, 1.2).astype(np.float32), 6.8))
 
 
+def test_detect_lv_fits_the_other_blobs_before_refusing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four solid hot blobs (gut, 16 x the wall's uptake) outrank the LV as places to start a
+    fit, and none gives a hollow shell: every other blob's best start is then fitted before the
+    detector refuses, and the LV is found (the first pass alone refused this image)."""
+    from scipy import ndimage
+
+    import spectac.quant.lv as lv
+
+    truth = shell_geometry((1, -1, -1), (10, -10, 0))
+    image = draw_shell(truth, torso=True, seed=1)
+    g = (np.indices(image.shape) - (np.array(image.shape)[:, None, None, None] - 1) / 2) * image.spacing[0]
+    array = image.array.copy()
+    for c in [(-60, 50, -80), (70, 60, -90), (-70, -40, 70), (60, -60, 80)]:
+        ball = ((g[0] - c[0]) ** 2 + (g[1] - c[1]) ** 2 + (g[2] - c[2]) ** 2 < 15.0**2).astype(np.float32)
+        array += 16.0 * ndimage.gaussian_filter(ball, 12 / 2.355 / image.spacing[0])
+    hollow: list[bool] = []
+    real_fit = lv._hollow_fit
+
+    def counted(*args):  # noqa: ANN002, ANN202
+        fit = real_fit(*args)
+        hollow.append(bool(fit))
+        return fit
+
+    monkeypatch.setattr(lv, "_hollow_fit", counted)
+    found = detect_lv(dataclasses.replace(image, array=array))
+    first_pass = hollow[: lv.FIRST_FITS + 1]
+    assert len(hollow) > len(first_pass) and not any(first_pass)  # the first pass found no shell
+    assert centre_error_mm(found, truth) < 6.8 and axis_error_deg(found, truth) < 8.0
+    assert found.confidence == "high"
+
+
 def test_reoriented_views_put_the_anterior_wall_on_top_and_the_apex_where_expected() -> None:
     truth = shell_geometry((1, -0.7, -0.8), (10, -10, 0))
     volume = draw_shell(truth, defect=(-40, 40, 0.0, 1.1, 0.0), blur_mm=6.0)  # anterior wall removed
