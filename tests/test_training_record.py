@@ -143,13 +143,16 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
     # round 1 (scripts/train_shipped.sh, reconstructed from the project history), then for the two
     # GANs round 2 (scripts/train_round2.sh, recorded as it ran) from the round-1 weights, and for
     # unet-gan3d-chang round 3 (scripts/train_round3.sh) from the round-2 weights, round 5
-    # (scripts/train_round5.sh) from the round-3 weights and round 6 (scripts/train_round6.sh, the
-    # uptake-weighted L1) from the round-5 weights
+    # (scripts/train_round5.sh) from the round-3 weights, round 6 (scripts/train_round6.sh, the
+    # uptake-weighted L1) from the round-5 weights, then rounds 8 C, 9 and 10 (scripts/train_round8.sh,
+    # train_round9.sh, train_round10.sh: a log-space term, more patients) and 11 and 13
+    # (scripts/train_round13.sh: the uptake weight's reach, the registered target), each from the last
     round1 = [s for s in record["stages"] if s.get("reconstructed")]
     later = record["stages"][len(round1):]
     assert round1 and all(not s.get("reconstructed") for s in later)
-    assert len(later) == {"unet-gan3d-chang": 4, "unet-gan3d": 1}.get(model, 0)
-    round2, round3, round5, round6 = later[:1], later[1:2], later[2:3], later[3:]
+    assert len(later) == {"unet-gan3d-chang": 9, "unet-gan3d": 1}.get(model, 0)
+    round2, round3, round5, round6 = later[:1], later[1:2], later[2:3], later[3:4]
+    rounds8to13 = later[4:]
     last = record["stages"][-1]
     assert last["config"]["training"]["epochs"] == config["training"]["epochs"]
     assert last["config"]["training"]["lr"] == config["training"]["lr"]
@@ -192,8 +195,26 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
         assert stage["config"]["network"]["uptake_weight"] == 4 and "uptake_weight=4" in recipe
         assert stage["init"]["name"] == model and stage["init"]["sha256"] != before["init"]["sha256"]
         assert stage["hardware"]["threads"] == 1 and "THREADS:-1" in recipe
-    if round6:  # the shipped network is the last stage's: its loss option is in config.json
-        assert config["network"]["uptake_weight"] == 4
+    recipes = [("train_round9.sh", 11, "1e-4", 20, 0, []), ("train_round9.sh", 12, "1e-4", 14, 0, ["extra1"]),
+               ("train_round10.sh", 13, "1e-4", 6, 0, ["extra1", "extra2"]),
+               ("train_round13.sh", 17, "5e-5", 5, 4, ["extra1", "extra2"]),
+               ("train_round13.sh", 23, "5e-5", 4, 4, ["extra1r", "extra2r"])]
+    before = round6
+    # round 8 C is train_round8.sh with the settings train_round9.sh gives it (SEED=11)
+    for stage, (script, seed, lr, epochs, reach, extras) in zip(rounds8to13, recipes[:len(rounds8to13)], strict=True):
+        recipe = (scripts / script).read_text()  # the recipe as it ran
+        assert f"--seed {seed}" in recipe or f"SEED={seed}" in recipe
+        assert f"--lr {lr}" in recipe or f"--lr {lr}" in (scripts / "train_round8.sh").read_text()
+        assert stage["seed"] == seed and stage["config"]["training"]["lr"] == float(lr)
+        assert stage["epochs"]["end"] == epochs
+        assert stage["config"]["network"]["uptake_weight"] == 10 and stage["config"]["network"]["log_weight"] == 0.3
+        assert stage["config"]["network"].get("uptake_reach", 0) == reach
+        assert [e["name"] for e in stage.get("extra_train") or []] == extras
+        assert stage["init"]["name"] == model and stage["init"]["sha256"] != before[-1]["init"]["sha256"]
+        assert stage["hardware"]["threads"] == 2 and "THREADS:-2" in recipe
+        before = [stage]
+    if rounds8to13:  # the shipped network is the last stage's: its loss options are in config.json
+        assert config["network"]["uptake_weight"] == 10 and config["network"]["uptake_reach"] == 4
 
 
 def test_a_run_started_from_a_reconstructed_record_keeps_its_note(tmp_path: Path) -> None:
