@@ -414,8 +414,8 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
         fits.extend(_hollow_fit(sample, starts[i], wall_mm, scale, merit))
     best = _winner(fits)
     if best is None:
-        # no start fitted gave a hollow shell: they lay on the edge of organs hotter than the heart
-        # (gut, liver). Before refusing, fit the best start of every blob not yet tried (a
+        # no start fitted gave an LV (a hollow shell of enough contrast): they lay on the edge of
+        # organs hotter than the heart (gut, liver). Before refusing, fit the best start of every blob not yet tried (a
         # network's image of the default cohort whose LV ranked below the gut: BENCHMARKS.md,
         # round 13). Blobs already tried are not tried again from their other starts: on that
         # image those fits found the gut, and only the new blobs the LV.
