@@ -8,7 +8,10 @@ The card (spectac.training.card) states the network, the dataset (name, fingerpr
 training stage of the record (command, epochs, learning rate, seed, init weights, wall time,
 hardware), the selected epoch and, with --metrics (the Table 1 of `spectac evaluate` on the test
 split), those rows. Without --metrics the installed model has no test-split figures: the previous
-model's metrics.json is removed, since they were measured on other weights.
+model's metrics.json is removed, since they were measured on other weights. For the same reason the
+partner check's threshold (the ``uncertainty`` block of config.json) is not carried over: the
+script says so, and ``benchmarks/uncertainty.py DATASET --split val --write-threshold`` calibrates
+it for the new weights (until then the check reports the disagreement without flagging).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from export_onnx import export_model  # scripts/export_onnx.py, beside this script
@@ -49,6 +53,7 @@ def main() -> None:
     state = load_checkpoint(args.run / "best.pt")  # a readable spectac checkpoint
     dest = ROOT / "src" / "spectac" / "data" / "models" / args.model
     dest.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((dest / "config.json").read_text()) if (dest / "config.json").is_file() else {}
     if state["config"] != config:  # a checkpoint whose config held tuples where config.json has lists
         if json.loads(json.dumps(state["config"])) != config:
             raise SystemExit(f"{args.run}/best.pt was not trained with {args.run}/config.json")
@@ -75,6 +80,10 @@ def main() -> None:
     if get_spec(args.model).target == "ac":
         export_model(args.model)
     print(f"installed {dest}")
+    if "uncertainty" in previous:
+        print(f"{args.model}: the partner check's threshold was calibrated for the previous weights and is "
+              "not kept; calibrate it for these: PYTHONPATH=src python benchmarks/uncertainty.py DATASET "
+              "--split val --write-threshold", file=sys.stderr)
 
 
 if __name__ == "__main__":
