@@ -191,6 +191,7 @@ def test_os_errors_of_a_command_become_one_line(exc, expected):
         (["--channels", "8,,16"], "--channels"),
         (["--epochs", "0"], "--epochs"),
         (["--patience", "-1"], "--patience"),
+        (["--init", "absent-weights.pt"], "--init absent-weights.pt: no weights there"),
     ],
 )
 def test_train_refuses_bad_options_before_writing(tmp_path, option, match):
@@ -204,8 +205,8 @@ def test_train_refuses_bad_options_before_writing(tmp_path, option, match):
 
 @pytest.mark.parametrize("case", ["no dataset", "missing init weights"])
 def test_train_refused_after_taking_the_folder_leaves_no_folder(tmp_path, case):
-    """Refusals found once the model folder is locked (the dataset, the init weights) remove the
-    folder the run made."""
+    """Refusals found once the model folder is locked (the dataset) remove the folder the run made;
+    missing init weights are refused before it is made."""
     data = tiny_dataset(tmp_path / "data", patients=1)
     out = tmp_path / "model"
     args = (["--data", str(tmp_path / "absent")] if case == "no dataset"
