@@ -21,7 +21,6 @@ from spectac.correction import DEFAULT_METHOD
 from spectac.devices import DEVICE_HELP
 from spectac.errors import SpectacError
 from spectac.io.paths import ensure_writable_parent
-from spectac.io.training_files import weights_of
 from spectac.nn.registry import resolve_config
 
 
@@ -246,6 +245,8 @@ def train(
         from spectac.correction.deep import shipped_model_dir
 
         init = shipped_model_dir(model)
+    from spectac.io.training_files import weights_of  # numpy: not at import (the CLI starts without it)
+
     if init is not None and not weights_of(init).is_file():  # before the data are loaded, not after
         raise SpectacError(f"--init {init}: no weights there (a model folder with best.pt, or a .pt file)")
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
