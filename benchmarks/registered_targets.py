@@ -29,9 +29,10 @@ from spectac.io.dataset import Dataset, cases_to_csv, recorded_mu_shift
 from spectac.io.nifti import write_nifti
 from spectac.reconstruction.files import reconstruct_window
 from spectac.reconstruction.study import study_acquisition, study_recon_config, true_mu
+from spectac.volume import Volume
 
 
-def registered_ac(dataset: Dataset, case_id: str):  # noqa: ANN201 - a Volume
+def registered_ac(dataset: Dataset, case_id: str) -> Volume:
     """OSEM of the study's photopeak with the body's own mu-map and TEW, as the simulator's CT-AC."""
     acquisition = study_acquisition(dataset, case_id)
     return reconstruct_window(acquisition, acquisition.window_index(), study_recon_config(dataset), None,

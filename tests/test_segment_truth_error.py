@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmark_scripts import BENCHMARKS, load_benchmark
+from benchmark_scripts import load_benchmark
 from scipy import ndimage
 
 from spectac.io.dataset import Case, write_manifest, write_study
@@ -17,15 +17,9 @@ from spectac.phantom.anatomy import build_phantom
 from spectac.simulate import SimulationConfig, patient_params
 from spectac.volume import Volume
 
-SCRIPT = BENCHMARKS / "segment_truth_error.py"
-
-
-def load_script():  # noqa: ANN201 - a module loaded from its path
-    return load_benchmark("segment_truth_error")
-
 
 def test_truth_blur_and_depth_loss(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_benchmark("segment_truth_error")
     config = SimulationConfig()
     phantom = build_phantom(patient_params(1, 0, config.defect_probability), "stress", config.shape,
                             config.spacing_mm, supersample=1)
