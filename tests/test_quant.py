@@ -234,3 +234,28 @@ def test_tid_of_fitted_shells_follows_the_cavity_volumes() -> None:
     fit_again = detect_lv(draw_shell(rest, shape=(56, 56, 56), torso=True, seed=5))
     assert transient_ischemic_dilation(fit_dilated, fit_rest) == pytest.approx(true_ratio, abs=0.12)
     assert transient_ischemic_dilation(fit_again, fit_rest) == pytest.approx(1.0, abs=0.08)
+
+
+def test_the_wall_mask_holds_the_shell_and_neither_its_cavity_nor_what_lies_beyond() -> None:
+    from spectac.quant.geometry import wall_mask
+    from spectac.quant.polar import sample_points
+
+    geom = shell_geometry((1, -1, -1), (10, -5, 0))
+    unblurred = draw_shell(geom, blur_mm=0.0)
+    mask = wall_mask(unblurred, geom)
+    # the rasterised shell (value 1 at its voxels, partial volume at its edges) lies in the mask
+    wall = unblurred.array > 0.5
+    assert wall.any() and (mask & wall).sum() >= 0.97 * wall.sum()
+    # every mid-wall sample point of the polar map is in it, no point 2 voxels beyond the band is
+    def inside(offset_mm: float) -> np.ndarray:
+        points = sample_points(geom, np.array([offset_mm]))[..., 0, :].reshape(-1, 3)
+        index = np.rint(np.stack([unblurred.index_of(p) for p in points])).astype(int)
+        return mask[tuple(index.T)]
+
+    assert inside(0.0).all()
+    beyond = geom.wall_mm / 2 + 4.0 + 2 * 6.8
+    assert not inside(beyond).any() and not inside(-beyond).any()
+    # a thicker margin holds more, the cavity centre is in neither
+    assert wall_mask(unblurred, geom, margin_mm=10.0).sum() > mask.sum()
+    centre = np.rint(unblurred.index_of(geom.base_mm + 0.4 * geom.length_mm * geom.long_axis)).astype(int)
+    assert not mask[tuple(centre)]

@@ -596,3 +596,65 @@ def test_the_log_term_keeps_the_median_and_lifts_the_gradient_where_counts_are_f
     assert torch.isclose(grads[1][0, 0, 0], grads[0][0, 0, 0], rtol=0.1)  # where counts are many: ~unchanged
     with pytest.raises(SpectacError, match="log_weight must be >= 0"):
         resolve_config("unet-gan3d-chang", {"log_weight": -1.0})
+
+
+def test_the_wall_term_scores_the_uptake_relative_to_the_wall() -> None:
+    from spectac.training.steps import split_target, wall_term
+
+    rng = np.random.default_rng(8)
+    target = rng.uniform(0.5, 2, size=(3, 1, 6, 7, 8)).astype(np.float32)
+    prediction = target * rng.uniform(0.8, 1.2, size=target.shape).astype(np.float32)
+    wall = (rng.uniform(size=target.shape) < 0.3).astype(np.float32)
+    wall[2] = 0  # a study without a wall in the field does not count
+    p, t, w = (torch.from_numpy(a) for a in (prediction, target, wall))
+    # numpy: the mean over each wall of |p / its wall mean - t / its wall mean|, over the studies with one
+    expected = []
+    for b in range(2):
+        on = wall[b] > 0
+        expected.append(np.abs(prediction[b][on] / prediction[b][on].mean() - target[b][on] / target[b][on].mean()).mean())
+    assert float(wall_term(p, t, w)) == pytest.approx(float(np.mean(expected)), rel=1e-5)
+    # blind to a common scale of the wall, not to a defect filled in
+    assert float(wall_term(2.5 * t, t, w)) == pytest.approx(0.0, abs=1e-6)
+    filled = t.clone()
+    filled[0][w[0] > 0] = filled[0][w[0] > 0].mean()
+    assert float(wall_term(filled, t, w)) > 0.05
+    # the loss adds it at its weight when the target carries the wall, and refuses to run without one
+    both = torch.cat([t, w], dim=1)
+    assert split_target(both)[0].shape == t.shape and torch.equal(split_target(both)[1], w)
+    loss = L1Loss(uptake_weight=3.0, wall_weight=0.5)
+    assert float(loss(p, both)) == pytest.approx(float(l1_loss(p, t, 3.0) + 0.5 * wall_term(p, t, w)), rel=1e-6)
+    assert float(L1Loss(uptake_weight=3.0)(p, both)) == pytest.approx(float(l1_loss(p, t, 3.0)), rel=1e-6)
+    with pytest.raises(ValueError, match="wall mask"):
+        loss(p, t)
+    assert L1Loss.from_network(resolve_config("unet-gan3d", {"wall_weight": 0.5})).wall_weight == 0.5
+    with pytest.raises(SpectacError, match="wall_weight must be >= 0"):
+        resolve_config("unet-gan3d", {"wall_weight": -1.0})
+
+
+def test_the_wall_mask_moves_with_the_target_and_needs_the_lv_truth(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from spectac.training.data import Draw, Pair, augment, batches
+
+    rng = np.random.default_rng(9)
+    nc, ac = synthetic_pair(rng)
+    wall = np.zeros_like(ac)
+    wall[6:10, 5:9, 7:11] = 1
+    pair = Pair("p", nc, ac, 1.0, wall=wall)
+    x, target = augment(pair, Augmentation(counts=0.0, smooth_sigma=0.0, truncation=0.0), Draw(shift=(2, -1, 3)))
+    assert target.shape == (2, N, N, N)
+    np.testing.assert_array_equal(x[0], shift_zero_fill(nc, (2, -1, 3)))
+    np.testing.assert_array_equal(target[0], shift_zero_fill(ac, (2, -1, 3)))
+    np.testing.assert_array_equal(target[1], shift_zero_fill(wall, (2, -1, 3)))
+    (_, stacked), = batches([pair], 1)
+    assert stacked.shape == (1, 2, N, N, N)
+    (_, alone), = batches([replace(pair, wall=None)], 1)
+    assert alone.shape == (1, 1, N, N, N)
+    # a dataset without lv.json (not simulated) cannot train with the wall term: one line, exit 2
+    monkeypatch.setenv("SPECTAC_PROGRESS", "0")
+    data = write_synthetic_dataset(tmp_path / "data")
+    result = CliRunner().invoke(app, ["train", "--model", "unet-gan3d", "--data", str(data), "--channels", TINY,
+                                      "--epochs", "1", "--out", str(tmp_path / "m"), "--net", "wall_weight=1"])
+    assert result.exit_code == 2 and "no lv.json" in result.output and len(result.output.splitlines()) == 1
+    assert not (tmp_path / "m").exists()

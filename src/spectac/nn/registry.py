@@ -55,8 +55,10 @@ GAN_OPTIONS = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
 #: ``log_weight`` adds that multiple of an L1 of the logs (:func:`spectac.training.steps.l1_loss`),
 #: whose gradient is not scaled down where counts are few; 0 is none. ``uptake_reach`` r takes the
 #: target of that weight as its maximum over r voxels around (a defect weighs as the wall around it);
-#: 0 is each voxel's own.
-LOSS_OPTIONS = {"uptake_weight": 0.0, "log_weight": 0.0, "uptake_reach": 0}
+#: 0 is each voxel's own. ``wall_weight`` adds that multiple of the mean error of the uptake relative
+#: to the LV wall's mean over the truth's LV wall (:func:`spectac.training.steps.wall_term`: what a
+#: polar map sees); 0 is none, and only simulated training studies (with lv.json) can have it.
+LOSS_OPTIONS = {"uptake_weight": 0.0, "log_weight": 0.0, "uptake_reach": 0, "wall_weight": 0.0}
 #: The option of a mu model whose input has the scatter-window image as channel 1 (after NC, before
 #: any prior's channels); absent (configs saved before it): NC alone.
 SCATTER_INPUT = "scatter_input"
@@ -223,6 +225,8 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
         raise SpectacError(f"model {name}: option uptake_reach reaches the uptake weight; set uptake_weight > 0 too")
     if config.get("log_weight", 0.0) < 0:
         raise SpectacError(f"model {name}: option log_weight must be >= 0, got {config['log_weight']!r}")
+    if config.get("wall_weight", 0.0) < 0:
+        raise SpectacError(f"model {name}: option wall_weight must be >= 0, got {config['wall_weight']!r}")
     if takes_scatter(config) and spec.target != "mu":
         raise SpectacError(f"model {name}: only a mu model takes the scatter-window image")
     if spec.target == "mu" and config["output"] != "direct":

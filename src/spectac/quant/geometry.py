@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from spectac.phantom.lv import aha_anterior
+from spectac.volume import Volume
 
 WALL_MM = 10.0  # nominal myocardial wall thickness used by the shell model
 COVERAGE_LEVEL = 0.6  # wall_coverage counts the mid-wall points at >= this x the wall's 95th percentile
@@ -136,6 +137,24 @@ class LVGeometry:
             "hot_surroundings": self.hot_surroundings,
             "confidence": self.confidence,
         }
+
+
+def wall_mask(grid: Volume, geom: LVGeometry, margin_mm: float = 4.0) -> np.ndarray:
+    """(X, Y, Z) True at the voxels of ``grid`` within ``wall_mm`` / 2 + ``margin_mm`` of the LV
+    mid-wall: between the half-ellipsoids of semi-axes (radius, radius, length) -/+ that distance,
+    from that distance below the base plane to the apex. The region the polar map samples (its
+    search band is the wall and 4 mm, :data:`spectac.quant.polar.BAND_MARGIN_MM`), for a loss or a
+    statistic over the LV wall of an image on ``grid``."""
+    h = geom.wall_mm / 2 + margin_mm
+    local = (grid.world_coordinates() - geom.base_mm) @ geom.rotation.T  # anterior, septal, long axis
+    across, along = np.hypot(local[..., 0], local[..., 1]), local[..., 2]
+    r, ell = geom.radius_mm, geom.length_mm
+    inside_outer = (across / (r + h)) ** 2 + (along / (ell + h)) ** 2 <= 1
+    if r > h and ell > h:
+        outside_inner = (across / (r - h)) ** 2 + (along / (ell - h)) ** 2 >= 1
+    else:  # a wall thicker than the cavity: the whole ellipsoid
+        outside_inner = np.ones_like(inside_outer)
+    return inside_outer & outside_inner & (along >= -h)
 
 
 def apex_points_left(long_axis: np.ndarray) -> bool:

@@ -48,6 +48,7 @@ from spectac.correction.prior import prior_channels
 from spectac.io.dataset import Dataset
 from spectac.nn.normalisation import normalise
 from spectac.progress import track
+from spectac.quant.geometry import LVGeometry, wall_mask
 from spectac.reconstruction.scatter_image import study_scatter_image
 from spectac.reconstruction.study import true_mu
 from spectac.volume import SpectacError, Volume
@@ -63,7 +64,9 @@ class Pair:
     (``target`` "mu"). ``scatter``: the normalised scatter-window image (X, Y, Z) of a model that
     takes it, else None; ``scatter_noise``: the noise range of :class:`Augmentation` relative to
     NC's for that channel (NC's scale over the scatter image's: at the same counts per voxel, the
-    image with the smaller scale has the larger relative noise)."""
+    image with the smaller scale has the larger relative noise). ``wall``: (X, Y, Z) float32 1 on
+    the LV wall of the study's truth (:func:`spectac.quant.geometry.wall_mask`), for the loss's
+    wall term (:class:`spectac.training.steps.L1Loss`), else None."""
 
     case_id: str
     nc: np.ndarray
@@ -76,6 +79,7 @@ class Pair:
     target: str = "ac"
     scatter: np.ndarray | None = None
     scatter_noise: float = 1.0
+    wall: np.ndarray | None = None
 
     @property
     def images(self) -> int:
@@ -91,10 +95,24 @@ class Pair:
             channels.append(self.prior)
         return channels[0] if len(channels) == 1 else np.concatenate(channels)
 
+    def targets(self) -> np.ndarray:
+        """The target (X, Y, Z), or (2, X, Y, Z) with the LV wall mask as channel 1."""
+        return with_wall(self.ac, self.wall)
+
+
+def with_wall(ac: np.ndarray, wall: np.ndarray | None) -> np.ndarray:
+    """``ac`` (X, Y, Z) alone, or stacked with the wall mask ``wall``: (2, X, Y, Z)."""
+    return ac if wall is None else np.stack([ac, wall.astype(ac.dtype, copy=False)])
+
+
+def target_channels(target: np.ndarray) -> np.ndarray:
+    """A target as (C, X, Y, Z): (1, X, Y, Z) for an image alone, as it is with the wall mask."""
+    return target[None] if target.ndim == 3 else target
+
 
 def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "none",
                protocol: Protocol | None = None, target: str = "ac", scatter: bool = False,
-               clean: bool = False) -> list[Pair]:
+               clean: bool = False, wall: bool = False) -> list[Pair]:
     """Load and normalise the NC/AC (or NC/mu, ``target`` "mu") pairs of one split (empty list if
     the split is empty), with the channels of ``prior`` made from each NC volume under the
     dataset's ``protocol``, with ``scatter`` the scatter-window image, and with ``clean`` the CT-AC
@@ -104,7 +122,7 @@ def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "no
         SpectacError: a study's NC and AC are not on one grid, or volumes differ in shape.
     """
     cases = dataset.split(split)
-    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol, target, scatter, clean)
+    pairs = [load_pair(dataset, case.case_id, percentile, prior, protocol, target, scatter, clean, wall)
              for case in track(cases, f"load {split}", total=len(cases))]
     shapes = {p.nc.shape for p in pairs}
     if len(shapes) > 1:
@@ -114,7 +132,7 @@ def load_pairs(dataset: Dataset, split: str, percentile: float, prior: str = "no
 
 def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "none",
               protocol: Protocol | None = None, target: str = "ac", scatter: bool = False,
-              clean: bool = False) -> Pair:
+              clean: bool = False, wall: bool = False) -> Pair:
     """Load and normalise one study's NC/AC pair, with its prior channels (see :func:`load_pairs`);
     with ``target`` "mu" the target is the study's mu-map in 1/cm (mu.nii.gz) moved back by the
     CT-SPECT misregistration the simulator recorded (lv.json ``phantom.mu_shift_mm``; none for
@@ -122,12 +140,15 @@ def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "n
     ``scatter``, the study's scatter-window image
     (:func:`spectac.reconstruction.scatter_image.study_scatter_image`, cached in its folder).
     With ``clean`` (an AC target) the target is the CT-AC of the study's expected counts
-    (:data:`CLEAN_TARGET`, written by ``spectac simulate --expected-ac``).
+    (:data:`CLEAN_TARGET`, written by ``spectac simulate --expected-ac``). With ``wall`` (an AC
+    target), the mask of the LV wall of the study's truth (lv.json) on the NC grid
+    (:func:`spectac.quant.geometry.wall_mask`).
 
     Raises:
         SpectacError: the study has no mu-map (target "mu") or no expected-count CT-AC
             (``clean``), or its NC and target are not on one grid, or (``scatter``) no
-            scatter-window image can be had.
+            scatter-window image can be had, or (``wall``) no LV truth (lv.json) or an LV wall
+            outside the field.
     """
     nc = dataset.load(case_id, "nc")
     if target == "mu" and not dataset.has(case_id, "mu"):
@@ -148,7 +169,23 @@ def load_pair(dataset: Dataset, case_id: str, percentile: float, prior: str = "n
         scatter_n, scatter_scale = normalise(image.array, percentile)
         noise = scale / scatter_scale
     return Pair(case_id, nc_n, wanted.astype(np.float32), scale, prior_channels(nc, prior, protocol), prior,
-                nc.with_array(nc_n), protocol, target, scatter_n, noise)
+                nc.with_array(nc_n), protocol, target, scatter_n, noise, study_wall(dataset, case_id, nc) if wall else None)
+
+
+def study_wall(dataset: Dataset, case_id: str, grid: Volume) -> np.ndarray:
+    """(X, Y, Z) float32 1 on the LV wall of a study's truth (lv.json) on ``grid``.
+
+    Raises:
+        SpectacError: the study has no lv.json (not simulated), or its LV wall lies outside ``grid``.
+    """
+    lv = dataset.lv(case_id)
+    if lv is None:
+        raise SpectacError(f"{dataset.study_dir(case_id)}: no lv.json; the loss's wall term (wall_weight) needs "
+                           "every training study's LV truth, which only simulated studies have")
+    mask = wall_mask(grid, LVGeometry.from_lv_json(lv))
+    if not mask.any():
+        raise SpectacError(f"{dataset.study_dir(case_id)}: the LV wall of lv.json lies outside the image")
+    return mask.astype(np.float32)
 
 
 #: The study volume of a clean AC target: the CT-AC of the expected counts.
@@ -352,7 +389,8 @@ def truncate(volume: np.ndarray, window: tuple[int, int]) -> np.ndarray:
 
 
 def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndarray, np.ndarray]:
-    """The augmented network input (C, X, Y, Z) and AC target (X, Y, Z) of ``pair`` under ``draw``.
+    """The augmented network input (C, X, Y, Z) and AC target (X, Y, Z) of ``pair`` under ``draw``
+    (with the LV wall mask, shifted with the target, as channel 1: (2, X, Y, Z); :meth:`Pair.targets`).
 
     In the order a clinic makes them: the heart's position (shift of all channels and the
     target), the camera's field (truncation of all channels and the target; the prior remade from
@@ -396,7 +434,8 @@ def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndar
             inputs[c] = ndimage.gaussian_filter(inputs[c], draw.sigma, mode="constant")
         if augmentation.smooth_target and counts_target:
             ac = ndimage.gaussian_filter(ac, draw.sigma, mode="constant")
-    return inputs.astype(np.float32, copy=False), ac.astype(np.float32, copy=False)
+    wall = None if pair.wall is None else shift_zero_fill(pair.wall, draw.shift)
+    return inputs.astype(np.float32, copy=False), with_wall(ac.astype(np.float32, copy=False), wall)
 
 
 def batches(
@@ -405,17 +444,17 @@ def batches(
     rng: np.random.Generator | None = None,
     augmentation: Augmentation | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (inputs, ac) batches, (B, C, X, Y, Z) and (B, 1, X, Y, Z); shuffled and augmented
-    when ``rng`` is given."""
+    """Yield (inputs, ac) batches, (B, C, X, Y, Z) and (B, 1, X, Y, Z) (B, 2, ... with the LV wall
+    masks of pairs loaded with ``wall``); shuffled and augmented when ``rng`` is given."""
     order = rng.permutation(len(pairs)) if rng is not None else np.arange(len(pairs))
     for start in range(0, len(order), batch_size):
         inputs, acs = [], []
         for i in order[start : start + batch_size]:
-            x, ac = pairs[i].inputs(), pairs[i].ac
+            x, ac = pairs[i].inputs(), pairs[i].targets()
             if rng is not None and augmentation is not None:
                 x, ac = augment(pairs[i], augmentation, augmentation.draw(rng))
             inputs.append(x)
             acs.append(ac)
-        yield torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(acs)[:, None])
+        yield torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack([target_channels(a) for a in acs]))
 
 

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from spectac.training.data import Augmentation, Draw, Pair, augment
+from spectac.training.data import Augmentation, Draw, Pair, augment, target_channels
+from spectac.training.steps import split_target
 from spectac.volume import SpectacError
 
 #: One sample of a plan: the index of a study and its augmentation draw (None: not augmented).
@@ -184,7 +185,7 @@ def epoch_plan(n: int, batch_size: int, rng: np.random.Generator | None, augment
 def sample(pair: Pair, draw: Draw | None, augmentation: Augmentation | None) -> tuple[np.ndarray, np.ndarray]:
     """The network input (C, X, Y, Z) and target (X, Y, Z) of one planned item."""
     if draw is None or augmentation is None:
-        return pair.inputs(), pair.ac
+        return pair.inputs(), pair.targets()
     return augment(pair, augmentation, draw)
 
 
@@ -193,7 +194,7 @@ def planned_batches(pairs: Sequence[Pair], plan: list[list[Item]], augmentation:
     """(inputs, ac) batches of in-memory pairs along a plan, on ``device``."""
     for batch in plan:
         xs, acs = zip(*(sample(pairs[i], draw, augmentation) for i, draw in batch))
-        nc, ac = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(acs)[:, None])
+        nc, ac = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack([target_channels(a) for a in acs]))
         yield (nc, ac) if device is None or device.type == "cpu" else (nc.to(device), ac.to(device))
 
 
@@ -204,8 +205,9 @@ def mean_l1(generator: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, to
     generator.eval()
     total, count = 0.0, 0
     for nc, ac in batches:
-        total += float((generator(nc) - ac).abs().sum())
-        count += ac.numel()
+        image = split_target(ac)[0]
+        total += float((generator(nc) - image).abs().sum())
+        count += image.numel()
     total, count = sum_over_ranks([total, count], ctx)
     return total / max(count, 1)
 

@@ -28,7 +28,7 @@ import torch
 
 from spectac.acquisition.protocol import Protocol
 from spectac.io.dataset import Dataset
-from spectac.training.data import Augmentation, load_pair
+from spectac.training.data import Augmentation, load_pair, target_channels
 from spectac.training.distributed import Item, sample
 
 #: Batches each DataLoader worker reads ahead.
@@ -43,17 +43,17 @@ class StudyStream(torch.utils.data.Dataset):
     Args:
         root: the dataset folder.
         case_ids: the split's studies; an item's index is a position in this list.
-        percentile, prior, protocol, target, scatter, clean: as :func:`spectac.training.data.load_pairs`.
+        percentile, prior, protocol, target, scatter, clean, wall: as :func:`spectac.training.data.load_pairs`.
         augmentation: the ranges the planned draws are applied with (None: none).
     """
 
     def __init__(self, root: str | Path, case_ids: list[str], percentile: float, prior: str,
                  protocol: Protocol | None, augmentation: Augmentation | None, target: str = "ac",
-                 scatter: bool = False, clean: bool = False) -> None:
+                 scatter: bool = False, clean: bool = False, wall: bool = False) -> None:
         self.root = Path(root)
         self.case_ids = list(case_ids)
         self.percentile, self.prior, self.protocol, self.target = percentile, prior, protocol, target
-        self.augmentation, self.scatter, self.clean = augmentation, scatter, clean
+        self.augmentation, self.scatter, self.clean, self.wall = augmentation, scatter, clean, wall
         self._dataset: Dataset | None = None  # opened once per worker process
 
     def __len__(self) -> int:
@@ -64,9 +64,9 @@ class StudyStream(torch.utils.data.Dataset):
         if self._dataset is None:
             self._dataset = Dataset.open(self.root)
         pair = load_pair(self._dataset, self.case_ids[index], self.percentile, self.prior, self.protocol,
-                         self.target, self.scatter, self.clean)
+                         self.target, self.scatter, self.clean, self.wall)
         x, ac = sample(pair, draw, self.augmentation)
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(ac)[None])
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(target_channels(ac)))
 
 
 class ChainedStream(torch.utils.data.Dataset):

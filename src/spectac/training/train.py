@@ -228,6 +228,7 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     extras = [Dataset.open(x) for x in extra_train]
     resolved = resolve_config(model, network)
     prior, scatter = resolved.get("prior", "none"), takes_scatter(resolved)
+    wall = float(resolved.get("wall_weight", 0.0)) > 0  # train pairs carry their LV wall mask
     protocol = protocol_of(dataset.meta)
     train_ids = [c.case_id for c in dataset.split("train")]
     val_ids = [c.case_id for c in dataset.split("val")]
@@ -239,14 +240,14 @@ def _train(data: str | Path, out: Path, model: str, options: TrainOptions, netwo
     if streaming:  # each dataset's studies with its own protocol (the orbit its Chang prior is made for)
         train: Any = ChainedStream([
             StudyStream(x.root, [c.case_id for c in x.split("train")], options.percentile, prior, protocol_of(x.meta),
-                        options.augmentation, spec.target, scatter, options.clean_target)
+                        options.augmentation, spec.target, scatter, options.clean_target, wall)
             for x in [dataset, *extras]])
         val: Any = StudyStream(dataset.root, val_ids, options.percentile, prior, protocol, None, spec.target, scatter,
                                options.clean_target)
     else:
         train = [pair for x in [dataset, *extras]
                  for pair in load_pairs(x, "train", options.percentile, prior, protocol_of(x.meta), spec.target,
-                                        scatter, options.clean_target)]
+                                        scatter, options.clean_target, wall)]
         val = load_pairs(dataset, "val", options.percentile, prior, protocol, spec.target, scatter,
                          options.clean_target)
     config = _build_config(model, network, options, dataset, train_ids, len(val_ids), extras)
