@@ -613,6 +613,9 @@ def test_the_wall_term_scores_the_uptake_relative_to_the_wall() -> None:
         on = wall[b] > 0
         expected.append(np.abs(prediction[b][on] / prediction[b][on].mean() - target[b][on] / target[b][on].mean()).mean())
     assert float(wall_term(p, t, w)) == pytest.approx(float(np.mean(expected)), rel=1e-5)
+    squared = [((prediction[b][wall[b] > 0] / prediction[b][wall[b] > 0].mean()
+                 - target[b][wall[b] > 0] / target[b][wall[b] > 0].mean()) ** 2).mean() for b in range(2)]
+    assert float(wall_term(p, t, w, power=2)) == pytest.approx(float(np.mean(squared)), rel=1e-5)
     # blind to a common scale of the wall, not to a defect filled in
     assert float(wall_term(2.5 * t, t, w)) == pytest.approx(0.0, abs=1e-6)
     filled = t.clone()
@@ -627,8 +630,40 @@ def test_the_wall_term_scores_the_uptake_relative_to_the_wall() -> None:
     with pytest.raises(ValueError, match="wall mask"):
         loss(p, t)
     assert L1Loss.from_network(resolve_config("unet-gan3d", {"wall_weight": 0.5})).wall_weight == 0.5
+    loss2 = L1Loss.from_network(resolve_config("unet-gan3d", {"wall_weight": 0.5, "wall_power": 2}))
+    assert float(loss2(p, both)) == pytest.approx(float(l1_loss(p, t) + 0.5 * wall_term(p, t, w, 2)), rel=1e-6)
     with pytest.raises(SpectacError, match="wall_weight must be >= 0"):
         resolve_config("unet-gan3d", {"wall_weight": -1.0})
+    with pytest.raises(SpectacError, match="wall_power must be 1"):
+        resolve_config("unet-gan3d", {"wall_power": 3})
+
+
+def test_a_squared_wall_error_keeps_an_uncertain_defect_at_its_mean_depth() -> None:
+    # one input, two targets alike but for a defect (60% of the wall) in one of three: the best single
+    # prediction under the absolute error has no defect (the median), under the squared one a defect
+    # of about a third of its depth (the mean), which is what a score summed over studies needs
+    from spectac.training.steps import wall_term
+
+    wall = torch.ones(3, 1, 4, 4, 4)
+    normal = torch.ones(1, 1, 4, 4, 4)
+    defect = normal.clone()
+    defect[..., :2] = 0.4
+    targets = torch.cat([defect, normal, normal])
+    depth = torch.zeros(1, requires_grad=True)
+    optimiser = torch.optim.Adam([depth], lr=0.02)
+    found = {}
+    for power in (1, 2):
+        depth.data.zero_()
+        for _ in range(600):
+            guess = normal.clone()
+            guess[..., :2] = 1 - depth
+            optimiser.zero_grad()
+            wall_term(guess.expand(3, -1, -1, -1, -1), targets, wall, power).backward()
+            optimiser.step()
+        found[power] = float(depth.detach())
+    assert abs(found[1]) < 0.05
+    # a part of the defect's depth of 0.6 near a third (not exactly: each image is divided by its own mean)
+    assert 0.2 < found[2] / 0.6 < 0.5
 
 
 def test_the_wall_mask_moves_with_the_target_and_needs_the_lv_truth(

@@ -58,7 +58,8 @@ GAN_OPTIONS = {"disc_channels": 16, "disc_norm": "instance", "lambda_l1": 100.0}
 #: 0 is each voxel's own. ``wall_weight`` adds that multiple of the mean error of the uptake relative
 #: to the LV wall's mean over the truth's LV wall (:func:`spectac.training.steps.wall_term`: what a
 #: polar map sees); 0 is none, and only simulated training studies (with lv.json) can have it.
-LOSS_OPTIONS = {"uptake_weight": 0.0, "log_weight": 0.0, "uptake_reach": 0, "wall_weight": 0.0}
+#: ``wall_power`` is that term's exponent of the error: 1 (absolute) or 2 (squared).
+LOSS_OPTIONS = {"uptake_weight": 0.0, "log_weight": 0.0, "uptake_reach": 0, "wall_weight": 0.0, "wall_power": 1}
 #: The option of a mu model whose input has the scatter-window image as channel 1 (after NC, before
 #: any prior's channels); absent (configs saved before it): NC alone.
 SCATTER_INPUT = "scatter_input"
@@ -227,6 +228,9 @@ def resolve_config(name: str, overrides: Config | None = None) -> Config:
         raise SpectacError(f"model {name}: option log_weight must be >= 0, got {config['log_weight']!r}")
     if config.get("wall_weight", 0.0) < 0:
         raise SpectacError(f"model {name}: option wall_weight must be >= 0, got {config['wall_weight']!r}")
+    if config.get("wall_power", 1) not in (1, 2):
+        raise SpectacError(f"model {name}: option wall_power must be 1 (absolute error) or 2 (squared), "
+                           f"got {config['wall_power']!r}")
     if takes_scatter(config) and spec.target != "mu":
         raise SpectacError(f"model {name}: only a mu model takes the scatter-window image")
     if spec.target == "mu" and config["output"] != "direct":

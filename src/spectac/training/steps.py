@@ -74,7 +74,7 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor, uptake_weight: float
     return loss
 
 
-def wall_term(prediction: torch.Tensor, target: torch.Tensor, wall: torch.Tensor) -> torch.Tensor:
+def wall_term(prediction: torch.Tensor, target: torch.Tensor, wall: torch.Tensor, power: int = 1) -> torch.Tensor:
     """The error of the relative uptake over the LV wall: per study, the mean over the wall mask of
     |prediction / its mean over the wall - target / its mean over the wall|, averaged over the
     studies whose mask is not empty (0 without one).
@@ -83,6 +83,11 @@ def wall_term(prediction: torch.Tensor, target: torch.Tensor, wall: torch.Tensor
     Nucl Cardiol 2005), so what a perfusion score sees of an image is its uptake relative to the
     wall, not its counts: this term is blind to a common scale of the wall and weighs a defect by
     its depth relative to the wall around it. Dimensionless (0.1: a 10% mean error of the pattern).
+
+    With ``power`` 2 the error is squared. An absolute error is least at the median of the targets
+    an input may have, a squared one at their mean: where a network cannot tell whether a defect is
+    there (present in, say, a third of the studies that look alike), the median has none and the
+    mean a third of it, so a squared error does not shrink the defects a perfusion score sums.
 
     Args:
         prediction, target: (B, 1, ...) of the same shape.
@@ -97,7 +102,8 @@ def wall_term(prediction: torch.Tensor, target: torch.Tensor, wall: torch.Tensor
         mean = (image * wall).sum(dim=dims) / voxels.clamp_min(1)
         return image / mean.clamp_min(tiny).view(shape)
 
-    per_study = ((relative(prediction) - relative(target)).abs() * wall).sum(dim=dims) / voxels.clamp_min(1)
+    error = (relative(prediction) - relative(target)).abs() ** power
+    per_study = (error * wall).sum(dim=dims) / voxels.clamp_min(1)
     has_wall = voxels > 0
     return per_study[has_wall].mean() if bool(has_wall.any()) else prediction.sum() * 0
 
@@ -115,19 +121,22 @@ class L1Loss:
         log_weight: the weight of the log-space term (0: none).
         uptake_reach: the reach in voxels of the uptake weight (0: each voxel's own).
         wall_weight: the weight of :func:`wall_term` (0: none); needs the wall channel.
+        wall_power: that term's exponent of the error (1: absolute, 2: squared).
     """
 
     uptake_weight: float = 0.0
     log_weight: float = 0.0
     uptake_reach: int = 0
     wall_weight: float = 0.0
+    wall_power: int = 1
 
     @classmethod
     def from_network(cls, network: Mapping[str, Any]) -> L1Loss:
         """The loss a model's network config asks for (:data:`spectac.nn.registry.LOSS_OPTIONS`;
         a config without them, as a mu model's, gives the plain L1)."""
         return cls(float(network.get("uptake_weight", 0.0)), float(network.get("log_weight", 0.0)),
-                   int(network.get("uptake_reach", 0)), float(network.get("wall_weight", 0.0)))
+                   int(network.get("uptake_reach", 0)), float(network.get("wall_weight", 0.0)),
+                   int(network.get("wall_power", 1)))
 
     def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         image, wall = split_target(target)
@@ -135,7 +144,7 @@ class L1Loss:
         if self.wall_weight > 0:
             if wall is None:
                 raise ValueError("the wall term needs the LV wall mask as the target's channel 1")
-            loss = loss + self.wall_weight * wall_term(prediction, image, wall)
+            loss = loss + self.wall_weight * wall_term(prediction, image, wall, self.wall_power)
         return loss
 
 
