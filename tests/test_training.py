@@ -682,6 +682,11 @@ def test_the_wall_mask_moves_with_the_target_and_needs_the_lv_truth(
     np.testing.assert_array_equal(x[0], shift_zero_fill(nc, (2, -1, 3)))
     np.testing.assert_array_equal(target[0], shift_zero_fill(ac, (2, -1, 3)))
     np.testing.assert_array_equal(target[1], shift_zero_fill(wall, (2, -1, 3)))
+    # a truncated field zeroes the wall with the target
+    cut = Augmentation(counts=0.0, smooth_sigma=0.0, truncation=1.0)
+    _, truncated = augment(pair, cut, Draw(cuts=(0.0, 0.6)))
+    assert truncated[0].max() > 0 and not truncated[1][truncated[0] == 0].any()
+    assert 0 < truncated[1].sum() < wall.sum()
     (_, stacked), = batches([pair], 1)
     assert stacked.shape == (1, 2, N, N, N)
     (_, alone), = batches([replace(pair, wall=None)], 1)

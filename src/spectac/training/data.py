@@ -390,7 +390,8 @@ def truncate(volume: np.ndarray, window: tuple[int, int]) -> np.ndarray:
 
 def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndarray, np.ndarray]:
     """The augmented network input (C, X, Y, Z) and AC target (X, Y, Z) of ``pair`` under ``draw``
-    (with the LV wall mask, shifted with the target, as channel 1: (2, X, Y, Z); :meth:`Pair.targets`).
+    (with the LV wall mask, shifted and truncated with the target, as channel 1: (2, X, Y, Z);
+    :meth:`Pair.targets`).
 
     In the order a clinic makes them: the heart's position (shift of all channels and the
     target), the camera's field (truncation of all channels and the target; the prior remade from
@@ -410,10 +411,12 @@ def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndar
     counts_target = pair.target == "ac"
     images = pair.images
     inputs, ac = augment_pair(pair.inputs(), pair.ac, draw.factor, draw.shift, counts_target, images)
+    wall = None if pair.wall is None else shift_zero_fill(pair.wall, draw.shift)
     if draw.cuts != (0.0, 0.0):
         window = truncation_window(inputs[0], draw.cuts, augmentation.body_fraction)
         inputs = truncate(inputs, window)
         ac = truncate(ac, window) if counts_target else ac
+        wall = None if wall is None else truncate(wall, window)  # no wall where the target has no counts
         if len(inputs) > images and pair.grid is not None:
             inputs[images:] = prior_channels(pair.grid.with_array(inputs[0]), pair.prior_name, pair.protocol)
     if draw.counts != 1.0:
@@ -434,7 +437,6 @@ def augment(pair: Pair, augmentation: Augmentation, draw: Draw) -> tuple[np.ndar
             inputs[c] = ndimage.gaussian_filter(inputs[c], draw.sigma, mode="constant")
         if augmentation.smooth_target and counts_target:
             ac = ndimage.gaussian_filter(ac, draw.sigma, mode="constant")
-    wall = None if pair.wall is None else shift_zero_fill(pair.wall, draw.shift)
     return inputs.astype(np.float32, copy=False), with_wall(ac.astype(np.float32, copy=False), wall)
 
 

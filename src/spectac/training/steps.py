@@ -87,7 +87,7 @@ def wall_term(prediction: torch.Tensor, target: torch.Tensor, wall: torch.Tensor
     With ``power`` 2 the error is squared. An absolute error is least at the median of the targets
     an input may have, a squared one at their mean: where a network cannot tell whether a defect is
     there (present in, say, a third of the studies that look alike), the median has none and the
-    mean a third of it, so a squared error does not shrink the defects a perfusion score sums.
+    mean a third of it: the squared error's best prediction keeps that share of the defect.
 
     Args:
         prediction, target: (B, 1, ...) of the same shape.
