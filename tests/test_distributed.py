@@ -188,5 +188,14 @@ def test_the_wall_term_trains_alike_from_memory_and_streamed(tmp_path: Path, mon
     different = max(float((runs["memory"]["generator"][k] - runs["without"]["generator"][k]).abs().max())
                     for k in runs["without"]["generator"])
     assert different > 1e-4  # the term moved the weights
-    # validation is the plain L1 with or without the term (no wall mask rides with the val split)
-    assert runs["memory"]["config"]["network"]["wall_weight"] == 2
+    # the run records the option, and its validation L1 is the plain L1 of its weights on the val split
+    from spectac.nn.registry import build_generator
+    from spectac.training.data import batches, load_pairs
+    from spectac.training.steps import mean_l1
+
+    run = runs["memory"]
+    assert run["config"]["network"]["wall_weight"] == 2
+    generator = build_generator(run["config"]["network"])
+    generator.load_state_dict(run["generator"])
+    plain = mean_l1(generator, batches(load_pairs(dataset, "val", run["config"]["training"]["percentile"]), 1))
+    assert plain == pytest.approx(run["history"][0]["val_l1"], rel=1e-5)

@@ -19,6 +19,7 @@ COVERAGE_LEVEL = 0.6  # wall_coverage counts the mid-wall points at >= this x th
 MIN_WALL_COVERAGE = 0.75  # below: low confidence (large defect or misfit)
 MAX_HOT_SURROUNDINGS = 0.15  # above: low confidence (the fit may be pulled toward the neighbour)
 SHAPE_POWER = 2.4  # exponent of the super-ellipsoid LV shape used for the centroid
+BAND_MARGIN_MM = 4.0  # the polar map's search band half-width = wall/2 + this (fit error and blur)
 
 
 @dataclass(frozen=True)
@@ -139,12 +140,12 @@ class LVGeometry:
         }
 
 
-def wall_mask(grid: Volume, geom: LVGeometry, margin_mm: float = 4.0) -> np.ndarray:
+def wall_mask(grid: Volume, geom: LVGeometry, margin_mm: float = BAND_MARGIN_MM) -> np.ndarray:
     """(X, Y, Z) True at the voxels of ``grid`` within ``wall_mm`` / 2 + ``margin_mm`` of the LV
     mid-wall: between the half-ellipsoids of semi-axes (radius, radius, length) -/+ that distance,
-    from that distance below the base plane to the apex. The region the polar map samples (its
-    search band is the wall and 4 mm, :data:`spectac.quant.polar.BAND_MARGIN_MM`), for a loss or a
-    statistic over the LV wall of an image on ``grid``."""
+    from that distance below the base plane to the apex. By default the region the polar map
+    samples (:data:`BAND_MARGIN_MM`), for a loss or a statistic over the LV wall of an image on
+    ``grid``."""
     h = geom.wall_mm / 2 + margin_mm
     local = (grid.world_coordinates() - geom.base_mm) @ geom.rotation.T  # anterior, septal, long axis
     across, along = np.hypot(local[..., 0], local[..., 1]), local[..., 2]

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from spectac import resample
-from spectac.quant.geometry import LVGeometry
+from spectac.quant.geometry import BAND_MARGIN_MM, LVGeometry
 from spectac.volume import Volume
 
 N_ANGLES = 72
@@ -53,7 +53,6 @@ N_SA = 24
 N_RINGS = N_CAP + N_SA
 ANGLES_DEG = (np.arange(N_ANGLES) + 0.5) * (360.0 / N_ANGLES)
 NORMALISATION_PERCENTILE = 95.0
-BAND_MARGIN_MM = 4.0  # search band half-width = wall/2 + this (fit error and blur)
 PROBE_MM = 6.0  # how far past the band a ray looks for a rising extracardiac profile
 EXTRACARDIAC_RATIO = 1.1  # hotter than this x the median sample: counts from outside the wall
 MERGE_MM = 7.0  # a wall's profile has fallen this far past the fitted epicardium ...
