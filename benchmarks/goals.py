@@ -1,8 +1,10 @@
 """The goals of a shipped model on an evaluated run, per method, as a markdown table.
 
-    python benchmarks/goals.py RUN [--truth RUN.segment_truth.csv]
+    python benchmarks/goals.py RUN [--truth RUN.segment_truth.csv] [--chang OTHER_RUN]
 
-- MAE as a multiple of Chang's (whole volume, against CT-AC; RUN/table1.csv): goal <= 0.2;
+- MAE as a multiple of Chang's (whole volume, against CT-AC; RUN/table1.csv, or with ``--chang``
+  Chang's MAE from OTHER_RUN/table1.csv, a run of the same split that holds Chang's predictions):
+  goal <= 0.2;
 - share of studies whose TPD is within 2 points of CT-AC's (RUN/clinical.csv, every study with an
   LV found by both): goal >= 90%; beside it the same share over the studies whose CT-AC LV fit is
   confident (the ``lv_confidence`` column; a low-confidence reference fit may have scored another
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -23,13 +26,25 @@ from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS
 from spectac.evaluation.clinical_report import doubtful_references
 
 
+def _refused(message: str) -> int:
+    """Print one line to stderr; the exit code of bad input."""
+    print(message, file=sys.stderr)
+    return 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--truth", type=Path, help="per-method segment error CSV (segment_truth_error.py --csv)")
+    parser.add_argument("--chang", type=Path, help="a run of the same split whose table1.csv has Chang's MAE")
     args = parser.parse_args()
     table = pd.read_csv(args.run / "table1.csv").set_index("method")
-    chang = float(table.loc["chang", "mae_mean"])
+    chang_table = table if args.chang is None else pd.read_csv(args.chang / "table1.csv").set_index("method")
+    if "chang" not in chang_table.index:
+        sys.exit(_refused(f"{args.chang or args.run}/table1.csv has no Chang row: predict chang first or pass --chang"))
+    if args.chang is not None and set(table["n"]) != set(chang_table["n"]):
+        sys.exit(_refused(f"{args.chang} scored another number of studies than {args.run}"))
+    chang = float(chang_table.loc["chang", "mae_mean"])
     clinical = pd.read_csv(args.run / "clinical.csv")
     ref = clinical[clinical["method"] == "ac"].set_index("case_id")["tpd"]
     truth = None
