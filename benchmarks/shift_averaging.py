@@ -3,10 +3,12 @@
     python benchmarks/shift_averaging.py DATA RUN [--split val] [--method unet-gan3d-chang]
         [--shifts corners] [--weights W]
 
-Writes RUN/predictions/<method>/ exactly as ``spectac predict --method <method>`` would (same
-checks, orientation, atomic files, resumable), except that every forward pass is replaced by the
-mean of passes over the input moved by whole voxels (zero fill) and moved back; each output
-voxel averages the passes that saw it. ``--shifts corners``: no shift and the 8 shifts of
+Writes RUN/predictions/<method>/ as ``spectac predict --method <method>`` would (same checks,
+orientation, atomic files, resumable), except that every forward pass is replaced by the mean of
+passes over the input moved by whole voxels (zero fill) and moved back; each output voxel averages
+the passes that saw it. The folder's config.json records the shifts among the method's options
+(``test_time_shifts``), so ``spectac predict`` refuses to add plain predictions to it, and this
+script refuses other shifts. ``--shifts corners``: no shift and the 8 shifts of
 (+-1, +-1, +-1) voxels (nine passes); ``axes``: no shift and +-2 voxels along each axis (seven).
 The U-Nets pool three times, so one-voxel shifts change the pooling phase; shift averaging of
 this kind is test-time augmentation (e.g. Wang G, Li W, Aertsen M, Deprest J, Ourselin S,
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import spectac.correction.deep as deep
-from spectac.correction.run import predict_dataset
+import spectac.correction.run as run
 from spectac.errors import SpectacError
 from spectac.nn.registry import model_names
 
@@ -73,9 +75,11 @@ def main() -> int:
         print(f"--method must be a network ({', '.join(model_names())}), got {args.method!r}", file=sys.stderr)
         return 2
     deep.predict_normalised = averaged(deep.predict_normalised, SHIFTS[args.shifts])
+    resolve = run.resolve_options
+    run.resolve_options = lambda method, options: {**resolve(method, options), "test_time_shifts": args.shifts}
     options = {"weights": args.weights} if args.weights else {}
     try:
-        summary = predict_dataset(args.data, args.run, args.method, args.split, **options)
+        summary = run.predict_dataset(args.data, args.run, args.method, args.split, **options)
     except SpectacError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ back, one that does not is averaged over the shifted passes voxel by voxel; bad 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,33 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
         assert result.returncode == 2 and result.stderr.strip(), result.stderr
         assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_is_predicted_with_the_shifts_recorded_and_plain_predictions_refused(tmp_path: Path) -> None:
+    from test_training import write_synthetic_dataset
+    from typer.testing import CliRunner
+
+    from spectac.cli import app
+    from spectac.io.nifti import read_nifti
+
+    data = write_synthetic_dataset(tmp_path / "data", n_train=1, n_val=1)
+    averaged = subprocess.run([sys.executable, str(SCRIPT), str(data), str(tmp_path / "tta"), "--method", "unet3d"],
+                              capture_output=True, text=True)
+    assert averaged.returncode == 0, averaged.stderr
+    folder = tmp_path / "tta" / "predictions" / "unet3d"
+    assert json.loads((folder / "config.json").read_text())["options"]["test_time_shifts"] == "corners"
+    plain = CliRunner().invoke(app, ["predict", "--method", "unet3d", "--data", str(data), "--out",
+                                     str(tmp_path / "plain"), "--split", "val"])
+    assert plain.exit_code == 0, plain.output
+    (study,) = folder.glob("*.nii.gz")
+    one = read_nifti(tmp_path / "plain" / "predictions" / "unet3d" / study.name).array
+    nine = read_nifti(study).array
+    # the same network on shifted inputs: like the single pass (the averaging itself is checked above),
+    # not equal to it
+    assert np.abs(nine - one).max() > 0 and np.corrcoef(nine.ravel(), one.ravel())[0, 1] > 0.9
+    mixed = CliRunner().invoke(app, ["predict", "--method", "unet3d", "--data", str(data), "--out",
+                                     str(tmp_path / "tta"), "--split", "val"])
+    assert mixed.exit_code == 2 and "other options" in mixed.output
+    other = subprocess.run([sys.executable, str(SCRIPT), str(data), str(tmp_path / "tta"), "--method", "unet3d",
+                            "--shifts", "axes"], capture_output=True, text=True)
+    assert other.returncode == 2 and "other options" in other.stderr
