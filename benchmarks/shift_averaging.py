@@ -29,20 +29,12 @@ import spectac.correction.deep as deep
 import spectac.correction.run as run
 from spectac.errors import SpectacError
 from spectac.nn.registry import model_names
+from spectac.training.data import shift_zero_fill
 
 SHIFTS = {
     "corners": [(0, 0, 0), *itertools.product((-1, 1), repeat=3)],
     "axes": [(0, 0, 0), *[tuple(s * (i == a) for i in range(3)) for a in range(3) for s in (-2, 2)]],
 }
-
-
-def shifted(a: np.ndarray, shift: tuple[int, ...]) -> np.ndarray:
-    """``a`` (..., X, Y, Z) moved by ``shift`` voxels along its last three axes, zero fill."""
-    out = np.zeros_like(a)
-    src = tuple(slice(max(0, -d), n - max(0, d)) for n, d in zip(a.shape[-3:], shift))
-    dst = tuple(slice(max(0, d), n - max(0, -d)) for n, d in zip(a.shape[-3:], shift))
-    out[(Ellipsis, *dst)] = a[(Ellipsis, *src)]
-    return out
 
 
 def averaged(forward, shifts):
@@ -53,8 +45,8 @@ def averaged(forward, shifts):
         total = weight = None
         for shift in shifts:
             back = tuple(-d for d in shift)
-            y = shifted(forward(generator, shifted(x, shift), device, amp), back)
-            seen = shifted(np.ones_like(y), back)
+            y = shift_zero_fill(forward(generator, shift_zero_fill(x, shift), device, amp), back)
+            seen = shift_zero_fill(np.ones_like(y), back)
             total = y if total is None else total + y
             weight = seen if weight is None else weight + seen
         return total / np.maximum(weight, 1)

@@ -417,8 +417,8 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
         # no start fitted gave an LV (a hollow shell of enough contrast): they lay on the edge of
         # organs hotter than the heart (gut, liver). Before refusing, fit the best start of every
         # blob not yet tried (a network's image of the default cohort whose LV ranked below the
-        # gut: BENCHMARKS.md, round 13). Blobs already tried are not tried again from their other starts: on that
-        # image those fits found the gut, and only the new blobs the LV.
+        # gut: BENCHMARKS.md, round 13). Blobs already tried are not tried again from their other
+        # starts: on that image those fits found the gut, and only the new blobs the LV.
         tried = {blob_of[i] for i in chosen}
         for i in order:
             if blob_of[i] not in tried:

@@ -349,13 +349,13 @@ PRESETS = {
 
 
 def shift_zero_fill(volume: np.ndarray, shift: Sequence[int]) -> np.ndarray:
-    """Shift an (X, Y, Z) array by whole voxels, filling with zeros (no counts outside the field)."""
+    """Shift an array by whole voxels along its last ``len(shift)`` axes, filling with zeros (no
+    counts outside the field): an (X, Y, Z) volume, or every channel of a (C, X, Y, Z) stack alike."""
     out = np.zeros_like(volume)
-    src, dst = [], []
-    for s, n in zip(shift, volume.shape):
-        src.append(slice(max(0, -s), n - max(0, s)))
-        dst.append(slice(max(0, s), n - max(0, -s)))
-    out[tuple(dst)] = volume[tuple(src)]
+    sizes = volume.shape[volume.ndim - len(shift):]
+    src = tuple(slice(max(0, -s), n - max(0, s)) for s, n in zip(shift, sizes))
+    dst = tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, sizes))
+    out[(Ellipsis, *dst)] = volume[(Ellipsis, *src)]
     return out
 
 
@@ -364,7 +364,7 @@ def augment_pair(inputs: np.ndarray, ac: np.ndarray, factor: float, shift: Seque
     """Apply one shift to the network input (C, X, Y, Z) and the target (X, Y, Z), and one
     intensity factor to the first ``images`` channels (NC, and the scatter image) and, with
     ``scale_target`` (an AC target, not a mu-map), the target."""
-    shifted = np.stack([shift_zero_fill(channel, shift) for channel in inputs])
+    shifted = shift_zero_fill(inputs, shift)
     shifted[:images] *= factor
     return shifted, shift_zero_fill(ac, shift) * (factor if scale_target else np.float32(1))
 
