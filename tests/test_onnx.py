@@ -25,7 +25,7 @@ from spectac.io.nifti import read_nifti, write_nifti
 from spectac.io.onnx_model import ONNX_KEY, ONNX_NAME, RUNTIME_ENV, matching_onnx
 from spectac.io.paths import sha256_file
 from spectac.nn.registry import REGISTRY
-from spectac.quant.lv import _shell_kernel, fftconvolve_same
+from spectac.quant.lv_seeds import fftconvolve_same, shell_kernel
 from spectac.quant.simplex import nelder_mead
 from spectac.volume import SpectacError, Volume
 
@@ -134,7 +134,7 @@ def test_fft_convolution_is_scipy_signals():
     from scipy.signal import fftconvolve
 
     image = np.random.default_rng(0).random((37, 30, 24)).astype(np.float32)
-    kernel = _shell_kernel((6.8, 6.0, 7.5))
+    kernel = shell_kernel((6.8, 6.0, 7.5))
     np.testing.assert_array_equal(fftconvolve_same(image, kernel), fftconvolve(image, kernel, mode="same"))
 
 

@@ -23,25 +23,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from spectac.quant.geometry import (
     COVERAGE_LEVEL,
+    MAX_HOT_SURROUNDINGS,
+    MIN_WALL_COVERAGE,
     WALL_MM,
     LVGeometry,
     _unit,
     apex_points_left,
 )
+from spectac.quant.lv_seeds import blob_seeds, shell_filter_seeds
 from spectac.quant.simplex import nelder_mead
 from spectac.volume import SpectacError, Volume
 
 # A typical long axis (base -> apex) points to the patient's left, anterior and inferior.
 TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 MIN_RELATIVE_CONTRAST = 0.30  # below it no LV-like shell was found
-MAX_CAVITY_RATIO = 0.9  # an LV's cavity (blood pool) is colder than its wall: 0.6-0.8 after blur; solid blobs >= 1
+# an LV's cavity (blood pool) is colder than its wall: 0.6-0.8 after blur, up to 0.91 for a small LV
+# (mid-wall radius 20 mm; BENCHMARKS.md, round 16); solid blobs >= 1
+MAX_CAVITY_RATIO = 0.95
 HOT_LEVEL = 0.8  # hot_surroundings counts the points outside the wall at >= this x the wall median
 CAP_PERCENTILE = 75.0  # the refit caps the image at this percentile of the fitted wall
 
@@ -181,9 +185,13 @@ RADIUS_RANGE = (14.0, 42.0)
 LENGTH_RANGE = (40.0, 120.0)
 # the long axis lies within about 70 degrees of the typical (left, anterior, inferior) direction
 MIN_TYPICAL_COSINE = 0.3
-TURNED_MARGIN = 1.1  # a fit with the apex to the patient's right must beat the others' merit by 10%
+TURNED_MARGIN = 1.1  # a fit with the apex to the patient's right must outrank the others by 10%
 MIN_ASPECT = 2.0  # mid-wall length over radius: the LV is longer than wide
 FIRST_FITS = 3  # the starts fitted first, the most shell-like by merit (detect_lv)
+# a fit's ranking merit loses this x its confidence shortfall (_Fit.shortfall): a fit of low confidence
+# beats a confident one only when its merit is higher by 0.1 x the shortfall, e.g. 0.05 (about 12% of
+# an LV's merit) for a shell with half its wall covered and hot activity against a third of it
+SHORTFALL_PENALTY = 0.1
 
 
 def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -> tuple[np.ndarray, float]:
@@ -205,149 +213,49 @@ def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -
     return x, -fun
 
 
-def _candidates(volume: Volume, smooth: np.ndarray) -> list[dict[str, Any]]:
-    """Hot blobs of plausible size that are not right-sided, with their centroid and main axes.
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    """A hollow shell fitted from one start: its parameters, merit and confidence shortfall.
 
-    Each well-separated local maximum seeds a blob (the connected region above a fraction of its
-    peak, within a heart-sized ball), so an LV colder than the liver or gut is still found.
+    ``shortfall`` is how far the fit falls short of a confident one (:attr:`LVGeometry.confidence`):
+    the hot fraction of its surroundings above ``MAX_HOT_SURROUNDINGS`` plus its wall coverage below
+    ``MIN_WALL_COVERAGE``; 0 for a shell that looks like a whole LV with nothing hot against it.
     """
-    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
-    top = float(np.percentile(smooth, 99.9))
-    if top <= 0:
-        return []
-    body = smooth > 0.05 * top
-    centre_index = np.array(ndimage.center_of_mass(body)) if body.any() else (np.array(volume.shape) - 1) / 2
-    body_centre = volume.point_of(centre_index)
-    # peaks of a more smoothed copy: one per organ rather than one per noise bump
-    coarse = ndimage.gaussian_filter(smooth, [12.0 / s for s in volume.spacing])
-    size = [max(3, round(40.0 / s) | 1) for s in volume.spacing]
-    coarse_peaks = np.argwhere((coarse == ndimage.maximum_filter(coarse, size=size)) & (coarse > 0.1 * coarse.max()))
-    # finer peaks too: an LV pressed against a hotter liver may show no peak of its own when coarse
-    fine_size = [max(3, round(30.0 / s) | 1) for s in volume.spacing]
-    fine_peaks = np.argwhere((smooth == ndimage.maximum_filter(smooth, size=fine_size)) & (smooth > 0.15 * top))
-    peaks: list[np.ndarray] = []
-    for group, image in ((coarse_peaks, coarse), (fine_peaks, smooth)):
-        for peak in sorted(group.tolist(), key=lambda i: -image[tuple(i)]):
-            peak_mm = volume.point_of(np.asarray(peak, float))
-            if peak_mm[0] - body_centre[0] < -60.0:  # far right: liver
-                continue
-            # one seed per 25 mm: noise bumps of a hot liver or gut must not crowd out the LV
-            if len(peaks) < 24 and all(np.linalg.norm(peak_mm - q) > 25.0 for q in peaks):
-                peaks.append(peak_mm)
-    ball_vox = np.ceil(55.0 / np.asarray(volume.spacing)).astype(int)
-    found: list[dict[str, Any]] = []
-    for peak_mm in peaks:
-        peak = np.round(volume.index_of(peak_mm)).astype(int)
-        lo = np.maximum(np.asarray(peak) - ball_vox, 0)
-        hi = np.minimum(np.asarray(peak) + ball_vox + 1, volume.shape)
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        sub = smooth[box]
-        idx = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), -1).astype(np.float64)
-        pts = idx @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
-        dist = np.linalg.norm(pts - peak_mm, axis=-1)
-        near = dist < 55.0
-        # the seed: the hottest voxel close to the peak (a hotter organ may lie within the ball)
-        at = np.unravel_index(np.argmax(np.where(dist < 20.0, sub, -np.inf)), sub.shape)
-        local_peak = float(sub[at])
-        for frac in (0.5, 0.7, 0.85):
-            # a blob is kept within a heart-sized ball around its peak, so an LV touching the liver
-            # or gut is not swallowed by them
-            labels, _ = ndimage.label((sub > frac * local_peak) & near)
-            mask = labels == labels[at]
-            ml = float(mask.sum()) * voxel_ml
-            if not 15 <= ml <= 450:
-                continue
-            blob = pts[mask]
-            centre = blob.mean(axis=0)
-            # the heart is left of the midline or near it; the liver lies to the right
-            if centre[0] - body_centre[0] < -40.0:
-                continue
-            evals, evecs = np.linalg.eigh(np.cov((blob - centre).T))
-            if 4 * np.sqrt(evals[-1]) > 150.0:  # far longer than any heart
-                continue
-            if all(np.linalg.norm(centre - c["centre"]) > 15.0 for c in found):
-                found.append({"centre": centre, "axes": evecs[:, ::-1], "ml": ml})
-    return found
 
+    merit: float
+    p: np.ndarray
+    shortfall: float
 
-def _shell_kernel(spacing: tuple[float, float, float]) -> np.ndarray:
-    """A zero-mean 3D kernel that answers to a hot spherical shell around a cold centre.
-
-    Positive on radii 15-32 mm (the LV wall around its centroid), negative inside 10 mm (the
-    cavity) and on 38-48 mm (around the heart); the two signs carry equal weight, so a uniform
-    (solid) region, however hot, gives no response.
-    """
-    half = np.ceil(48.0 / np.asarray(spacing)).astype(int)
-    grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing)], indexing="ij")
-    r = np.sqrt(sum(g**2 for g in grids))
-    wall = (r >= 15.0) & (r <= 32.0)
-    cavity = r < 10.0
-    around = (r >= 38.0) & (r <= 48.0)
-    kernel = wall / wall.sum() - 0.5 * cavity / max(cavity.sum(), 1) - 0.5 * around / around.sum()
-    return kernel.astype(np.float32)
-
-
-def fftconvolve_same(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``scipy.signal.fftconvolve(image, kernel, mode="same")`` step for step (the same FFT sizes,
-    transforms and crop, so the same values; tests/test_onnx.py checks), without importing
-    scipy.signal, which costs about a second of ``spectac correct``'s start-up."""
-    from scipy import fft
-
-    full = [a + b - 1 for a, b in zip(image.shape, kernel.shape)]
-    shape = [fft.next_fast_len(n, True) for n in full]
-    axes = list(range(image.ndim))
-    product = fft.rfftn(image, shape, axes=axes) * fft.rfftn(kernel, shape, axes=axes)
-    result = fft.irfftn(product, shape, axes=axes)
-    start = [(f - n) // 2 for f, n in zip(full, image.shape)]
-    return result[tuple(slice(b, b + n) for b, n in zip(start, image.shape))].copy()
-
-
-def _shell_filter_candidates(volume: Volume, smooth: np.ndarray, n: int = 6) -> list[dict[str, Any]]:
-    """Centres where the image looks most like a hot shell around a cold centre (matched filter).
-
-    Robust where blob seeds fail: an LV pressed against a liver or stomach of equal or higher
-    uptake shows no local maximum of its own, but its cold cavity still answers the filter.
-    """
-    response = fftconvolve_same(smooth, _shell_kernel(volume.spacing))
-    size = [max(3, round(25.0 / s) | 1) for s in volume.spacing]
-    peaks = np.argwhere((response == ndimage.maximum_filter(response, size=size)) & (response > 0))
-    peaks = sorted(peaks.tolist(), key=lambda i: -response[tuple(i)])[:n]
-    found = []
-    # the 40 mm ball lies within 40 / spacing voxels of its centre along each array axis (the
-    # direction cosines are orthonormal), so only that box is searched: the same points, in order
-    reach = np.ceil(40.0 / np.asarray(volume.spacing)).astype(int)
-    for peak in peaks:
-        centre = volume.point_of(np.asarray(peak, float))
-        box = tuple(slice(max(i - r, 0), i + r + 1) for i, r in zip(peak, reach))
-        grid = volume.world_coordinates(box)
-        near = np.linalg.norm(grid - centre, axis=-1) < 40.0
-        local = smooth[box]
-        hot = near & (local > 0.5 * local[near].max())
-        pts = grid[hot]
-        axes = np.linalg.eigh(np.cov((pts - pts.mean(axis=0)).T))[1][:, ::-1] if len(pts) > 4 else np.eye(3)
-        found.append({"centre": centre, "axes": axes, "ml": float("nan")})
-    return found
+    @property
+    def rank(self) -> float:
+        return self.merit - SHORTFALL_PENALTY * self.shortfall
 
 
 def _hollow_fit(sample: _Sampler, start: np.ndarray, wall: float, scale: float,
-                merit: Callable[[np.ndarray], float]) -> list[tuple[float, np.ndarray]]:
-    """The shell fitted from one start, with its merit, if its cavity is colder than its wall."""
+                merit: Callable[[np.ndarray], float]) -> list[_Fit]:
+    """The shell fitted from one start, if its cavity is colder than its wall."""
     p, _ = _fit_shell(sample, start, wall, scale)
     mid, cavity = _shell_means(sample, p, wall)[:2]
-    return [(merit(p), p)] if cavity < MAX_CAVITY_RATIO * mid else []
+    if cavity >= MAX_CAVITY_RATIO * mid:
+        return []
+    base, axis, radius, length = _frame_from_params(p)
+    coverage, hot = fit_confidence(sample, LVGeometry.from_axes(base, axis, radius, length, wall))
+    shortfall = max(hot - MAX_HOT_SURROUNDINGS, 0.0) + max(MIN_WALL_COVERAGE - coverage, 0.0)
+    return [_Fit(merit(p), p, shortfall)]
 
 
-def _winner(fits: list[tuple[float, np.ndarray]]) -> tuple[float, np.ndarray] | None:
-    """The best plausible fit (apex to the patient's left), unless a turned one beats it by
-    TURNED_MARGIN or none is above MIN_RELATIVE_CONTRAST; None when no fit is."""
-    plausible = [f for f in fits if _apex_left(f[1])]
-    turned = [f for f in fits if not _apex_left(f[1])]
-    best = max(plausible, key=lambda f: f[0], default=None)
-    best_turned = max(turned, key=lambda f: f[0], default=None)
-    if best is None or best[0] <= MIN_RELATIVE_CONTRAST or (
-            best_turned is not None and best_turned[0] > TURNED_MARGIN * best[0]):
+def _winner(fits: list[_Fit]) -> _Fit | None:
+    """The best plausible fit (apex to the patient's left) by rank (merit less the confidence
+    penalty), unless a turned one outranks it by TURNED_MARGIN or none has a merit above
+    MIN_RELATIVE_CONTRAST; None when no fit has."""
+    fits = [f for f in fits if f.merit > MIN_RELATIVE_CONTRAST]
+    plausible = [f for f in fits if _apex_left(f.p)]
+    turned = [f for f in fits if not _apex_left(f.p)]
+    best = max(plausible, key=lambda f: f.rank, default=None)
+    best_turned = max(turned, key=lambda f: f.rank, default=None)
+    if best is None or (best_turned is not None and best_turned.rank > TURNED_MARGIN * best.rank):
         best = best_turned
-    return best if best is not None and best[0] > MIN_RELATIVE_CONTRAST else None
+    return best
 
 
 def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
@@ -368,7 +276,7 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
         raise SpectacError("the image contains NaN or infinite values; cannot find the LV")
     sigma = [6.0 / s for s in volume.spacing]  # light smoothing against noise, in voxels
     smooth = ndimage.gaussian_filter(np.clip(array, 0, None), sigma)
-    candidates = _shell_filter_candidates(volume, smooth) + _candidates(volume, smooth)
+    candidates = shell_filter_seeds(volume, smooth) + blob_seeds(volume, smooth)
     if not candidates:
         raise SpectacError("no LV-like hot structure found in the image")
     sample = _Sampler(volume, smooth)
@@ -408,8 +316,11 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
     # shell roll): such a fit wins only when no start gives a plausible one or when it is clearly
     # better, by TURNED_MARGIN (a real apex points right only in dextrocardia; LVGeometry.confidence
     # then calls the fit low). Turned fits of noisy default-cohort images scored 0-4.5% above the
-    # plausible one; simulated dextrocardia shells 23% (BENCHMARKS.md, round 7).
-    fits: list[tuple[float, np.ndarray]] = []
+    # plausible one; simulated dextrocardia shells 23% (BENCHMARKS.md, round 7). Fits rank by merit
+    # less their confidence shortfall (_Fit.rank): a shell on the edge of the gut or liver, hot
+    # against much of its wall, outscored the LV by 0.3-11% in 6 of 1,120 validation fits
+    # (BENCHMARKS.md, round 16).
+    fits: list[_Fit] = []
     for i in chosen:
         fits.extend(_hollow_fit(sample, starts[i], wall_mm, scale, merit))
     best = _winner(fits)
@@ -427,7 +338,7 @@ def detect_lv(volume: Volume, wall_mm: float = WALL_MM) -> LVGeometry:
         best = _winner(fits)
     if best is None:
         raise SpectacError("no LV-like shell found in the image (no hot wall around a colder cavity)")
-    score, p = best
+    score, p = best.merit, best.p
     refit = _refit_capped(volume, smooth, p, wall_mm, scale)
     p = refit if _apex_left(refit) or not _apex_left(p) else p
     base, axis, radius, length = _frame_from_params(p)
