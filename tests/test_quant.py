@@ -272,7 +272,7 @@ def test_a_confident_fit_outranks_a_slightly_better_one_of_low_confidence() -> N
         return np.array([*centre, *lv._axis_to_angles(lv.TYPICAL_LONG_AXIS), 24.0, 65.0])
 
     lv_fit = lv._Fit(0.389, params((28, -17, 8)), 0.0)
-    decoy = lv._Fit(0.395, params((59, -3, -25)), 0.47)  # default-cohort CT-AC image, validation split
+    decoy = lv._Fit(0.395, params((59, -3, -25)), 0.47)  # CT-AC of P040 rest, second validation cohort
     assert lv._winner([decoy, lv_fit]) is lv_fit
     clearly_better = lv._Fit(0.389 + lv.SHORTFALL_PENALTY * 0.47 + 0.01, decoy.p, 0.47)
     assert lv._winner([clearly_better, lv_fit]) is clearly_better

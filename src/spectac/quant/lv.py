@@ -190,7 +190,7 @@ MIN_ASPECT = 2.0  # mid-wall length over radius: the LV is longer than wide
 FIRST_FITS = 3  # the starts fitted first, the most shell-like by merit (detect_lv)
 # a fit's ranking merit loses this x its confidence shortfall (_Fit.shortfall): a fit of low confidence
 # beats a confident one only when its merit is higher by 0.1 x the shortfall, e.g. 0.05 (about 12% of
-# an LV's merit) for a shell with half its wall covered and hot activity against a third of it
+# an LV's merit) for a shell with half its wall covered and hot activity against 40% of it
 SHORTFALL_PENALTY = 0.1
 
 
