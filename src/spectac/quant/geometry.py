@@ -158,6 +158,13 @@ def wall_mask(grid: Volume, geom: LVGeometry, margin_mm: float = BAND_MARGIN_MM)
     return inside_outer & outside_inner & (along >= -h)
 
 
+def confidence_shortfall(wall_coverage: float, hot_surroundings: float) -> float:
+    """How far a fit falls short of the two measured rules of :attr:`LVGeometry.confidence`: the hot
+    fraction of its surroundings above ``MAX_HOT_SURROUNDINGS`` plus its wall coverage below
+    ``MIN_WALL_COVERAGE``; 0 for a fit both rules call confident."""
+    return max(hot_surroundings - MAX_HOT_SURROUNDINGS, 0.0) + max(MIN_WALL_COVERAGE - wall_coverage, 0.0)
+
+
 def apex_points_left(long_axis: np.ndarray) -> bool:
     """Whether a base-to-apex axis (LPS) points to the patient's left (x > 0), as every LV's but a
     dextrocardia's does; the fit prefers such axes and the confidence calls others low."""

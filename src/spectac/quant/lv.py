@@ -29,12 +29,11 @@ from scipy import ndimage
 
 from spectac.quant.geometry import (
     COVERAGE_LEVEL,
-    MAX_HOT_SURROUNDINGS,
-    MIN_WALL_COVERAGE,
     WALL_MM,
     LVGeometry,
     _unit,
     apex_points_left,
+    confidence_shortfall,
 )
 from spectac.quant.lv_seeds import blob_seeds, shell_filter_seeds
 from spectac.quant.simplex import nelder_mead
@@ -217,9 +216,8 @@ def _fit_shell(sample: _Sampler, start: np.ndarray, wall: float, scale: float) -
 class _Fit:
     """A hollow shell fitted from one start: its parameters, merit and confidence shortfall.
 
-    ``shortfall`` is how far the fit falls short of a confident one (:attr:`LVGeometry.confidence`):
-    the hot fraction of its surroundings above ``MAX_HOT_SURROUNDINGS`` plus its wall coverage below
-    ``MIN_WALL_COVERAGE``; 0 for a shell that looks like a whole LV with nothing hot against it.
+    ``shortfall`` is :func:`~spectac.quant.geometry.confidence_shortfall` of the fit: 0 for a shell
+    that looks like a whole LV with nothing hot against it.
     """
 
     merit: float
@@ -240,8 +238,7 @@ def _hollow_fit(sample: _Sampler, start: np.ndarray, wall: float, scale: float,
         return []
     base, axis, radius, length = _frame_from_params(p)
     coverage, hot = fit_confidence(sample, LVGeometry.from_axes(base, axis, radius, length, wall))
-    shortfall = max(hot - MAX_HOT_SURROUNDINGS, 0.0) + max(MIN_WALL_COVERAGE - coverage, 0.0)
-    return [_Fit(merit(p), p, shortfall)]
+    return [_Fit(merit(p), p, confidence_shortfall(coverage, hot))]
 
 
 def _winner(fits: list[_Fit]) -> _Fit | None:
