@@ -1,0 +1,100 @@
+"""Where a method's TPD disagrees with CT-AC's: the agreement by band of CT-AC's own TPD.
+
+    python benchmarks/tpd_bands.py RUN [RUN ...] [--edges 4,8,12,20]
+
+Pools the runs' clinical.csv (each run evaluated by ``spectac evaluate``; runs of other cohorts are
+pooled, a study is keyed by run and case). For every study with an LV in CT-AC's image it takes
+CT-AC's TPD, puts the study in a band of it (``--edges``: band limits in TPD points; the first band
+starts at 0, the last has no end) and prints, per method and band, as a markdown table: the
+studies, the share whose TPD is within 2 points of CT-AC's (a study without an LV in the method's
+image counts as a miss), the median difference (method minus CT-AC, over the studies with both),
+and how many lie more than 2 points below and above. A systematic softening of large defects
+shows as a negative median in the upper bands with most misses below; noise as misses on both
+sides. Exit 2 when a run has no clinical.csv or no CT-AC rows, or the edges do not increase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS as WITHIN
+
+REFERENCE = "ac"
+
+
+def pooled_tpd(runs: list[Path]) -> pd.DataFrame:
+    """One row per (run, study), one column per method (CT-AC's as ``ac``): the TPD, NaN where no LV."""
+    frames = []
+    for run in runs:
+        path = run / "clinical.csv"
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file (evaluate the run first)")
+        table = pd.read_csv(path)
+        if REFERENCE not in set(table["method"]):
+            raise ValueError(f"{path}: no CT-AC rows (method {REFERENCE!r})")
+        wide = table.pivot_table(index="case_id", columns="method", values="tpd", dropna=False)
+        wide.index = [f"{run}:{case}" for case in wide.index]
+        frames.append(wide)
+    return pd.concat(frames)
+
+
+def bands(tpd: pd.DataFrame, edges: list[float]) -> pd.DataFrame:
+    """Per method other than CT-AC and band of CT-AC's TPD: studies, within, median, below, above."""
+    ref = tpd[REFERENCE].dropna()
+    limits = [0.0, *edges, np.inf]
+    rows = []
+    for method in [m for m in tpd.columns if m != REFERENCE]:
+        diff = tpd.loc[ref.index, method] - ref
+        for lo, hi in itertools.pairwise(limits):
+            d = diff[(ref >= lo) & (ref < hi)]
+            rows.append({
+                "method": method,
+                "CT-AC TPD": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}",
+                "studies": len(d),
+                "within": int((d.abs() <= WITHIN).sum()),
+                "median difference": float(d.median()) if d.notna().any() else np.nan,
+                "below": int((d < -WITHIN).sum()),
+                "above": int((d > WITHIN).sum()),
+            })
+    return pd.DataFrame(rows)
+
+
+def parse_edges(text: str) -> list[float]:
+    """``--edges``: positive, increasing TPD points separated by commas; ValueError otherwise."""
+    try:
+        edges = [float(e) for e in text.split(",")]
+    except ValueError:
+        edges = []
+    if not edges or any(e <= 0 for e in edges) or any(b <= a for a, b in itertools.pairwise(edges)):
+        raise ValueError(f"--edges must be positive, increasing TPD points separated by commas, got {text!r}")
+    return edges
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--edges", default="4,8,12,20", help="band limits in TPD points (default 4,8,12,20)")
+    args = parser.parse_args()
+    try:
+        table = bands(pooled_tpd(args.runs), parse_edges(args.edges))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print("| method | CT-AC TPD | studies | within 2 points | median difference | more than 2 below | more than 2 above |")
+    print("|---|---|---|---|---|---|---|")
+    for r in table.to_dict("records"):
+        n, k = r["studies"], r["within"]
+        share = f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
+        print(f"| {r['method']} | {r['CT-AC TPD']} | {n} | {share} | {r['median difference']:+.2f} | "
+              f"{r['below']} | {r['above']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""benchmarks/tpd_bands.py: the TPD agreement with CT-AC by band of CT-AC's TPD, pooled over runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from benchmark_scripts import BENCHMARKS, load_benchmark
+
+SCRIPT = BENCHMARKS / "tpd_bands.py"
+
+
+def _clinical(run: Path, ac: list[float], net: list[float]) -> Path:
+    ids = [f"P{i:03d}_stress" for i in range(len(ac))]
+    run.mkdir()
+    pd.DataFrame([{"case_id": c, "method": m, "tpd": t}
+                  for m, tpds in (("ac", ac), ("net", net)) for c, t in zip(ids, tpds)]).to_csv(run / "clinical.csv")
+    return run
+
+
+def test_bands_pool_runs_and_count_misses_by_side(tmp_path: Path) -> None:
+    bands = load_benchmark("tpd_bands")
+    # two runs with the same case ids: pooled as four studies, not merged
+    a = _clinical(tmp_path / "a", [1.0, 15.0], [1.5, 10.0])            # 15 -> 10: 5 below
+    b = _clinical(tmp_path / "b", [2.0, 25.0, np.nan], [7.0, np.nan, 3.0])  # 2 -> 7 above; 25: no LV in net's
+    table = bands.bands(bands.pooled_tpd([a, b]), [4.0, 20.0]).set_index("CT-AC TPD")
+    assert list(table.index) == ["0-4", "4-20", ">= 20"]
+    assert table.loc["0-4", ["studies", "within", "below", "above"]].tolist() == [2, 1, 0, 1]
+    assert table.loc["0-4", "median difference"] == 2.75
+    assert table.loc["4-20", ["studies", "within", "below", "above"]].tolist() == [1, 0, 1, 0]
+    # a study without an LV in the method's image is a miss on neither side, and has no difference
+    assert table.loc[">= 20", ["studies", "within", "below", "above"]].tolist() == [1, 0, 0, 0]
+    assert np.isnan(table.loc[">= 20", "median difference"])
+    result = subprocess.run([sys.executable, str(SCRIPT), str(a), str(b), "--edges", "4,20"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "| net | 0-4 | 2 | 50% (1/2) | +2.75 | 0 | 1 |" in result.stdout
+
+
+def test_bad_input_exits_2(tmp_path: Path) -> None:
+    a = _clinical(tmp_path / "a", [1.0], [1.0])
+    (tmp_path / "empty").mkdir()
+    for args in ((a, "--edges", "8,4"), (a, "--edges", "x"), (tmp_path / "empty",)):
+        result = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
