@@ -3,14 +3,18 @@
     python benchmarks/tpd_bands.py RUN [RUN ...] [--edges 4,8,12,20]
 
 Pools the runs' clinical.csv (each run evaluated by ``spectac evaluate``; runs of other cohorts are
-pooled, a study is keyed by run and case). For every study with an LV in CT-AC's image it takes
+pooled, a study is keyed by run and case). A RUN may also be the per-study CSV of
+``benchmarks/indirect_qc.py --csv``: its conditions are the methods and its ``CT-AC`` rows the
+reference (with ``--mu-model oracle`` its ``in distribution`` rows are OSEM with the body's own
+mu-map, the exact correction without a CT). For every study with an LV in CT-AC's image it takes
 CT-AC's TPD, puts the study in a band of it (``--edges``: band limits in TPD points; the first band
 starts at 0, the last has no end) and prints, per method and band, as a markdown table: the
 studies, the share whose TPD is within 2 points of CT-AC's (a study without an LV in the method's
 image counts as a miss), the median difference (method minus CT-AC, over the studies with both),
 and how many lie more than 2 points below and above. A systematic softening of large defects
 shows as a negative median in the upper bands with most misses below; noise as misses on both
-sides. Exit 2 when a run has no clinical.csv or no CT-AC rows, or the edges do not increase.
+sides. Exit 2 when a run has no clinical.csv (or is no such CSV) or no CT-AC rows, or the edges do not
+increase.
 """
 
 from __future__ import annotations
@@ -26,18 +30,30 @@ import pandas as pd
 from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS as WITHIN
 
 REFERENCE = "ac"
+#: The reference's name among the conditions of an indirect_qc.py CSV.
+QC_REFERENCE = "CT-AC"
+
+
+def read_tpd_table(run: Path) -> pd.DataFrame:
+    """A run's clinical.csv, or an indirect_qc.py CSV as one (condition -> method, CT-AC -> ac)."""
+    if run.is_file() and run.suffix == ".csv":
+        table = pd.read_csv(run)
+        if "condition" not in table:
+            raise ValueError(f"{run}: not a clinical.csv nor an indirect_qc.py CSV (no condition column)")
+        return table.assign(method=table["condition"].replace({QC_REFERENCE: REFERENCE}))
+    path = run / "clinical.csv"
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (evaluate the run first)")
+    return pd.read_csv(path)
 
 
 def pooled_tpd(runs: list[Path]) -> pd.DataFrame:
     """One row per (run, study), one column per method (CT-AC's as ``ac``): the TPD, NaN where no LV."""
     frames = []
     for run in runs:
-        path = run / "clinical.csv"
-        if not path.is_file():
-            raise ValueError(f"{path}: no such file (evaluate the run first)")
-        table = pd.read_csv(path)
+        table = read_tpd_table(run)
         if REFERENCE not in set(table["method"]):
-            raise ValueError(f"{path}: no CT-AC rows (method {REFERENCE!r})")
+            raise ValueError(f"{run}: no CT-AC rows")
         wide = table.pivot_table(index="case_id", columns="method", values="tpd", dropna=False)
         wide.index = [f"{run}:{case}" for case in wide.index]
         frames.append(wide)

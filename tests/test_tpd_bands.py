@@ -40,6 +40,23 @@ def test_bands_pool_runs_and_count_misses_by_side(tmp_path: Path) -> None:
     assert "| net | 0-4 | 2 | 50% (1/2) | +2.75 | 0 | 1 |" in result.stdout
 
 
+def test_an_indirect_qc_csv_is_read_with_its_ct_ac_rows_as_the_reference(tmp_path: Path) -> None:
+    bands = load_benchmark("tpd_bands")
+    rows = [("P000_stress", "CT-AC", 10.0), ("P000_stress", "direct", 6.0), ("P000_stress", "in distribution", 11.0),
+            ("P000_rest", "CT-AC", 1.0), ("P000_rest", "direct", 1.5), ("P000_rest", "in distribution", 1.0)]
+    csv = tmp_path / "indirect.csv"
+    pd.DataFrame(rows, columns=["case_id", "condition", "tpd"]).to_csv(csv, index=False)
+    run = _clinical(tmp_path / "run", [12.0], [12.5])  # pooled with a run's clinical.csv
+    table = bands.bands(bands.pooled_tpd([csv, run]), [4.0])
+    by = {(r["method"], r["CT-AC TPD"]): (r["studies"], r["within"], r["below"]) for r in table.to_dict("records")}
+    assert by[("direct", ">= 4")] == (2, 0, 1)  # the run has no "direct": its study is a miss on neither side
+    assert by[("in distribution", ">= 4")] == (2, 1, 0)
+    assert by[("net", ">= 4")] == (2, 1, 0) and by[("direct", "0-4")] == (1, 1, 0)
+    (tmp_path / "other.csv").write_text("case_id,tpd\nP000_stress,1.0\n")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "other.csv")], capture_output=True, text=True)
+    assert result.returncode == 2 and "no condition column" in result.stderr
+
+
 def test_bad_input_exits_2(tmp_path: Path) -> None:
     a = _clinical(tmp_path / "a", [1.0], [1.0])
     (tmp_path / "empty").mkdir()
