@@ -1,12 +1,13 @@
 """Where a method's TPD disagrees with CT-AC's: the agreement by band of CT-AC's own TPD.
 
-    python benchmarks/tpd_bands.py RUN [RUN ...] [--edges 4,8,12,20]
+    python benchmarks/tpd_bands.py RUN [RUN ...] [--edges 4,8,12,20] [--reference ac]
 
 Pools the runs' clinical.csv (each run evaluated by ``spectac evaluate``; runs of other cohorts are
 pooled, a study is keyed by run and case). A RUN may also be the per-study CSV of
 ``benchmarks/indirect_qc.py --csv``: its conditions are the methods and its ``CT-AC`` rows the
 reference (with ``--mu-model oracle`` its ``in distribution`` rows are OSEM with the body's own
-mu-map, the exact correction without a CT). For every study with an LV in CT-AC's image it takes
+mu-map, the exact correction without a CT). ``--reference`` takes another method as the reference
+in place of CT-AC (``ac``), whose rows are then compared like the others'. For every study with an LV in CT-AC's image it takes
 CT-AC's TPD, puts the study in a band of it (``--edges``: band limits in TPD points; the first band
 starts at 0, the last has no end) and prints, per method and band, as a markdown table: the
 studies, the share whose TPD is within 2 points of CT-AC's (a study without an LV in the method's
@@ -47,31 +48,32 @@ def read_tpd_table(run: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def pooled_tpd(runs: list[Path]) -> pd.DataFrame:
+def pooled_tpd(runs: list[Path], reference: str = REFERENCE) -> pd.DataFrame:
     """One row per (run, study), one column per method (CT-AC's as ``ac``): the TPD, NaN where no LV."""
     frames = []
     for run in runs:
         table = read_tpd_table(run)
-        if REFERENCE not in set(table["method"]):
-            raise ValueError(f"{run}: no CT-AC rows")
+        if reference not in set(table["method"]):
+            raise ValueError(f"{run}: no rows of the reference {reference!r}")
         wide = table.pivot_table(index="case_id", columns="method", values="tpd", dropna=False)
         wide.index = [f"{run}:{case}" for case in wide.index]
         frames.append(wide)
     return pd.concat(frames)
 
 
-def bands(tpd: pd.DataFrame, edges: list[float]) -> pd.DataFrame:
-    """Per method other than CT-AC and band of CT-AC's TPD: studies, within, median, below, above."""
-    ref = tpd[REFERENCE].dropna()
+def bands(tpd: pd.DataFrame, edges: list[float], reference: str = REFERENCE) -> pd.DataFrame:
+    """Per method other than the reference (CT-AC) and band of the reference's TPD: studies,
+    within, median, below, above."""
+    ref = tpd[reference].dropna()
     limits = [0.0, *edges, np.inf]
     rows = []
-    for method in [m for m in tpd.columns if m != REFERENCE]:
+    for method in [m for m in tpd.columns if m != reference]:
         diff = tpd.loc[ref.index, method] - ref
         for lo, hi in itertools.pairwise(limits):
             d = diff[(ref >= lo) & (ref < hi)]
             rows.append({
                 "method": method,
-                "CT-AC TPD": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}",
+                "reference TPD": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}",
                 "studies": len(d),
                 "within": int((d.abs() <= WITHIN).sum()),
                 "median difference": float(d.median()) if d.notna().any() else np.nan,
@@ -95,19 +97,20 @@ def parse_edges(text: str) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--reference", default=REFERENCE, help="the reference method (default: ac, CT-AC)")
     parser.add_argument("--edges", default="4,8,12,20", help="band limits in TPD points (default 4,8,12,20)")
     args = parser.parse_args()
     try:
-        table = bands(pooled_tpd(args.runs), parse_edges(args.edges))
+        table = bands(pooled_tpd(args.runs, args.reference), parse_edges(args.edges), args.reference)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print("| method | CT-AC TPD | studies | within 2 points | median difference | more than 2 below | more than 2 above |")
+    print(f"| method | {args.reference} TPD | studies | within 2 points | median difference | more than 2 below | more than 2 above |")
     print("|---|---|---|---|---|---|---|")
     for r in table.to_dict("records"):
         n, k = r["studies"], r["within"]
         share = f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
-        print(f"| {r['method']} | {r['CT-AC TPD']} | {n} | {share} | {r['median difference']:+.2f} | "
+        print(f"| {r['method']} | {r['reference TPD']} | {n} | {share} | {r['median difference']:+.2f} | "
               f"{r['below']} | {r['above']} |")
     return 0
 

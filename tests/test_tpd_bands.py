@@ -26,7 +26,7 @@ def test_bands_pool_runs_and_count_misses_by_side(tmp_path: Path) -> None:
     # two runs with the same case ids: pooled as four studies, not merged
     a = _clinical(tmp_path / "a", [1.0, 15.0], [1.5, 10.0])            # 15 -> 10: 5 below
     b = _clinical(tmp_path / "b", [2.0, 25.0, np.nan], [7.0, np.nan, 3.0])  # 2 -> 7 above; 25: no LV in net's
-    table = bands.bands(bands.pooled_tpd([a, b]), [4.0, 20.0]).set_index("CT-AC TPD")
+    table = bands.bands(bands.pooled_tpd([a, b]), [4.0, 20.0]).set_index("reference TPD")
     assert list(table.index) == ["0-4", "4-20", ">= 20"]
     assert table.loc["0-4", ["studies", "within", "below", "above"]].tolist() == [2, 1, 0, 1]
     assert table.loc["0-4", "median difference"] == 2.75
@@ -48,10 +48,14 @@ def test_an_indirect_qc_csv_is_read_with_its_ct_ac_rows_as_the_reference(tmp_pat
     pd.DataFrame(rows, columns=["case_id", "condition", "tpd"]).to_csv(csv, index=False)
     run = _clinical(tmp_path / "run", [12.0], [12.5])  # pooled with a run's clinical.csv
     table = bands.bands(bands.pooled_tpd([csv, run]), [4.0])
-    by = {(r["method"], r["CT-AC TPD"]): (r["studies"], r["within"], r["below"]) for r in table.to_dict("records")}
+    by = {(r["method"], r["reference TPD"]): (r["studies"], r["within"], r["below"]) for r in table.to_dict("records")}
     assert by[("direct", ">= 4")] == (2, 0, 1)  # the run has no "direct": its study is a miss on neither side
     assert by[("in distribution", ">= 4")] == (2, 1, 0)
     assert by[("net", ">= 4")] == (2, 1, 0) and by[("direct", "0-4")] == (1, 1, 0)
+    # the exact correction as the reference: CT-AC is then compared like the others (10 vs 11: within)
+    table = bands.bands(bands.pooled_tpd([csv], "in distribution"), [4.0], "in distribution")
+    by = {(r["method"], r["reference TPD"]): (r["studies"], r["within"], r["below"]) for r in table.to_dict("records")}
+    assert by[("ac", ">= 4")] == (1, 1, 0) and by[("direct", ">= 4")] == (1, 0, 1)
     (tmp_path / "other.csv").write_text("case_id,tpd\nP000_stress,1.0\n")
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "other.csv")], capture_output=True, text=True)
     assert result.returncode == 2 and "no condition column" in result.stderr
