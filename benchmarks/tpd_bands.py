@@ -4,18 +4,19 @@
 
 Pools the runs' clinical.csv (each run evaluated by ``spectac evaluate``; runs of other cohorts are
 pooled, a study is keyed by run and case). A RUN may also be the per-study CSV of
-``benchmarks/indirect_qc.py --csv``: its conditions are the methods and its ``CT-AC`` rows the
-reference (with ``--mu-model oracle`` its ``in distribution`` rows are OSEM with the body's own
-mu-map, the exact correction without a CT). ``--reference`` takes another method as the reference
-in place of CT-AC (``ac``), whose rows are then compared like the others'. For every study with an LV in CT-AC's image it takes
-CT-AC's TPD, puts the study in a band of it (``--edges``: band limits in TPD points; the first band
-starts at 0, the last has no end) and prints, per method and band, as a markdown table: the
-studies, the share whose TPD is within 2 points of CT-AC's (a study without an LV in the method's
-image counts as a miss), the median difference (method minus CT-AC, over the studies with both),
-and how many lie more than 2 points below and above. A systematic softening of large defects
-shows as a negative median in the upper bands with most misses below; noise as misses on both
-sides. Exit 2 when a run has no clinical.csv (or is no such CSV) or no CT-AC rows, or the edges do not
-increase.
+``benchmarks/indirect_qc.py --csv``: its conditions are the methods and its ``CT-AC`` rows CT-AC's
+(with ``--mu-model oracle`` its ``in distribution`` rows are OSEM with the body's own mu-map, the
+exact correction without a CT).
+
+For every study with an LV in the reference's image (CT-AC's; ``--reference`` names another method,
+and CT-AC's rows, ``ac``, are then compared like the others') it puts the study in a band of the
+reference's TPD (``--edges``: band limits in TPD points; the first band starts at 0, the last has no
+end) and prints, per method and band, as a markdown table: the studies, the share whose TPD is
+within 2 points of the reference's (a study without an LV in the method's image counts as a miss),
+the median difference (method minus reference, over the studies with both), and how many lie more
+than 2 points below and above. A systematic softening of large defects shows as a negative median
+in the upper bands with most misses below; noise as misses on both sides. Exit 2 when a run has no
+clinical.csv (or is no such CSV) or no rows of the reference, or the edges do not increase.
 """
 
 from __future__ import annotations
