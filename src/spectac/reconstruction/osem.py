@@ -121,7 +121,8 @@ def butterworth_filter(volume: np.ndarray, spacing_mm: float, cutoff_per_cm: flo
     fx, fy, fz = np.meshgrid(*freqs, indexing="ij", sparse=True)
     f = np.sqrt(fx**2 + fy**2 + fz**2)
     response = 1.0 / np.sqrt(1.0 + (f / cutoff_per_cm) ** (2 * order))
-    filtered = np.fft.irfftn(np.fft.rfftn(volume) * response, s=volume.shape)
+    axes = (0, 1, 2)  # named: NumPy 2 deprecates s= without axes
+    filtered = np.fft.irfftn(np.fft.rfftn(volume, axes=axes) * response, s=volume.shape, axes=axes)
     return np.maximum(filtered, 0.0).astype(np.float32)
 
 
