@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from tpd_bands import bands, wide_tpd
 
 from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS as WITHIN
 
@@ -28,11 +29,8 @@ MOVED = 0.01
 
 def agreement(table: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """Per method other than CT-AC: (studies within WITHIN points of CT-AC's TPD, studies with an
-    LV in CT-AC's image)."""
-    tpd = table.pivot_table(index="case_id", columns="method", values="tpd", dropna=False)
-    ref = tpd["ac"].dropna()
-    return {m: (int(((tpd.loc[ref.index, m] - ref).abs() <= WITHIN).sum()), len(ref))
-            for m in tpd.columns if m != "ac"}
+    LV in CT-AC's image): benchmarks/tpd_bands.py's counts in one band."""
+    return {r["method"]: (r["within"], r["studies"]) for r in bands(wide_tpd(table), []).to_dict("records")}
 
 
 def moved_fits(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:

@@ -49,6 +49,11 @@ def read_tpd_table(run: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def wide_tpd(table: pd.DataFrame) -> pd.DataFrame:
+    """A clinical table as one row per study, one column per method: the TPD, NaN where no LV."""
+    return table.pivot_table(index="case_id", columns="method", values="tpd", dropna=False)
+
+
 def pooled_tpd(runs: list[Path], reference: str = REFERENCE) -> pd.DataFrame:
     """One row per (run, study), one column per method (CT-AC's as ``ac``): the TPD, NaN where no LV."""
     frames = []
@@ -56,7 +61,7 @@ def pooled_tpd(runs: list[Path], reference: str = REFERENCE) -> pd.DataFrame:
         table = read_tpd_table(run)
         if reference not in set(table["method"]):
             raise ValueError(f"{run}: no rows of the reference {reference!r}")
-        wide = table.pivot_table(index="case_id", columns="method", values="tpd", dropna=False)
+        wide = wide_tpd(table)
         wide.index = [f"{run}:{case}" for case in wide.index]
         frames.append(wide)
     return pd.concat(frames)

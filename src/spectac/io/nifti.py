@@ -58,12 +58,14 @@ class NiftiHeader:
         spacing: voxel size along the array axes in mm (inf/NaN when the header says so).
         direction: (3, 3) LPS direction cosines of the array axes.
         descrip: the header's description text.
+        affine_lps: 4x4 matrix mapping voxel indices to LPS mm (as :attr:`Volume.affine_lps`).
     """
 
     shape: tuple[int, int, int]
     spacing: tuple[float, float, float]
     direction: np.ndarray
     descrip: str
+    affine_lps: np.ndarray
 
 
 def read_nifti_header(path: str | Path) -> NiftiHeader:
@@ -90,7 +92,7 @@ def read_nifti_header(path: str | Path) -> NiftiHeader:
         spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
         direction = affine[:3, :3] / np.where(spacing > 0, spacing, 1.0)[None, :]
     text = descrip.decode("latin-1", "replace") if isinstance(descrip, bytes) else str(descrip)
-    return NiftiHeader(shape, tuple(float(s) for s in spacing), direction, text.strip("\x00 ").strip())
+    return NiftiHeader(shape, tuple(float(s) for s in spacing), direction, text.strip("\x00 ").strip(), affine)
 
 
 _AC_MARK = re.compile(r"\bAC\b")
