@@ -6,17 +6,19 @@ Pools the runs' clinical.csv (each run evaluated by ``spectac evaluate``; runs o
 pooled, a study is keyed by run and case). A RUN may also be the per-study CSV of
 ``benchmarks/indirect_qc.py --csv``: its conditions are the methods and its ``CT-AC`` rows CT-AC's
 (with ``--mu-model oracle`` its ``in distribution`` rows are OSEM with the body's own mu-map, the
-exact correction without a CT).
+exact correction without a CT). A CSV with ``method`` and ``tpd`` columns (``benchmarks/tpd_fixed_fit.py
+--csv``) is read as a clinical.csv.
 
 For every study with an LV in the reference's image (CT-AC's; ``--reference`` names another method,
 and CT-AC's rows, ``ac``, are then compared like the others') it puts the study in a band of the
 reference's TPD (``--edges``: band limits in TPD points; the first band starts at 0, the last has no
-end) and prints, per method and band, as a markdown table: the studies, the share whose TPD is
-within 2 points of the reference's (a study without an LV in the method's image counts as a miss),
-the median difference (method minus reference, over the studies with both), and how many lie more
-than 2 points below and above. A systematic softening of large defects shows as a negative median
-in the upper bands with most misses below; noise as misses on both sides. Exit 2 when a run has no
-clinical.csv (or is no such CSV) or no rows of the reference, or the edges do not increase.
+end) and prints, per method and band, then over all bands (``all``), as a markdown table: the
+studies, the share whose TPD is within 2 points of the reference's (a study without an LV in the
+method's image counts as a miss), the median difference (method minus reference, over the studies
+with both), and how many lie more than 2 points below and above. A systematic softening of large
+defects shows as a negative median in the upper bands with most misses below; noise as misses on
+both sides. Exit 2 when a run has no clinical.csv (or is no such CSV) or no rows of the reference,
+or the edges do not increase.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ QC_REFERENCE = "CT-AC"
 
 
 def read_tpd_table(run: Path) -> pd.DataFrame:
-    """A run's clinical.csv, or an indirect_qc.py CSV as one (condition -> method, CT-AC -> ac)."""
+    """A run's clinical.csv, a CSV with its columns, or an indirect_qc.py CSV as one (condition -> method,
+    CT-AC -> ac)."""
     if run.is_file() and run.suffix == ".csv":
         table = pd.read_csv(run)
+        if "method" in table and "tpd" in table:  # a clinical.csv by another name, or tpd_fixed_fit.py's --csv
+            return table
         if "condition" not in table:
             raise ValueError(f"{run}: not a clinical.csv nor an indirect_qc.py CSV (no condition column)")
         return table.assign(method=table["condition"].replace({QC_REFERENCE: REFERENCE}))
@@ -68,24 +73,26 @@ def pooled_tpd(runs: list[Path], reference: str = REFERENCE) -> pd.DataFrame:
 
 
 def bands(tpd: pd.DataFrame, edges: list[float], reference: str = REFERENCE) -> pd.DataFrame:
-    """Per method other than the reference (CT-AC) and band of the reference's TPD: studies,
-    within, median, below, above."""
+    """Per method other than the reference (CT-AC) and band of the reference's TPD, then over all
+    bands (``all``, when ``edges`` makes more than one): studies, within, median, below, above."""
     ref = tpd[reference].dropna()
     limits = [0.0, *edges, np.inf]
     rows = []
     for method in [m for m in tpd.columns if m != reference]:
         diff = tpd.loc[ref.index, method] - ref
-        for lo, hi in itertools.pairwise(limits):
-            d = diff[(ref >= lo) & (ref < hi)]
-            rows.append({
-                "method": method,
-                "reference TPD": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}",
-                "studies": len(d),
-                "within": int((d.abs() <= WITHIN).sum()),
-                "median difference": float(d.median()) if d.notna().any() else np.nan,
-                "below": int((d < -WITHIN).sum()),
-                "above": int((d > WITHIN).sum()),
-            })
+        groups = [(f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}", diff[(ref >= lo) & (ref < hi)])
+                  for lo, hi in itertools.pairwise(limits)]
+        if len(groups) > 1:
+            groups.append(("all", diff))
+        rows += [{
+            "method": method,
+            "reference TPD": label,
+            "studies": len(d),
+            "within": int((d.abs() <= WITHIN).sum()),
+            "median difference": float(d.median()) if d.notna().any() else np.nan,
+            "below": int((d < -WITHIN).sum()),
+            "above": int((d > WITHIN).sum()),
+        } for label, d in groups]
     return pd.DataFrame(rows)
 
 

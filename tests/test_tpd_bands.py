@@ -27,13 +27,16 @@ def test_bands_pool_runs_and_count_misses_by_side(tmp_path: Path) -> None:
     a = _clinical(tmp_path / "a", [1.0, 15.0], [1.5, 10.0])            # 15 -> 10: 5 below
     b = _clinical(tmp_path / "b", [2.0, 25.0, np.nan], [7.0, np.nan, 3.0])  # 2 -> 7 above; 25: no LV in net's
     table = bands.bands(bands.pooled_tpd([a, b]), [4.0, 20.0]).set_index("reference TPD")
-    assert list(table.index) == ["0-4", "4-20", ">= 20"]
+    assert list(table.index) == ["0-4", "4-20", ">= 20", "all"]
     assert table.loc["0-4", ["studies", "within", "below", "above"]].tolist() == [2, 1, 0, 1]
     assert table.loc["0-4", "median difference"] == 2.75
     assert table.loc["4-20", ["studies", "within", "below", "above"]].tolist() == [1, 0, 1, 0]
     # a study without an LV in the method's image is a miss on neither side, and has no difference
     assert table.loc[">= 20", ["studies", "within", "below", "above"]].tolist() == [1, 0, 0, 0]
     assert np.isnan(table.loc[">= 20", "median difference"])
+    # over all bands: the sums of the bands, the median of every difference
+    assert table.loc["all", ["studies", "within", "below", "above"]].tolist() == [4, 1, 1, 1]
+    assert table.loc["all", "median difference"] == 0.5  # of +0.5, -5, +5
     result = subprocess.run([sys.executable, str(SCRIPT), str(a), str(b), "--edges", "4,20"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
