@@ -96,6 +96,18 @@ def bands(tpd: pd.DataFrame, edges: list[float], reference: str = REFERENCE) -> 
     return pd.DataFrame(rows)
 
 
+def markdown(table: pd.DataFrame, reference: str = REFERENCE) -> str:
+    """:func:`bands`' table as the markdown table the script prints."""
+    lines = [f"| method | {reference} TPD | studies | within 2 points | median difference | more than 2 below "
+             "| more than 2 above |", "|---|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        n, k = r["studies"], r["within"]
+        share = f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
+        lines.append(f"| {r['method']} | {r['reference TPD']} | {n} | {share} | {r['median difference']:+.2f} | "
+                     f"{r['below']} | {r['above']} |")
+    return "\n".join(lines)
+
+
 def parse_edges(text: str) -> list[float]:
     """``--edges``: positive, increasing TPD points separated by commas; ValueError otherwise."""
     try:
@@ -118,13 +130,7 @@ def main() -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"| method | {args.reference} TPD | studies | within 2 points | median difference | more than 2 below | more than 2 above |")
-    print("|---|---|---|---|---|---|---|")
-    for r in table.to_dict("records"):
-        n, k = r["studies"], r["within"]
-        share = f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
-        print(f"| {r['method']} | {r['reference TPD']} | {n} | {share} | {r['median difference']:+.2f} | "
-              f"{r['below']} | {r['above']} |")
+    print(markdown(table, args.reference))
     return 0
 
 

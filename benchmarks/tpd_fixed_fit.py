@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tpd_bands import REFERENCE, bands, parse_edges, wide_tpd
+from tpd_bands import REFERENCE, bands, markdown, parse_edges, wide_tpd
 
 from spectac.evaluation.clinical import choose_normals
 from spectac.io.atomic import write_text_atomic
@@ -99,13 +99,7 @@ def main() -> int:
         return 2
     if args.csv is not None:
         write_text_atomic(args.csv, table.to_csv(index=False))
-    print(f"| method | {REFERENCE} TPD | studies | within 2 points | median difference | more than 2 below | more than 2 above |")
-    print("|---|---|---|---|---|---|---|")
-    for r in bands(wide_tpd(table), edges).to_dict("records"):
-        n, k = r["studies"], r["within"]
-        share = f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
-        print(f"| {r['method']} | {r['reference TPD']} | {n} | {share} | {r['median difference']:+.2f} | "
-              f"{r['below']} | {r['above']} |")
+    print(markdown(bands(wide_tpd(table), edges)))
     return 0
 
 
