@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from tpd_bands import REFERENCE, bands, markdown, parse_edges, wide_tpd
 
+from spectac.evaluation.clinical import _load as load  # the images spectac evaluate scores
 from spectac.evaluation.clinical import choose_normals
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
-from spectac.io.nifti import read_nifti
 from spectac.io.run import RunFolder
 from spectac.progress import track
 from spectac.quant.normals import NormalDatabase, method_family
@@ -68,13 +68,9 @@ def fixed_fit_table(dataset: Dataset, run: Path, split: str, methods: list[str])
         if method != "nc" and not all(folder.has_prediction(method, c.case_id) for c in cases):
             raise SpectacError(f"{run}: not every {split} study has a prediction of {method}")
     normals, _ = choose_normals(dataset, run)
-
-    def image(method: str, case_id: str) -> Volume:
-        return dataset.load(case_id, "nc") if method == "nc" else read_nifti(folder.prediction_path(method, case_id))
-
     rows = []
     for case in track(cases, "fixed-fit TPD", total=len(cases)):
-        tpds = study_tpds(dataset.load(case.case_id, "ac"), {m: image(m, case.case_id) for m in methods},
+        tpds = study_tpds(load(dataset, run, REFERENCE, case.case_id), {m: load(dataset, run, m, case.case_id) for m in methods},
                           normals, case.sex, case.state)
         if tpds is not None:
             rows += [{"case_id": case.case_id, "method": m, "tpd": t} for m, t in tpds.items()]
