@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 from tpd_bands import REFERENCE, bands, markdown, parse_edges, wide_tpd
 
-from spectac.evaluation.clinical import _load as load  # the images spectac evaluate scores
-from spectac.evaluation.clinical import choose_normals
+from spectac.evaluation.clinical import choose_normals, study_image
 from spectac.io.atomic import write_text_atomic
 from spectac.io.dataset import Dataset
 from spectac.io.run import RunFolder
@@ -70,8 +69,8 @@ def fixed_fit_table(dataset: Dataset, run: Path, split: str, methods: list[str])
     normals, _ = choose_normals(dataset, run)
     rows = []
     for case in track(cases, "fixed-fit TPD", total=len(cases)):
-        tpds = study_tpds(load(dataset, run, REFERENCE, case.case_id), {m: load(dataset, run, m, case.case_id) for m in methods},
-                          normals, case.sex, case.state)
+        images = {m: study_image(dataset, run, m, case.case_id) for m in methods}
+        tpds = study_tpds(study_image(dataset, run, REFERENCE, case.case_id), images, normals, case.sex, case.state)
         if tpds is not None:
             rows += [{"case_id": case.case_id, "method": m, "tpd": t} for m, t in tpds.items()]
     return pd.DataFrame(rows, columns=["case_id", "method", "tpd"])

@@ -112,7 +112,9 @@ def choose_normals(dataset: Dataset, run: Path, save_to: Path | None = None) -> 
     return db, note
 
 
-def _load(dataset: Dataset, run: Path, method: str, case_id: str) -> Volume:
+def study_image(dataset: Dataset, run: Path, method: str, case_id: str) -> Volume:
+    """The image `spectac evaluate` scores for a study and method: the dataset's own NC or CT-AC
+    image, else the run's prediction."""
     if method in ("nc", REFERENCE):
         return dataset.load(case_id, method)
     return read_nifti(RunFolder(run).prediction_path(method, case_id))
@@ -136,7 +138,7 @@ def quantify_run(
         territories = _nominal_territories(case, lv)
         truth = study_truth(case, lv)
         for method in methods:
-            volume = _load(dataset, run, method, case.case_id)
+            volume = study_image(dataset, run, method, case.case_id)
             limits = normals.limits(method_family(method), case.sex, case.state)
             row: dict[str, Any] = {
                 "case_id": case.case_id,
