@@ -25,8 +25,9 @@ study already in OUT is kept, so an interrupted run resumes). OUT's config.json 
 combination recorded among the options (``hybrid``), so ``spectac predict`` refuses to add plain
 predictions to it and this script refuses other settings. Score OUT with ``spectac evaluate`` and
 ``benchmarks/goals.py OUT --chang RUN``. Exit 2, nothing written, when RUN has no predictions of the
-method or made them from another dataset, a study of RUN is not in DATA or has no projections, the settings are out of range, or OUT
-was made otherwise.
+method or made them from another dataset, a study of RUN is not in DATA, has no projections or a
+prediction on another grid than its NC image, the settings are out of range, or OUT was made
+otherwise.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from spectac.correction.deep import resolve_mu_model
 from spectac.correction.indirect import correct_acquisition
 from spectac.errors import SpectacError
 from spectac.io.dataset import Dataset
-from spectac.io.nifti import nifti_description, read_nifti, write_nifti
+from spectac.io.nifti import nifti_description, read_nifti, read_nifti_header, write_nifti
 from spectac.io.run import RunFolder
 from spectac.reconstruction.study import study_acquisition, study_recon_config
 from spectac.volume import Volume
@@ -101,8 +102,11 @@ def check(args: argparse.Namespace, dataset: Dataset, run: RunFolder, out: RunFo
     for case in files:
         if case not in ids:
             raise SpectacError(f"{case}: a study of {run.root} that {dataset.root} does not hold")
-        if not (dataset.root / "studies" / case / "projections.npz").is_file():
+        if not (dataset.study_dir(case) / "projections.npz").is_file():
             raise SpectacError(f"{case}: no projections.npz in {dataset.root}; the indirect route needs them")
+        grid, nc = read_nifti_header(files[case]), read_nifti_header(dataset.path(case, "nc"))
+        if grid.shape != nc.shape or not np.allclose(grid.affine_lps, nc.affine_lps, atol=1e-3):
+            raise SpectacError(f"{files[case]}: not on the grid of {case}'s NC image, where the indirect route's image lies")
     config = dict(config)
     config["options"] = {**config.get("options", {}), "hybrid": {**settings(args), "direct": str(args.run.resolve())}}
     previous = out.read_prediction_config(args.method)
@@ -151,9 +155,7 @@ def main() -> int:
                 print(f"{case}: refused by the indirect route: {exc}", file=sys.stderr)
                 continue
         network = read_nifti(files[case])
-        if not indirect.same_grid(network):
-            print(f"{case}: the indirect image and {files[case]} lie on other grids", file=sys.stderr)
-            return 2
+        assert indirect.same_grid(network), case  # checked against NC's grid before anything was written
         image = combine(network.array, indirect.array, args.mode, args.weight, args.sigma)
         write_nifti(Volume(image, network.spacing, network.origin, network.direction),
                     out.prediction_path(args.method, case), descrip=nifti_description(args.method))

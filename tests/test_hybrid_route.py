@@ -25,6 +25,7 @@ from spectac.io.run import RunFolder
 from spectac.reconstruction.osem import ReconConfig
 from spectac.reconstruction.study import study_acquisition, study_recon_config
 from spectac.simulate import SimulationConfig, simulate_cohort
+from spectac.volume import Volume
 
 torch.set_num_threads(1)
 TINY = SimulationConfig(protocol=Protocol(n_views=12, pixel_mm=13.6), recon=ReconConfig(iterations=1, subsets=3),
@@ -104,8 +105,15 @@ def test_bad_input_exits_2_and_writes_nothing(study, tmp_path: Path) -> None:
     other = tmp_path / "other"
     simulate_cohort(other, patients=1, seed=8, config=replace(TINY, recon=ReconConfig(iterations=1, subsets=2)),
                     workers=1)
+    moved = RunFolder(tmp_path / "moved")  # the same predictions 5 mm off the studies' grid
+    moved.write_prediction_config(METHOD, json.loads(RunFolder(run).prediction_config(METHOD).read_text()))
+    for case, path in RunFolder(run).prediction_files(METHOD).items():
+        image = read_nifti(path)
+        write_nifti(Volume(image.array, image.spacing, tuple(np.add(image.origin, (5.0, 0.0, 0.0))), image.direction),
+                    moved.prediction_path(METHOD, case))
     cases = {
         "unknown mode": (data, run, "--mode", "median"),
+        "another grid": (data, moved.root),
         "weight out of range": (data, run, "--mode", "mean", "--weight", "1.5"),
         "no predictions": (data, tmp_path / "empty"),
         "another dataset": (other, run),
@@ -118,3 +126,4 @@ def test_bad_input_exits_2_and_writes_nothing(study, tmp_path: Path) -> None:
         assert result.returncode == 2, (name, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
         assert not out.exists(), name
+    assert "grid" in _run(data, moved.root, tmp_path / "out_grid").stderr
