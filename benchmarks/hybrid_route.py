@@ -83,6 +83,8 @@ def check(args: argparse.Namespace, dataset: Dataset, run: RunFolder, out: RunFo
         raise SpectacError(f"--weight must lie in [0, 1], got {args.weight}")
     if not args.sigma > 0:
         raise SpectacError(f"--sigma must be positive, got {args.sigma}")
+    if args.threads < 1:
+        raise SpectacError(f"--threads must be at least 1, got {args.threads}")
     config = run.read_prediction_config(args.method)
     files = run.prediction_files(args.method)
     if config is None or not files:
@@ -129,7 +131,6 @@ def main() -> int:
     parser.add_argument("--indirect", type=Path, help="a --mode indirect OUT of the same RUN to take images from")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     run, out = RunFolder(args.run), RunFolder(args.out)
     try:
         dataset = Dataset.open(args.data)
@@ -138,8 +139,9 @@ def main() -> int:
     except SpectacError as exc:
         print(exc, file=sys.stderr)
         return 2
+    torch.set_num_threads(args.threads)
     out.write_prediction_config(args.method, config)
-    recon, start = study_recon_config(dataset), time.perf_counter()
+    recon, start, written = study_recon_config(dataset), time.perf_counter(), 0
     for k, case in enumerate(todo, 1):
         if model is None:
             path = RunFolder(args.indirect).prediction_path(args.method, case)
@@ -159,9 +161,11 @@ def main() -> int:
         image = combine(network.array, indirect.array, args.mode, args.weight, args.sigma)
         write_nifti(Volume(image, network.spacing, network.origin, network.direction),
                     out.prediction_path(args.method, case), descrip=nifti_description(args.method))
+        written += 1
         print(f"{k}/{len(todo)} {case}: {time.perf_counter() - start:.0f} s", flush=True)
-    print(f"{args.method} ({args.mode}): {len(todo)} written, {len(files) - len(todo)} already present, "
-          f"in {out.predictions_dir(args.method)}")
+    print(f"{args.method} ({args.mode}): {written} written, {len(files) - len(todo)} already present"
+          + (f", {len(todo) - written} refused by the indirect route" if written < len(todo) else "")
+          + f", in {out.predictions_dir(args.method)}")
     return 0
 
 

@@ -115,6 +115,7 @@ def test_bad_input_exits_2_and_writes_nothing(study, tmp_path: Path) -> None:
         "unknown mode": (data, run, "--mode", "median"),
         "another grid": (data, moved.root),
         "weight out of range": (data, run, "--mode", "mean", "--weight", "1.5"),
+        "no threads": (data, run, "--threads", "0"),
         "no predictions": (data, tmp_path / "empty"),
         "another dataset": (other, run),
         "--indirect with --mode indirect": (data, run, "--mode", "indirect", "--indirect", run),
