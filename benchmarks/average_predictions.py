@@ -21,8 +21,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from spectac.io.nifti import nifti_description, read_nifti, read_nifti_header, write_nifti
 from spectac.io.run import RunFolder
 from spectac.volume import SpectacError, Volume
@@ -62,7 +60,7 @@ def check(args: argparse.Namespace, a: RunFolder, b: RunFolder, out: RunFolder
     todo = [case for case in pairs if not out.has_prediction(args.method, case)]
     for case in todo:  # every pair of grids, from the headers, checked before anything is written
         ha, hb = (read_nifti_header(f) for f in pairs[case])
-        if ha.shape != hb.shape or not np.allclose(ha.affine_lps, hb.affine_lps, atol=1e-3):  # Volume.same_grid's rule
+        if not ha.same_grid(hb):
             raise SpectacError(f"{case}: the two predictions lie on other grids")
     return pairs, config, todo
 

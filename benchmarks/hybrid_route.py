@@ -106,8 +106,7 @@ def check(args: argparse.Namespace, dataset: Dataset, run: RunFolder, out: RunFo
             raise SpectacError(f"{case}: a study of {run.root} that {dataset.root} does not hold")
         if not (dataset.study_dir(case) / "projections.npz").is_file():
             raise SpectacError(f"{case}: no projections.npz in {dataset.root}; the indirect route needs them")
-        grid, nc = read_nifti_header(files[case]), read_nifti_header(dataset.path(case, "nc"))
-        if grid.shape != nc.shape or not np.allclose(grid.affine_lps, nc.affine_lps, atol=1e-3):
+        if not read_nifti_header(files[case]).same_grid(read_nifti_header(dataset.path(case, "nc"))):
             raise SpectacError(f"{files[case]}: not on the grid of {case}'s NC image, where the indirect route's image lies")
     config = dict(config)
     config["options"] = {**config.get("options", {}), "hybrid": {**settings(args), "direct": str(args.run.resolve())}}
@@ -141,10 +140,11 @@ def main() -> int:
         return 2
     torch.set_num_threads(args.threads)
     out.write_prediction_config(args.method, config)
+    source = RunFolder(args.indirect) if args.indirect else None
     recon, start, written = study_recon_config(dataset), time.perf_counter(), 0
     for k, case in enumerate(todo, 1):
-        if model is None:
-            path = RunFolder(args.indirect).prediction_path(args.method, case)
+        if source is not None:
+            path = source.prediction_path(args.method, case)
             if not path.is_file():  # the route refused the study there
                 print(f"{case}: no indirect image in {args.indirect} (refused there)", file=sys.stderr)
                 continue

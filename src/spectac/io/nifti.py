@@ -67,6 +67,10 @@ class NiftiHeader:
     descrip: str
     affine_lps: np.ndarray
 
+    def same_grid(self, other: NiftiHeader, atol_mm: float = 1e-3) -> bool:
+        """Whether the two files' voxels lie on the same grid (:meth:`Volume.same_grid`'s rule)."""
+        return self.shape == other.shape and bool(np.allclose(self.affine_lps, other.affine_lps, atol=atol_mm))
+
 
 def read_nifti_header(path: str | Path) -> NiftiHeader:
     """The grid and description of a 3D NIfTI file, without reading its voxels.
