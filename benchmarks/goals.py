@@ -38,6 +38,11 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, help="per-method segment error CSV (segment_truth_error.py --csv)")
     parser.add_argument("--chang", type=Path, help="a run of the same split whose table1.csv has Chang's MAE")
     args = parser.parse_args()
+    needed = [args.run / "table1.csv", args.run / "clinical.csv", *([args.chang / "table1.csv"] if args.chang else []),
+              *([args.truth] if args.truth else [])]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        sys.exit(_refused(f"{missing[0]}: no such file; score the run with `spectac evaluate` first"))
     table = pd.read_csv(args.run / "table1.csv").set_index("method")
     chang_table = table if args.chang is None else pd.read_csv(args.chang / "table1.csv").set_index("method")
     if "chang" not in chang_table.index:

@@ -1,6 +1,6 @@
 """benchmarks/goals.py: the MAE ratio with Chang's MAE from the run itself or, with --chang, from
 another run of the same studies; TPD agreement counted over studies with an LV in both; a run
-without Chang's MAE, or another run of a different size, exits 2."""
+without Chang's MAE, or another run of a different size, or a run not yet evaluated, exits 2."""
 
 from __future__ import annotations
 
@@ -46,3 +46,11 @@ def test_no_changs_mae_or_another_size_exits_2(tmp_path: Path) -> None:
     smaller = _run(tmp_path / "smaller", {"chang": 10.0}, 3)
     mismatch = _goals(alone, "--chang", smaller)
     assert mismatch.returncode == 2 and "another number of studies" in mismatch.stderr
+
+
+def test_a_run_not_yet_evaluated_exits_2_with_one_line(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run", {"chang": 10.0, "net": 2.0}, 4, {"ac": [1.0], "net": [1.0]})
+    (run / "clinical.csv").unlink()  # predicted and scored for table 1, not yet for the clinical scores
+    refused = _goals(run)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"{run / 'clinical.csv'}: no such file; score the run with `spectac evaluate` first"]
