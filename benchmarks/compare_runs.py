@@ -6,7 +6,8 @@ Usage:
 
 Prints a Markdown table: per method, the studies compared, how many have bit-identical arrays,
 the largest absolute difference and the largest relative to the study's maximum. Exit code 1
-when a method or study is missing on one side or a grid differs.
+when a method or study is missing on one side or a grid differs; exit code 2, one line, when a
+folder holds no predictions at all.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def main() -> int:
     parser.add_argument("run_a", type=Path)
     parser.add_argument("run_b", type=Path)
     args = parser.parse_args()
+    for run in (args.run_a, args.run_b):
+        if not RunFolder(run).predictions_root.is_dir():
+            print(f"{run}: no predictions folder; run `spectac predict --out {run}` first", file=sys.stderr)
+            return 2
     rows, ok = compare(args.run_a, args.run_b)
     print("\n".join(rows))
     return 0 if ok else 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +34,11 @@ def main() -> int:
     parser.add_argument("--reference", default="chang", help="method whose MAE the ratios divide by")
     args = parser.parse_args()
     run = RunFolder(args.run)
+    needed = [run.table1_md, run.table1_csv, run.clinical_agreement_csv, run.detection_csv]
+    missing = [path for path in needed if not path.is_file()]
+    if missing:
+        print(f"{missing[0]}: no such file; score the run with `spectac evaluate` first", file=sys.stderr)
+        return 2
 
     print(run.table1_md.read_text().rstrip() + "\n")
 
