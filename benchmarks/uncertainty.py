@@ -40,6 +40,7 @@ block of both shipped models' config.json (atomically; ``spectac.io.training_fil
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -134,6 +135,9 @@ def main() -> None:
     partner = partner_model(settings["partner"], model)
     dataset = Dataset.open(args.dataset)
     cases = dataset.split(args.split)[: args.limit]
+    if not cases:
+        print(f"{args.dataset}: no study in the {args.split} split", file=sys.stderr)
+        raise SystemExit(2)
     values: dict[str, list[float]] = {c: [] for c in conditions}
     rows = []
     started = time.perf_counter()

@@ -1,7 +1,8 @@
 """benchmarks/compare_runs.py and summarise_run.py: two runs' predictions compared voxel by voxel
 (the table says how many are bit-identical and by how much the others differ; exit 1 when a
 study is missing on one side), and a folder that is not yet a
-predicted or evaluated run refused in one line with exit 2."""
+predicted or evaluated run refused in one line with exit 2; uncertainty.py on a split without
+studies, the same."""
 
 from __future__ import annotations
 
@@ -53,3 +54,12 @@ def test_a_folder_without_predictions_or_scores_is_refused_in_one_line(tmp_path:
     unscored = _script("summarise_run", tmp_path / "a")
     assert unscored.returncode == 2 and len(unscored.stderr.strip().splitlines()) == 1
     assert "table1.md: no such file; score the run with `spectac evaluate` first" in unscored.stderr
+
+
+def test_uncertainty_refuses_a_split_without_studies(tmp_path: Path) -> None:
+    from spectac.simulate import SimulationConfig, simulate_cohort
+
+    data = tmp_path / "train_only"
+    simulate_cohort(data, patients=1, seed=0, config=SimulationConfig.build(iterations=1, subsets=2, split="1/0/0"))
+    refused = _script("uncertainty", data, "--conditions", "in")
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [f"{data}: no study in the val split"]
