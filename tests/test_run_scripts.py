@@ -1,8 +1,7 @@
-"""benchmarks/compare_runs.py and summarise_run.py: two runs' predictions compared voxel by voxel
-(the table says how many are bit-identical and by how much the others differ; exit 1 when a
-study is missing on one side), and a folder that is not yet a
-predicted or evaluated run refused in one line with exit 2; uncertainty.py on a split without
-studies, the same."""
+"""benchmarks/compare_runs.py, summarise_run.py and uncertainty.py: two runs' predictions compared
+voxel by voxel (the table says how many are bit-identical and by how much the others differ; exit
+1 when a study is missing on one side); a folder that is not yet a predicted or evaluated run, or
+a split without studies, refused in one line with exit 2."""
 
 from __future__ import annotations
 
