@@ -24,6 +24,8 @@ import pandas as pd
 
 from spectac.evaluation.agreement import TPD_AGREEMENT_POINTS
 from spectac.evaluation.clinical_report import doubtful_references
+from spectac.io.run import RunFolder
+from spectac.volume import SpectacError
 
 
 def _refused(message: str) -> int:
@@ -38,19 +40,21 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, help="per-method segment error CSV (segment_truth_error.py --csv)")
     parser.add_argument("--chang", type=Path, help="a run of the same split whose table1.csv has Chang's MAE")
     args = parser.parse_args()
-    needed = [args.run / "table1.csv", args.run / "clinical.csv", *([args.chang / "table1.csv"] if args.chang else []),
-              *([args.truth] if args.truth else [])]
-    missing = [str(path) for path in needed if not path.is_file()]
-    if missing:
-        sys.exit(_refused(f"{missing[0]}: no such file; score the run with `spectac evaluate` first"))
-    table = pd.read_csv(args.run / "table1.csv").set_index("method")
-    chang_table = table if args.chang is None else pd.read_csv(args.chang / "table1.csv").set_index("method")
+    run = RunFolder(args.run)
+    try:
+        run.require_scored(run.table1_csv, run.clinical_csv, *([RunFolder(args.chang).table1_csv] if args.chang else []))
+    except SpectacError as exc:
+        sys.exit(_refused(str(exc)))
+    if args.truth is not None and not args.truth.is_file():
+        sys.exit(_refused(f"{args.truth}: no such file; write it with benchmarks/segment_truth_error.py DATA RUN --csv"))
+    table = pd.read_csv(run.table1_csv).set_index("method")
+    chang_table = table if args.chang is None else pd.read_csv(RunFolder(args.chang).table1_csv).set_index("method")
     if "chang" not in chang_table.index:
         sys.exit(_refused(f"{args.chang or args.run}/table1.csv has no Chang row: predict chang first or pass --chang"))
     if args.chang is not None and set(table["n"]) != set(chang_table["n"]):
         sys.exit(_refused(f"{args.chang} scored another number of studies than {args.run}"))
     chang = float(chang_table.loc["chang", "mae_mean"])
-    clinical = pd.read_csv(args.run / "clinical.csv")
+    clinical = pd.read_csv(run.clinical_csv)
     ref = clinical[clinical["method"] == "ac"].set_index("case_id")["tpd"]
     truth = None
     if args.truth is not None:

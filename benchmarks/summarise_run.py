@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from spectac.io.run import RunFolder
+from spectac.volume import SpectacError
 
 
 def cell(fmt: str, *values: object, note: object = "") -> str:
@@ -34,10 +35,10 @@ def main() -> int:
     parser.add_argument("--reference", default="chang", help="method whose MAE the ratios divide by")
     args = parser.parse_args()
     run = RunFolder(args.run)
-    needed = [run.table1_md, run.table1_csv, run.clinical_agreement_csv, run.detection_csv]
-    missing = [path for path in needed if not path.is_file()]
-    if missing:
-        print(f"{missing[0]}: no such file; score the run with `spectac evaluate` first", file=sys.stderr)
+    try:
+        run.require_scored(run.table1_md, run.table1_csv, run.clinical_agreement_csv, run.detection_csv)
+    except SpectacError as exc:
+        print(exc, file=sys.stderr)
         return 2
 
     print(run.table1_md.read_text().rstrip() + "\n")

@@ -97,6 +97,14 @@ class RunFolder:
 
     # ---- the files of an evaluation ---------------------------------------------------------
 
+    @staticmethod
+    def require_scored(*files: Path) -> None:
+        """Raise a SpectacError naming the first of ``files`` (this run's evaluation outputs) that
+        is missing: the run has not been scored yet."""
+        for path in files:
+            if not path.is_file():
+                raise SpectacError(f"{path}: no such file; score the run with `spectac evaluate` first")
+
     def table_csv(self, name: str) -> Path:
         """A table an evaluator writes, ``RUN/<name>.csv`` (the clinical tables: see docs/evaluation.md)."""
         return self.root / f"{name}.csv"
