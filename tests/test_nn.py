@@ -89,6 +89,14 @@ def test_log_ratio_head_starts_as_identity_and_stays_non_negative() -> None:
         assert float(model(x - 0.5).min()) >= 0.0
 
 
+def test_log_prior_is_the_last_input_channel_whatever_comes_between() -> None:
+    """An untrained (zero-head) predictor returns NC x exp(prior): with three inputs (NC, another
+    image, the prior) the prior is the third, not the image beside NC."""
+    model = ACPredictor(UNet(3, 3, 1, channels=(4, 8)), "log-ratio", log_prior=True)
+    nc, other, prior = torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 8, 8, 8), 0.5 * torch.rand(1, 1, 8, 8, 8)
+    torch.testing.assert_close(model(torch.cat([nc, other, prior], dim=1)), nc * torch.exp(prior))
+
+
 def test_unknown_model_and_option_are_user_errors() -> None:
     with pytest.raises(SpectacError, match="unknown model"):
         resolve_config("unet4d")

@@ -20,15 +20,16 @@ MAX_LOG_RATIO = 8.0
 class ACPredictor(nn.Module):
     """A backbone (B, C, ...) -> (B, 1, ...) and the rule that turns its output into AC.
 
-    Channel 0 of the input is the normalised NC volume. With ``log_prior`` channel 1 is a prior
-    log correction factor (the Chang prior of :mod:`spectac.correction.prior`) and the log-ratio
-    rule becomes AC = NC * exp(prior + r): the network learns what the prior misses, and an
-    untrained (zero-head) network returns the prior's correction.
+    Channel 0 of the input is the normalised NC volume. With ``log_prior`` the last channel is a
+    prior log correction factor (the Chang prior of :mod:`spectac.correction.prior`; the inputs are
+    NC, any other images, then the prior, as :func:`spectac.nn.registry.input_channels` orders
+    them) and the log-ratio rule becomes AC = NC * exp(prior + r): the network learns what the
+    prior misses, and an untrained (zero-head) network returns the prior's correction.
 
     Args:
         backbone: network with C input channels and one output channel, same spatial size.
         output: one of OUTPUT_MODES.
-        log_prior: whether input channel 1 is a log correction factor to build on.
+        log_prior: whether the last input channel is a log correction factor to build on.
     """
 
     def __init__(self, backbone: nn.Module, output: str = "log-ratio", log_prior: bool = False) -> None:
@@ -52,7 +53,7 @@ class ACPredictor(nn.Module):
         nc = x[:, :1].clamp_min(0)
         r = self.backbone(torch.cat([nc, x[:, 1:]], dim=1))
         if self.log_prior:
-            r = r + x[:, 1:2]
+            r = r + x[:, -1:]
         if self.output == "log-ratio":
             return nc * torch.exp(r.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
         if self.output == "residual":
