@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from spectac.training.data import Augmentation, Draw, Pair, augment, target_channels
-from spectac.training.steps import split_target
+from spectac.training.steps import l1_sums
 from spectac.volume import SpectacError
 
 #: One sample of a plan: the index of a study and its augmentation draw (None: not augmented).
@@ -198,17 +198,10 @@ def planned_batches(pairs: Sequence[Pair], plan: list[list[Item]], augmentation:
         yield (nc, ac) if device is None or device.type == "cpu" else (nc.to(device), ac.to(device))
 
 
-@torch.no_grad()
 def mean_l1(generator: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], ctx: Context) -> float:
     """Mean voxel-wise L1 over this rank's share of the validation studies, summed over the ranks
     (the same number as one process computing it over all of them)."""
-    generator.eval()
-    total, count = 0.0, 0
-    for nc, ac in batches:
-        image = split_target(ac)[0]
-        total += float((generator(nc) - image).abs().sum())
-        count += image.numel()
-    total, count = sum_over_ranks([total, count], ctx)
+    total, count = sum_over_ranks(list(l1_sums(generator, batches)), ctx)
     return total / max(count, 1)
 
 

@@ -263,12 +263,18 @@ class AdversarialStep:
 
 
 @torch.no_grad()
-def mean_l1(generator: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean voxel-wise L1 of the generator over (nc, ac) batches (the validation objective)."""
+def l1_sums(generator: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, int]:
+    """(summed absolute error, voxels) of the generator in eval mode over (nc, ac) batches."""
     generator.eval()
     total, count = 0.0, 0
     for nc, ac in batches:
         image = split_target(ac)[0]
         total += float((generator(nc) - image).abs().sum())
         count += image.numel()
+    return total, count
+
+
+def mean_l1(generator: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean voxel-wise L1 of the generator over (nc, ac) batches (the validation objective)."""
+    total, count = l1_sums(generator, batches)
     return total / max(count, 1)
