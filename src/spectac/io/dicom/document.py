@@ -18,15 +18,7 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from spectac.io.dicom.read import DicomHeader, _context, _guard
 from spectac.io.dicom.tags import DicomContext
-from spectac.io.dicom.write import (
-    _base_dataset,
-    _derived_series_number,
-    _now,
-    _uid,
-    _version,
-    save_single_instance,
-    source_references,
-)
+from spectac.io.dicom.write import document_dataset, save_single_instance, source_references
 from spectac.volume import SpectacError
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -53,24 +45,12 @@ def encapsulated_pdf_dataset(pdf: bytes, context: DicomContext, *, title: str = 
     """
     if not pdf.startswith(b"%PDF"):
         raise SpectacError("the report is not a PDF (it does not start with %PDF)")
-    number = series_number if series_number is not None else _derived_series_number(context) - 1000 + REPORT_SERIES_OFFSET
-    series_uid = _uid(uid_seed, "report-series", context.study_uid, number)
-    ds = _base_dataset(context, ENCAPSULATED_PDF_STORAGE, _uid(uid_seed, series_uid, "report"))
-    date, time = _now()
-    # Encapsulated Document Series
-    ds.Modality = "DOC"
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = number
-    ds.SeriesDescription = title[:64]
-    ds.SeriesDate, ds.SeriesTime = date, time
-    # General Equipment, SC Equipment
-    ds.Manufacturer = "spectac"
-    ds.ManufacturerModelName = "spectac"
-    ds.SoftwareVersions = _version()
-    ds.ConversionType = "WSD"
+    # Encapsulated Document Series, General Equipment, the document's instance number and content date
+    ds, date, time = document_dataset(context, ENCAPSULATED_PDF_STORAGE, kind="report", modality="DOC",
+                                      description=title, series_offset=REPORT_SERIES_OFFSET,
+                                      series_number=series_number, uid_seed=uid_seed)
+    ds.ConversionType = "WSD"  # SC Equipment
     # Encapsulated Document
-    ds.InstanceNumber = 1
-    ds.ContentDate, ds.ContentTime = date, time
     ds.AcquisitionDateTime = date + time
     ds.BurnedInAnnotation = "YES"  # the page names the patient
     ds.DocumentTitle = title[:64]

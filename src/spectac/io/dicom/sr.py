@@ -37,15 +37,7 @@ from pydicom.valuerep import DSfloat
 
 from spectac.io.dicom.read import _guard
 from spectac.io.dicom.tags import DicomContext
-from spectac.io.dicom.write import (
-    _base_dataset,
-    _code,
-    _derived_series_number,
-    _now,
-    _uid,
-    _version,
-    save_single_instance,
-)
+from spectac.io.dicom.write import _code, document_dataset, save_single_instance
 from spectac.volume import SpectacError
 
 COMPREHENSIVE_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33"
@@ -180,24 +172,11 @@ def scores_sr_dataset(scores: dict[str, Any], context: DicomContext, *, series_n
     Raises:
         SpectacError: the context has no Study Instance UID, or the summed score is not SSS/SRS.
     """
-    number = series_number if series_number is not None else _derived_series_number(context) - 1000 + SR_SERIES_OFFSET
-    series_uid = _uid(uid_seed, "sr-series", context.study_uid, number)
-    ds = _base_dataset(context, COMPREHENSIVE_SR_STORAGE, _uid(uid_seed, series_uid, "sr"))
-    date, time = _now()
-    # SR Document Series
-    ds.Modality = "SR"
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = number
-    ds.SeriesDescription = SR_TITLE
-    ds.SeriesDate, ds.SeriesTime = date, time
+    # SR Document Series, General Equipment, the document's instance number and content date
+    ds, _, _ = document_dataset(context, COMPREHENSIVE_SR_STORAGE, kind="sr", modality="SR", description=SR_TITLE,
+                                series_offset=SR_SERIES_OFFSET, series_number=series_number, uid_seed=uid_seed)
     ds.ReferencedPerformedProcedureStepSequence = DicomSequence([])
-    # General Equipment
-    ds.Manufacturer = "spectac"
-    ds.ManufacturerModelName = "spectac"
-    ds.SoftwareVersions = _version()
     # SR Document General
-    ds.InstanceNumber = 1
-    ds.ContentDate, ds.ContentTime = date, time
     ds.CompletionFlag = "COMPLETE"
     ds.VerificationFlag = "UNVERIFIED"
     ds.PerformedProcedureCodeSequence = DicomSequence([])
