@@ -5,7 +5,8 @@ The instance is a new series (Modality DOC) in the source's study: the Patient a
 modules are copied from the source series, as for a derived image series (:mod:`.write`); the
 Encapsulated Document module holds the PDF bytes unchanged (padded to an even length with one NUL,
 which ``EncapsulatedDocumentLength`` tells a reader to drop). See DICOM PS3.3 A.45.1 (Encapsulated
-PDF IOD) and C.24.2 (Encapsulated Document module).
+PDF IOD) and C.24.2 (Encapsulated Document module). The series header every document spectac
+writes into a study shares (this PDF, the scores SR of :mod:`.sr`) is :func:`document_dataset`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from spectac.io.dicom.read import DicomHeader, _context, _guard
 from spectac.io.dicom.tags import DicomContext
-from spectac.io.dicom.write import document_dataset, save_single_instance, source_references
+from spectac.io.dicom.write import (
+    _base_dataset,
+    _derived_series_number,
+    _now,
+    _uid,
+    _version,
+    save_single_instance,
+    source_references,
+)
 from spectac.volume import SpectacError
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -34,6 +43,34 @@ def context_of_header(header: DicomHeader) -> DicomContext:
     """The writer's context (patient, study, source references) of a series read by
     :func:`spectac.io.dicom.read_dicom_header`: a report can be written without the pixels."""
     return _context([header.header], header.source, "nm-multiframe", header.modality)
+
+
+def document_dataset(context: DicomContext, sop_class: str, *, kind: str, modality: str, description: str,
+                     series_offset: int, series_number: int | None = None,
+                     uid_seed: str | None = None) -> tuple[Dataset, str, str]:
+    """The header a document instance spectac writes into the context's study (a report PDF, a
+    scores SR) shares: a new series of ``modality`` numbered from the source's (Series Number +
+    ``series_offset``, unless ``series_number`` is given), its UIDs from ``kind``, spectac as the
+    equipment, instance 1. Returns the dataset and the (date, time) stamped on it.
+
+    Raises:
+        SpectacError: the context has no Study Instance UID.
+    """
+    number = series_number if series_number is not None else _derived_series_number(context) - 1000 + series_offset
+    series_uid = _uid(uid_seed, f"{kind}-series", context.study_uid, number)
+    ds = _base_dataset(context, sop_class, _uid(uid_seed, series_uid, kind))
+    date, time = _now()
+    ds.Modality = modality
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = number
+    ds.SeriesDescription = description[:64]
+    ds.SeriesDate, ds.SeriesTime = date, time
+    ds.Manufacturer = "spectac"  # General Equipment
+    ds.ManufacturerModelName = "spectac"
+    ds.SoftwareVersions = _version()
+    ds.InstanceNumber = 1
+    ds.ContentDate, ds.ContentTime = date, time
+    return ds, date, time
 
 
 def encapsulated_pdf_dataset(pdf: bytes, context: DicomContext, *, title: str = REPORT_TITLE,

@@ -35,9 +35,10 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.valuerep import DSfloat
 
+from spectac.io.dicom.document import document_dataset
 from spectac.io.dicom.read import _guard
 from spectac.io.dicom.tags import DicomContext
-from spectac.io.dicom.write import _code, document_dataset, save_single_instance
+from spectac.io.dicom.write import _code, save_single_instance
 from spectac.volume import SpectacError
 
 COMPREHENSIVE_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33"

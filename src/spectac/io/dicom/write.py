@@ -432,34 +432,6 @@ def _derived_series_number(context: DicomContext) -> int:
     return number if -(2**31) <= number < 2**31 else 1000
 
 
-def document_dataset(context: DicomContext, sop_class: str, *, kind: str, modality: str, description: str,
-                     series_offset: int, series_number: int | None = None,
-                     uid_seed: str | None = None) -> tuple[Dataset, str, str]:
-    """The header a document instance spectac writes into the context's study (a report PDF, a
-    scores SR) shares: a new series of ``modality`` numbered from the source's (Series Number +
-    ``series_offset``, unless ``series_number`` is given), its UIDs from ``kind``, spectac as the
-    equipment, instance 1. Returns the dataset and the (date, time) stamped on it.
-
-    Raises:
-        SpectacError: the context has no Study Instance UID.
-    """
-    number = series_number if series_number is not None else _derived_series_number(context) - 1000 + series_offset
-    series_uid = _uid(uid_seed, f"{kind}-series", context.study_uid, number)
-    ds = _base_dataset(context, sop_class, _uid(uid_seed, series_uid, kind))
-    date, time = _now()
-    ds.Modality = modality
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = number
-    ds.SeriesDescription = description[:64]
-    ds.SeriesDate, ds.SeriesTime = date, time
-    ds.Manufacturer = "spectac"  # General Equipment
-    ds.ManufacturerModelName = "spectac"
-    ds.SoftwareVersions = _version()
-    ds.InstanceNumber = 1
-    ds.ContentDate, ds.ContentTime = date, time
-    return ds, date, time
-
-
 def new_context(
     patient_id: str,
     study_uid: str,
