@@ -41,14 +41,15 @@ def main() -> None:
     parser.add_argument("--chang", type=Path, help="a run of the same split whose table1.csv has Chang's MAE")
     args = parser.parse_args()
     run = RunFolder(args.run)
+    chang_run = run if args.chang is None else RunFolder(args.chang)
     try:
-        run.require_scored(run.table1_csv, run.clinical_csv, *([RunFolder(args.chang).table1_csv] if args.chang else []))
+        run.require_scored(run.table1_csv, run.clinical_csv, chang_run.table1_csv)
     except SpectacError as exc:
         sys.exit(_refused(str(exc)))
     if args.truth is not None and not args.truth.is_file():
         sys.exit(_refused(f"{args.truth}: no such file; write it with benchmarks/segment_truth_error.py DATA RUN --csv"))
     table = pd.read_csv(run.table1_csv).set_index("method")
-    chang_table = table if args.chang is None else pd.read_csv(RunFolder(args.chang).table1_csv).set_index("method")
+    chang_table = table if chang_run is run else pd.read_csv(chang_run.table1_csv).set_index("method")
     if "chang" not in chang_table.index:
         sys.exit(_refused(f"{args.chang or args.run}/table1.csv has no Chang row: predict chang first or pass --chang"))
     if args.chang is not None and set(table["n"]) != set(chang_table["n"]):

@@ -47,11 +47,11 @@ def context_of_header(header: DicomHeader) -> DicomContext:
 
 def document_dataset(context: DicomContext, sop_class: str, *, kind: str, modality: str, description: str,
                      series_offset: int, series_number: int | None = None,
-                     uid_seed: str | None = None) -> tuple[Dataset, str, str]:
+                     uid_seed: str | None = None) -> Dataset:
     """The header a document instance spectac writes into the context's study (a report PDF, a
     scores SR) shares: a new series of ``modality`` numbered from the source's (Series Number +
     ``series_offset``, unless ``series_number`` is given), its UIDs from ``kind``, spectac as the
-    equipment, instance 1. Returns the dataset and the (date, time) stamped on it.
+    equipment, instance 1, stamped now (series and content date and time).
 
     Raises:
         SpectacError: the context has no Study Instance UID.
@@ -70,7 +70,7 @@ def document_dataset(context: DicomContext, sop_class: str, *, kind: str, modali
     ds.SoftwareVersions = _version()
     ds.InstanceNumber = 1
     ds.ContentDate, ds.ContentTime = date, time
-    return ds, date, time
+    return ds
 
 
 def encapsulated_pdf_dataset(pdf: bytes, context: DicomContext, *, title: str = REPORT_TITLE,
@@ -83,12 +83,11 @@ def encapsulated_pdf_dataset(pdf: bytes, context: DicomContext, *, title: str = 
     if not pdf.startswith(b"%PDF"):
         raise SpectacError("the report is not a PDF (it does not start with %PDF)")
     # Encapsulated Document Series, General Equipment, the document's instance number and content date
-    ds, date, time = document_dataset(context, ENCAPSULATED_PDF_STORAGE, kind="report", modality="DOC",
-                                      description=title, series_offset=REPORT_SERIES_OFFSET,
-                                      series_number=series_number, uid_seed=uid_seed)
+    ds = document_dataset(context, ENCAPSULATED_PDF_STORAGE, kind="report", modality="DOC", description=title,
+                          series_offset=REPORT_SERIES_OFFSET, series_number=series_number, uid_seed=uid_seed)
     ds.ConversionType = "WSD"  # SC Equipment
     # Encapsulated Document
-    ds.AcquisitionDateTime = date + time
+    ds.AcquisitionDateTime = ds.ContentDate + ds.ContentTime
     ds.BurnedInAnnotation = "YES"  # the page names the patient
     ds.DocumentTitle = title[:64]
     ds.ConceptNameCodeSequence = DicomSequence([])

@@ -174,8 +174,8 @@ def scores_sr_dataset(scores: dict[str, Any], context: DicomContext, *, series_n
         SpectacError: the context has no Study Instance UID, or the summed score is not SSS/SRS.
     """
     # SR Document Series, General Equipment, the document's instance number and content date
-    ds, _, _ = document_dataset(context, COMPREHENSIVE_SR_STORAGE, kind="sr", modality="SR", description=SR_TITLE,
-                                series_offset=SR_SERIES_OFFSET, series_number=series_number, uid_seed=uid_seed)
+    ds = document_dataset(context, COMPREHENSIVE_SR_STORAGE, kind="sr", modality="SR", description=SR_TITLE,
+                          series_offset=SR_SERIES_OFFSET, series_number=series_number, uid_seed=uid_seed)
     ds.ReferencedPerformedProcedureStepSequence = DicomSequence([])
     # SR Document General
     ds.CompletionFlag = "COMPLETE"
