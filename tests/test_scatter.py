@@ -14,7 +14,6 @@ from spectac.acquisition.acquire import acquire_windows, scale_to_counts, window
 from spectac.acquisition.projector import SpectProjector
 from spectac.acquisition.protocol import Protocol
 from spectac.acquisition.windows import DEFAULT_WINDOWS, window_named
-from spectac.correction.deep import shipped_model_dir
 from spectac.io.dataset import Dataset, write_manifest, write_study
 from spectac.io.window_projections import read_window_projections, write_window_projections
 from spectac.reconstruction.osem import ReconConfig
@@ -25,6 +24,11 @@ from spectac.volume import SpectacError, Volume
 N, SPACING = 32, 13.6  # the 435 mm field of the default grid, coarsely
 PROTOCOL = Protocol(n_views=24, pixel_mm=SPACING, matrix=N)
 WATER = 0.153  # 1/cm at 140 keV
+# The protocol as models trained before the energy windows saved it in their config.json.
+OLD_PROTOCOL = {"n_views": 60, "arc_deg": 180.0, "start_deg": -135.0, "matrix": 64, "pixel_mm": 6.8,
+                "counts": 4000000.0, "clearance_mm": 25.0,
+                "collimator": {"hole_mm": 1.5, "length_mm": 35.0, "intrinsic_fwhm_mm": 3.8},
+                "scatter": False, "scatter_fraction": 0.3, "scatter_fwhm_mm": 60.0}
 
 
 def ellipse(a_mm: float, b_mm: float, length_mm: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
@@ -138,8 +142,9 @@ def test_window_projections_round_trip_through_the_dataset(tmp_path: Path) -> No
 
 def test_old_protocol_dicts_still_load() -> None:
     """A protocol saved before the energy windows ("scatter": false, a Gaussian's fraction and
-    width, no windows), as in the shipped models' config.json, loads as a no-scatter protocol."""
-    saved = json.loads((shipped_model_dir("unet3d") / "config.json").read_text())["data"]["protocol"]
+    width, no windows), as the config.json of models trained then holds it, loads as a no-scatter
+    protocol."""
+    saved = dict(OLD_PROTOCOL)
     assert saved["scatter"] is False and "windows" not in saved
     protocol = Protocol.from_dict(saved)
     assert protocol.scatter is False and window_named(protocol.windows, "photopeak").lower_kev == 126.0
