@@ -11,7 +11,8 @@
 # --workers 2` (80 training, 80 validation studies). Stages (seed 22):
 #   unet2d     10 epochs
 #   pix2pix2d  10 epochs
-#   unet3d      8 epochs
+#   unet3d      8 epochs, then 12 more from those weights at 3e-4 (seed 23) into RUNS_DIR/unet3d-2:
+#               the first stage ended with the validation L1 flat and the network behind the 2D ones
 #   resnet      6 epochs
 # Round 1 is taken as shipped from ROUND1_COMMIT, so the script reproduces the round from the
 # repository alone. Every stage resumes after an interruption. Nothing is installed: compare the
@@ -46,3 +47,8 @@ for model in $MODELS; do
   spectac train --model "$model" --data "$DATA" --out "$RUNS/$model" --epochs "$epochs" --lr 3e-4 --seed 22 \
     --patience 0 --lr-schedule cosine --init "$round1" "${channels[@]}"
 done
+if [[ " $MODELS " == *" unet3d "* ]]; then
+  echo "== spectac train --model unet3d (round 22, second stage)"
+  spectac train --model unet3d --data "$DATA" --out "$RUNS/unet3d-2" --epochs 12 --lr 3e-4 --seed 23 \
+    --patience 0 --lr-schedule cosine --init "$RUNS/unet3d" --channels 8,16,32,64
+fi

@@ -4,8 +4,10 @@ machine-specific (no absolute path) is kept in a model folder, the shipped ones 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,17 @@ def test_command_lines_keep_no_absolute_path() -> None:
                                    "--init", "runs/models/m", "--lr", "3e-4"]
 
 
+def _committed_weights(commit: str, model: str) -> bytes | None:
+    """A shipped model's best.pt as commit holds it, or None outside a git checkout that has it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        shown = subprocess.run(["git", "-C", str(root), "show", f"{commit}:src/spectac/data/models/{model}/best.pt"],
+                               capture_output=True, check=False, timeout=60)
+    except OSError:
+        return None
+    return shown.stdout if shown.returncode == 0 else None
+
+
 @pytest.mark.parametrize("model", SHIPPED)
 def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> None:
     folder = shipped_model_dir(model)
@@ -150,9 +163,12 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
     round1 = [s for s in record["stages"] if s.get("reconstructed")]
     later = record["stages"][len(round1):]
     assert round1 and all(not s.get("reconstructed") for s in later)
-    assert len(later) == {"unet-gan3d-chang": 9, "unet-gan3d": 1}.get(model, 0)
-    round2, round3, round5, round6 = later[:1], later[1:2], later[2:3], later[3:4]
-    rounds8to13 = later[4:]
+    # the other four, round 22 (scripts/train_round22.sh) from their round-1 weights, unet3d in two stages
+    assert len(later) == {"unet-gan3d-chang": 9, "unet-gan3d": 1, "unet3d": 2}.get(model, 1)
+    gans = later if model.startswith("unet-gan3d") else []
+    round2, round3, round5, round6 = gans[:1], gans[1:2], gans[2:3], gans[3:4]
+    rounds8to13 = gans[4:]
+    round22 = [] if gans else later
     last = record["stages"][-1]
     assert last["config"]["training"]["epochs"] == config["training"]["epochs"]
     assert last["config"]["training"]["lr"] == config["training"]["lr"]
@@ -175,6 +191,21 @@ def test_shipped_models_keep_no_machine_path_and_a_full_record(model: str) -> No
         assert f"{model}) epochs={stage['epochs']['end']} ;;" in recipe
         assert stage["seed"] == 2 and stage["config"]["training"]["lr"] == 3e-4 and "--init" in stage["argv"]
         assert len(stage["init"]["sha256"]) == 64  # the round-1 weights it started from, by hash
+        assert stage["hardware"]["threads"] == 2 and "THREADS:-2" in recipe
+    for seed, stage in enumerate(round22, start=22):  # the recipe of scripts/train_round22.sh, as it ran
+        recipe = (scripts / "train_round22.sh").read_text()
+        end = stage["epochs"]["end"]
+        if seed == 22:  # from the round-1 weights, the epochs of the model's case line
+            assert any(model in line and f"epochs={end} ;;" in line for line in recipe.splitlines())
+            round1_weights = _committed_weights(re.search(r"ROUND1_COMMIT=(\w+)", recipe).group(1), model)
+            if round1_weights is not None:  # a git checkout: the weights the script takes are these
+                assert stage["init"]["sha256"] == hashlib.sha256(round1_weights).hexdigest()
+        else:  # unet3d's second stage, from its first
+            assert f"--epochs {end} --lr 3e-4 --seed {seed}" in recipe
+            assert stage["init"]["sha256"] != round22[0]["init"]["sha256"]
+        assert stage["seed"] == seed and stage["config"]["training"]["lr"] == 3e-4 and "--init" in stage["argv"]
+        assert stage["init"]["name"] == model and len(stage["init"]["sha256"]) == 64
+        assert stage["config"]["training"]["augmentation"]["truncation"] > 0  # the clinic augmentation
         assert stage["hardware"]["threads"] == 2 and "THREADS:-2" in recipe
     for stage in round3:  # the recipe of scripts/train_round3.sh, as it ran
         recipe = (scripts / "train_round3.sh").read_text()
