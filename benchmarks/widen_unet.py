@@ -56,10 +56,11 @@ def widen_state(old: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) ->
     state = {}
     for key, w_new in fresh.items():
         w_old = old[key]
-        w = w_new.clone()
         if w_old.shape == w_new.shape:
-            w = w_old.clone()
-        elif w_old.dim() == 1:
+            state[key] = w_old.clone()
+            continue
+        w = w_new.clone()
+        if w_old.dim() == 1:
             w[: w_old.shape[0]] = w_old
         elif ".ups." in f".{key}":  # a transposed convolution's weight is (in, out, *kernel)
             n_in, n_out = w_old.shape[:2]

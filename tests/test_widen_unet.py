@@ -65,7 +65,11 @@ def test_training_starts_from_the_widened_checkpoint(tmp_path: Path) -> None:
     _checkpoint(tmp_path / "a.pt", "unet-gan3d-chang", {"channels": [4, 8]})
     assert _widen(tmp_path / "a.pt", tmp_path / "b.pt", "--channels", "4,16").returncode == 0
     network = resolve_config("unet-gan3d-chang", {"channels": [4, 16]})
-    _init_generator(build_generator(network), tmp_path / "b.pt", "unet-gan3d-chang", network)
+    generator = build_generator(network)
+    _init_generator(generator, tmp_path / "b.pt", "unet-gan3d-chang", network)
+    wide = load_checkpoint(tmp_path / "b.pt")["generator"]
+    for key, value in generator.state_dict().items():
+        torch.testing.assert_close(value, wide[key])
 
 
 @pytest.mark.parametrize(("model", "channels", "message"), [
